@@ -1,0 +1,110 @@
+/*
+ * The message bus: MQTT v5 over mutual TLS with Eclipse Paho's MQTTAsync,
+ * adapted to our event loop. Paho runs its callbacks on its own threads; this
+ * module copies what they report into a bounded queue and wakes the loop, so
+ * the owner's bus_event_fn always runs on the loop thread and may touch
+ * SQLite, counters and timers freely.
+ *
+ * Connection handling is ours, not Paho's: the bus connects in the
+ * background, and after a failure or a lost connection retries with
+ * exponential backoff (1 s doubling to 30 s). Subscriptions are remembered
+ * and made again on every connect.
+ *
+ * Delivery: bus_publish() with QoS 1 reports BUS_PUBLISHED(cookie) when the
+ * broker acknowledged the message with a success reason code, or
+ * BUS_PUBLISH_FAILED(cookie, reason) when it refused it (MQTT v5 reason code,
+ * e.g. 135 Not authorized) or Paho could not send it. A publish that was in
+ * flight when the connection dropped may report neither: the owner must keep
+ * its own copy (the agent's SQLite queue) and send it again after
+ * BUS_CONNECTED. Receivers must therefore accept duplicates.
+ */
+#ifndef PITSTOP_BUS_H
+#define PITSTOP_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct bus;
+
+struct bus_config {
+	const char *uri;		/* e.g. "ssl://127.0.0.1:8883" */
+	const char *client_id;
+	const char *ca_file;		/* trust anchor for the broker */
+	const char *cert_file;		/* our client certificate (PEM) */
+	const char *key_file;		/* its private key (PEM) */
+	int keepalive_s;		/* 0 = 30 */
+	int clean_start;		/* 0 = resume the broker-side session */
+	unsigned session_expiry_s;	/* how long the broker keeps our session */
+	const char *will_topic;		/* NULL = no last will */
+	const void *will_payload;
+	size_t will_len;
+	int will_retain;
+	unsigned max_inflight;		/* QoS>0 publishes awaiting ack; 0 = 64 */
+	size_t max_queued_events;	/* Paho -> loop queue bound; 0 = 4096 */
+};
+
+enum bus_event_type {
+	BUS_CONNECTED,		/* session_present is set */
+	BUS_DISCONNECTED,	/* reason_code: MQTT v5 reason or -errno */
+	BUS_MESSAGE,		/* topic, payload, len, qos */
+	BUS_PUBLISHED,		/* cookie */
+	BUS_PUBLISH_FAILED,	/* cookie, reason_code */
+	BUS_SUBSCRIBE_FAILED,	/* topic, reason_code */
+};
+
+struct bus_event {
+	enum bus_event_type type;
+	uint64_t cookie;
+	int reason_code;
+	int session_present;
+	int qos;
+	const char *topic;	/* borrowed, valid during the callback */
+	const uint8_t *payload;	/* borrowed, valid during the callback */
+	size_t len;
+};
+
+typedef void (*bus_event_fn)(const struct bus_event *ev, void *arg);
+
+/*
+ * Creates a bus on loop. The config's strings are copied. Nothing connects
+ * until bus_start(). Returns 0 and *ret_bus, or -errno.
+ */
+int bus_new(struct loop *loop, const struct bus_config *conf, bus_event_fn fn, void *arg,
+	    struct bus **ret_bus);
+
+/* Starts connecting; keeps reconnecting until bus_stop(). */
+int bus_start(struct bus *bus);
+
+/*
+ * Subscribes to filter with qos now (if connected) and on every later
+ * connect. Returns 0 or -ENOMEM.
+ */
+int bus_subscribe(struct bus *bus, const char *filter, int qos);
+
+/*
+ * Publishes. Returns 0 when handed to Paho; -ENOTCONN when not connected;
+ * -EAGAIN when max_inflight QoS>0 publishes are already unacknowledged;
+ * -EMSGSIZE; -EIO if Paho refused it. cookie comes back in the event.
+ */
+int bus_publish(struct bus *bus, const char *topic, const void *payload, size_t len, int qos,
+		int retain, uint64_t cookie);
+
+int bus_is_connected(const struct bus *bus);
+
+/* QoS>0 publishes sent on the current connection and not yet answered. */
+unsigned bus_inflight(const struct bus *bus);
+
+/*
+ * Disconnects cleanly (MQTT reason 0: the broker does not send the will),
+ * waiting up to timeout_ms for in-flight messages. Stops reconnecting.
+ */
+void bus_stop(struct bus *bus, int timeout_ms);
+
+/* Destroys the bus (calls bus_stop(bus, 0) if needed). Accepts NULL. */
+void bus_free(struct bus *bus);
+
+/* "Not authorized" etc. for an MQTT v5 reason code; never NULL. */
+const char *bus_reason_string(int reason_code);
+
+#endif

@@ -1,0 +1,237 @@
+/*
+ * Configuration files; see config.h for the format and the contract.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_MAX_LINE 4096
+
+static const struct config_option *config_find(const struct config_option *table,
+					       const char *name)
+{
+	for (; table->name; table++)
+		if (strcmp(table->name, name) == 0)
+			return table;
+	return NULL;
+}
+
+static int parse_bool(const char *v)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(v, no[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* Stores value into the field of o; on error writes a bare message into err. */
+static int config_apply(const struct config_option *o, void *conf, const char *value,
+			char *err, size_t errlen)
+{
+	char *field = (char *)conf + o->offset;
+	char *end;
+
+	switch (o->type) {
+	case CONFIG_STRING: {
+		char *copy = strdup(value);
+
+		if (!copy) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return 0;
+	}
+	case CONFIG_INT: {
+		long long v;
+
+		errno = 0;
+		v = strtoll(value, &end, 10);
+		if (errno || end == value || *end) {
+			snprintf(err, errlen, "%s: '%s' is not a whole number", o->name, value);
+			return -EINVAL;
+		}
+		if ((double)v < o->min || (double)v > o->max) {
+			snprintf(err, errlen, "%s: %lld is out of range [%.0f, %.0f]", o->name, v,
+				 o->min, o->max);
+			return -ERANGE;
+		}
+		*(int *)field = (int)v;
+		return 0;
+	}
+	case CONFIG_DOUBLE: {
+		double v;
+
+		errno = 0;
+		v = strtod(value, &end);
+		if (errno || end == value || *end || !isfinite(v)) {
+			snprintf(err, errlen, "%s: '%s' is not a number", o->name, value);
+			return -EINVAL;
+		}
+		if (v < o->min || v > o->max) {
+			snprintf(err, errlen, "%s: %g is out of range [%g, %g]", o->name, v, o->min,
+				 o->max);
+			return -ERANGE;
+		}
+		*(double *)field = v;
+		return 0;
+	}
+	case CONFIG_BOOL: {
+		int b = parse_bool(value);
+
+		if (b < 0) {
+			snprintf(err, errlen, "%s: '%s' is not true or false", o->name, value);
+			return -EINVAL;
+		}
+		*(int *)field = b;
+		return 0;
+	}
+	}
+	assert(0 && "unknown config type");
+	return -EINVAL;
+}
+
+void config_free(const struct config_option *table, void *conf)
+{
+	if (!conf)
+		return;
+	for (; table->name; table++) {
+		if (table->type == CONFIG_STRING) {
+			char **field = (char **)((char *)conf + table->offset);
+
+			free(*field);
+			*field = NULL;
+		}
+	}
+}
+
+int config_defaults(const struct config_option *table, void *conf)
+{
+	char err[256];
+
+	for (const struct config_option *o = table; o->name; o++) {
+		char *field = (char *)conf + o->offset;
+
+		switch (o->type) {
+		case CONFIG_STRING:
+			*(char **)field = NULL;
+			break;
+		case CONFIG_INT:
+		case CONFIG_BOOL:
+			*(int *)field = 0;
+			break;
+		case CONFIG_DOUBLE:
+			*(double *)field = 0;
+			break;
+		}
+	}
+	for (const struct config_option *o = table; o->name; o++) {
+		if (o->def && config_apply(o, conf, o->def, err, sizeof(err)) < 0) {
+			assert(0 && "config default does not parse");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int config_set(const struct config_option *table, void *conf, const char *name,
+	       const char *value, const char *where, char *err, size_t errlen)
+{
+	const struct config_option *o = config_find(table, name);
+	char msg[512];
+	int r;
+
+	if (!o) {
+		snprintf(err, errlen, "%s: unknown option '%s'", where, name);
+		return -EINVAL;
+	}
+	r = config_apply(o, conf, value, msg, sizeof(msg));
+	if (r < 0)
+		snprintf(err, errlen, "%s: %s", where, msg);
+	return r;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int config_load(const char *path, const struct config_option *table, void *conf,
+		char *err, size_t errlen)
+{
+	char line[CONFIG_MAX_LINE + 2];
+	char where[512];
+	unsigned lineno = 0;
+	FILE *f;
+	int r = 0;
+
+	config_defaults(table, conf);
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *name, *value, *eq;
+		size_t len = strlen(line);
+
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%u", path, lineno);
+		if (len > CONFIG_MAX_LINE) {
+			snprintf(err, errlen, "%s: line longer than %d bytes", where, CONFIG_MAX_LINE);
+			r = -EINVAL;
+			goto out;
+		}
+		name = trim(line);
+		if (*name == '\0' || *name == '#')
+			continue;
+		eq = strchr(name, '=');
+		if (!eq) {
+			snprintf(err, errlen, "%s: expected 'name = value'", where);
+			r = -EINVAL;
+			goto out;
+		}
+		*eq = '\0';
+		name = trim(name);
+		value = trim(eq + 1);
+		if (*name == '\0') {
+			snprintf(err, errlen, "%s: missing option name before '='", where);
+			r = -EINVAL;
+			goto out;
+		}
+		r = config_set(table, conf, name, value, where, err, errlen);
+		if (r < 0)
+			goto out;
+	}
+	if (ferror(f)) {
+		r = -EIO;
+		snprintf(err, errlen, "%s: read error", path);
+	}
+out:
+	if (f)
+		fclose(f);
+	if (r < 0)
+		config_free(table, conf);
+	return r;
+}
