@@ -1,0 +1,758 @@
+/*
+ * The message bus: Paho MQTTAsync (MQTT v5, TLS) behind our event loop; see
+ * bus.h for the contract.
+ *
+ * Threads. Paho calls us back on its own threads. Those callbacks only copy
+ * what they were told into a `bus_msg` and append it to `pending` under
+ * `mu`, then signal a loop waker. Everything else (connection state,
+ * subscriptions, the owner's callback) lives on the loop thread. `mu` is never
+ * held while calling into Paho, so no lock-order cycle with Paho's own mutex
+ * can exist.
+ *
+ * Publishes. Every QoS>0 publish gets a `bus_ticket` (cookie + connection
+ * generation) passed to Paho as the response context; the ticket is linked in
+ * `tickets` so the ones Paho never answers can be freed in bus_free().
+ * Tickets of the current generation count as in flight.
+ */
+#include "bus.h"
+
+#include "log.h"
+#include "loop.h"
+
+#include <MQTTAsync.h>
+#include <MQTTReasonCodes.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BUS_BACKOFF_MIN_MS 1000
+#define BUS_BACKOFF_MAX_MS 30000
+#define BUS_MAX_PAYLOAD (256 * 1024)
+
+enum bus_msg_kind {
+	MSG_CONNECT_OK,
+	MSG_CONNECT_FAIL,
+	MSG_LOST,
+	MSG_MESSAGE,
+	MSG_PUB_OK,
+	MSG_PUB_FAIL,
+	MSG_SUB_FAIL,
+};
+
+/* One report from a Paho thread, waiting for the loop. */
+struct bus_msg {
+	struct bus_msg *next;
+	enum bus_msg_kind kind;
+	int reason;		/* MQTT v5 reason code, or Paho error code */
+	int session_present;
+	int qos;
+	unsigned generation;	/* of the connection the report is about */
+	uint64_t cookie;
+	char *topic;		/* owned; MSG_MESSAGE and MSG_SUB_FAIL */
+	uint8_t *payload;	/* owned */
+	size_t len;
+};
+
+/* Context of one QoS>0 publish, owned by the bus. */
+struct bus_ticket {
+	struct bus_ticket *prev, *next;
+	struct bus *bus;	/* borrowed */
+	uint64_t cookie;
+	unsigned generation;
+};
+
+struct bus_sub {
+	char *filter;		/* owned */
+	int qos;
+};
+
+struct bus {
+	struct loop *loop;		/* borrowed */
+	struct loop_waker *waker;	/* owned */
+	bus_event_fn fn;
+	void *arg;
+	MQTTAsync client;		/* owned */
+
+	/* Config, owned copies. */
+	char *uri, *client_id, *ca_file, *cert_file, *key_file, *will_topic;
+	uint8_t *will_payload;
+	size_t will_len;
+	int will_retain;
+	int keepalive_s, clean_start;
+	unsigned session_expiry_s;
+	unsigned max_inflight;
+	size_t max_queued;
+
+	/* Loop-thread state. */
+	int started;		/* between bus_start() and bus_stop() */
+	int connected;
+	int connecting;
+	unsigned backoff_ms;
+	int retry_timer;
+	struct bus_sub *subs;	/* owned array */
+	size_t nsubs;
+
+	/* Shared with Paho's threads, under mu. */
+	pthread_mutex_t mu;
+	struct bus_msg *pending_head, *pending_tail;
+	size_t npending_messages;	/* MSG_MESSAGE entries only */
+	struct bus_ticket *tickets;	/* all unanswered tickets */
+	unsigned inflight;		/* tickets of the current generation */
+	unsigned generation;		/* bumped on every connect attempt */
+};
+
+static pthread_once_t paho_once = PTHREAD_ONCE_INIT;
+
+static void paho_global_init(void)
+{
+	MQTTAsync_init_options init = MQTTAsync_init_options_initializer;
+
+	init.do_openssl_init = 1;
+	MQTTAsync_global_init(&init);
+}
+
+const char *bus_reason_string(int reason_code)
+{
+	const char *s;
+
+	if (reason_code < 0)
+		return strerror(-reason_code);
+	s = MQTTReasonCode_toString((enum MQTTReasonCodes)reason_code);
+	return s ? s : "unknown reason";
+}
+
+/* --- Paho threads ------------------------------------------------------ */
+
+static struct bus_msg *bus_msg_new(enum bus_msg_kind kind)
+{
+	struct bus_msg *m = calloc(1, sizeof(*m));
+
+	if (m)
+		m->kind = kind;
+	return m;
+}
+
+static void bus_msg_free(struct bus_msg *m)
+{
+	if (!m)
+		return;
+	free(m->topic);
+	free(m->payload);
+	free(m);
+}
+
+/* Appends m (taking ownership) and wakes the loop. Any thread. */
+static void bus_post(struct bus *bus, struct bus_msg *m)
+{
+	pthread_mutex_lock(&bus->mu);
+	if (bus->pending_tail)
+		bus->pending_tail->next = m;
+	else
+		bus->pending_head = m;
+	bus->pending_tail = m;
+	if (m->kind == MSG_MESSAGE)
+		bus->npending_messages++;
+	pthread_mutex_unlock(&bus->mu);
+	loop_waker_signal(bus->waker);
+}
+
+/*
+ * Reports that could not be allocated would leave the owner waiting forever,
+ * so an allocation failure here is treated like a lost connection: the owner
+ * resends everything after the reconnect.
+ */
+static void bus_post_simple(struct bus *bus, enum bus_msg_kind kind, int reason,
+			    unsigned generation, uint64_t cookie)
+{
+	struct bus_msg *m = bus_msg_new(kind);
+
+	if (!m) {
+		log_error("bus: out of memory reporting an MQTT event");
+		return;
+	}
+	m->reason = reason;
+	m->generation = generation;
+	m->cookie = cookie;
+	bus_post(bus, m);
+}
+
+static void on_connect_ok(void *context, MQTTAsync_successData5 *resp)
+{
+	struct bus *bus = context;
+	struct bus_msg *m = bus_msg_new(MSG_CONNECT_OK);
+
+	if (!m)
+		return;
+	m->session_present = resp ? resp->alt.connect.sessionPresent : 0;
+	pthread_mutex_lock(&bus->mu);
+	m->generation = bus->generation;
+	pthread_mutex_unlock(&bus->mu);
+	bus_post(bus, m);
+}
+
+static void on_connect_fail(void *context, MQTTAsync_failureData5 *resp)
+{
+	struct bus *bus = context;
+	int reason = resp ? (resp->reasonCode ? (int)resp->reasonCode : -ECONNREFUSED)
+			  : -ECONNREFUSED;
+
+	bus_post_simple(bus, MSG_CONNECT_FAIL, reason, 0, 0);
+}
+
+static void on_connection_lost(void *context, char *cause)
+{
+	bus_post_simple(context, MSG_LOST, -ECONNRESET, 0, 0);
+}
+
+static void on_disconnected(void *context, MQTTProperties *props, enum MQTTReasonCodes reason)
+{
+	/* The broker sent DISCONNECT (v5); connectionLost follows or not. */
+	bus_post_simple(context, MSG_LOST, (int)reason, 0, 0);
+}
+
+static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+	struct bus *bus = context;
+	struct bus_msg *m;
+	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	int full;
+
+	pthread_mutex_lock(&bus->mu);
+	full = bus->npending_messages >= bus->max_queued;
+	pthread_mutex_unlock(&bus->mu);
+	if (full)
+		return 0;	/* Paho keeps the message and offers it again */
+
+	m = bus_msg_new(MSG_MESSAGE);
+	if (!m)
+		return 0;
+	m->topic = strndup(topic, tlen);
+	m->len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+	m->payload = malloc(m->len ? m->len : 1);
+	if (!m->topic || !m->payload) {
+		bus_msg_free(m);
+		return 0;
+	}
+	memcpy(m->payload, msg->payload, m->len);
+	m->qos = msg->qos;
+	bus_post(bus, m);
+	MQTTAsync_freeMessage(&msg);
+	MQTTAsync_free(topic);
+	return 1;
+}
+
+/* Unlinks a ticket; returns its cookie and generation. Any thread. */
+static void ticket_take(struct bus_ticket *t, uint64_t *ret_cookie, unsigned *ret_gen)
+{
+	struct bus *bus = t->bus;
+
+	pthread_mutex_lock(&bus->mu);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		bus->tickets = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	if (t->generation == bus->generation && bus->inflight > 0)
+		bus->inflight--;
+	pthread_mutex_unlock(&bus->mu);
+	*ret_cookie = t->cookie;
+	*ret_gen = t->generation;
+	free(t);
+}
+
+static void on_publish_ok(void *context, MQTTAsync_successData5 *resp)
+{
+	struct bus_ticket *t = context;
+	struct bus *bus = t->bus;
+	int reason = resp ? (int)resp->reasonCode : 0;
+	uint64_t cookie;
+	unsigned gen;
+
+	ticket_take(t, &cookie, &gen);
+	bus_post_simple(bus, reason >= 0x80 ? MSG_PUB_FAIL : MSG_PUB_OK, reason, gen, cookie);
+}
+
+static void on_publish_fail(void *context, MQTTAsync_failureData5 *resp)
+{
+	struct bus_ticket *t = context;
+	struct bus *bus = t->bus;
+	int reason = -EIO;
+	uint64_t cookie;
+	unsigned gen;
+
+	if (resp && resp->reasonCode >= 0x80)
+		reason = (int)resp->reasonCode;
+	ticket_take(t, &cookie, &gen);
+	bus_post_simple(bus, MSG_PUB_FAIL, reason, gen, cookie);
+}
+
+/* Subscribe contexts carry the filter (owned) so failures can name it. */
+struct bus_subctx {
+	struct bus *bus;
+	char *filter;
+};
+
+static void post_sub_fail(struct bus_subctx *sc, int reason)
+{
+	struct bus_msg *m = bus_msg_new(MSG_SUB_FAIL);
+
+	if (m) {
+		m->reason = reason;
+		m->topic = sc->filter;
+		sc->filter = NULL;
+		bus_post(sc->bus, m);
+	}
+	free(sc->filter);
+	free(sc);
+}
+
+static void on_subscribe_ok(void *context, MQTTAsync_successData5 *resp)
+{
+	struct bus_subctx *sc = context;
+
+	if (resp && resp->reasonCode >= 0x80) {
+		post_sub_fail(sc, (int)resp->reasonCode);
+		return;
+	}
+	free(sc->filter);
+	free(sc);
+}
+
+static void on_subscribe_fail(void *context, MQTTAsync_failureData5 *resp)
+{
+	post_sub_fail(context, resp && resp->reasonCode >= 0x80 ? (int)resp->reasonCode : -EIO);
+}
+
+/* --- Loop thread ------------------------------------------------------- */
+
+static void bus_try_connect(void *arg);
+
+static void bus_schedule_retry(struct bus *bus)
+{
+	if (!bus->started || bus->retry_timer > 0)
+		return;
+	log_info("bus: retrying %s in %u ms", bus->uri, bus->backoff_ms);
+	bus->retry_timer = loop_add_timer(bus->loop, bus->backoff_ms, bus_try_connect, bus);
+	bus->backoff_ms *= 2;
+	if (bus->backoff_ms > BUS_BACKOFF_MAX_MS)
+		bus->backoff_ms = BUS_BACKOFF_MAX_MS;
+}
+
+static void bus_try_connect(void *arg)
+{
+	struct bus *bus = arg;
+	MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer5;
+	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+	MQTTProperties props = MQTTProperties_initializer;
+	MQTTProperty expiry;
+	int rc;
+
+	bus->retry_timer = 0;
+	if (!bus->started || bus->connected || bus->connecting)
+		return;
+
+	ssl.trustStore = bus->ca_file;
+	ssl.keyStore = bus->cert_file;
+	ssl.privateKey = bus->key_file;
+	ssl.enableServerCertAuth = 1;
+	ssl.verify = 1;			/* check the broker's name/IP against its SAN */
+	ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+
+	expiry.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+	expiry.value.integer4 = bus->session_expiry_s;
+	if (MQTTProperties_add(&props, &expiry) != 0) {
+		log_error("bus: cannot build CONNECT properties");
+		bus_schedule_retry(bus);
+		return;
+	}
+
+	opts.keepAliveInterval = bus->keepalive_s;
+	opts.cleanstart = bus->clean_start;
+	opts.connectTimeout = 10;
+	opts.ssl = &ssl;
+	opts.connectProperties = &props;
+	opts.onSuccess5 = on_connect_ok;
+	opts.onFailure5 = on_connect_fail;
+	opts.context = bus;
+	if (bus->will_topic) {
+		will.topicName = bus->will_topic;
+		will.message = NULL;
+		will.payload.data = bus->will_payload;
+		will.payload.len = (int)bus->will_len;
+		will.qos = 1;
+		will.retained = bus->will_retain;
+		opts.will = &will;
+	}
+
+	pthread_mutex_lock(&bus->mu);
+	bus->generation++;
+	bus->inflight = 0;
+	pthread_mutex_unlock(&bus->mu);
+
+	bus->connecting = 1;
+	rc = MQTTAsync_connect(bus->client, &opts);
+	MQTTProperties_free(&props);
+	if (rc != MQTTASYNC_SUCCESS) {
+		bus->connecting = 0;
+		log_warn("bus: connect to %s could not start (Paho error %d)", bus->uri, rc);
+		bus_schedule_retry(bus);
+	}
+}
+
+static void bus_send_subscribe(struct bus *bus, const struct bus_sub *s)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	struct bus_subctx *sc = calloc(1, sizeof(*sc));
+	int rc;
+
+	if (!sc || !(sc->filter = strdup(s->filter))) {
+		free(sc);
+		log_error("bus: out of memory subscribing to %s", s->filter);
+		return;
+	}
+	sc->bus = bus;
+	ro.onSuccess5 = on_subscribe_ok;
+	ro.onFailure5 = on_subscribe_fail;
+	ro.context = sc;
+	rc = MQTTAsync_subscribe(bus->client, s->filter, s->qos, &ro);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_error("bus: subscribe to %s failed (Paho error %d)", s->filter, rc);
+		free(sc->filter);
+		free(sc);
+	}
+}
+
+static void bus_dispatch(struct bus *bus, struct bus_msg *m)
+{
+	struct bus_event ev = { 0 };
+	unsigned current;
+
+	pthread_mutex_lock(&bus->mu);
+	current = bus->generation;
+	pthread_mutex_unlock(&bus->mu);
+
+	switch (m->kind) {
+	case MSG_CONNECT_OK:
+		bus->connecting = 0;
+		if (m->generation != current)
+			return;
+		bus->connected = 1;
+		bus->backoff_ms = BUS_BACKOFF_MIN_MS;
+		log_info("bus: connected to %s (session %s)", bus->uri,
+			 m->session_present ? "resumed" : "new");
+		for (size_t i = 0; i < bus->nsubs; i++)
+			bus_send_subscribe(bus, &bus->subs[i]);
+		ev.type = BUS_CONNECTED;
+		ev.session_present = m->session_present;
+		break;
+	case MSG_CONNECT_FAIL:
+		bus->connecting = 0;
+		log_warn("bus: connect to %s failed: %s (%d)", bus->uri,
+			 bus_reason_string(m->reason), m->reason);
+		bus_schedule_retry(bus);
+		return;
+	case MSG_LOST:
+		if (!bus->connected)
+			return;
+		bus->connected = 0;
+		log_warn("bus: connection to %s lost: %s", bus->uri, bus_reason_string(m->reason));
+		/* Unanswered publishes stop counting: the owner resends them. */
+		pthread_mutex_lock(&bus->mu);
+		bus->generation++;
+		bus->inflight = 0;
+		pthread_mutex_unlock(&bus->mu);
+		bus_schedule_retry(bus);
+		ev.type = BUS_DISCONNECTED;
+		ev.reason_code = m->reason;
+		break;
+	case MSG_MESSAGE:
+		ev.type = BUS_MESSAGE;
+		ev.topic = m->topic;
+		ev.payload = m->payload;
+		ev.len = m->len;
+		ev.qos = m->qos;
+		break;
+	case MSG_PUB_OK:
+		ev.type = BUS_PUBLISHED;
+		ev.cookie = m->cookie;
+		break;
+	case MSG_PUB_FAIL:
+		ev.type = BUS_PUBLISH_FAILED;
+		ev.cookie = m->cookie;
+		ev.reason_code = m->reason;
+		break;
+	case MSG_SUB_FAIL:
+		log_error("bus: subscription to %s refused: %s (%d)", m->topic,
+			  bus_reason_string(m->reason), m->reason);
+		ev.type = BUS_SUBSCRIBE_FAILED;
+		ev.topic = m->topic;
+		ev.reason_code = m->reason;
+		break;
+	}
+	bus->fn(&ev, bus->arg);
+}
+
+/* Waker callback: drains everything Paho reported, in order. */
+static void bus_drain(void *arg)
+{
+	struct bus *bus = arg;
+	struct bus_msg *list;
+
+	pthread_mutex_lock(&bus->mu);
+	list = bus->pending_head;
+	bus->pending_head = bus->pending_tail = NULL;
+	bus->npending_messages = 0;
+	pthread_mutex_unlock(&bus->mu);
+
+	while (list) {
+		struct bus_msg *next = list->next;
+
+		bus_dispatch(bus, list);
+		bus_msg_free(list);
+		list = next;
+	}
+}
+
+static char *dup_or_null(const char *s, int *failed)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*failed = 1;
+	return d;
+}
+
+int bus_new(struct loop *loop, const struct bus_config *conf, bus_event_fn fn, void *arg,
+	    struct bus **ret_bus)
+{
+	MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
+	struct bus *bus;
+	int failed = 0;
+	int r;
+
+	if (!conf->uri || !conf->client_id || !fn)
+		return -EINVAL;
+	pthread_once(&paho_once, paho_global_init);
+
+	bus = calloc(1, sizeof(*bus));
+	if (!bus)
+		return -ENOMEM;
+	pthread_mutex_init(&bus->mu, NULL);
+	bus->loop = loop;
+	bus->fn = fn;
+	bus->arg = arg;
+	bus->uri = dup_or_null(conf->uri, &failed);
+	bus->client_id = dup_or_null(conf->client_id, &failed);
+	bus->ca_file = dup_or_null(conf->ca_file, &failed);
+	bus->cert_file = dup_or_null(conf->cert_file, &failed);
+	bus->key_file = dup_or_null(conf->key_file, &failed);
+	bus->will_topic = dup_or_null(conf->will_topic, &failed);
+	if (conf->will_topic && conf->will_len) {
+		bus->will_payload = malloc(conf->will_len);
+		if (bus->will_payload)
+			memcpy(bus->will_payload, conf->will_payload, conf->will_len);
+		else
+			failed = 1;
+		bus->will_len = conf->will_len;
+	}
+	bus->will_retain = conf->will_retain;
+	bus->keepalive_s = conf->keepalive_s > 0 ? conf->keepalive_s : 30;
+	bus->clean_start = conf->clean_start;
+	bus->session_expiry_s = conf->session_expiry_s;
+	bus->max_inflight = conf->max_inflight ? conf->max_inflight : 64;
+	bus->max_queued = conf->max_queued_events ? conf->max_queued_events : 4096;
+	bus->backoff_ms = BUS_BACKOFF_MIN_MS;
+	if (failed) {
+		r = -ENOMEM;
+		goto fail;
+	}
+
+	r = loop_waker_new(loop, bus_drain, bus, &bus->waker);
+	if (r < 0)
+		goto fail;
+
+	/* No Paho persistence: the owner keeps what must survive (SQLite). */
+	copts.sendWhileDisconnected = 0;
+	r = MQTTAsync_createWithOptions(&bus->client, bus->uri, bus->client_id,
+					MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
+	if (r != MQTTASYNC_SUCCESS) {
+		log_error("bus: cannot create MQTT client for %s (Paho error %d)", bus->uri, r);
+		bus->client = NULL;
+		r = -EINVAL;
+		goto fail;
+	}
+	if (MQTTAsync_setCallbacks(bus->client, bus, on_connection_lost, on_message, NULL) !=
+		    MQTTASYNC_SUCCESS ||
+	    MQTTAsync_setDisconnected(bus->client, bus, on_disconnected) != MQTTASYNC_SUCCESS) {
+		r = -EIO;
+		goto fail;
+	}
+	*ret_bus = bus;
+	return 0;
+fail:
+	bus_free(bus);
+	return r;
+}
+
+int bus_start(struct bus *bus)
+{
+	bus->started = 1;
+	bus->backoff_ms = BUS_BACKOFF_MIN_MS;
+	bus_try_connect(bus);
+	return 0;
+}
+
+int bus_subscribe(struct bus *bus, const char *filter, int qos)
+{
+	struct bus_sub *n = realloc(bus->subs, (bus->nsubs + 1) * sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	bus->subs = n;
+	n[bus->nsubs].filter = strdup(filter);
+	if (!n[bus->nsubs].filter)
+		return -ENOMEM;
+	n[bus->nsubs].qos = qos;
+	if (bus->connected)
+		bus_send_subscribe(bus, &n[bus->nsubs]);
+	bus->nsubs++;
+	return 0;
+}
+
+int bus_publish(struct bus *bus, const char *topic, const void *payload, size_t len, int qos,
+		int retain, uint64_t cookie)
+{
+	MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+	MQTTAsync_message msg = MQTTAsync_message_initializer;
+	struct bus_ticket *t = NULL;
+	int rc;
+
+	if (!bus->connected)
+		return -ENOTCONN;
+	if (len > BUS_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	if (qos > 0) {
+		t = calloc(1, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		t->bus = bus;
+		t->cookie = cookie;
+		pthread_mutex_lock(&bus->mu);
+		if (bus->inflight >= bus->max_inflight) {
+			pthread_mutex_unlock(&bus->mu);
+			free(t);
+			return -EAGAIN;
+		}
+		t->generation = bus->generation;
+		t->next = bus->tickets;
+		if (bus->tickets)
+			bus->tickets->prev = t;
+		bus->tickets = t;
+		bus->inflight++;
+		pthread_mutex_unlock(&bus->mu);
+		ro.onSuccess5 = on_publish_ok;
+		ro.onFailure5 = on_publish_fail;
+		ro.context = t;
+	}
+	msg.payload = (void *)payload;
+	msg.payloadlen = (int)len;
+	msg.qos = qos;
+	msg.retained = retain;
+	rc = MQTTAsync_sendMessage(bus->client, topic, &msg, &ro);
+	if (rc != MQTTASYNC_SUCCESS) {
+		if (t) {
+			uint64_t c;
+			unsigned g;
+
+			ticket_take(t, &c, &g);
+		}
+		log_warn("bus: publish to %s not sent (Paho error %d)", topic, rc);
+		return rc == MQTTASYNC_DISCONNECTED ? -ENOTCONN : -EIO;
+	}
+	return 0;
+}
+
+int bus_is_connected(const struct bus *bus)
+{
+	return bus->connected;
+}
+
+unsigned bus_inflight(const struct bus *bus)
+{
+	struct bus *b = (struct bus *)bus;
+	unsigned n;
+
+	pthread_mutex_lock(&b->mu);
+	n = b->inflight;
+	pthread_mutex_unlock(&b->mu);
+	return n;
+}
+
+void bus_stop(struct bus *bus, int timeout_ms)
+{
+	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+
+	if (!bus->started)
+		return;
+	bus->started = 0;
+	loop_cancel_timer(bus->loop, bus->retry_timer);
+	bus->retry_timer = 0;
+	if (bus->client && (bus->connected || bus->connecting)) {
+		d.timeout = timeout_ms;
+		d.reasonCode = MQTTREASONCODE_NORMAL_DISCONNECTION;
+		if (MQTTAsync_disconnect(bus->client, &d) == MQTTASYNC_SUCCESS) {
+			/* Shutdown path: a short blocking wait is fine here. */
+			for (int waited = 0; waited < timeout_ms + 1000 &&
+					     MQTTAsync_isConnected(bus->client);
+			     waited += 10)
+				usleep(10000);
+		}
+	}
+	bus->connected = 0;
+	bus->connecting = 0;
+}
+
+void bus_free(struct bus *bus)
+{
+	struct bus_ticket *t;
+	struct bus_msg *m;
+
+	if (!bus)
+		return;
+	bus_stop(bus, 0);
+	if (bus->client)
+		MQTTAsync_destroy(&bus->client);
+	for (m = bus->pending_head; m;) {
+		struct bus_msg *next = m->next;
+
+		bus_msg_free(m);
+		m = next;
+	}
+	for (t = bus->tickets; t;) {
+		struct bus_ticket *next = t->next;
+
+		free(t);
+		t = next;
+	}
+	for (size_t i = 0; i < bus->nsubs; i++)
+		free(bus->subs[i].filter);
+	free(bus->subs);
+	loop_waker_free(bus->waker);
+	pthread_mutex_destroy(&bus->mu);
+	free(bus->uri);
+	free(bus->client_id);
+	free(bus->ca_file);
+	free(bus->cert_file);
+	free(bus->key_file);
+	free(bus->will_topic);
+	free(bus->will_payload);
+	free(bus);
+}

@@ -1,0 +1,331 @@
+"""Integration test harness: runs the real system on 127.0.0.1.
+
+A `System` owns one temp dir and every process a test starts in it: a real
+mosquitto 2 with TLS, client certificates and the shipped ACL, gpsd fed by
+gpsfake, pitstop-gateway and pitstop-agent. Ports are free ones picked at
+start. Everything is stopped and the temp dir removed when the `with` block
+ends, whether the test passed or not (PITSTOP_KEEP=1 keeps the dir for a
+post-mortem). Children also get PR_SET_PDEATHSIG, so a test killed by ctest's
+timeout does not leave daemons behind.
+
+Used by the test_*.py scripts next to it and by bench/; never sends traffic
+anywhere but 127.0.0.1.
+"""
+import ctypes
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+SOURCE_DIR = os.environ.get(
+    "PITSTOP_SOURCE_DIR",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BUILD_DIR = os.environ.get("PITSTOP_BUILD_DIR", os.path.join(SOURCE_DIR, "build", "debug"))
+AGENT = os.path.join(BUILD_DIR, "agent", "pitstop-agent")
+GATEWAY = os.path.join(BUILD_DIR, "gateway", "pitstop-gateway")
+CTL = os.path.join(BUILD_DIR, "gateway", "pitstopctl")
+BROKER_DIR = os.path.join(SOURCE_DIR, "gateway", "broker")
+DATA_DIR = os.path.join(SOURCE_DIR, "tests", "data")
+
+VIN_A = "WP0ZZZ99ZTS392124"
+VIN_B = "WVWZZZ1JZXW000001"
+
+_libc = ctypes.CDLL("libc.so.6", use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    os.setpgrp()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError("nothing listens on 127.0.0.1:%d after %.0f s" % (port, timeout))
+
+
+def wait_for(pred, timeout, what, interval=0.1):
+    """Polls pred() until it returns something truthy; returns that value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.0f s waiting for %s (last: %r)" % (timeout, what, last))
+
+
+class Proc:
+    def __init__(self, name, argv, log_path, env=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                                  env=env)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Signals the process group; kills it if it is not gone in time.
+        Returns the exit status."""
+        if self.p.poll() is None:
+            try:
+                os.killpg(self.p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+        try:  # children such as gpsfake's gpsd
+            os.killpg(self.p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.log.close()
+        return self.p.returncode
+
+    def text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+
+class System:
+    def __init__(self, name):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix="pitstop-%s-" % name)
+        self.pki = os.path.join(self.dir, "pki")
+        self.procs = {}
+        self.broker_port = None
+        self.gps_port = None
+        self.gateway_conf = None
+
+    # --- lifecycle -----------------------------------------------------
+    def __enter__(self):
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        failed = exc_type is not None
+        for name in reversed(list(self.procs)):
+            self.procs[name].stop()
+        if failed:
+            for name, p in self.procs.items():
+                sys.stderr.write("---- %s log (%s) ----\n%s\n" % (name, p.log_path, p.text()[-6000:]))
+        if os.environ.get("PITSTOP_KEEP"):
+            sys.stderr.write("kept %s\n" % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def start(self, name, argv, env=None):
+        p = Proc(name, argv, self.path(name + ".log"), env)
+        self.procs[name] = p
+        return p
+
+    def stop(self, name, sig=signal.SIGTERM):
+        return self.procs.pop(name).stop(sig)
+
+    # --- tools ---------------------------------------------------------
+    def ctl(self, *args, check=True, json_out=True):
+        argv = [CTL]
+        if self.gateway_conf:
+            argv += ["--config", self.gateway_conf]
+        argv += list(args)
+        if json_out:
+            argv.append("--json")
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        if check and r.returncode != 0:
+            raise AssertionError("%s failed (%d): %s" % (" ".join(argv), r.returncode, r.stderr))
+        if not json_out or r.returncode != 0:
+            return r
+        return json.loads(r.stdout)
+
+    def try_ctl(self, *args):
+        """ctl(..., --json) that returns None instead of failing."""
+        r = self.ctl(*args, check=False)
+        return r if not isinstance(r, subprocess.CompletedProcess) else None
+
+    def make_pki(self, *vins):
+        subprocess.run([CTL, "pki", "init", self.pki], check=True, capture_output=True, timeout=60)
+        for vin in vins:
+            subprocess.run([CTL, "pki", "vehicle", vin, self.pki], check=True,
+                           capture_output=True, timeout=60)
+
+    # --- broker --------------------------------------------------------
+    def start_broker(self, port=None):
+        self.broker_port = port or self.broker_port or free_port()
+        data = self.path("broker-data")
+        os.makedirs(data, exist_ok=True)
+        with open(os.path.join(BROKER_DIR, "mosquitto.conf.in")) as f:
+            conf = f.read()
+        for k, v in {"@USER@": getpass.getuser(), "@PORT@": str(self.broker_port),
+                     "@BIND@": "127.0.0.1", "@PKI@": self.pki,
+                     "@ACL@": os.path.join(BROKER_DIR, "acl"), "@DATA@": data,
+                     "@LOG@": self.path("mosquitto.log")}.items():
+            conf = conf.replace(k, v)
+        path = self.path("mosquitto.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        self.start("broker", ["mosquitto", "-c", path])
+        wait_port(self.broker_port)
+        return self.broker_port
+
+    def broker_log(self):
+        try:
+            with open(self.path("mosquitto.log")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def mqtt_pub(self, topic, payload_file, cert="gateway"):
+        """Publishes a file's bytes with mosquitto_pub as the gateway (or a vehicle)."""
+        if cert == "gateway":
+            crt, key = self.path("pki", "gateway.crt"), self.path("pki", "gateway.key")
+        else:
+            crt = self.path("pki", "vehicles", cert + ".crt")
+            key = self.path("pki", "vehicles", cert + ".key")
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.broker_port),
+                        "-V", "mqttv5", "--cafile", self.path("pki", "ca.crt"),
+                        "--cert", crt, "--key", key, "-q", "1", "-t", topic,
+                        "-f", payload_file], check=True, capture_output=True, timeout=30)
+
+    # --- gpsd ----------------------------------------------------------
+    def start_gpsfake(self, nmea=None, cycle=0.5):
+        """gpsfake replays the route in a loop; 2 sentences a fix, so
+        cycle 0.5 gives one fix a second."""
+        self.gps_port = free_port()
+        nmea = nmea or os.path.join(DATA_DIR, "route.nmea")
+        self.start("gpsfake", ["gpsfake", "-q", "-P", str(self.gps_port), "-c", str(cycle), nmea])
+        wait_port(self.gps_port, 20)
+        return self.gps_port
+
+    # --- daemons -------------------------------------------------------
+    def write_conf(self, name, values):
+        path = self.path(name)
+        with open(path, "w") as f:
+            for k, v in values.items():
+                f.write("%s = %s\n" % (k, v))
+        return path
+
+    def start_gateway(self, name="gateway", **overrides):
+        conf = {
+            "broker_uri": "ssl://127.0.0.1:%d" % self.broker_port,
+            "client_id": "pitstop-%s" % name,
+            "ca_file": self.path("pki", "ca.crt"),
+            "cert_file": self.path("pki", "gateway.crt"),
+            "key_file": self.path("pki", "gateway.key"),
+            "offer_key_file": self.path("pki", "offer-signing.key"),
+            "db": self.path("gateway.db"),
+            "log_level": "debug",
+        }
+        conf.update(overrides)
+        conf = {k: v for k, v in conf.items() if v is not None}
+        self.gateway_conf = self.write_conf(name + ".conf", conf)
+        p = self.start(name, [GATEWAY, "--config", self.gateway_conf])
+        wait_for(lambda: "ready" in p.text() or not p.alive(), 20, name + " ready")
+        assert p.alive(), name + " exited:\n" + p.text()
+        return p
+
+    def start_agent(self, vin, signals, name="agent", cert_vin=None, **overrides):
+        cert_vin = cert_vin or vin
+        state = self.path(name + "-state")
+        os.makedirs(state, exist_ok=True)
+        conf = {
+            "vin": vin,
+            "broker_uri": "ssl://127.0.0.1:%d" % self.broker_port,
+            "ca_file": self.path("pki", "ca.crt"),
+            "cert_file": self.path("pki", "vehicles", cert_vin + ".crt"),
+            "key_file": self.path("pki", "vehicles", cert_vin + ".key"),
+            "offer_key_file": self.path("pki", "offer-signing.pub"),
+            "state_dir": state,
+            "gpsd_host": "127.0.0.1",
+            "gpsd_port": str(self.gps_port or 1),
+            "signals_file": signals,
+            "sample_interval_ms": "1000",
+            "batch_max_samples": "5",
+            "batch_max_age_ms": "5000",
+            "display_file": os.path.join(state, "screen.txt"),
+            "log_level": "debug",
+        }
+        conf.update(overrides)
+        conf = {k: v for k, v in conf.items() if v is not None}
+        path = self.write_conf(name + ".conf", conf)
+        p = self.start(name, [AGENT, "--config", path])
+        wait_for(lambda: "ready" in p.text() or not p.alive(), 20, name + " ready")
+        assert p.alive(), name + " exited:\n" + p.text()
+        return p
+
+    def write_signals(self, name, rows):
+        """rows: (t_s, odometer_km, fuel_pct, speed_kmh) tuples."""
+        path = self.path(name)
+        with open(path, "w") as f:
+            f.write("# t_s,odometer_km,fuel_pct,speed_kmh\n")
+            for r in rows:
+                f.write("%s,%s,%s,%s\n" % r)
+        return path
+
+
+def read_card(path):
+    """Parses the agent's display file; None when nothing is on screen."""
+    try:
+        with open(path) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return None
+    card = {}
+    for line in lines:
+        k, _, v = line.partition(": ")
+        card[k] = v
+    return card
+
+
+def nmea_fixes(path=None):
+    """(lat, lon) in degrees of every RMC sentence in an NMEA log."""
+    out = []
+    with open(path or os.path.join(DATA_DIR, "route.nmea")) as f:
+        for line in f:
+            if not line.startswith("$GPRMC"):
+                continue
+            fld = line.split(",")
+            lat = int(fld[3][:2]) + float(fld[3][2:]) / 60
+            lon = int(fld[5][:3]) + float(fld[5][3:]) / 60
+            out.append((lat if fld[4] == "N" else -lat, lon if fld[6] == "E" else -lon))
+    return out
+
+
+def run(test):
+    """Runs one test function; prints the plain closing line ctest logs."""
+    try:
+        test()
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    print("1 passed, 0 failed")
