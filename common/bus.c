@@ -30,6 +30,13 @@
 
 #define BUS_BACKOFF_MIN_MS 1000
 #define BUS_BACKOFF_MAX_MS 30000
+/*
+ * A connection must last this long before the backoff starts again from the
+ * minimum. mosquitto 2.0 closes the connection after refusing a publish
+ * (PUBACK reason 135, then disconnect): a car whose certificate does not
+ * match its VIN would otherwise reconnect every second forever.
+ */
+#define BUS_STABLE_MS 10000
 #define BUS_MAX_PAYLOAD (256 * 1024)
 
 enum bus_msg_kind {
@@ -91,6 +98,7 @@ struct bus {
 	int connected;
 	int connecting;
 	unsigned backoff_ms;
+	uint64_t connected_at_ms;	/* loop_now_ms() of the last CONNACK */
 	int retry_timer;
 	struct bus_sub *subs;	/* owned array */
 	size_t nsubs;
@@ -442,7 +450,7 @@ static void bus_dispatch(struct bus *bus, struct bus_msg *m)
 		if (m->generation != current)
 			return;
 		bus->connected = 1;
-		bus->backoff_ms = BUS_BACKOFF_MIN_MS;
+		bus->connected_at_ms = loop_now_ms();
 		log_info("bus: connected to %s (session %s)", bus->uri,
 			 m->session_present ? "resumed" : "new");
 		for (size_t i = 0; i < bus->nsubs; i++)
@@ -460,6 +468,8 @@ static void bus_dispatch(struct bus *bus, struct bus_msg *m)
 		if (!bus->connected)
 			return;
 		bus->connected = 0;
+		if (loop_now_ms() - bus->connected_at_ms >= BUS_STABLE_MS)
+			bus->backoff_ms = BUS_BACKOFF_MIN_MS;
 		log_warn("bus: connection to %s lost: %s", bus->uri, bus_reason_string(m->reason));
 		/* Unanswered publishes stop counting: the owner resends them. */
 		pthread_mutex_lock(&bus->mu);
@@ -480,6 +490,7 @@ static void bus_dispatch(struct bus *bus, struct bus_msg *m)
 	case MSG_PUB_OK:
 		ev.type = BUS_PUBLISHED;
 		ev.cookie = m->cookie;
+		ev.reason_code = m->reason;	/* 0, or 0x10: no matching subscribers */
 		break;
 	case MSG_PUB_FAIL:
 		ev.type = BUS_PUBLISH_FAILED;

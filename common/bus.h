@@ -7,8 +7,10 @@
  *
  * Connection handling is ours, not Paho's: the bus connects in the
  * background, and after a failure or a lost connection retries with
- * exponential backoff (1 s doubling to 30 s). Subscriptions are remembered
- * and made again on every connect.
+ * exponential backoff (1 s doubling to 30 s; the backoff starts again from
+ * 1 s only after a connection stayed up for 10 s, so a broker that accepts
+ * and then drops us is not hammered). Subscriptions are remembered and made
+ * again on every connect.
  *
  * Delivery: bus_publish() with QoS 1 reports BUS_PUBLISHED(cookie) when the
  * broker acknowledged the message with a success reason code, or
@@ -17,6 +19,13 @@
  * flight when the connection dropped may report neither: the owner must keep
  * its own copy (the agent's SQLite queue) and send it again after
  * BUS_CONNECTED. Receivers must therefore accept duplicates.
+ *
+ * A PUBACK with reason 0x10 (No matching subscribers) is a success for MQTT
+ * but means the broker threw the message away: nobody was subscribed. It is
+ * reported as BUS_PUBLISHED with reason_code BUS_NO_SUBSCRIBERS so owners
+ * whose data must reach someone (the agent's telemetry) can keep it. This
+ * happens for real: mosquitto 2.0 does not restore shared subscriptions
+ * after a restart until the gateway reconnects and subscribes again.
  */
 #ifndef PITSTOP_BUS_H
 #define PITSTOP_BUS_H
@@ -26,6 +35,8 @@
 
 struct loop;
 struct bus;
+
+#define BUS_NO_SUBSCRIBERS 0x10	/* MQTT v5 PUBACK "No matching subscribers" */
 
 struct bus_config {
 	const char *uri;		/* e.g. "ssl://127.0.0.1:8883" */
@@ -48,7 +59,7 @@ enum bus_event_type {
 	BUS_CONNECTED,		/* session_present is set */
 	BUS_DISCONNECTED,	/* reason_code: MQTT v5 reason or -errno */
 	BUS_MESSAGE,		/* topic, payload, len, qos */
-	BUS_PUBLISHED,		/* cookie */
+	BUS_PUBLISHED,		/* cookie, reason_code (0, or BUS_NO_SUBSCRIBERS) */
 	BUS_PUBLISH_FAILED,	/* cookie, reason_code */
 	BUS_SUBSCRIBE_FAILED,	/* topic, reason_code */
 };

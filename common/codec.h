@@ -45,16 +45,21 @@ enum fix_mode {
 	FIX_3D = 3,
 };
 
-/* One sample; a field is meaningful only when its bit is set in present. */
+/*
+ * One sample; a field is meaningful only when its bit is set in present.
+ * The ranges below (inclusive) are enforced on encode (-EINVAL) and, after
+ * un-delta-ing, on decode (-EBADMSG); fields whose bit is clear are ignored
+ * on encode and 0 after decode.
+ */
 struct sample {
-	int64_t time_ms;	/* unix milliseconds, always present */
-	unsigned present;	/* SAMPLE_* bits */
-	enum fix_mode fix;
-	int64_t odometer_m;	/* metres, >= 0 */
+	int64_t time_ms;	/* unix milliseconds, always present, 0..2^53 */
+	unsigned present;	/* SAMPLE_* bits; no others on encode */
+	enum fix_mode fix;	/* FIX_UNKNOWN..FIX_3D */
+	int64_t odometer_m;	/* metres, 0..10000000000 (1e10 m) */
 	int32_t fuel_permille;	/* 0..1000 (0.1 % units) */
 	int32_t lat_e7;		/* -900000000..900000000 */
 	int32_t lon_e7;		/* -1800000000..1800000000 */
-	int32_t speed_cms;	/* cm/s, >= 0 */
+	int32_t speed_cms;	/* cm/s, 0..19999 (under 200 m/s) */
 	int32_t heading_cdeg;	/* 0..35999 */
 };
 

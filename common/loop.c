@@ -240,29 +240,43 @@ void loop_stop(struct loop *loop)
 	loop->stop = 1;
 }
 
-/* Runs due timers; returns the poll() timeout until the next one, or -1. */
+/*
+ * Runs due timers, earliest due first (ties: oldest id first), so a slow
+ * callback that makes several timers overdue does not reorder them. Returns
+ * the poll() timeout until the next one, or -1 when none is pending.
+ */
 static int loop_run_timers(struct loop *loop)
 {
 	uint64_t now = loop_now_ms();
 	uint64_t next = UINT64_MAX;
+	int first_new_id = loop->next_timer_id;	/* timers added by callbacks wait a turn */
 
-	for (size_t i = 0; i < loop->ntimers && !loop->stop; i++) {
-		struct loop_timer *t = &loop->timers[i];
+	while (!loop->stop) {
+		struct loop_timer *due = NULL;
+		loop_timer_fn fn;
+		void *arg;
 
-		if (t->id && t->due_ms <= now) {
-			loop_timer_fn fn = t->fn;
-			void *arg = t->arg;
+		for (size_t i = 0; i < loop->ntimers; i++) {
+			struct loop_timer *t = &loop->timers[i];
 
-			t->id = 0;
-			fn(arg);	/* may add timers: loop->timers may move */
-			now = loop_now_ms();
+			if (t->id && t->id < first_new_id && t->due_ms <= now &&
+			    (!due || t->due_ms < due->due_ms ||
+			     (t->due_ms == due->due_ms && t->id < due->id)))
+				due = t;
 		}
+		if (!due)
+			break;
+		fn = due->fn;
+		arg = due->arg;
+		due->id = 0;
+		fn(arg);	/* may add timers: loop->timers may move */
 	}
 	for (size_t i = 0; i < loop->ntimers; i++)
 		if (loop->timers[i].id && loop->timers[i].due_ms < next)
 			next = loop->timers[i].due_ms;
 	if (next == UINT64_MAX)
 		return -1;
+	now = loop_now_ms();
 	return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
 }
 

@@ -189,6 +189,8 @@ class System:
                      "@ACL@": os.path.join(BROKER_DIR, "acl"), "@DATA@": data,
                      "@LOG@": self.path("mosquitto.log")}.items():
             conf = conf.replace(k, v)
+        if os.environ.get("PITSTOP_BROKER_DEBUG"):
+            conf += "log_type all\n"
         path = self.path("mosquitto.conf")
         with open(path, "w") as f:
             f.write(conf)

@@ -21,7 +21,6 @@ def test():
 
         wait_for(lambda: "reason 135 (Not authorized)" in agent.text(), 30,
                  "the agent to report reason code 135")
-        assert "Denied PUBLISH from %s" % VIN_A in s.broker_log(), s.broker_log()[-2000:]
 
         # Let more refused batches come and go; none may reach the gateway.
         time.sleep(3)

@@ -1,0 +1,141 @@
+/*
+ * The agent's option table and whole-file checks; see agent_config.h. Single
+ * options are range-checked by common/config.c; what needs several options
+ * or a line number after the fact (the required VIN) is checked here.
+ */
+#include "agent_config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "vin.h"
+
+#define OPT(name, type, min, max, def, help) \
+	{ #name, type, offsetof(struct agent_config, name), min, max, def, help }
+
+const struct config_option agent_config_table[] = {
+	OPT(vin, CONFIG_STRING, 0, 0, NULL, "this car's VIN (required; also the MQTT client id)"),
+	OPT(broker_uri, CONFIG_STRING, 0, 0, "ssl://127.0.0.1:8883", "MQTT broker URI"),
+	OPT(ca_file, CONFIG_STRING, 0, 0, NULL, "CA certificate that signed the broker's (PEM)"),
+	OPT(cert_file, CONFIG_STRING, 0, 0, NULL, "this car's client certificate (PEM, CN=VIN)"),
+	OPT(key_file, CONFIG_STRING, 0, 0, NULL, "private key of cert_file (PEM)"),
+	OPT(offer_key_file, CONFIG_STRING, 0, 0, NULL,
+	    "the gateway's offer-signing public key (PEM); no offers are shown without it"),
+	OPT(state_dir, CONFIG_STRING, 0, 0, "/var/lib/pitstop-agent",
+	    "directory for queue.db and offers.db"),
+	OPT(gpsd_host, CONFIG_STRING, 0, 0, "127.0.0.1", "gpsd host"),
+	OPT(gpsd_port, CONFIG_INT, 1, 65535, "2947", "gpsd port"),
+	OPT(signals_file, CONFIG_STRING, 0, 0, NULL, "vehicle-signal replay file (CSV)"),
+	OPT(signals_loop, CONFIG_BOOL, 0, 1, "false", "replay signals_file again after its end"),
+	OPT(sample_interval_ms, CONFIG_INT, 100, 60000, "1000", "time between samples"),
+	OPT(batch_max_samples, CONFIG_INT, 1, 3600, "30", "samples per batch at most"),
+	OPT(batch_max_age_ms, CONFIG_INT, 100, 86400000, "30000",
+	    "seal a batch when its oldest sample is this old"),
+	OPT(display_file, CONFIG_STRING, 0, 0, NULL, "offer card file (default <state_dir>/screen.txt)"),
+	OPT(display_max_speed_kmh, CONFIG_INT, 0, 300, "5",
+	    "offers are shown only at or below this speed"),
+	OPT(queue_max_batches, CONFIG_INT, 1, 10000000, "100000",
+	    "batches kept at most; when full the oldest is dropped"),
+	OPT(log_level, CONFIG_STRING, 0, 0, "info", "error, warn, info or debug"),
+	OPT(log_file, CONFIG_STRING, 0, 0, NULL, "log to this file instead of stderr"),
+	CONFIG_END
+};
+
+/* Returns the 1-based line on which name is set in path, or 0 if it is not. */
+static unsigned find_line(const char *path, const char *name)
+{
+	char line[4098];
+	unsigned lineno = 0, found = 0;
+	size_t n = strlen(name);
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		const char *p = line;
+
+		lineno++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, name, n) == 0) {
+			p += n;
+			while (*p == ' ' || *p == '\t')
+				p++;
+			if (*p == '=')
+				found = lineno;	/* the last one wins, as in config_load */
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* Writes "path:line: msg" (or "path: msg" when line is 0) into err. */
+static void where_error(char *err, size_t errlen, const char *path, unsigned line,
+			const char *msg)
+{
+	if (line)
+		snprintf(err, errlen, "%s:%u: %s", path, line, msg);
+	else
+		snprintf(err, errlen, "%s: %s", path, msg);
+}
+
+int agent_config_load(const char *path, struct agent_config *ret_conf, char *err,
+		      size_t errlen)
+{
+	struct agent_config c;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	r = config_load(path, agent_config_table, &c, err, errlen);
+	if (r < 0)
+		return r;
+	r = -EINVAL;
+	if (!c.vin || !*c.vin) {
+		where_error(err, errlen, path, 0, "vin: required option is missing");
+		goto fail;
+	}
+	if (!vin_valid(c.vin)) {
+		where_error(err, errlen, path, find_line(path, "vin"),
+			    "vin: not a valid VIN (17 characters, 0-9 and A-Z without I, O, Q)");
+		goto fail;
+	}
+	if (log_level_parse(c.log_level) < 0) {
+		where_error(err, errlen, path, find_line(path, "log_level"),
+			    "log_level: expected error, warn, info or debug");
+		goto fail;
+	}
+	if (!*c.state_dir) {
+		where_error(err, errlen, path, find_line(path, "state_dir"), "state_dir: empty");
+		goto fail;
+	}
+	if (!c.display_file || !*c.display_file) {
+		size_t n = strlen(c.state_dir) + sizeof("/screen.txt");
+		char *p = malloc(n);
+
+		if (!p) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			r = -ENOMEM;
+			goto fail;
+		}
+		snprintf(p, n, "%s/screen.txt", c.state_dir);
+		free(c.display_file);
+		c.display_file = p;
+	}
+	*ret_conf = c;
+	return 0;
+fail:
+	config_free(agent_config_table, &c);
+	return r;
+}
+
+void agent_config_free(struct agent_config *conf)
+{
+	if (!conf)
+		return;
+	config_free(agent_config_table, conf);
+}

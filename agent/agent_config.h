@@ -1,0 +1,50 @@
+/*
+ * The agent's configuration: the option table (names, types, ranges,
+ * defaults) for common/config.c, the struct it fills in, and the checks that
+ * span several options (a valid VIN, the display file under state_dir by
+ * default). docs/agent.md lists every option.
+ */
+#ifndef PITSTOP_AGENT_CONFIG_H
+#define PITSTOP_AGENT_CONFIG_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+struct agent_config {
+	char *vin;			/* owned; required, a valid VIN */
+	char *broker_uri;		/* owned; MQTT broker, ssl://host:port */
+	char *ca_file;			/* owned; trust anchor for the broker */
+	char *cert_file;		/* owned; this car's client certificate */
+	char *key_file;			/* owned; its private key */
+	char *offer_key_file;		/* owned; gateway's offer-signing public key */
+	char *state_dir;		/* owned; holds queue.db and offers.db */
+	char *gpsd_host;		/* owned */
+	int gpsd_port;
+	char *signals_file;		/* owned; replay CSV, NULL = no vehicle signals */
+	int signals_loop;		/* bool: replay the file again after its end */
+	int sample_interval_ms;
+	int batch_max_samples;
+	int batch_max_age_ms;
+	char *display_file;		/* owned; default <state_dir>/screen.txt */
+	int display_max_speed_kmh;	/* offers wait while driving faster */
+	int queue_max_batches;		/* bound on stored batches; oldest dropped */
+	char *log_level;		/* owned; error, warn, info or debug */
+	char *log_file;			/* owned; NULL = stderr */
+};
+
+/* The option table, terminated by CONFIG_END (for --help and tests). */
+extern const struct config_option agent_config_table[];
+
+/*
+ * Loads path into *ret_conf (zeroed first) and checks it as a whole. Returns
+ * 0, or a negative errno with one "file:line: what is wrong" (or "file: ...")
+ * message in err; on failure *ret_conf holds nothing to free.
+ */
+int agent_config_load(const char *path, struct agent_config *ret_conf, char *err,
+		      size_t errlen);
+
+/* Frees the strings conf owns (not conf). Accepts NULL. */
+void agent_config_free(struct agent_config *conf);
+
+#endif

@@ -1,0 +1,432 @@
+/*
+ * Offer verification, redelivery suppression and driver-safety gating; see
+ * offers.h for the rules. State lives in offers.db (its own small database,
+ * separate from the telemetry queue so neither can lock or corrupt the
+ * other):
+ *   seen(id, valid_until_ms)                  accepted ids, pruned on expiry
+ *   current(slot = 1, state, offer, shown_at_ms)  the one current offer,
+ *        as its verified Offer bytes; state 1 waiting, 2 shown
+ * Offers arrive rarely, so statements are prepared per call.
+ */
+#include "offers.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "display.h"
+#include "log.h"
+
+struct offers {
+	sqlite3 *db;			/* owned */
+	struct display *display;	/* borrowed */
+	struct crypto_verifier *verifier;	/* borrowed, may be NULL */
+	char vin[18];
+	double max_speed_kmh;
+	offers_event_fn fn;
+	void *arg;
+	enum offers_state state;	/* of cur */
+	struct offer cur;		/* valid when state != OFFERS_NONE */
+	uint8_t *cur_bytes;		/* owned: cur as the signed Offer bytes */
+	size_t cur_len;
+	int64_t shown_at_ms;		/* when cur was put on screen */
+};
+
+static const char offers_schema[] =
+	"PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+	"CREATE TABLE IF NOT EXISTS seen("
+	" id TEXT PRIMARY KEY, valid_until_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS current("
+	" slot INTEGER PRIMARY KEY CHECK (slot = 1), state INTEGER NOT NULL,"
+	" offer BLOB NOT NULL, shown_at_ms INTEGER NOT NULL);"
+	"PRAGMA user_version = 1;";
+
+/* Translates and logs a SQLite failure of op; returns a negative errno. */
+static int offers_fail(struct offers *o, const char *op, int rc)
+{
+	log_error("offers: %s failed: %s (%d)", op,
+		  o->db ? sqlite3_errmsg(o->db) : sqlite3_errstr(rc), rc);
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return -EACCES;
+	default:
+		return -EIO;
+	}
+}
+
+/* Runs a multi-statement SQL text without parameters. */
+static int exec(struct offers *o, const char *sql, const char *op)
+{
+	int rc = sqlite3_exec(o->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : offers_fail(o, op, rc);
+}
+
+/* Reports an event to the owner (the uplink publishes it). */
+static void emit(struct offers *o, const char *id, enum offer_action action,
+		 const char *reason, int64_t now_ms)
+{
+	struct offer_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.time_ms = now_ms;
+	snprintf(ev.offer_id, sizeof(ev.offer_id), "%s", id);
+	ev.action = action;
+	snprintf(ev.reason, sizeof(ev.reason), "%s", reason ? reason : "");
+	if (o->fn)
+		o->fn(&ev, o->arg);
+}
+
+/* Logs and reports a rejection; returns OFFERS_REJECTED. */
+static int reject(struct offers *o, const char *id, const char *reason, int64_t now_ms)
+{
+	log_warn("offer %s rejected: %s", id, reason);
+	emit(o, id, OFFER_ACTION_REJECTED, reason, now_ms);
+	return OFFERS_REJECTED;
+}
+
+/* Returns 1 if speed allows putting a card on screen. Unknown = moving. */
+static int slow_enough(const struct offers *o, double speed_kmh)
+{
+	return isfinite(speed_kmh) && speed_kmh <= o->max_speed_kmh;
+}
+
+/* Stores the current slot (or deletes it for OFFERS_NONE). */
+static int store_current(struct offers *o)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r = 0;
+
+	if (o->state == OFFERS_NONE)
+		return exec(o, "DELETE FROM current", "forget current offer");
+	rc = sqlite3_prepare_v2(o->db,
+				"INSERT OR REPLACE INTO current(slot, state, offer, shown_at_ms)"
+				" VALUES (1, ?1, ?2, ?3)", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int(s, 1, o->state == OFFERS_STATE_SHOWN ? 2 : 1);
+		sqlite3_bind_blob(s, 2, o->cur_bytes, (int)o->cur_len, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, o->shown_at_ms);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_OK)
+		r = offers_fail(o, "store current offer", rc);
+	sqlite3_finalize(s);
+	return r;
+}
+
+/* Forgets the current offer (memory only; the caller stores). */
+static void drop_current(struct offers *o)
+{
+	free(o->cur_bytes);
+	o->cur_bytes = NULL;
+	o->cur_len = 0;
+	o->state = OFFERS_NONE;
+	o->shown_at_ms = 0;
+	memset(&o->cur, 0, sizeof(o->cur));
+}
+
+/* Puts the current (waiting) offer on screen; stays waiting on failure. */
+static int show_current(struct offers *o, int64_t now_ms)
+{
+	int r = display_show(o->display, &o->cur, now_ms);
+
+	if (r < 0)
+		return r;
+	o->state = OFFERS_STATE_SHOWN;
+	o->shown_at_ms = now_ms;
+	log_info("offer %s shown", o->cur.id);
+	emit(o, o->cur.id, OFFER_ACTION_SHOWN, NULL, now_ms);
+	return 0;
+}
+
+/* Returns 1 if id was accepted before, 0 if not, or -errno. */
+static int seen_before(struct offers *o, const char *id)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r;
+
+	rc = sqlite3_prepare_v2(o->db, "SELECT 1 FROM seen WHERE id = ?1", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+	}
+	if (rc == SQLITE_ROW)
+		r = 1;
+	else if (rc == SQLITE_DONE)
+		r = 0;
+	else
+		r = offers_fail(o, "look up offer id", rc);
+	sqlite3_finalize(s);
+	return r;
+}
+
+/* Records an accepted id, keeping at most OFFERS_MAX_SEEN (earliest expiry goes). */
+static int remember(struct offers *o, const struct offer *off)
+{
+	sqlite3_stmt *s = NULL;
+	char sql[160];
+	int rc, r;
+
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM seen WHERE id IN (SELECT id FROM seen ORDER BY valid_until_ms"
+		 " LIMIT max(0, (SELECT count(*) FROM seen) - %d))", OFFERS_MAX_SEEN - 1);
+	r = exec(o, sql, "bound offer ids");
+	if (r < 0)
+		return r;
+	rc = sqlite3_prepare_v2(o->db, "INSERT OR REPLACE INTO seen(id, valid_until_ms)"
+				" VALUES (?1, ?2)", -1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, off->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, off->valid_until_ms);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+	}
+	r = rc == SQLITE_OK ? 0 : offers_fail(o, "remember offer id", rc);
+	sqlite3_finalize(s);
+	return r;
+}
+
+/* Forgets accepted ids whose offers have expired. */
+static void prune(struct offers *o, int64_t now_ms)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "DELETE FROM seen WHERE valid_until_ms < %lld",
+		 (long long)now_ms);
+	exec(o, sql, "prune expired offer ids");
+}
+
+int offers_handle(struct offers *o, const uint8_t *payload, size_t len, int64_t now_ms,
+		  double speed_kmh)
+{
+	struct signed_offer so;
+	struct offer off;
+	uint8_t *copy = NULL;
+	int r;
+
+	memset(&so, 0, sizeof(so));
+	if (!payload || len == 0 || len > CODEC_MAX_OFFER_BYTES ||
+	    codec_decode_signed_offer(payload, len, &so) < 0)
+		return reject(o, "?", "malformed", now_ms);
+	if (!o->verifier || strcmp(so.key_id, crypto_verifier_key_id(o->verifier)) != 0) {
+		r = reject(o, "?", "unknown key", now_ms);
+		goto out;
+	}
+	if (crypto_verify(o->verifier, so.offer, so.offer_len, so.sig, so.sig_len) != 0) {
+		r = reject(o, "?", "bad signature", now_ms);
+		goto out;
+	}
+	if (codec_decode_offer(so.offer, so.offer_len, &off) < 0 || !off.id[0]) {
+		r = reject(o, "?", "malformed", now_ms);
+		goto out;
+	}
+	r = seen_before(o, off.id);
+	if (r < 0)
+		goto out;
+	if (r == 1) {
+		log_debug("offer %s already received: ignored", off.id);
+		r = OFFERS_DUPLICATE;
+		goto out;
+	}
+	if (strcmp(off.vin, o->vin) != 0) {
+		r = reject(o, off.id, "wrong vehicle", now_ms);
+		goto out;
+	}
+	if (now_ms < off.valid_from_ms) {
+		r = reject(o, off.id, "not yet valid", now_ms);
+		goto out;
+	}
+	if (now_ms > off.valid_until_ms) {
+		r = reject(o, off.id, "expired", now_ms);
+		goto out;
+	}
+	copy = malloc(so.offer_len);
+	if (!copy) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(copy, so.offer, so.offer_len);
+	/* Accepted: it replaces whatever was current. */
+	if (o->state != OFFERS_NONE)
+		log_info("offer %s replaced by offer %s", o->cur.id, off.id);
+	if (o->state == OFFERS_STATE_SHOWN && !slow_enough(o, speed_kmh))
+		display_clear(o->display);
+	drop_current(o);
+	o->cur = off;
+	o->cur_bytes = copy;
+	o->cur_len = so.offer_len;
+	copy = NULL;
+	o->state = OFFERS_STATE_WAITING;
+	if (slow_enough(o, speed_kmh))
+		show_current(o, now_ms);
+	else
+		log_info("offer %s waits until the car is at or below %g km/h", off.id,
+			 o->max_speed_kmh);
+	r = exec(o, "BEGIN IMMEDIATE", "store offer: begin");
+	if (r < 0)
+		goto out;
+	r = remember(o, &off);
+	if (r == 0)
+		r = store_current(o);
+	if (r == 0)
+		r = exec(o, "COMMIT", "store offer: commit");
+	if (r < 0) {
+		exec(o, "ROLLBACK", "store offer: rollback");
+		goto out;
+	}
+	r = o->state == OFFERS_STATE_SHOWN ? OFFERS_SHOWN : OFFERS_WAITING;
+out:
+	free(copy);
+	codec_signed_offer_free(&so);
+	return r;
+}
+
+void offers_tick(struct offers *o, int64_t now_ms, double speed_kmh)
+{
+	if (o->state != OFFERS_NONE && now_ms > o->cur.valid_until_ms) {
+		if (o->state == OFFERS_STATE_WAITING) {
+			log_info("offer %s expired while waiting: dropped", o->cur.id);
+		} else {
+			log_info("offer %s expired: removed from screen", o->cur.id);
+			display_clear(o->display);
+		}
+		drop_current(o);
+		store_current(o);
+		prune(o, now_ms);
+		return;
+	}
+	if (o->state == OFFERS_STATE_WAITING && slow_enough(o, speed_kmh) &&
+	    show_current(o, now_ms) == 0)
+		store_current(o);
+}
+
+enum offers_state offers_current(const struct offers *o, char *ret_id, size_t idlen)
+{
+	if (ret_id && idlen)
+		snprintf(ret_id, idlen, "%s", o->state == OFFERS_NONE ? "" : o->cur.id);
+	return o->state;
+}
+
+/* Loads the current slot from the database into memory. */
+static int load_current(struct offers *o, int64_t now_ms)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r = 0;
+
+	rc = sqlite3_prepare_v2(o->db, "SELECT state, offer, shown_at_ms FROM current"
+				" WHERE slot = 1", -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		r = offers_fail(o, "read current offer", rc);
+		goto out;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE)
+		goto out;
+	if (rc != SQLITE_ROW) {
+		r = offers_fail(o, "read current offer", rc);
+		goto out;
+	}
+	{
+		int state = sqlite3_column_int(s, 0);
+		int len = sqlite3_column_bytes(s, 1);
+
+		if (len <= 0 || len > CODEC_MAX_OFFER_BYTES ||
+		    codec_decode_offer(sqlite3_column_blob(s, 1), (size_t)len, &o->cur) < 0) {
+			log_error("offers: stored current offer is unreadable: forgotten");
+			goto forget;
+		}
+		o->cur_bytes = malloc((size_t)len);
+		if (!o->cur_bytes) {
+			r = -ENOMEM;
+			goto out;
+		}
+		memcpy(o->cur_bytes, sqlite3_column_blob(s, 1), (size_t)len);
+		o->cur_len = (size_t)len;
+		o->shown_at_ms = sqlite3_column_int64(s, 2);
+		o->state = state == 2 ? OFFERS_STATE_SHOWN : OFFERS_STATE_WAITING;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (now_ms > o->cur.valid_until_ms) {
+		log_info("offer %s expired while the agent was stopped: dropped", o->cur.id);
+		if (o->state == OFFERS_STATE_SHOWN)
+			display_clear(o->display);
+		goto forget;
+	}
+	/* Make sure the screen shows what we believe it shows. */
+	if (o->state == OFFERS_STATE_SHOWN)
+		display_show(o->display, &o->cur, o->shown_at_ms);
+	goto out;
+forget:
+	drop_current(o);
+	sqlite3_finalize(s);
+	s = NULL;
+	r = store_current(o);
+out:
+	sqlite3_finalize(s);
+	return r;
+}
+
+int offers_new(const struct offers_config *conf, struct display *display, offers_event_fn fn,
+	       void *arg, int64_t now_ms, struct offers **ret_o)
+{
+	struct offers *o;
+	int rc, r;
+
+	if (!conf || !conf->db_path || !conf->vin || strlen(conf->vin) >= sizeof(o->vin) ||
+	    !display)
+		return -EINVAL;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	snprintf(o->vin, sizeof(o->vin), "%s", conf->vin);
+	o->verifier = conf->verifier;
+	o->max_speed_kmh = conf->max_speed_kmh;
+	o->display = display;
+	o->fn = fn;
+	o->arg = arg;
+	rc = sqlite3_open_v2(conf->db_path, &o->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		r = offers_fail(o, "open database", rc);
+		goto fail;
+	}
+	sqlite3_busy_timeout(o->db, 100);
+	r = exec(o, offers_schema, "create schema");
+	if (r < 0)
+		goto fail;
+	prune(o, now_ms);
+	r = load_current(o, now_ms);
+	if (r < 0)
+		goto fail;
+	*ret_o = o;
+	return 0;
+fail:
+	offers_free(o);
+	return r;
+}
+
+void offers_free(struct offers *o)
+{
+	if (!o)
+		return;
+	free(o->cur_bytes);
+	if (o->db)
+		sqlite3_close(o->db);
+	free(o);
+}

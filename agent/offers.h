@@ -1,0 +1,96 @@
+/*
+ * Offers received from the gateway: verification, redelivery suppression,
+ * driver-safety gating and the one card on screen.
+ *
+ * A message on the offers topic is a SignedOffer. It is shown only if, in
+ * this order: it decodes (else "malformed"), its key_id is the configured
+ * offer-signing key's ("unknown key"), the ECDSA signature verifies over
+ * exactly the Offer bytes ("bad signature"), those bytes decode as an Offer
+ * ("malformed"), its vin is ours ("wrong vehicle"), and now is within
+ * [valid_from, valid_until] ("not yet valid", "expired"). A rejected offer is
+ * logged at warn ("offer <id or ?> rejected: <reason>"; the id is given only
+ * once the signature verified) and reported as an Event REJECTED. An offer
+ * whose id was already accepted (QoS 1 redelivery) is ignored; accepted ids
+ * are kept with their expiry in offers.db and pruned once expired.
+ *
+ * Driver safety: a card is never put on screen while the speed is above
+ * max_speed_kmh, or unknown (NaN); the offer waits (persisted) and is shown at
+ * the first offers_tick() at or below that speed, unless it expired first
+ * (then it is dropped and logged). At most one offer is current: a newer
+ * valid one replaces the card on screen or the waiting one. When the shown
+ * offer expires the card is removed. Showing logs "offer <id> shown" at info
+ * and reports an Event SHOWN.
+ *
+ * Time and speed are passed in by the caller (wall-clock ms, km/h), so tests
+ * drive them directly. Single-threaded.
+ */
+#ifndef PITSTOP_OFFERS_H
+#define PITSTOP_OFFERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+
+struct crypto_verifier;
+struct display;
+struct offers;
+
+#define OFFERS_MAX_SEEN 10000	/* accepted ids remembered at most */
+
+struct offers_config {
+	const char *db_path;			/* offers.db, created if missing */
+	const char *vin;			/* ours */
+	struct crypto_verifier *verifier;	/* borrowed; NULL: every offer is "unknown key" */
+	double max_speed_kmh;			/* shown only at or below this speed */
+};
+
+/* Called for every Event to report (SHOWN, REJECTED); ev is borrowed. */
+typedef void (*offers_event_fn)(const struct offer_event *ev, void *arg);
+
+/* What offers_handle() did with a message. */
+enum offers_result {
+	OFFERS_SHOWN,		/* on screen now */
+	OFFERS_WAITING,		/* valid; waits until the car is slow enough */
+	OFFERS_DUPLICATE,	/* id already accepted: ignored */
+	OFFERS_REJECTED,	/* failed a check; logged and reported */
+};
+
+/* What is current, for status and tests. */
+enum offers_state {
+	OFFERS_NONE,
+	OFFERS_STATE_WAITING,
+	OFFERS_STATE_SHOWN,
+};
+
+/*
+ * Opens offers.db, prunes expired ids and restores the current offer (a
+ * shown card is written again, an expired one removed). display is borrowed
+ * and must outlive the offers. Returns 0 and *ret_o, or -errno.
+ */
+int offers_new(const struct offers_config *conf, struct display *display, offers_event_fn fn,
+	       void *arg, int64_t now_ms, struct offers **ret_o);
+
+/* Closes the database. Accepts NULL. */
+void offers_free(struct offers *o);
+
+/*
+ * Handles one message from the offers topic at wall time now_ms with the
+ * current speed (km/h, NaN if unknown). Returns an enum offers_result, or
+ * -errno if a valid offer could not be stored in offers.db: it is then
+ * current in memory only (shown or waiting), not remembered across a
+ * restart, and a redelivery of it is handled again.
+ */
+int offers_handle(struct offers *o, const uint8_t *payload, size_t len, int64_t now_ms,
+		  double speed_kmh);
+
+/*
+ * Periodic work: shows a waiting offer when slow enough, drops or removes
+ * expired ones, prunes expired ids. Call every few seconds at most.
+ */
+void offers_tick(struct offers *o, int64_t now_ms, double speed_kmh);
+
+/* The current offer's state, and its id into ret_id (if not NULL). */
+enum offers_state offers_current(const struct offers *o, char *ret_id, size_t idlen);
+
+#endif

@@ -1,0 +1,379 @@
+/*
+ * MQTT uplink of the agent; see uplink.h. Runs entirely on the loop thread
+ * (common/bus delivers its events there), so it may use the SQLite queue
+ * directly.
+ */
+#include "uplink.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "log.h"
+#include "loop.h"
+#include "queue.h"
+
+#define UPLINK_TOPIC_MAX 96
+/* Cookies of non-telemetry publishes; telemetry cookies are seqs (< 2^63). */
+#define COOKIE_OTHER (UINT64_C(1) << 63)
+#define COOKIE_STATUS (COOKIE_OTHER | 1)
+#define COOKIE_EVENT (COOKIE_OTHER | 2)
+
+struct held_event {
+	uint8_t *buf;	/* owned, encoded Event */
+	size_t len;
+};
+
+struct uplink {
+	struct loop *loop;		/* borrowed */
+	struct queue *queue;		/* borrowed */
+	struct bus *bus;		/* owned */
+	uplink_offer_fn on_offer;
+	void *arg;
+	char version[CODEC_MAX_VERSION];
+	char t_status[UPLINK_TOPIC_MAX];
+	char t_telemetry[UPLINK_TOPIC_MAX];
+	char t_offers[UPLINK_TOPIC_MAX];
+	char t_events[UPLINK_TOPIC_MAX];
+	uint8_t *will;			/* owned, encoded Status OFFLINE */
+	size_t will_len;
+	unsigned inflight;		/* telemetry publishes awaiting an answer */
+	uint64_t hold_until_ms;		/* no telemetry before this (monotonic) */
+	int hold_timer;			/* timer id ending the hold, 0 = none */
+	int probing;			/* one batch at a time until an ack: 1 after a
+					 * connect, 2 after a refusal, 3 after a batch
+					 * reached no subscriber */
+	struct held_event events[UPLINK_MAX_EVENTS];	/* ring */
+	size_t ev_head, ev_count;
+	uint64_t events_dropped;
+};
+
+static void send_batches(struct uplink *u);
+
+/* Timer: the pause is over, send again. */
+static void hold_done(void *arg)
+{
+	struct uplink *u = arg;
+
+	u->hold_timer = 0;
+	send_batches(u);
+}
+
+/* Pauses telemetry for delay_ms (extending, never shortening, a pause). */
+static void hold(struct uplink *u, uint64_t delay_ms)
+{
+	uint64_t until = loop_now_ms() + delay_ms;
+	int id;
+
+	if (until <= u->hold_until_ms && u->hold_timer)
+		return;
+	u->hold_until_ms = until;
+	loop_cancel_timer(u->loop, u->hold_timer);
+	id = loop_add_timer(u->loop, delay_ms, hold_done, u);
+	u->hold_timer = id > 0 ? id : 0;
+}
+
+/*
+ * Fills the window: publishes the oldest unsent batches while connected, not
+ * paused, and fewer than UPLINK_WINDOW are in flight.
+ */
+static void send_batches(struct uplink *u)
+{
+	if (!bus_is_connected(u->bus) || loop_now_ms() < u->hold_until_ms)
+		return;
+	while (u->inflight < (u->probing ? 1u : UPLINK_WINDOW)) {
+		uint8_t *data = NULL;
+		size_t len = 0;
+		uint64_t seq;
+		int r;
+
+		r = queue_peek_unsent(u->queue, &seq, &data, &len);
+		if (r < 0)
+			return;		/* -ENODATA: nothing to send; errors are logged */
+		r = bus_publish(u->bus, u->t_telemetry, data, len, 1, 0, seq);
+		free(data);
+		if (r == 0) {
+			queue_mark_inflight(u->queue, seq);
+			u->inflight++;
+			log_debug("batch %" PRIu64 " sent", seq);
+			continue;
+		}
+		if (r == -EAGAIN || r == -ENOTCONN)
+			return;		/* resumes on the next ack or connect */
+		if (r == -EMSGSIZE) {
+			/* Can never be sent; keeping it would block the queue forever. */
+			log_error("batch %" PRIu64 " (%zu bytes) is too large to publish: dropped",
+				  seq, len);
+			queue_ack(u->queue, seq);
+			continue;
+		}
+		log_warn("publish of batch %" PRIu64 " failed: %s; retrying in %d s", seq,
+			 strerror(-r), UPLINK_RETRY_MS / 1000);
+		hold(u, UPLINK_RETRY_MS);
+		return;
+	}
+}
+
+/* Sends held events, oldest first, while the bus takes them. */
+static void flush_events(struct uplink *u)
+{
+	while (u->ev_count && bus_is_connected(u->bus)) {
+		struct held_event *e = &u->events[u->ev_head];
+
+		if (bus_publish(u->bus, u->t_events, e->buf, e->len, 1, 0, COOKIE_EVENT) < 0)
+			return;
+		free(e->buf);
+		e->buf = NULL;
+		u->ev_head = (u->ev_head + 1) % UPLINK_MAX_EVENTS;
+		u->ev_count--;
+	}
+}
+
+void uplink_send_event(struct uplink *u, const struct offer_event *ev)
+{
+	struct held_event *e;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	r = codec_encode_offer_event(ev, &buf, &len);
+	if (r < 0) {
+		log_error("cannot encode event for offer %s: %s", ev->offer_id, strerror(-r));
+		return;
+	}
+	if (u->ev_count == UPLINK_MAX_EVENTS) {
+		e = &u->events[u->ev_head];
+		free(e->buf);
+		e->buf = NULL;
+		u->ev_head = (u->ev_head + 1) % UPLINK_MAX_EVENTS;
+		u->ev_count--;
+		u->events_dropped++;
+		log_warn("offline event buffer full: oldest event dropped (%" PRIu64 " in total)",
+			 u->events_dropped);
+	}
+	e = &u->events[(u->ev_head + u->ev_count) % UPLINK_MAX_EVENTS];
+	e->buf = buf;
+	e->len = len;
+	u->ev_count++;
+	flush_events(u);
+}
+
+/* Publishes a retained Status; returns 0 or -errno. */
+static int send_status(struct uplink *u, enum agent_state state)
+{
+	struct agent_status st;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r, depth;
+
+	memset(&st, 0, sizeof(st));
+	st.state = state;
+	st.time_ms = loop_wall_ms();
+	snprintf(st.agent_version, sizeof(st.agent_version), "%s", u->version);
+	depth = queue_count(u->queue);
+	if (depth >= 0) {
+		st.has_queue_depth = 1;
+		st.queue_depth = (uint32_t)depth;
+	}
+	r = codec_encode_status(&st, &buf, &len);
+	if (r == 0)
+		r = bus_publish(u->bus, u->t_status, buf, len, 1, 1, COOKIE_STATUS);
+	free(buf);
+	return r;
+}
+
+/*
+ * The broker acknowledged cookie: a telemetry batch is deleted only here, and
+ * only if some subscriber (the gateway's session) took it. reason is
+ * BUS_NO_SUBSCRIBERS when the broker discarded it for lack of one (no gateway
+ * subscribed, e.g. right after a broker restart): the batch is kept and sent
+ * again later, one at a time until a gateway takes it.
+ */
+static void on_published(struct uplink *u, uint64_t cookie, int reason)
+{
+	int r;
+
+	if (cookie & COOKIE_OTHER) {
+		flush_events(u);
+		return;
+	}
+	if (u->inflight)
+		u->inflight--;
+	if (reason == BUS_NO_SUBSCRIBERS) {
+		queue_requeue(u->queue, cookie);
+		if (u->probing != 3)
+			log_warn("batch %" PRIu64 " reached no gateway (no matching subscribers); "
+				 "kept, retrying in %d s", cookie, UPLINK_RETRY_MS / 1000);
+		u->probing = 3;
+		hold(u, UPLINK_RETRY_MS);
+		return;
+	}
+	if (u->probing == 3)
+		log_info("a gateway takes telemetry again");
+	if (u->probing == 2)
+		log_info("broker accepts telemetry again");
+	u->probing = 0;
+	r = queue_ack(u->queue, cookie);
+	if (r == 0)
+		log_debug("batch %" PRIu64 " acknowledged", cookie);
+	else if (r == -ENOENT)
+		log_debug("batch %" PRIu64 " acknowledged again", cookie);
+	send_batches(u);
+}
+
+/* A publish failed: the batch stays, unsent, and telemetry pauses. */
+static void on_publish_failed(struct uplink *u, uint64_t cookie, int reason)
+{
+	if (cookie & COOKIE_OTHER) {
+		log_warn("publish of %s refused: reason %d (%s)",
+			 cookie == COOKIE_STATUS ? "status" : "event", reason,
+			 bus_reason_string(reason));
+		return;
+	}
+	if (u->inflight)
+		u->inflight--;
+	queue_requeue(u->queue, cookie);
+	if (reason >= 0x80) {
+		log_error("publish of batch %" PRIu64 " refused by broker: reason %d (%s)", cookie,
+			  reason, bus_reason_string(reason));
+		hold(u, UPLINK_REFUSED_RETRY_MS);
+		u->probing = 2;
+	} else {
+		log_warn("publish of batch %" PRIu64 " failed: reason %d (%s); retrying in %d s",
+			 cookie, reason, bus_reason_string(reason), UPLINK_RETRY_MS / 1000);
+		hold(u, UPLINK_RETRY_MS);
+	}
+}
+
+/* Everything the bus reports, on the loop thread. */
+static void on_bus_event(const struct bus_event *ev, void *arg)
+{
+	struct uplink *u = arg;
+	int r;
+
+	switch (ev->type) {
+	case BUS_CONNECTED:
+		log_info("connected to the broker (session %s); %d batches queued",
+			 ev->session_present ? "resumed" : "new", queue_count(u->queue));
+		u->inflight = 0;
+		if (!u->probing)
+			u->probing = 1;	/* slow start: one batch until the first ack */
+		queue_requeue(u->queue, 0);
+		r = send_status(u, AGENT_ONLINE);
+		if (r < 0)
+			log_warn("cannot publish status: %s", strerror(-r));
+		flush_events(u);
+		send_batches(u);
+		break;
+	case BUS_DISCONNECTED:
+		log_info("disconnected from the broker; %d batches will be resent",
+			 queue_inflight(u->queue));
+		u->inflight = 0;
+		queue_requeue(u->queue, 0);
+		break;
+	case BUS_MESSAGE:
+		if (ev->topic && strcmp(ev->topic, u->t_offers) == 0 && u->on_offer)
+			u->on_offer(ev->payload, ev->len, u->arg);
+		else
+			log_debug("message on unexpected topic ignored");
+		break;
+	case BUS_PUBLISHED:
+		on_published(u, ev->cookie, ev->reason_code);
+		break;
+	case BUS_PUBLISH_FAILED:
+		on_publish_failed(u, ev->cookie, ev->reason_code);
+		break;
+	case BUS_SUBSCRIBE_FAILED:
+		/* common/bus logged it; offers stay unavailable until the next connect. */
+		break;
+	}
+}
+
+int uplink_new(struct loop *loop, const struct uplink_config *conf, struct queue *queue,
+	       uplink_offer_fn on_offer, void *arg, struct uplink **ret_u)
+{
+	struct agent_status will = { .state = AGENT_OFFLINE };
+	struct bus_config bc;
+	struct uplink *u;
+	int r;
+
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->loop = loop;
+	u->queue = queue;
+	u->on_offer = on_offer;
+	u->arg = arg;
+	snprintf(u->version, sizeof(u->version), "%s", conf->agent_version);
+	snprintf(u->t_status, sizeof(u->t_status), "pitstop/v1/vehicles/%s/status", conf->vin);
+	snprintf(u->t_telemetry, sizeof(u->t_telemetry), "pitstop/v1/vehicles/%s/telemetry",
+		 conf->vin);
+	snprintf(u->t_offers, sizeof(u->t_offers), "pitstop/v1/vehicles/%s/offers", conf->vin);
+	snprintf(u->t_events, sizeof(u->t_events), "pitstop/v1/vehicles/%s/events", conf->vin);
+	will.time_ms = loop_wall_ms();
+	snprintf(will.agent_version, sizeof(will.agent_version), "%s", u->version);
+	r = codec_encode_status(&will, &u->will, &u->will_len);
+	if (r < 0)
+		goto fail;
+	memset(&bc, 0, sizeof(bc));
+	bc.uri = conf->broker_uri;
+	bc.client_id = conf->vin;
+	bc.ca_file = conf->ca_file;
+	bc.cert_file = conf->cert_file;
+	bc.key_file = conf->key_file;
+	bc.keepalive_s = 30;
+	bc.clean_start = 0;
+	bc.session_expiry_s = 604800;
+	bc.will_topic = u->t_status;
+	bc.will_payload = u->will;
+	bc.will_len = u->will_len;
+	bc.will_retain = 1;
+	bc.max_inflight = UPLINK_WINDOW + UPLINK_MAX_EVENTS + 2;
+	r = bus_new(loop, &bc, on_bus_event, u, &u->bus);
+	if (r < 0)
+		goto fail;
+	r = bus_subscribe(u->bus, u->t_offers, 1);
+	if (r < 0)
+		goto fail;
+	*ret_u = u;
+	return 0;
+fail:
+	uplink_free(u);
+	return r;
+}
+
+int uplink_start(struct uplink *u)
+{
+	return bus_start(u->bus);
+}
+
+void uplink_kick(struct uplink *u)
+{
+	send_batches(u);
+}
+
+void uplink_shutdown(struct uplink *u, int timeout_ms)
+{
+	if (bus_is_connected(u->bus)) {
+		int r = send_status(u, AGENT_OFFLINE);
+
+		if (r < 0)
+			log_warn("cannot publish offline status: %s", strerror(-r));
+	}
+	bus_stop(u->bus, timeout_ms);
+}
+
+void uplink_free(struct uplink *u)
+{
+	if (!u)
+		return;
+	bus_free(u->bus);
+	loop_cancel_timer(u->loop, u->hold_timer);
+	for (size_t i = 0; i < u->ev_count; i++)
+		free(u->events[(u->ev_head + i) % UPLINK_MAX_EVENTS].buf);
+	free(u->will);
+	free(u);
+}

@@ -1,0 +1,79 @@
+/*
+ * The agent's side of the MQTT conversation with the gateway, on top of
+ * common/bus: connection settings (client id = VIN, persistent session,
+ * last will Status OFFLINE), the retained Status, the offers subscription,
+ * and sending the telemetry queue.
+ *
+ * Telemetry: batches go oldest first, QoS 1, on pitstop/v1/vehicles/<VIN>/
+ * telemetry with cookie = seq, at most UPLINK_WINDOW in flight (one after
+ * each connect, until the first acknowledgement: a broker that refuses
+ * us then costs one refusal, not a window's worth). A batch is
+ * deleted from the queue only when BUS_PUBLISHED reports its seq. A lost
+ * connection makes everything in flight unsent again; it is resent, in
+ * order, after the next BUS_CONNECTED (the gateway drops duplicates by
+ * (VIN, seq)). A batch the broker refuses (reason code >= 0x80, e.g. 135 Not
+ * authorized) is logged at error, kept, and sending pauses for
+ * UPLINK_REFUSED_RETRY_MS before it is retried, alone: until the broker
+ * acknowledges a batch again only one is in flight, so a car whose
+ * certificate does not match its VIN logs one line a minute, not a window's
+ * worth. Other publish failures pause for UPLINK_RETRY_MS.
+ *
+ * Events (offer SHOWN/REJECTED) are published QoS 1 on .../events when
+ * connected, else held in a small memory buffer (UPLINK_MAX_EVENTS, oldest
+ * dropped) and sent after the next connect; they are not persisted.
+ */
+#ifndef PITSTOP_UPLINK_H
+#define PITSTOP_UPLINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+
+#define UPLINK_WINDOW 8
+#define UPLINK_REFUSED_RETRY_MS 60000
+#define UPLINK_RETRY_MS 5000
+#define UPLINK_MAX_EVENTS 32
+
+struct loop;
+struct queue;
+struct uplink;
+
+struct uplink_config {
+	const char *vin;
+	const char *broker_uri;
+	const char *ca_file;
+	const char *cert_file;
+	const char *key_file;
+	const char *agent_version;
+};
+
+/* A message arrived on our offers topic; payload is borrowed for the call. */
+typedef void (*uplink_offer_fn)(const uint8_t *payload, size_t len, void *arg);
+
+/*
+ * Creates the bus (not yet connecting). queue is borrowed and must outlive
+ * the uplink. Returns 0 and *ret_u, or -errno.
+ */
+int uplink_new(struct loop *loop, const struct uplink_config *conf, struct queue *queue,
+	       uplink_offer_fn on_offer, void *arg, struct uplink **ret_u);
+
+/* Starts connecting (and reconnecting). Returns 0 or -errno. */
+int uplink_start(struct uplink *u);
+
+/* New batches may be waiting: sends what the window allows. */
+void uplink_kick(struct uplink *u);
+
+/* Publishes an offer event (or holds it until connected). */
+void uplink_send_event(struct uplink *u, const struct offer_event *ev);
+
+/*
+ * Clean shutdown: publishes Status OFFLINE (retained) if connected, then
+ * disconnects, waiting up to timeout_ms for in-flight messages.
+ */
+void uplink_shutdown(struct uplink *u, int timeout_ms);
+
+/* Accepts NULL. */
+void uplink_free(struct uplink *u);
+
+#endif

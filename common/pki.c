@@ -1,0 +1,677 @@
+/*
+ * The fleet PKI (see pki.h), written with mbedTLS 2.28 only: key generation,
+ * X.509 v3 certificates and PEM files that OpenSSL 3, mosquitto 2 and Paho
+ * accept as they are.
+ *
+ * What every certificate gets:
+ *  - EC P-256 key, ECDSA-SHA256 signature, a random positive 16-byte serial;
+ *  - notBefore one hour in the past (clock skew between the CA host, the
+ *    broker and the cars), notAfter a number of calendar years later;
+ *  - leaves: basicConstraints CA:FALSE, an authority key id matching the
+ *    CA's subject key id, an extendedKeyUsage for their one role.
+ * The CA: CN=Pitstop Fleet CA, basicConstraints CA:TRUE pathlen:0 (it signs
+ * leaves only), keyUsage keyCertSign|cRLSign, subject key id, 10 years.
+ *
+ * mbedTLS 2.28 has neither a subjectAltName nor an extendedKeyUsage setter, so
+ * both extensions are built here with mbedtls_asn1_write_* and added with
+ * mbedtls_x509write_crt_set_extension().
+ *
+ * Files: keys are created 0600 and certificates 0644 with O_CREAT|O_EXCL and
+ * an fchmod(), so the modes do not depend on the umask and nothing existing
+ * is ever overwritten. If writing one file fails, the files this call
+ * created are removed again: no half-made PKI is left behind.
+ *
+ * Library code: nothing is logged; a one-line reason goes into err.
+ */
+#include "pki.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/asn1write.h>
+#include <mbedtls/bignum.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/x509_crt.h>
+
+#include "vin.h"
+
+#define PKI_CA_SUBJECT "CN=Pitstop Fleet CA"
+#define PKI_CA_YEARS 10
+#define PKI_LEAF_YEARS 2	/* broker, gateway: rotated by operations */
+/*
+ * A car lives 15 years or more and may be parked, offline, for months: a
+ * short-lived certificate would lock it out with nobody there to renew it.
+ * Vehicles get 10 years, clamped to the CA's own notAfter (a leaf cannot be
+ * used past its issuer). CA rotation is therefore an operations task.
+ */
+#define PKI_VEHICLE_YEARS 10
+#define PKI_BACKDATE_S 3600
+#define PKI_SERIAL_BYTES 16
+#define PKI_PEM_MAX 4096	/* a P-256 certificate PEM is under 1 KiB */
+#define PKI_MAX_FILES 8
+
+#define MODE_KEY 0600
+#define MODE_CERT 0644
+#define MODE_DIR 0755
+
+/* The role a certificate is made for. */
+enum pki_role {
+	ROLE_CA,
+	ROLE_SERVER,	/* the broker: serverAuth, SAN localhost/127.0.0.1 */
+	ROLE_CLIENT,	/* gateway, vehicles: clientAuth */
+};
+
+/* Random bits for keys, serials and signatures. */
+struct pki_rng {
+	mbedtls_entropy_context entropy;
+	mbedtls_ctr_drbg_context drbg;
+};
+
+/* One file to be written: name relative to the PKI dir, PEM text. */
+struct pki_file {
+	char name[64];
+	mode_t mode;
+	int created;			/* set once this call created it */
+	unsigned char pem[PKI_PEM_MAX];	/* NUL-terminated; zeroized after use */
+};
+
+/* printf into err (one line); err may be NULL or errlen 0. */
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Translates an mbedTLS error from operation what into errno + message. */
+static int mbed_fail(int mbed, const char *what, char *err, size_t errlen)
+{
+	char msg[128];
+
+	mbedtls_strerror(mbed, msg, sizeof(msg));
+	seterr(err, errlen, "%s: %s", what, msg);
+	if (mbed == MBEDTLS_ERR_PK_ALLOC_FAILED || mbed == MBEDTLS_ERR_MPI_ALLOC_FAILED ||
+	    mbed == MBEDTLS_ERR_ECP_ALLOC_FAILED || mbed == MBEDTLS_ERR_ASN1_ALLOC_FAILED ||
+	    mbed == MBEDTLS_ERR_X509_ALLOC_FAILED)
+		return -ENOMEM;
+	return -EIO;
+}
+
+/* Sets up rng (always: rng_free() it) and seeds it from the system's entropy. */
+static int rng_init(struct pki_rng *rng, char *err, size_t errlen)
+{
+	static const char pers[] = "pitstop-pki";
+	int mbed;
+
+	mbedtls_entropy_init(&rng->entropy);
+	mbedtls_ctr_drbg_init(&rng->drbg);
+	mbed = mbedtls_ctr_drbg_seed(&rng->drbg, mbedtls_entropy_func, &rng->entropy,
+				     (const unsigned char *)pers, sizeof(pers) - 1);
+	return mbed ? mbed_fail(mbed, "seeding the random generator", err, errlen) : 0;
+}
+
+/* Frees what rng_init() set up (also after a failed seed). */
+static void rng_free(struct pki_rng *rng)
+{
+	mbedtls_ctr_drbg_free(&rng->drbg);
+	mbedtls_entropy_free(&rng->entropy);
+}
+
+/* Generates a fresh EC P-256 key into pk (initialised by the caller). */
+static int gen_key(mbedtls_pk_context *pk, struct pki_rng *rng, char *err, size_t errlen)
+{
+	int mbed = mbedtls_pk_setup(pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+
+	if (mbed == 0)
+		mbed = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*pk),
+					   mbedtls_ctr_drbg_random, &rng->drbg);
+	return mbed ? mbed_fail(mbed, "generating an EC P-256 key", err, errlen) : 0;
+}
+
+/* Formats t as mbedTLS's "YYYYMMDDhhmmss" (UTC). */
+static void format_time(time_t t, char out[15])
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	if (strftime(out, 15, "%Y%m%d%H%M%S", &tm) != 14)
+		snprintf(out, 15, "99991231235959");	/* year > 9999: cannot happen */
+}
+
+/*
+ * Validity: from one hour ago for years calendar years (29 February rolls to
+ * 1 March), but never past max ("YYYYMMDDhhmmss", may be NULL).
+ */
+static void validity(int years, const char *max, char from[15], char until[15])
+{
+	time_t start = time(NULL) - PKI_BACKDATE_S;
+	struct tm tm;
+
+	format_time(start, from);
+	gmtime_r(&start, &tm);
+	tm.tm_year += years;
+	format_time(timegm(&tm), until);
+	/* Same fixed-width format: string order is time order. */
+	if (max && strcmp(until, max) > 0)
+		memcpy(until, max, 15);
+}
+
+/* Sets a random positive serial of exactly PKI_SERIAL_BYTES bytes. */
+static int set_serial(mbedtls_x509write_cert *crt, struct pki_rng *rng)
+{
+	unsigned char b[PKI_SERIAL_BYTES];
+	mbedtls_mpi serial;
+	int mbed;
+
+	mbedtls_mpi_init(&serial);
+	mbed = mbedtls_ctr_drbg_random(&rng->drbg, b, sizeof(b));
+	if (mbed == 0) {
+		b[0] = (unsigned char)((b[0] & 0x7f) | 0x40);	/* positive, full length */
+		mbed = mbedtls_mpi_read_binary(&serial, b, sizeof(b));
+	}
+	if (mbed == 0)
+		mbed = mbedtls_x509write_crt_set_serial(crt, &serial);
+	mbedtls_mpi_free(&serial);
+	return mbed;
+}
+
+/* Adds extendedKeyUsage = SEQUENCE { oid }. Returns 0 or an mbedTLS error. */
+static int set_eku(mbedtls_x509write_cert *crt, const char *oid, size_t oid_len)
+{
+	unsigned char buf[32];
+	unsigned char *p = buf + sizeof(buf);
+	size_t len = 0;
+	int ret;
+
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_oid(&p, buf, oid, oid_len));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, len));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED |
+							     MBEDTLS_ASN1_SEQUENCE));
+	return mbedtls_x509write_crt_set_extension(crt, MBEDTLS_OID_EXTENDED_KEY_USAGE,
+						   MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
+						   0, p, len);
+}
+
+/* Writes one GeneralName [tag] IMPLICIT data before *p. Returns its length. */
+static int write_general_name(unsigned char **p, unsigned char *start, int tag,
+			      const unsigned char *data, size_t n)
+{
+	size_t len = 0;
+	int ret;
+
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_raw_buffer(p, start, data, n));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(p, start, len));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(p, start,
+							 (unsigned char)(MBEDTLS_ASN1_CONTEXT_SPECIFIC | tag)));
+	return (int)len;
+}
+
+/* Adds subjectAltName = DNS:localhost, IP:127.0.0.1 (the broker's names). */
+static int set_broker_san(mbedtls_x509write_cert *crt)
+{
+	static const unsigned char ip[4] = { 127, 0, 0, 1 };
+	static const char dns[] = "localhost";
+	unsigned char buf[64];
+	unsigned char *p = buf + sizeof(buf);
+	size_t len = 0;
+	int ret;
+
+	/* Written back to front: the last entry first. */
+	MBEDTLS_ASN1_CHK_ADD(len, write_general_name(&p, buf, 7, ip, sizeof(ip)));
+	MBEDTLS_ASN1_CHK_ADD(len, write_general_name(&p, buf, 2, (const unsigned char *)dns,
+						     sizeof(dns) - 1));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, len));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED |
+							     MBEDTLS_ASN1_SEQUENCE));
+	return mbedtls_x509write_crt_set_extension(crt, MBEDTLS_OID_SUBJECT_ALT_NAME,
+						   MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME),
+						   0, p, len);
+}
+
+/*
+ * Makes a certificate for subject_key as PEM into out[PKI_PEM_MAX]. issuer_key
+ * and issuer_name are the CA's (the subject's own for the CA itself);
+ * not_after_max clamps notAfter (NULL: no clamp).
+ */
+static int make_cert(enum pki_role role, const char *subject, int years,
+		     mbedtls_pk_context *subject_key, mbedtls_pk_context *issuer_key,
+		     const char *issuer_name, const char *not_after_max, struct pki_rng *rng,
+		     unsigned char *out, char *err, size_t errlen)
+{
+	mbedtls_x509write_cert crt;
+	char from[15], until[15];
+	int mbed;
+
+	mbedtls_x509write_crt_init(&crt);
+	mbedtls_x509write_crt_set_version(&crt, MBEDTLS_X509_CRT_VERSION_3);
+	mbedtls_x509write_crt_set_md_alg(&crt, MBEDTLS_MD_SHA256);
+	mbedtls_x509write_crt_set_subject_key(&crt, subject_key);
+	mbedtls_x509write_crt_set_issuer_key(&crt, issuer_key);
+	validity(years, not_after_max, from, until);
+
+	mbed = mbedtls_x509write_crt_set_subject_name(&crt, subject);
+	if (!mbed)
+		mbed = mbedtls_x509write_crt_set_issuer_name(&crt, issuer_name);
+	if (!mbed)
+		mbed = set_serial(&crt, rng);
+	if (!mbed)
+		mbed = mbedtls_x509write_crt_set_validity(&crt, from, until);
+	if (!mbed)
+		mbed = mbedtls_x509write_crt_set_basic_constraints(&crt, role == ROLE_CA,
+								   role == ROLE_CA ? 0 : -1);
+	if (!mbed)
+		mbed = mbedtls_x509write_crt_set_subject_key_identifier(&crt);
+	if (!mbed && role != ROLE_CA)
+		mbed = mbedtls_x509write_crt_set_authority_key_identifier(&crt);
+	if (!mbed) {
+		unsigned ku = MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
+
+		if (role == ROLE_CA)
+			ku = MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN;
+		else if (role == ROLE_SERVER)
+			ku |= MBEDTLS_X509_KU_KEY_AGREEMENT;
+		mbed = mbedtls_x509write_crt_set_key_usage(&crt, (unsigned char)ku);
+	}
+	if (!mbed && role == ROLE_SERVER)
+		mbed = set_eku(&crt, MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH));
+	if (!mbed && role == ROLE_CLIENT)
+		mbed = set_eku(&crt, MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH));
+	if (!mbed && role == ROLE_SERVER)
+		mbed = set_broker_san(&crt);
+	if (!mbed)
+		mbed = mbedtls_x509write_crt_pem(&crt, out, PKI_PEM_MAX, mbedtls_ctr_drbg_random,
+						 &rng->drbg);
+	mbedtls_x509write_crt_free(&crt);
+	if (mbed) {
+		char what[128];
+
+		snprintf(what, sizeof(what), "writing certificate %s", subject);
+		return mbed_fail(mbed, what, err, errlen);
+	}
+	return 0;
+}
+
+/* PEM of pk's private key (SEC1 "EC PRIVATE KEY") into out[PKI_PEM_MAX]. */
+static int key_pem(mbedtls_pk_context *pk, unsigned char *out, char *err, size_t errlen)
+{
+	int mbed = mbedtls_pk_write_key_pem(pk, out, PKI_PEM_MAX);
+
+	return mbed ? mbed_fail(mbed, "writing a private key", err, errlen) : 0;
+}
+
+/* "dir/name" into path[PATH_MAX]; -ENAMETOOLONG if it does not fit. */
+static int join(char *path, const char *dir, const char *name, char *err, size_t errlen)
+{
+	int n = snprintf(path, PATH_MAX, "%s/%s", dir, name);
+
+	if (n < 0 || n >= PATH_MAX) {
+		seterr(err, errlen, "%s/%s: path too long", dir, name);
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* Creates directory path (mode 0755) unless it already is a directory. */
+static int ensure_dir(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (mkdir(path, MODE_DIR) == 0)
+		return 0;
+	if (errno != EEXIST) {
+		int r = -errno;
+
+		seterr(err, errlen, "%s: cannot create directory: %s", path, strerror(errno));
+		return r;
+	}
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		seterr(err, errlen, "%s: exists and is not a directory", path);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+/*
+ * Creates path (which must not exist) with exactly mode, whatever the umask,
+ * and writes len bytes. On failure nothing is left at path.
+ */
+static int write_new_file(const char *path, const unsigned char *data, size_t len, mode_t mode,
+			  char *err, size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	size_t off = 0;
+	int r = 0;
+
+	if (fd < 0) {
+		r = -errno;
+		if (r == -EEXIST)
+			seterr(err, errlen, "%s already exists: refusing to overwrite it", path);
+		else
+			seterr(err, errlen, "%s: %s", path, strerror(errno));
+		return r;
+	}
+	if (fchmod(fd, mode) < 0)
+		r = -errno;
+	while (r == 0 && off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = -errno;
+		else
+			off += (size_t)n;
+	}
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r < 0) {
+		seterr(err, errlen, "%s: %s", path, strerror(-r));
+		unlink(path);
+	}
+	return r;
+}
+
+/*
+ * Writes files[0..n) into dir in order. On failure removes the ones this call
+ * created and returns the error. Buffers are zeroized either way.
+ */
+static int write_files(const char *dir, struct pki_file *files, size_t n, char *err,
+		       size_t errlen)
+{
+	char path[PATH_MAX];
+	int r = 0;
+	size_t i;
+
+	for (i = 0; i < n && r == 0; i++) {
+		r = join(path, dir, files[i].name, err, errlen);
+		if (r == 0)
+			r = write_new_file(path, files[i].pem, strlen((char *)files[i].pem),
+					   files[i].mode, err, errlen);
+		files[i].created = r == 0;
+	}
+	for (i = n; r < 0 && i-- > 0;)
+		if (files[i].created && join(path, dir, files[i].name, NULL, 0) == 0)
+			unlink(path);
+	for (i = 0; i < n; i++)
+		mbedtls_platform_zeroize(files[i].pem, sizeof(files[i].pem));
+	return r;
+}
+
+/* Names slot i of files and sets its mode; returns the slot for its PEM. */
+static struct pki_file *file_at(struct pki_file *files, size_t i, const char *name, mode_t mode)
+{
+	snprintf(files[i].name, sizeof(files[i].name), "%s", name);
+	files[i].mode = mode;
+	return &files[i];
+}
+
+int pki_init(const char *dir, char *err, size_t errlen)
+{
+	enum { K_CA, K_BROKER, K_GATEWAY, K_OFFER, NKEYS };
+	mbedtls_pk_context keys[NKEYS];
+	struct pki_file *files = NULL;
+	struct pki_rng rng;
+	char path[PATH_MAX];
+	size_t nf = 0;
+	int r, mbed;
+
+	seterr(err, errlen, "%s", "");
+	for (int k = 0; k < NKEYS; k++)
+		mbedtls_pk_init(&keys[k]);
+	r = rng_init(&rng, err, errlen);
+	if (r < 0)
+		goto out;
+	if (!dir || !*dir) {
+		seterr(err, errlen, "no PKI directory given");
+		r = -EINVAL;
+		goto out;
+	}
+	r = join(path, dir, "ca.key", err, errlen);
+	if (r < 0)
+		goto out;
+	if (access(path, F_OK) == 0) {
+		seterr(err, errlen, "%s exists: refusing to replace the fleet CA", path);
+		r = -EEXIST;
+		goto out;
+	}
+	r = ensure_dir(dir, err, errlen);
+	if (r < 0)
+		goto out;
+	r = join(path, dir, "vehicles", err, errlen);
+	if (r == 0)
+		r = ensure_dir(path, err, errlen);
+	if (r < 0)
+		goto out;
+
+	for (int k = 0; k < NKEYS && r == 0; k++)
+		r = gen_key(&keys[k], &rng, err, errlen);
+	if (r < 0)
+		goto out;
+	files = calloc(PKI_MAX_FILES, sizeof(*files));
+	if (!files) {
+		r = -ENOMEM;
+		seterr(err, errlen, "out of memory");
+		goto out;
+	}
+	/* ca.key first: its O_EXCL creation claims the directory. */
+	r = key_pem(&keys[K_CA], file_at(files, nf++, "ca.key", MODE_KEY)->pem, err, errlen);
+	if (r == 0)
+		r = make_cert(ROLE_CA, PKI_CA_SUBJECT, PKI_CA_YEARS, &keys[K_CA], &keys[K_CA],
+			      PKI_CA_SUBJECT, NULL, &rng,
+			      file_at(files, nf++, "ca.crt", MODE_CERT)->pem, err, errlen);
+	if (r == 0)
+		r = key_pem(&keys[K_BROKER], file_at(files, nf++, "broker.key", MODE_KEY)->pem, err,
+			    errlen);
+	if (r == 0)
+		r = make_cert(ROLE_SERVER, "CN=" PKI_BROKER_CN, PKI_LEAF_YEARS, &keys[K_BROKER],
+			      &keys[K_CA], PKI_CA_SUBJECT, NULL, &rng,
+			      file_at(files, nf++, "broker.crt", MODE_CERT)->pem, err, errlen);
+	if (r == 0)
+		r = key_pem(&keys[K_GATEWAY], file_at(files, nf++, "gateway.key", MODE_KEY)->pem,
+			    err, errlen);
+	if (r == 0)
+		r = make_cert(ROLE_CLIENT, "CN=" PKI_GATEWAY_CN, PKI_LEAF_YEARS, &keys[K_GATEWAY],
+			      &keys[K_CA], PKI_CA_SUBJECT, NULL, &rng,
+			      file_at(files, nf++, "gateway.crt", MODE_CERT)->pem, err, errlen);
+	if (r == 0)
+		r = key_pem(&keys[K_OFFER], file_at(files, nf++, "offer-signing.key", MODE_KEY)->pem,
+			    err, errlen);
+	if (r == 0) {
+		struct pki_file *f = file_at(files, nf++, "offer-signing.pub", MODE_CERT);
+
+		mbed = mbedtls_pk_write_pubkey_pem(&keys[K_OFFER], f->pem, sizeof(f->pem));
+		if (mbed)
+			r = mbed_fail(mbed, "writing the offer-signing public key", err, errlen);
+	}
+	if (r == 0)
+		r = write_files(dir, files, nf, err, errlen);
+out:
+	if (files) {
+		mbedtls_platform_zeroize(files, PKI_MAX_FILES * sizeof(*files));
+		free(files);
+	}
+	for (int k = 0; k < NKEYS; k++)
+		mbedtls_pk_free(&keys[k]);
+	rng_free(&rng);
+	return r;
+}
+
+/* Explains why vin is not a valid VIN (vin_valid(vin) is 0). */
+static void vin_reason(const char *vin, char *err, size_t errlen)
+{
+	size_t len = strlen(vin);
+
+	if (len != VIN_LEN) {
+		seterr(err, errlen, "invalid VIN: %zu characters, a VIN has %d", len, VIN_LEN);
+		return;
+	}
+	for (size_t i = 0; i < len; i++) {
+		char c = vin[i];
+		int ok = (c >= '0' && c <= '9') ||
+			 (c >= 'A' && c <= 'Z' && c != 'I' && c != 'O' && c != 'Q');
+
+		if (!ok) {
+			seterr(err, errlen,
+			       "invalid VIN: character %zu is not one of 0-9 or A-Z without I, O, Q",
+			       i + 1);
+			return;
+		}
+	}
+	seterr(err, errlen, "invalid VIN");
+}
+
+/* mbedTLS time as "YYYYMMDDhhmmss" (the format of format_time()). */
+static void x509_time_string(const mbedtls_x509_time *t, char out[15])
+{
+	char tmp[80];
+
+	snprintf(tmp, sizeof(tmp), "%04d%02d%02d%02d%02d%02d", t->year, t->mon, t->day, t->hour,
+		 t->min, t->sec);
+	memcpy(out, tmp, 14);	/* mbedTLS checked the fields' ranges when parsing */
+	out[14] = '\0';
+}
+
+/* Loads and checks dir/ca.crt and dir/ca.key. */
+static int load_ca(const char *dir, mbedtls_x509_crt *ca, mbedtls_pk_context *ca_key, char *err,
+		   size_t errlen)
+{
+	char path[PATH_MAX];
+	int r, mbed;
+
+	r = join(path, dir, "ca.crt", err, errlen);
+	if (r < 0)
+		return r;
+	errno = 0;
+	mbed = mbedtls_x509_crt_parse_file(ca, path);
+	if (mbed == MBEDTLS_ERR_PK_FILE_IO_ERROR) {
+		r = errno > 0 ? -errno : -EIO;
+		seterr(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (mbed != 0 || !ca->ca_istrue) {
+		seterr(err, errlen, "%s: not a CA certificate", path);
+		return -EINVAL;
+	}
+	r = join(path, dir, "ca.key", err, errlen);
+	if (r < 0)
+		return r;
+	errno = 0;
+	mbed = mbedtls_pk_parse_keyfile(ca_key, path, NULL);
+	if (mbed == MBEDTLS_ERR_PK_FILE_IO_ERROR) {
+		r = errno > 0 ? -errno : -EIO;
+		seterr(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (mbed != 0) {
+		seterr(err, errlen, "%s: not a private key", path);
+		return -EINVAL;
+	}
+	if (mbedtls_pk_check_pair(&ca->pk, ca_key) != 0) {
+		seterr(err, errlen, "%s does not belong to ca.crt", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int pki_issue_vehicle(const char *dir, const char *vin, char *err, size_t errlen)
+{
+	mbedtls_x509_crt ca;
+	mbedtls_pk_context ca_key, key;
+	struct pki_file *files = NULL;
+	struct pki_rng rng;
+	char path[PATH_MAX], name[64], subject[32], issuer[256], ca_until[15];
+	int r;
+
+	seterr(err, errlen, "%s", "");
+	mbedtls_x509_crt_init(&ca);
+	mbedtls_pk_init(&ca_key);
+	mbedtls_pk_init(&key);
+	r = rng_init(&rng, err, errlen);
+	if (r < 0)
+		goto out;
+	if (!dir || !*dir || !vin) {
+		seterr(err, errlen, "%s", !vin ? "invalid VIN: none given" : "no PKI directory given");
+		r = -EINVAL;
+		goto out;
+	}
+	if (!vin_valid(vin)) {
+		vin_reason(vin, err, errlen);
+		r = -EINVAL;
+		goto out;
+	}
+	snprintf(name, sizeof(name), "vehicles/%s.crt", vin);
+	r = join(path, dir, name, err, errlen);
+	if (r < 0)
+		goto out;
+	if (access(path, F_OK) == 0) {
+		seterr(err, errlen, "%s already exists: refusing to overwrite it", path);
+		r = -EEXIST;
+		goto out;
+	}
+	r = load_ca(dir, &ca, &ca_key, err, errlen);
+	if (r < 0)
+		goto out;
+	r = join(path, dir, "vehicles", err, errlen);
+	if (r == 0)
+		r = ensure_dir(path, err, errlen);
+	if (r < 0)
+		goto out;
+	if (mbedtls_x509_dn_gets(issuer, sizeof(issuer), &ca.subject) < 0) {
+		seterr(err, errlen, "ca.crt: subject name too long");
+		r = -EINVAL;
+		goto out;
+	}
+	x509_time_string(&ca.valid_to, ca_until);
+
+	r = gen_key(&key, &rng, err, errlen);
+	if (r < 0)
+		goto out;
+	files = calloc(2, sizeof(*files));
+	if (!files) {
+		r = -ENOMEM;
+		seterr(err, errlen, "out of memory");
+		goto out;
+	}
+	snprintf(subject, sizeof(subject), "CN=%s", vin);
+	snprintf(name, sizeof(name), "vehicles/%s.key", vin);
+	r = key_pem(&key, file_at(files, 0, name, MODE_KEY)->pem, err, errlen);
+	snprintf(name, sizeof(name), "vehicles/%s.crt", vin);
+	if (r == 0)
+		r = make_cert(ROLE_CLIENT, subject, PKI_VEHICLE_YEARS, &key, &ca_key, issuer,
+			      ca_until, &rng, file_at(files, 1, name, MODE_CERT)->pem, err, errlen);
+	if (r == 0)
+		r = write_files(dir, files, 2, err, errlen);
+out:
+	if (files) {
+		mbedtls_platform_zeroize(files, 2 * sizeof(*files));
+		free(files);
+	}
+	mbedtls_pk_free(&key);
+	mbedtls_pk_free(&ca_key);
+	mbedtls_x509_crt_free(&ca);
+	rng_free(&rng);
+	return r;
+}

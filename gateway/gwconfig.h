@@ -1,0 +1,42 @@
+/*
+ * The gateway's configuration: one table (names, defaults, ranges, help)
+ * shared by pitstop-gateway and pitstopctl, so both read the same file the
+ * same way. docs/gateway.md lists the keys.
+ */
+#ifndef PITSTOP_GATEWAY_GWCONFIG_H
+#define PITSTOP_GATEWAY_GWCONFIG_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+struct gw_config {
+	char *broker_uri;	/* owned, like every string here */
+	char *client_id;	/* MQTT client id and counters instance id */
+	char *share_group;	/* $share/<group>/... subscriptions */
+	char *ca_file;
+	char *cert_file;
+	char *key_file;
+	char *offer_key_file;	/* private offer-signing key (PEM) */
+	char *db;		/* SQLite path or sqlite:PATH */
+	int low_fuel_pct;
+	int low_fuel_rearm_pct;
+	int offer_valid_s;
+	char *log_level;
+	char *log_file;		/* NULL: stderr */
+};
+
+/* The option table, terminated by CONFIG_END. */
+extern const struct config_option gw_config_table[];
+
+/*
+ * Loads path (NULL: defaults only) into conf and checks values that the
+ * table cannot (log_level). On failure returns -errno with "file:line: what"
+ * (or "file: what") in err and conf freed.
+ */
+int gw_config_load(const char *path, struct gw_config *conf, char *err, size_t errlen);
+
+/* Frees the strings of conf. Accepts NULL. */
+void gw_config_free(struct gw_config *conf);
+
+#endif

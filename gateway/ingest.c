@@ -1,0 +1,531 @@
+/*
+ * Ingest; see ingest.h for what it does. This file holds the topic parsing,
+ * the per-message savepoint logic, the batched transaction and its counters
+ * (tx deltas are added to the totals only when the commit succeeded), and
+ * the list of offers waiting for that commit.
+ */
+#include "ingest.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "log.h"
+#include "loop.h"
+#include "offer_signing.h"
+#include "rules.h"
+#include "vin.h"
+
+#define DEFAULT_MAX_PENDING 500
+#define COUNTERS_PERIOD_MS 1000
+#define REJECT_LOG_PERIOD_MS 60000
+#define TOPIC_PREFIX "pitstop/v1/vehicles/"
+
+enum msg_kind {
+	MSG_TELEMETRY,
+	MSG_EVENTS,
+	MSG_STATUS,
+};
+
+/* An offer signed during the open transaction, published after its commit. */
+struct pending_offer {
+	char vin[VIN_LEN + 1];
+	uint8_t *buf;		/* owned: SignedOffer bytes */
+	size_t len;
+	int64_t valid_until_ms;
+};
+
+/* What the open transaction will add to the counters when it commits. */
+struct tx_delta {
+	uint64_t stored, samples_stored, duplicates, events, status;
+	uint64_t messages;	/* messages applied in the transaction */
+};
+
+/* Once-a-minute logging per reject reason. */
+struct reject_log {
+	uint64_t last_ms;	/* monotonic; 0 = never logged */
+	uint64_t suppressed;	/* rejects since the last line */
+};
+
+struct ingest {
+	struct loop *loop;		/* borrowed */
+	struct store *store;		/* borrowed */
+	struct crypto_signer *signer;	/* borrowed, may be NULL */
+	struct rules *rules;		/* borrowed, may be NULL */
+	char *instance_id;		/* owned */
+	size_t max_pending;
+	int no_timers;
+
+	struct store_counters c;	/* totals, committed work only */
+	struct store_counters saved;	/* what the store holds: save when c differs */
+	struct reject_log rlog[STORE_REJECT_COUNT];
+
+	int in_tx;			/* a store transaction is open */
+	int commit_timer;		/* loop timer id, 0 = none */
+	int counters_timer;		/* loop timer id, 0 = none */
+	struct tx_delta tx;
+	struct pending_offer *pending;	/* owned, max_pending entries */
+	size_t npending;
+
+	struct outbox *outbox;		/* owned */
+};
+
+static void commit_timer_fired(void *arg);
+static void counters_timer_fired(void *arg);
+
+/* Counts a rejected message and logs it at most once a minute per reason. */
+static void reject(struct ingest *in, enum store_reject why, const char *detail)
+{
+	struct reject_log *rl = &in->rlog[why];
+	uint64_t now = loop_now_ms();
+
+	in->c.rejected[why]++;
+	if (rl->last_ms && now - rl->last_ms < REJECT_LOG_PERIOD_MS) {
+		rl->suppressed++;
+		return;
+	}
+	if (rl->suppressed)
+		log_warn("ingest: rejected a message (%s): %s; %llu more since the last report",
+			 store_reject_name(why), detail, (unsigned long long)rl->suppressed);
+	else
+		log_warn("ingest: rejected a message (%s): %s", store_reject_name(why), detail);
+	rl->last_ms = now ? now : 1;
+	rl->suppressed = 0;
+}
+
+/* Drops the pending offers from index from on (they were not committed). */
+static void pending_clear_from(struct ingest *in, size_t from)
+{
+	while (in->npending > from) {
+		in->npending--;
+		free(in->pending[in->npending].buf);
+		in->pending[in->npending].buf = NULL;
+	}
+}
+
+/* Undoes the whole open transaction; what it held is counted as lost. */
+static void abort_tx(struct ingest *in)
+{
+	in->store->ops->rollback(in->store);
+	in->in_tx = 0;
+	if (in->commit_timer) {
+		loop_cancel_timer(in->loop, in->commit_timer);
+		in->commit_timer = 0;
+	}
+	if (in->tx.messages)
+		log_error("ingest: transaction rolled back, %llu messages lost",
+			  (unsigned long long)in->tx.messages);
+	in->c.rejected[STORE_REJECT_STORAGE] += in->tx.messages;
+	memset(&in->tx, 0, sizeof(in->tx));
+	pending_clear_from(in, 0);
+}
+
+/*
+ * Saves the counters with the open transaction's work added, commits, and
+ * hands the offers it recorded to the outbox. On failure the whole
+ * transaction is rolled back (abort_tx()). Returns 0 or -errno.
+ */
+static int commit_tx(struct ingest *in)
+{
+	struct store_counters next;
+	int64_t now = loop_wall_ms();
+	int r;
+
+	if (!in->in_tx)
+		return 0;
+	if (in->commit_timer) {
+		loop_cancel_timer(in->loop, in->commit_timer);
+		in->commit_timer = 0;
+	}
+	/*
+	 * The counters go into the same transaction as the data they count,
+	 * so `pitstopctl stats` never disagrees with `vehicle history`.
+	 */
+	next = in->c;
+	next.stored += in->tx.stored;
+	next.samples_stored += in->tx.samples_stored;
+	next.duplicates += in->tx.duplicates;
+	next.events += in->tx.events;
+	next.status += in->tx.status;
+	r = in->store->ops->counters_save(in->store, in->instance_id, &next, now);
+	if (r == 0)
+		r = in->store->ops->commit(in->store);
+	if (r < 0) {
+		abort_tx(in);
+		return r;
+	}
+	in->in_tx = 0;
+	in->c = next;
+	in->saved = next;
+	memset(&in->tx, 0, sizeof(in->tx));
+	for (size_t i = 0; i < in->npending; i++) {
+		struct pending_offer *p = &in->pending[i];
+
+		outbox_add(in->outbox, p->vin, p->buf, p->len, p->valid_until_ms, now);
+	}
+	pending_clear_from(in, 0);
+	return 0;
+}
+
+/* Opens a transaction if none is open and arms the commit timer. */
+static int ensure_tx(struct ingest *in)
+{
+	int r;
+
+	if (in->in_tx)
+		return 0;
+	r = in->store->ops->begin(in->store);
+	if (r < 0)
+		return r;
+	in->in_tx = 1;
+	r = loop_add_timer(in->loop, 0, commit_timer_fired, in);
+	in->commit_timer = r > 0 ? r : 0;
+	return 0;
+}
+
+/* The 0 ms timer: the bus drain is over, commit what it brought. */
+static void commit_timer_fired(void *arg)
+{
+	struct ingest *in = arg;
+
+	in->commit_timer = 0;
+	commit_tx(in);
+}
+
+/*
+ * Splits pitstop/v1/vehicles/<VIN>/<kind> into vin and *ret_kind. Returns 0,
+ * or -EINVAL with the reject reason (bad_topic or bad_vin) in *ret_why.
+ */
+static int parse_topic(const char *topic, char vin[VIN_LEN + 1], enum msg_kind *ret_kind,
+		       enum store_reject *ret_why)
+{
+	const char *v, *slash, *kind;
+	size_t vlen;
+
+	if (!topic || strncmp(topic, TOPIC_PREFIX, strlen(TOPIC_PREFIX)) != 0)
+		goto bad_topic;
+	v = topic + strlen(TOPIC_PREFIX);
+	slash = strchr(v, '/');
+	if (!slash || slash == v)
+		goto bad_topic;
+	kind = slash + 1;
+	if (strcmp(kind, "telemetry") == 0)
+		*ret_kind = MSG_TELEMETRY;
+	else if (strcmp(kind, "events") == 0)
+		*ret_kind = MSG_EVENTS;
+	else if (strcmp(kind, "status") == 0)
+		*ret_kind = MSG_STATUS;
+	else
+		goto bad_topic;
+	vlen = (size_t)(slash - v);
+	if (vlen != VIN_LEN) {
+		*ret_why = STORE_REJECT_BAD_VIN;
+		return -EINVAL;
+	}
+	memcpy(vin, v, VIN_LEN);
+	vin[VIN_LEN] = '\0';
+	if (!vin_valid(vin)) {
+		*ret_why = STORE_REJECT_BAD_VIN;
+		return -EINVAL;
+	}
+	return 0;
+bad_topic:
+	*ret_why = STORE_REJECT_BAD_TOPIC;
+	return -EINVAL;
+}
+
+/* Maps a codec error to a reject reason. */
+static enum store_reject decode_reject(int r)
+{
+	if (r == -EMSGSIZE)
+		return STORE_REJECT_OVERSIZED;
+	if (r == -ENOMEM)
+		return STORE_REJECT_STORAGE;	/* could not be stored, not its fault */
+	return STORE_REJECT_MALFORMED;
+}
+
+/*
+ * Applies one decoded message inside the savepoint. Returns 0 or -errno
+ * from the store; fills d with what it adds to the transaction.
+ */
+static int apply_telemetry(struct ingest *in, const char *vin, uint64_t seq,
+			   const struct sample *samples, size_t n, struct tx_delta *d)
+{
+	const struct store_ops *ops = in->store->ops;
+	int64_t now = loop_wall_ms();
+	int dup = 0, r;
+
+	r = ops->put_batch(in->store, vin, seq, samples, n, now, &dup);
+	if (r < 0)
+		return r;
+	if (dup) {
+		log_debug("ingest: %s batch %llu is a duplicate", vin, (unsigned long long)seq);
+		d->duplicates++;
+		return 0;
+	}
+	r = ops->update_latest(in->store, vin, samples, n);
+	if (r < 0)
+		return r;
+	if (in->rules) {
+		r = rules_after_batch(in->rules, vin, now);
+		if (r < 0)
+			return r;
+	}
+	d->stored++;
+	d->samples_stored += n;
+	return 0;
+}
+
+void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload, size_t len)
+{
+	const struct store_ops *ops = in->store->ops;
+	char vin[VIN_LEN + 1];
+	enum msg_kind kind;
+	enum store_reject why;
+	struct tx_delta d;
+	struct sample *samples = NULL;
+	size_t n = 0, mark;
+	uint64_t seq = 0;
+	struct offer_event ev;
+	struct agent_status st;
+	size_t max;
+	int r;
+
+	in->c.received++;
+	if (parse_topic(topic, vin, &kind, &why) < 0) {
+		reject(in, why, why == STORE_REJECT_BAD_VIN ? "invalid VIN in topic"
+							     : "unexpected topic");
+		return;
+	}
+	max = kind == MSG_TELEMETRY ? CODEC_MAX_BATCH_BYTES
+	      : kind == MSG_EVENTS  ? CODEC_MAX_EVENT_BYTES
+				    : CODEC_MAX_STATUS_BYTES;
+	if (len > max) {
+		reject(in, STORE_REJECT_OVERSIZED, "payload over the protocol limit");
+		return;
+	}
+	switch (kind) {
+	case MSG_TELEMETRY:
+		r = codec_decode_batch(payload, len, &seq, &samples, &n);
+		break;
+	case MSG_EVENTS:
+		r = codec_decode_offer_event(payload, len, &ev);
+		break;
+	case MSG_STATUS:
+		r = codec_decode_status(payload, len, &st);
+		break;
+	default:
+		r = -EINVAL;
+	}
+	if (r < 0) {
+		why = decode_reject(r);
+		reject(in, why, kind == MSG_TELEMETRY ? "telemetry does not decode"
+				: kind == MSG_EVENTS  ? "event does not decode"
+						      : "status does not decode");
+		goto out;
+	}
+
+	r = ensure_tx(in);
+	if (r < 0) {
+		reject(in, STORE_REJECT_STORAGE, "cannot open a transaction");
+		goto out;
+	}
+	r = ops->savepoint(in->store);
+	if (r < 0) {
+		abort_tx(in);
+		reject(in, STORE_REJECT_STORAGE, "cannot open a savepoint");
+		goto out;
+	}
+	memset(&d, 0, sizeof(d));
+	mark = in->npending;
+	switch (kind) {
+	case MSG_TELEMETRY:
+		r = apply_telemetry(in, vin, seq, samples, n, &d);
+		break;
+	case MSG_EVENTS:
+		r = ops->offer_event(in->store, vin, &ev, loop_wall_ms());
+		if (r == -ENOENT) {
+			log_debug("ingest: %s reported an event for unknown offer %s", vin,
+				  ev.offer_id);
+			r = 0;
+		}
+		d.events = 1;
+		break;
+	case MSG_STATUS:
+		r = ops->put_status(in->store, vin, &st, loop_wall_ms());
+		d.status = 1;
+		break;
+	}
+	if (r < 0) {
+		pending_clear_from(in, mark);
+		if (ops->rollback_to(in->store) < 0)
+			abort_tx(in);
+		reject(in, STORE_REJECT_STORAGE, "storing it failed");
+		goto out;
+	}
+	r = ops->release(in->store);
+	if (r < 0) {
+		pending_clear_from(in, mark);
+		abort_tx(in);
+		reject(in, STORE_REJECT_STORAGE, "storing it failed");
+		goto out;
+	}
+	in->tx.stored += d.stored;
+	in->tx.samples_stored += d.samples_stored;
+	in->tx.duplicates += d.duplicates;
+	in->tx.events += d.events;
+	in->tx.status += d.status;
+	in->tx.messages++;
+	if (in->tx.messages >= in->max_pending)
+		commit_tx(in);
+out:
+	free(samples);
+}
+
+int ingest_offer_sink(void *arg, const struct offer *o)
+{
+	struct ingest *in = arg;
+	struct pending_offer *p;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!in->signer) {
+		in->c.offers_failed++;
+		return -ENOKEY;
+	}
+	if (in->npending == in->max_pending)
+		return -ENOBUFS;	/* cannot happen: one offer per message at most */
+	r = offer_signing_encode(in->signer, o, &buf, &len);
+	if (r < 0) {
+		in->c.offers_failed++;
+		return r;
+	}
+	p = &in->pending[in->npending++];
+	snprintf(p->vin, sizeof(p->vin), "%s", o->vin);
+	p->buf = buf;
+	p->len = len;
+	p->valid_until_ms = o->valid_until_ms;
+	return 0;
+}
+
+void ingest_published(struct ingest *in, uint64_t cookie, int ok)
+{
+	outbox_result(in->outbox, cookie, ok);	/* counts sent / failed */
+}
+
+void ingest_connected(struct ingest *in)
+{
+	outbox_reconnected(in->outbox, loop_wall_ms());
+}
+
+int ingest_flush(struct ingest *in)
+{
+	return commit_tx(in);
+}
+
+int ingest_save_counters(struct ingest *in)
+{
+	const struct store_ops *ops = in->store->ops;
+	int r;
+
+	if (in->in_tx)
+		return commit_tx(in);	/* saves them too */
+	r = ops->begin(in->store);
+	if (r < 0)
+		return r;
+	r = ops->counters_save(in->store, in->instance_id, &in->c, loop_wall_ms());
+	if (r == 0)
+		r = ops->commit(in->store);
+	if (r < 0) {
+		ops->rollback(in->store);
+		return r;
+	}
+	in->saved = in->c;
+	return 0;
+}
+
+/* Every second: retry or expire waiting offers, save changed counters. */
+static void counters_timer_fired(void *arg)
+{
+	struct ingest *in = arg;
+	int r;
+
+	in->counters_timer = 0;
+	outbox_flush(in->outbox, loop_wall_ms());
+	if (memcmp(&in->c, &in->saved, sizeof(in->c)) != 0)
+		ingest_save_counters(in);	/* the store logged any failure */
+	r = loop_add_timer(in->loop, COUNTERS_PERIOD_MS, counters_timer_fired, in);
+	in->counters_timer = r > 0 ? r : 0;
+}
+
+const struct store_counters *ingest_counters(const struct ingest *in)
+{
+	return &in->c;
+}
+
+void ingest_set_rules(struct ingest *in, struct rules *rules)
+{
+	in->rules = rules;
+}
+
+int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
+{
+	struct ingest *in;
+	int r;
+
+	in = calloc(1, sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	in->loop = p->loop;
+	in->store = p->store;
+	in->signer = p->signer;
+	in->no_timers = p->no_timers;
+	in->max_pending = p->max_pending ? p->max_pending : DEFAULT_MAX_PENDING;
+	in->instance_id = strdup(p->instance_id ? p->instance_id : "");
+	in->pending = calloc(in->max_pending, sizeof(*in->pending));
+	if (!in->instance_id || !in->pending) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	r = outbox_new(p->max_outbox, p->publish, p->publish_arg, &in->c, &in->outbox);
+	if (r < 0)
+		goto fail;
+	r = in->store->ops->counters_load(in->store, in->instance_id, &in->c);
+	if (r < 0)
+		goto fail;
+	in->saved = in->c;
+	if (!in->no_timers) {
+		r = loop_add_timer(in->loop, COUNTERS_PERIOD_MS, counters_timer_fired, in);
+		if (r < 0)
+			goto fail;
+		in->counters_timer = r;
+	}
+	*ret_ingest = in;
+	return 0;
+fail:
+	outbox_free(in->outbox);
+	free(in->pending);
+	free(in->instance_id);
+	free(in);
+	return r;
+}
+
+void ingest_free(struct ingest *in)
+{
+	if (!in)
+		return;
+	if (ingest_save_counters(in) < 0 && in->in_tx)
+		abort_tx(in);
+	if (in->commit_timer)
+		loop_cancel_timer(in->loop, in->commit_timer);
+	if (in->counters_timer)
+		loop_cancel_timer(in->loop, in->counters_timer);
+	pending_clear_from(in, 0);
+	outbox_free(in->outbox);
+	free(in->pending);
+	free(in->instance_id);
+	free(in);
+}

@@ -1,0 +1,89 @@
+/*
+ * Ingest: everything the gateway does with a message the bus delivered on
+ * pitstop/v1/vehicles/<VIN>/{telemetry,events,status}. It validates the
+ * topic and the VIN, bounds and decodes the payload, stores it, runs the
+ * rules after each new telemetry batch, and publishes the offers they issue
+ * once the data that caused them is committed.
+ *
+ * Transactions: the first message opens one and a 0 ms loop timer commits it,
+ * so all messages of one bus drain share a commit (or every max_pending
+ * messages, whichever comes first). Each message runs in its own savepoint:
+ * a storage error undoes that message alone, is logged by the store and
+ * counted as rejected{storage}, and the gateway carries on.
+ *
+ * A bad message (topic, VIN, size, encoding) is counted by reason, logged at
+ * most once per reason per minute (never its payload) and skipped.
+ *
+ * Counters include only what was committed. They are saved through the store
+ * under the instance id, in the same transaction as the data they count (so
+ * pitstopctl's stats and history agree), and otherwise (rejects, offer
+ * acknowledgements) within a second of changing.
+ */
+#ifndef PITSTOP_GATEWAY_INGEST_H
+#define PITSTOP_GATEWAY_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "outbox.h"
+#include "store.h"
+
+struct loop;
+struct crypto_signer;
+struct rules;
+struct ingest;
+
+struct ingest_params {
+	struct loop *loop;		/* borrowed */
+	struct store *store;		/* borrowed, opened read-write */
+	struct crypto_signer *signer;	/* borrowed; NULL: offers cannot be signed */
+	const char *instance_id;	/* copied; counters are saved under it */
+	outbox_publish_fn publish;	/* publishes signed offers (QoS 1) */
+	void *publish_arg;
+	size_t max_pending;		/* messages per transaction; 0 = 500 */
+	size_t max_outbox;		/* offers waiting for the bus; 0 = 1024 */
+	int no_timers;			/* tests: no 1 s counter timer */
+};
+
+/*
+ * Creates the ingest and loads the instance's saved counters (so they keep
+ * counting across restarts). Returns 0 and *ret_ingest, or -errno.
+ */
+int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest);
+
+/*
+ * Commits what is pending, saves the counters, and frees. Accepts NULL.
+ * Offers still in the outbox are lost (see outbox.h).
+ */
+void ingest_free(struct ingest *in);
+
+/* Sets the rules run after each stored batch (borrowed; NULL = none). */
+void ingest_set_rules(struct ingest *in, struct rules *rules);
+
+/*
+ * The rules' offer sink (a rules_offer_fn; arg is the struct ingest): signs
+ * o and keeps it until the current transaction commits. Returns 0 or -errno
+ * (-ENOKEY without a signer).
+ */
+int ingest_offer_sink(void *arg, const struct offer *o);
+
+/* Handles one message from the bus. topic and payload are borrowed. */
+void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload, size_t len);
+
+/* The broker answered a publish (BUS_PUBLISHED: ok 1, BUS_PUBLISH_FAILED: 0). */
+void ingest_published(struct ingest *in, uint64_t cookie, int ok);
+
+/* The bus (re)connected: offers in flight are sent again. */
+void ingest_connected(struct ingest *in);
+
+/* Commits the open transaction now, if any. Returns 0 or -errno. */
+int ingest_flush(struct ingest *in);
+
+/* Commits, then saves the counters now. Returns 0 or -errno. */
+int ingest_save_counters(struct ingest *in);
+
+/* The live counters (committed work only). */
+const struct store_counters *ingest_counters(const struct ingest *in);
+
+#endif

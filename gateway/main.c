@@ -1,0 +1,305 @@
+/*
+ * pitstop-gateway: the daemon that receives vehicle telemetry, events and
+ * status from the broker (a shared subscription, so several gateways can
+ * split the fleet), stores them, runs the rules and publishes signed offers.
+ *
+ * Start-up order (undone in reverse): config, log, store, signing key, loop,
+ * bus, ingest (loads the saved counters), rules, subscriptions, signals.
+ * Everything after start-up runs on the loop thread. SIGINT/SIGTERM commit
+ * what is pending, save the counters, disconnect cleanly and exit 0.
+ *
+ * Exit codes: 0 clean stop, 1 runtime failure, 2 usage or config error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "crypto.h"
+#include "gwconfig.h"
+#include "ingest.h"
+#include "log.h"
+#include "loop.h"
+#include "rules.h"
+#include "store.h"
+
+#define SESSION_EXPIRY_S 86400
+#define STOP_TIMEOUT_MS 2000
+
+static const char *const topic_kinds[] = { "telemetry", "events", "status" };
+
+struct gateway {
+	struct gw_config conf;
+	struct store *store;		/* owned */
+	struct crypto_signer *signer;	/* owned */
+	struct loop *loop;		/* owned */
+	struct bus *bus;		/* owned */
+	struct ingest *ingest;		/* owned */
+	struct rules *rules;		/* owned */
+	int ready_logged;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: pitstop-gateway --config FILE [--log-level error|warn|info|debug]\n"
+		"Receives vehicle telemetry over MQTT, stores it and sends signed offers.\n");
+}
+
+/* Publishes one signed offer; the outbox calls this. */
+static int publish_offer(void *arg, const char *topic, const uint8_t *buf, size_t len,
+			 uint64_t cookie)
+{
+	struct gateway *gw = arg;
+
+	return bus_publish(gw->bus, topic, buf, len, 1, 0, cookie);
+}
+
+/* Bus events, on the loop thread. */
+static void on_bus_event(const struct bus_event *ev, void *arg)
+{
+	struct gateway *gw = arg;
+
+	switch (ev->type) {
+	case BUS_CONNECTED:
+		if (!gw->ready_logged) {
+			log_info("ready: connected to %s as %s, subscribed %s%s, db %s",
+				 gw->conf.broker_uri, gw->conf.client_id,
+				 *gw->conf.share_group ? "in group " : "without a share group",
+				 gw->conf.share_group, gw->conf.db);
+			gw->ready_logged = 1;
+		}
+		ingest_connected(gw->ingest);
+		break;
+	case BUS_DISCONNECTED:
+		log_warn("disconnected from the broker (%d); reconnecting", ev->reason_code);
+		break;
+	case BUS_MESSAGE:
+		ingest_message(gw->ingest, ev->topic, ev->payload, ev->len);
+		break;
+	case BUS_PUBLISHED:
+		ingest_published(gw->ingest, ev->cookie, 1);
+		break;
+	case BUS_PUBLISH_FAILED:
+		log_warn("an offer was refused: %s (%d)", bus_reason_string(ev->reason_code),
+			 ev->reason_code);
+		ingest_published(gw->ingest, ev->cookie, 0);
+		break;
+	case BUS_SUBSCRIBE_FAILED:
+		log_error("subscription to %s failed: %s (%d)", ev->topic ? ev->topic : "?",
+			  bus_reason_string(ev->reason_code), ev->reason_code);
+		break;
+	}
+}
+
+static void on_signal(int signo, void *arg)
+{
+	struct gateway *gw = arg;
+
+	log_info("signal %d: stopping", signo);
+	loop_stop(gw->loop);
+}
+
+/*
+ * Subscribes to the three vehicle topics through the share group, or with
+ * plain subscriptions when share_group is empty (one instance only: mosquitto
+ * 2.0.11 does not restore shared subscriptions from its persistence file, so
+ * messages published after a broker restart and before we reconnect are lost
+ * with $share but kept with a plain subscription).
+ */
+static int subscribe_all(struct gateway *gw)
+{
+	char filter[256];
+	int r;
+
+	for (size_t i = 0; i < sizeof(topic_kinds) / sizeof(topic_kinds[0]); i++) {
+		if (*gw->conf.share_group)
+			snprintf(filter, sizeof(filter), "$share/%s/pitstop/v1/vehicles/+/%s",
+				 gw->conf.share_group, topic_kinds[i]);
+		else
+			snprintf(filter, sizeof(filter), "pitstop/v1/vehicles/+/%s", topic_kinds[i]);
+		r = bus_subscribe(gw->bus, filter, 1);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Everything between config and the loop. Returns 0 or -errno (logged). */
+static int gateway_start(struct gateway *gw)
+{
+	struct bus_config bc;
+	struct ingest_params ip;
+	struct rules_config rc;
+	char err[512];
+	int r;
+
+	r = store_open(gw->conf.db, STORE_READ_WRITE, &gw->store, err, sizeof(err));
+	if (r < 0) {
+		log_error("cannot open the database: %s", err);
+		return r;
+	}
+	r = crypto_signer_load(gw->conf.offer_key_file, &gw->signer);
+	if (r < 0) {
+		log_error("cannot load the offer-signing key %s: %s", gw->conf.offer_key_file,
+			  strerror(-r));
+		return r;
+	}
+	r = loop_new(&gw->loop);
+	if (r < 0)
+		return r;
+
+	memset(&bc, 0, sizeof(bc));
+	bc.uri = gw->conf.broker_uri;
+	bc.client_id = gw->conf.client_id;
+	bc.ca_file = gw->conf.ca_file;
+	bc.cert_file = gw->conf.cert_file;
+	bc.key_file = gw->conf.key_file;
+	bc.clean_start = 0;
+	bc.session_expiry_s = SESSION_EXPIRY_S;
+	r = bus_new(gw->loop, &bc, on_bus_event, gw, &gw->bus);
+	if (r < 0) {
+		log_error("cannot set up the MQTT client: %s", strerror(-r));
+		return r;
+	}
+
+	memset(&ip, 0, sizeof(ip));
+	ip.loop = gw->loop;
+	ip.store = gw->store;
+	ip.signer = gw->signer;
+	ip.instance_id = gw->conf.client_id;
+	ip.publish = publish_offer;
+	ip.publish_arg = gw;
+	r = ingest_new(&ip, &gw->ingest);
+	if (r < 0) {
+		log_error("cannot start ingest: %s", strerror(-r));
+		return r;
+	}
+	memset(&rc, 0, sizeof(rc));
+	rc.low_fuel_pct = gw->conf.low_fuel_pct;
+	rc.low_fuel_rearm_pct = gw->conf.low_fuel_rearm_pct;
+	rc.offer_valid_s = gw->conf.offer_valid_s;
+	r = rules_new(&rc, gw->store, ingest_offer_sink, gw->ingest, &gw->rules);
+	if (r < 0) {
+		log_error("cannot set up the rules: %s", strerror(-r));
+		return r;
+	}
+	ingest_set_rules(gw->ingest, gw->rules);
+	/* Makes this instance visible to `pitstopctl stats` from the start. */
+	if (ingest_save_counters(gw->ingest) < 0)
+		log_warn("could not save the counters; carrying on");
+
+	r = subscribe_all(gw);
+	if (r < 0)
+		return r;
+	r = loop_watch_signal(gw->loop, SIGINT, on_signal, gw);
+	if (r == 0)
+		r = loop_watch_signal(gw->loop, SIGTERM, on_signal, gw);
+	if (r < 0)
+		return r;
+	signal(SIGPIPE, SIG_IGN);
+	r = bus_start(gw->bus);
+	if (r < 0) {
+		log_error("cannot start the MQTT client: %s", strerror(-r));
+		return r;
+	}
+	log_info("started: broker %s, client id %s, db %s; waiting for the broker",
+		 gw->conf.broker_uri, gw->conf.client_id, gw->conf.db);
+	return 0;
+}
+
+/* Undoes gateway_start() in reverse; safe on a partly started gateway. */
+static void gateway_stop(struct gateway *gw)
+{
+	if (gw->ingest) {
+		if (ingest_save_counters(gw->ingest) < 0)
+			log_error("could not save the counters at exit");
+	}
+	if (gw->bus)
+		bus_stop(gw->bus, STOP_TIMEOUT_MS);
+	ingest_free(gw->ingest);
+	rules_free(gw->rules);
+	bus_free(gw->bus);
+	loop_free(gw->loop);
+	crypto_signer_free(gw->signer);
+	store_close(gw->store);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct gateway gw;
+	const char *config_path = NULL, *level_arg = NULL;
+	char err[512];
+	int c, level, r, status = 0;
+
+	memset(&gw, 0, sizeof(gw));
+	while ((c = getopt_long(argc, argv, "c:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 'l':
+			level_arg = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || !config_path) {
+		usage(stderr);
+		return 2;
+	}
+	if (level_arg && log_level_parse(level_arg) < 0) {
+		fprintf(stderr, "pitstop-gateway: --log-level: '%s' is not error, warn, info or debug\n",
+			level_arg);
+		return 2;
+	}
+	r = gw_config_load(config_path, &gw.conf, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	if (!gw.conf.offer_key_file) {
+		fprintf(stderr, "%s: offer_key_file is not set (the key that signs offers)\n",
+			config_path);
+		gw_config_free(&gw.conf);
+		return 2;
+	}
+	level = log_level_parse(level_arg ? level_arg : gw.conf.log_level);
+	log_init("pitstop-gateway", (enum log_level)level);
+	if (gw.conf.log_file) {
+		r = log_open_file(gw.conf.log_file);
+		if (r < 0) {
+			fprintf(stderr, "%s: log_file: cannot open %s: %s\n", config_path,
+				gw.conf.log_file, strerror(-r));
+			gw_config_free(&gw.conf);
+			return 2;
+		}
+	}
+
+	r = gateway_start(&gw);
+	if (r == 0) {
+		r = loop_run(gw.loop);
+		if (r < 0)
+			log_error("event loop failed: %s", strerror(-r));
+	}
+	status = r < 0 ? 1 : 0;
+	gateway_stop(&gw);
+	if (status == 0)
+		log_info("stopped");
+	gw_config_free(&gw.conf);
+	return status;
+}

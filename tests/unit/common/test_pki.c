@@ -1,0 +1,476 @@
+/*
+ * Unit tests of common/pki.c. One fleet PKI is made in a mkdtemp() directory
+ * (removed by the group teardown, also after a failure) and then checked the
+ * way its users will check it: OpenSSL 3's "openssl verify -purpose" for the
+ * broker (sslserver) and clients (sslclient), including the purposes each
+ * certificate must NOT pass; mbedtls_x509_crt_verify in-process; names, SAN,
+ * key usages, key ids, serials, validity, file modes under hostile umasks;
+ * refusals (existing CA, existing vehicle, bad VINs, mismatched CA key) and
+ * the rollback that leaves no half-made PKI. The openssl assertions are
+ * skipped only when the openssl binary is missing.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/x509_crt.h>
+
+#include "crypto.h"
+#include "pki.h"
+
+#define VIN1 "WVWZZZ1JZXW000001"
+
+static char base[] = "/tmp/pitstop-test-pki-XXXXXX";
+static char dir[600];	/* base/pki: created by pki_init */
+static int have_openssl;
+
+/* base-relative or dir-relative path in a rotating static buffer. */
+static const char *at(const char *root, const char *name)
+{
+	static char bufs[8][1024];
+	static int which;
+	char *p = bufs[which++ % 8];
+
+	snprintf(p, sizeof(bufs[0]), "%s/%s", root, name);
+	return p;
+}
+
+/*
+ * Runs cmd (in dir) with stderr folded into stdout; the output goes to out.
+ * Returns the exit status.
+ */
+static int run(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int run(char *out, size_t size, const char *fmt, ...)
+{
+	char cmd[2048];
+	size_t got = 0;
+	va_list ap;
+	FILE *p;
+	int n, st;
+
+	n = snprintf(cmd, sizeof(cmd), "cd '%s' && ( ", dir);
+	va_start(ap, fmt);
+	n += vsnprintf(cmd + n, sizeof(cmd) - (size_t)n, fmt, ap);
+	va_end(ap);
+	snprintf(cmd + n, sizeof(cmd) - (size_t)n, " ) 2>&1");
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	if (out && size) {
+		got = fread(out, 1, size - 1, p);
+		out[got] = '\0';
+	} else {
+		char sink[256];
+
+		while (fread(sink, 1, sizeof(sink), p) > 0)
+			;
+	}
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int group_setup(void **state)
+{
+	if (!mkdtemp(base))
+		return -1;
+	snprintf(dir, sizeof(dir), "%s/pki", base);
+	have_openssl = system("openssl version >/dev/null 2>&1") == 0;
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	return nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static mode_t mode_of(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_mode & 07777;
+}
+
+static void load_crt(mbedtls_x509_crt *crt, const char *path)
+{
+	mbedtls_x509_crt_init(crt);
+	assert_int_equal(mbedtls_x509_crt_parse_file(crt, path), 0);
+}
+
+/* Must run first: the other tests use the PKI it makes. */
+static void test_init(void **state)
+{
+	static const struct {
+		const char *name;
+		mode_t mode;
+	} files[] = {
+		{ "ca.crt", 0644 }, { "ca.key", 0600 },
+		{ "broker.crt", 0644 }, { "broker.key", 0600 },
+		{ "gateway.crt", 0644 }, { "gateway.key", 0600 },
+		{ "offer-signing.key", 0600 }, { "offer-signing.pub", 0644 },
+	};
+	char err[256] = "stale";
+	mode_t old = umask(0);	/* modes must not depend on the umask */
+	int r = pki_init(dir, err, sizeof(err));
+
+	umask(old);
+	assert_int_equal(r, 0);
+	assert_string_equal(err, "");
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		print_message("  %s %o\n", files[i].name, (unsigned)mode_of(at(dir, files[i].name)));
+		assert_int_equal(mode_of(at(dir, files[i].name)), files[i].mode);
+	}
+	{
+		struct stat st;
+
+		assert_int_equal(stat(at(dir, "vehicles"), &st), 0);
+		assert_true(S_ISDIR(st.st_mode));
+	}
+}
+
+static void test_init_refuses_existing_ca(void **state)
+{
+	char err[256] = "";
+	char before[4096], after[4096];
+	FILE *f;
+	size_t n1, n2;
+
+	f = fopen(at(dir, "ca.key"), "r");
+	assert_non_null(f);
+	n1 = fread(before, 1, sizeof(before), f);
+	fclose(f);
+	assert_int_equal(pki_init(dir, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "ca.key"));
+	f = fopen(at(dir, "ca.key"), "r");
+	assert_non_null(f);
+	n2 = fread(after, 1, sizeof(after), f);
+	fclose(f);
+	assert_int_equal(n1, n2);
+	assert_memory_equal(before, after, n1);
+}
+
+static void test_ca_certificate(void **state)
+{
+	mbedtls_x509_crt ca;
+	char name[256];
+	uint32_t flags = 0;
+	time_t now = time(NULL);
+	struct tm tm;
+
+	load_crt(&ca, at(dir, "ca.crt"));
+	assert_true(mbedtls_x509_dn_gets(name, sizeof(name), &ca.subject) > 0);
+	assert_string_equal(name, "CN=Pitstop Fleet CA");
+	assert_true(ca.ca_istrue);
+	assert_int_equal(ca.version, 3);
+	assert_int_equal(mbedtls_x509_crt_check_key_usage(&ca, MBEDTLS_X509_KU_KEY_CERT_SIGN), 0);
+	assert_int_equal(mbedtls_x509_crt_check_key_usage(&ca, MBEDTLS_X509_KU_CRL_SIGN), 0);
+	assert_int_not_equal(mbedtls_x509_crt_check_key_usage(&ca, MBEDTLS_X509_KU_DIGITAL_SIGNATURE),
+			     0);
+	/* 10 years, starting about an hour ago */
+	gmtime_r(&now, &tm);
+	assert_int_equal(ca.valid_to.year - ca.valid_from.year, 10);
+	assert_false(mbedtls_x509_time_is_future(&ca.valid_from));
+	assert_true(ca.valid_from.year == tm.tm_year + 1900 || ca.valid_from.year == tm.tm_year + 1899);
+	assert_int_equal(ca.serial.len, 16);
+	assert_int_equal(mbedtls_x509_crt_verify(&ca, &ca, NULL, NULL, &flags, NULL, NULL), 0);
+	assert_int_equal(flags, 0);
+	mbedtls_x509_crt_free(&ca);
+}
+
+/* Checks one leaf in-process: chain, CN, EKU, key pair, AKI, serial, years. */
+static void check_leaf(const char *crt_path, const char *key_path, const char *cn,
+		       const char *eku_oid, size_t eku_len, const char *not_eku, size_t not_len,
+		       int years)
+{
+	mbedtls_x509_crt ca, crt;
+	mbedtls_pk_context key;
+	char name[256], want[128];
+	uint32_t flags = 0;
+
+	load_crt(&ca, at(dir, "ca.crt"));
+	load_crt(&crt, crt_path);
+	assert_int_equal(mbedtls_x509_crt_verify(&crt, &ca, NULL, NULL, &flags, NULL, NULL), 0);
+	assert_int_equal(flags, 0);
+	assert_true(mbedtls_x509_dn_gets(name, sizeof(name), &crt.subject) > 0);
+	snprintf(want, sizeof(want), "CN=%s", cn);
+	assert_string_equal(name, want);
+	assert_false(crt.ca_istrue);
+	assert_int_equal(mbedtls_x509_crt_check_extended_key_usage(&crt, eku_oid, eku_len), 0);
+	assert_int_not_equal(mbedtls_x509_crt_check_extended_key_usage(&crt, not_eku, not_len), 0);
+	assert_int_equal(mbedtls_x509_crt_check_key_usage(&crt, MBEDTLS_X509_KU_DIGITAL_SIGNATURE), 0);
+	assert_int_not_equal(mbedtls_x509_crt_check_key_usage(&crt, MBEDTLS_X509_KU_KEY_CERT_SIGN), 0);
+	assert_int_equal(crt.serial.len, 16);
+	assert_true(crt.serial.len != ca.serial.len ||
+		    memcmp(crt.serial.p, ca.serial.p, crt.serial.len) != 0);
+	assert_false(mbedtls_x509_time_is_future(&crt.valid_from));
+	assert_true(crt.valid_to.year - crt.valid_from.year >= years - 1 &&
+		    crt.valid_to.year - crt.valid_from.year <= years);
+	mbedtls_pk_init(&key);
+	assert_int_equal(mbedtls_pk_parse_keyfile(&key, key_path, NULL), 0);
+	assert_int_equal(mbedtls_pk_check_pair(&crt.pk, &key), 0);
+	mbedtls_pk_free(&key);
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_x509_crt_free(&ca);
+}
+
+static void test_leaves_in_process(void **state)
+{
+	check_leaf(at(dir, "broker.crt"), at(dir, "broker.key"), PKI_BROKER_CN,
+		   MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH),
+		   MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH), 2);
+	check_leaf(at(dir, "gateway.crt"), at(dir, "gateway.key"), PKI_GATEWAY_CN,
+		   MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH),
+		   MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH), 2);
+}
+
+static void test_broker_names(void **state)
+{
+	mbedtls_x509_crt crt;
+	uint32_t flags = 0;
+	mbedtls_x509_crt ca;
+	char out[4096];
+
+	/* mbedTLS checks the DNS SAN as a TLS client would */
+	load_crt(&ca, at(dir, "ca.crt"));
+	load_crt(&crt, at(dir, "broker.crt"));
+	assert_int_equal(mbedtls_x509_crt_verify(&crt, &ca, NULL, "localhost", &flags, NULL, NULL), 0);
+	assert_int_not_equal(mbedtls_x509_crt_verify(&crt, &ca, NULL, "example.com", &flags, NULL,
+						     NULL), 0);
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_x509_crt_free(&ca);
+	if (!have_openssl)
+		skip();
+	assert_int_equal(run(out, sizeof(out), "openssl x509 -noout -ext subjectAltName -in broker.crt"), 0);
+	print_message("%s", out);
+	assert_non_null(strstr(out, "DNS:localhost"));
+	assert_non_null(strstr(out, "IP Address:127.0.0.1"));
+	assert_int_equal(run(out, sizeof(out), "openssl x509 -noout -subject -in broker.crt"), 0);
+	assert_non_null(strstr(out, "CN = pitstop-broker"));
+	assert_int_equal(run(out, sizeof(out), "openssl x509 -noout -ext keyUsage,extendedKeyUsage -in broker.crt"), 0);
+	assert_non_null(strstr(out, "Digital Signature, Key Agreement"));
+	assert_non_null(strstr(out, "TLS Web Server Authentication"));
+}
+
+static void test_openssl_verify(void **state)
+{
+	static const struct {
+		const char *crt, *purpose;
+		int ok;
+	} cases[] = {
+		{ "broker.crt", "sslserver", 1 },
+		{ "gateway.crt", "sslclient", 1 },
+		{ "broker.crt", "sslclient", 0 },	/* EKU serverAuth only */
+		{ "gateway.crt", "sslserver", 0 },	/* EKU clientAuth only */
+		{ "ca.crt", "sslserver", 0 },		/* the CA is no server */
+	};
+	char out[4096];
+
+	if (!have_openssl)
+		skip();
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		int st = run(out, sizeof(out), "openssl verify -CAfile ca.crt -purpose %s %s",
+			     cases[c].purpose, cases[c].crt);
+
+		print_message("  %s -purpose %s: %s", cases[c].crt, cases[c].purpose, out);
+		if (cases[c].ok) {
+			char want[128];
+
+			assert_int_equal(st, 0);
+			snprintf(want, sizeof(want), "%s: OK", cases[c].crt);
+			assert_non_null(strstr(out, want));
+		} else {
+			assert_int_not_equal(st, 0);
+		}
+	}
+	/* the key files parse in OpenSSL and belong to their certificates */
+	assert_int_equal(run(NULL, 0, "test \"$(openssl x509 -in broker.crt -noout -pubkey)\" = "
+				      "\"$(openssl pkey -in broker.key -pubout)\""), 0);
+	assert_int_equal(run(NULL, 0, "test \"$(openssl x509 -in gateway.crt -noout -pubkey)\" = "
+				      "\"$(openssl pkey -in gateway.key -pubout)\""), 0);
+	/* leaves name their issuer's key: AKI == the CA's SKI */
+	{
+		char ski[256], aki[1024];
+
+		assert_int_equal(run(ski, sizeof(ski), "openssl x509 -in ca.crt -noout -ext "
+					 "subjectKeyIdentifier | tail -n 1 | tr -d ' '"), 0);
+		assert_int_equal(run(aki, sizeof(aki), "openssl x509 -in gateway.crt -noout -ext "
+					 "authorityKeyIdentifier | tail -n 1 | tr -d ' '"), 0);
+		assert_true(strlen(ski) > 20);
+		assert_non_null(strstr(aki, ski));
+	}
+}
+
+static void test_offer_signing_keys(void **state)
+{
+	struct crypto_signer *s = NULL;
+	struct crypto_verifier *v = NULL;
+	uint8_t sig[CRYPTO_SIG_MAX];
+	size_t len = 0;
+
+	assert_int_equal(crypto_signer_load(at(dir, "offer-signing.key"), &s), 0);
+	assert_int_equal(crypto_verifier_load(at(dir, "offer-signing.pub"), &v), 0);
+	assert_string_equal(crypto_signer_key_id(s), crypto_verifier_key_id(v));
+	assert_int_equal(crypto_sign(s, (const uint8_t *)"offer", 5, sig, &len), 0);
+	assert_int_equal(crypto_verify(v, (const uint8_t *)"offer", 5, sig, len), 0);
+	crypto_signer_free(s);
+	crypto_verifier_free(v);
+}
+
+static void test_issue_vehicle(void **state)
+{
+	char err[256] = "stale", out[4096];
+	mode_t old = umask(0077);	/* the cert must still come out 0644 */
+	int r = pki_issue_vehicle(dir, VIN1, err, sizeof(err));
+	mbedtls_x509_crt ca, crt;
+
+	umask(old);
+	assert_int_equal(r, 0);
+	assert_string_equal(err, "");
+	assert_int_equal(mode_of(at(dir, "vehicles/" VIN1 ".crt")), 0644);
+	assert_int_equal(mode_of(at(dir, "vehicles/" VIN1 ".key")), 0600);
+	check_leaf(at(dir, "vehicles/" VIN1 ".crt"), at(dir, "vehicles/" VIN1 ".key"), VIN1,
+		   MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH),
+		   MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH), 10);
+	/* never valid past the CA */
+	load_crt(&ca, at(dir, "ca.crt"));
+	load_crt(&crt, at(dir, "vehicles/" VIN1 ".crt"));
+	assert_true(memcmp(&crt.valid_to, &ca.valid_to, sizeof(ca.valid_to)) == 0 ||
+		    crt.valid_to.year < ca.valid_to.year);
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_x509_crt_free(&ca);
+
+	/* a second one for the same VIN is refused, the first stays */
+	assert_int_equal(pki_issue_vehicle(dir, VIN1, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, VIN1));
+	assert_int_equal(mode_of(at(dir, "vehicles/" VIN1 ".key")), 0600);
+
+	if (!have_openssl)
+		skip();
+	assert_int_equal(run(out, sizeof(out), "openssl verify -CAfile ca.crt -purpose sslclient "
+				      "vehicles/" VIN1 ".crt"), 0);
+	assert_non_null(strstr(out, ": OK"));
+	assert_int_not_equal(run(out, sizeof(out), "openssl verify -CAfile ca.crt -purpose sslserver "
+					  "vehicles/" VIN1 ".crt"), 0);
+	assert_int_equal(run(out, sizeof(out), "openssl x509 -noout -subject -in vehicles/" VIN1 ".crt"), 0);
+	assert_non_null(strstr(out, "CN = " VIN1));
+}
+
+static void test_issue_vehicle_bad_vin(void **state)
+{
+	static const char *const bad[] = {
+		"", "WVWZZZ1JZXW00000", "WVWZZZ1JZXW0000012", "wvwzzz1jzxw000001",
+		"WVWZZZ1JZXW00000I", "WVWZZZ1JZXW00000O", "WVWZZZ1JZXW00000Q", "WVWZZZ1JZXW0000-1",
+		"../../../etc/pass", "WVWZZZ1JZ/W000001",
+	};
+
+	char before[256], after[256];
+
+	/* nothing may be written anywhere: compare a listing of the whole PKI */
+	assert_int_equal(run(before, sizeof(before), "find . -type f | sort | md5sum"), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char err[256] = "";
+
+		assert_int_equal(pki_issue_vehicle(dir, bad[i], err, sizeof(err)), -EINVAL);
+		print_message("  '%s': %s\n", bad[i], err);
+		assert_non_null(strstr(err, "VIN"));
+	}
+	assert_int_equal(run(after, sizeof(after), "find . -type f | sort | md5sum"), 0);
+	assert_string_equal(before, after);
+	{
+		char err[256] = "";
+
+		assert_int_equal(pki_issue_vehicle(dir, NULL, err, sizeof(err)), -EINVAL);
+		assert_true(err[0] != '\0');
+	}
+}
+
+static void test_issue_vehicle_without_or_wrong_ca(void **state)
+{
+	char err[256] = "";
+	char other[700], cmd[2400];
+
+	/* no CA at all */
+	assert_int_equal(pki_issue_vehicle(at(base, "nothing-here"), VIN1, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "ca.crt"));
+
+	/* a CA certificate with another CA's key */
+	snprintf(other, sizeof(other), "%s/other", base);
+	assert_int_equal(pki_init(other, err, sizeof(err)), 0);
+	snprintf(cmd, sizeof(cmd), "cp '%s/ca.crt' '%s/ca.crt'", dir, other);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(pki_issue_vehicle(other, "WVWZZZ1JZXW000002", err, sizeof(err)), -EINVAL);
+	print_message("  %s\n", err);
+	assert_non_null(strstr(err, "ca.key"));
+	assert_int_not_equal(access(at(other, "vehicles/WVWZZZ1JZXW000002.key"), F_OK), 0);
+}
+
+static void test_init_rollback_and_bad_dirs(void **state)
+{
+	char err[256] = "";
+	char d[700], cmd[800];
+	FILE *f;
+
+	/* a stray broker.crt makes pki_init fail; it removes what it made */
+	snprintf(d, sizeof(d), "%s/partial", base);
+	assert_int_equal(mkdir(d, 0755), 0);
+	f = fopen(at(d, "broker.crt"), "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(pki_init(d, err, sizeof(err)), -EEXIST);
+	print_message("  %s\n", err);
+	assert_non_null(strstr(err, "broker.crt"));
+	assert_int_not_equal(access(at(d, "ca.key"), F_OK), 0);
+	assert_int_not_equal(access(at(d, "ca.crt"), F_OK), 0);
+	assert_int_not_equal(access(at(d, "broker.key"), F_OK), 0);
+	assert_int_equal(access(at(d, "broker.crt"), F_OK), 0);	/* not ours: kept */
+
+	/* once it is gone, pki_init works there */
+	assert_int_equal(unlink(at(d, "broker.crt")), 0);
+	assert_int_equal(pki_init(d, err, sizeof(err)), 0);
+
+	/* parent missing, or a file where the directory should be */
+	assert_int_equal(pki_init(at(base, "no/such/parent"), err, sizeof(err)), -ENOENT);
+	snprintf(cmd, sizeof(cmd), "touch '%s/afile'", base);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(pki_init(at(base, "afile"), err, sizeof(err)), -ENOTDIR);
+	assert_int_equal(pki_init(NULL, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pki_init("", NULL, 0), -EINVAL);	/* err may be NULL */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_init),
+		cmocka_unit_test(test_init_refuses_existing_ca),
+		cmocka_unit_test(test_ca_certificate),
+		cmocka_unit_test(test_leaves_in_process),
+		cmocka_unit_test(test_broker_names),
+		cmocka_unit_test(test_openssl_verify),
+		cmocka_unit_test(test_offer_signing_keys),
+		cmocka_unit_test(test_issue_vehicle),
+		cmocka_unit_test(test_issue_vehicle_bad_vin),
+		cmocka_unit_test(test_issue_vehicle_without_or_wrong_ca),
+		cmocka_unit_test(test_init_rollback_and_bad_dirs),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

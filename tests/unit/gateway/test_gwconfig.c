@@ -1,0 +1,106 @@
+/*
+ * Unit tests of the gateway configuration table (gateway/gwconfig.c):
+ * defaults, the documented key names, and file:line errors.
+ */
+#include "gw_test_util.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "gwconfig.h"
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_defaults(void **state)
+{
+	struct gw_config c;
+	char err[256];
+
+	assert_int_equal(gw_config_load(NULL, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.broker_uri, "ssl://127.0.0.1:8883");
+	assert_string_equal(c.client_id, "pitstop-gateway-1");
+	assert_string_equal(c.share_group, "pitstop-gateway");
+	assert_string_equal(c.db, "/var/lib/pitstop/gateway.db");
+	assert_int_equal(c.low_fuel_pct, 15);
+	assert_int_equal(c.low_fuel_rearm_pct, 10);
+	assert_int_equal(c.offer_valid_s, 3600);
+	assert_string_equal(c.log_level, "info");
+	assert_null(c.log_file);
+	assert_null(c.offer_key_file);
+	gw_config_free(&c);
+	gw_config_free(NULL);
+}
+
+static void test_file(void **state)
+{
+	struct gw_config c;
+	char path[512], err[256];
+
+	gw_test_path(path, sizeof(path), "gw.conf");
+	write_file(path, "# gateway\nbroker_uri = ssl://b:8883\nclient_id = gw-7\nshare_group =\n"
+			 "ca_file = /p/ca.crt\ncert_file = /p/g.crt\nkey_file = /p/g.key\n"
+			 "offer_key_file = /p/o.key\ndb = sqlite:/d/g.db\nlow_fuel_pct = 20\n"
+			 "low_fuel_rearm_pct = 5\noffer_valid_s = 60\nlog_level = debug\n"
+			 "log_file = /l/g.log\n");
+	assert_int_equal(gw_config_load(path, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.client_id, "gw-7");
+	assert_string_equal(c.share_group, "");
+	assert_string_equal(c.offer_key_file, "/p/o.key");
+	assert_string_equal(c.db, "sqlite:/d/g.db");
+	assert_int_equal(c.low_fuel_pct, 20);
+	assert_int_equal(c.low_fuel_rearm_pct, 5);
+	assert_int_equal(c.offer_valid_s, 60);
+	assert_string_equal(c.log_file, "/l/g.log");
+	gw_config_free(&c);
+}
+
+static void test_errors_name_the_line(void **state)
+{
+	static const struct {
+		const char *text;
+		const char *want;
+	} cases[] = {
+		{ "low_fuel_pct = 101\n", ":1: low_fuel_pct" },
+		{ "\n\nlow_fuel_pct = x\n", ":3: low_fuel_pct" },
+		{ "# x\nbogus = 1\n", ":2: unknown option 'bogus'" },
+		{ "db = a\nlog_level = loud\n", ":2: log_level" },
+		{ "offer_valid_s = 0\n", ":1: offer_valid_s" },
+	};
+	char path[512], err[256];
+	struct gw_config c;
+
+	gw_test_path(path, sizeof(path), "bad.conf");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		write_file(path, cases[i].text);
+		err[0] = '\0';
+		assert_true(gw_config_load(path, &c, err, sizeof(err)) < 0);
+		if (!strstr(err, cases[i].want))
+			fail_msg("case %zu: '%s' does not contain '%s'", i, err, cases[i].want);
+	}
+	gw_test_path(path, sizeof(path), "missing.conf");
+	assert_int_equal(gw_config_load(path, &c, err, sizeof(err)), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_file),
+		cmocka_unit_test(test_errors_name_the_line),
+	};
+
+	gw_test_dir_make();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

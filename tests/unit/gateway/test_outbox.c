@@ -1,0 +1,128 @@
+/*
+ * Unit tests of the offer outbox (gateway/outbox.c) with a fake publisher:
+ * order, waiting while disconnected, resending what was in flight after a
+ * reconnect, expiry, a full outbox, and sent/failed counting.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "outbox.h"
+
+static const char VIN1[] = "WDB1234561A000001";
+
+struct pub {
+	int result;		/* returned by the fake */
+	int calls;
+	uint64_t cookies[16];
+	uint8_t first[16];	/* first payload byte of each call */
+	char topic[128];
+};
+
+static int fake(void *arg, const char *topic, const uint8_t *buf, size_t len, uint64_t cookie)
+{
+	struct pub *p = arg;
+
+	if (p->result < 0)
+		return p->result;
+	assert_true(p->calls < 16);
+	p->cookies[p->calls] = cookie;
+	p->first[p->calls] = len ? buf[0] : 0;
+	p->calls++;
+	snprintf(p->topic, sizeof(p->topic), "%s", topic);
+	return 0;
+}
+
+static void test_publish_and_ack(void **state)
+{
+	struct store_counters c;
+	struct outbox *ob = NULL;
+	struct pub p = { 0 };
+	uint8_t a = 'a', b = 'b';
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(outbox_new(0, fake, &p, &c, &ob), 0);
+	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 10000, 0), 0);
+	assert_int_equal(outbox_add(ob, VIN1, &b, 1, 10000, 0), 0);
+	assert_int_equal(p.calls, 2);
+	assert_string_equal(p.topic, "pitstop/v1/vehicles/WDB1234561A000001/offers");
+	assert_int_equal(p.first[0], 'a');
+	assert_int_equal(p.first[1], 'b');
+	assert_int_equal(outbox_len(ob), 2);
+	assert_int_equal(outbox_result(ob, p.cookies[1], 1), 1);
+	assert_int_equal(outbox_result(ob, p.cookies[0], 0), 1);
+	assert_int_equal(outbox_result(ob, 12345, 1), 0);
+	assert_int_equal(c.offers_sent, 1);
+	assert_int_equal(c.offers_failed, 1);
+	assert_int_equal(outbox_len(ob), 0);
+	outbox_free(ob);
+	outbox_free(NULL);
+}
+
+static void test_wait_resend_expire(void **state)
+{
+	struct store_counters c;
+	struct outbox *ob = NULL;
+	struct pub p = { .result = -ENOTCONN };
+	uint8_t a = 'a', b = 'b';
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(outbox_new(0, fake, &p, &c, &ob), 0);
+	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), 0);
+	assert_int_equal(outbox_add(ob, VIN1, &b, 1, 20000, 0), 0);
+	assert_int_equal(p.calls, 0);
+	outbox_flush(ob, 1000);
+	assert_int_equal(outbox_len(ob), 2);
+	/* the first expires while the bus is away; the second goes out */
+	p.result = 0;
+	outbox_flush(ob, 6000);
+	assert_int_equal(c.offers_failed, 1);
+	assert_int_equal(p.calls, 1);
+	assert_int_equal(p.first[0], 'b');
+	/* lost in flight: sent again after the reconnect, with a new cookie */
+	outbox_reconnected(ob, 7000);
+	assert_int_equal(p.calls, 2);
+	assert_int_not_equal(p.cookies[0], p.cookies[1]);
+	assert_int_equal(outbox_result(ob, p.cookies[0], 1), 0);	/* stale cookie */
+	assert_int_equal(outbox_result(ob, p.cookies[1], 1), 1);
+	assert_int_equal(c.offers_sent, 1);
+	/* a hard error drops it */
+	p.result = -EMSGSIZE;
+	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 20000, 7000), 0);
+	assert_int_equal(outbox_len(ob), 0);
+	assert_int_equal(c.offers_failed, 2);
+	outbox_free(ob);
+}
+
+static void test_full(void **state)
+{
+	struct store_counters c;
+	struct outbox *ob = NULL;
+	struct pub p = { .result = -EAGAIN };
+	uint8_t a = 'a';
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(outbox_new(2, fake, &p, &c, &ob), 0);
+	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), 0);
+	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), 0);
+	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), -ENOBUFS);
+	assert_int_equal(c.offers_failed, 1);
+	outbox_free(ob);	/* frees what it still holds */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_publish_and_ack),
+		cmocka_unit_test(test_wait_resend_expire),
+		cmocka_unit_test(test_full),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
