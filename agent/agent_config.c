@@ -39,6 +39,9 @@ const struct config_option agent_config_table[] = {
 	OPT(display_file, CONFIG_STRING, 0, 0, NULL, "offer card file (default <state_dir>/screen.txt)"),
 	OPT(display_max_speed_kmh, CONFIG_INT, 0, 300, "5",
 	    "offers are shown only at or below this speed"),
+	OPT(receipt_timeout_ms, CONFIG_INT, 1000, 3600000, "60000",
+	    "publish a batch again when the gateway has not confirmed it this long after the "
+	    "broker took it"),
 	OPT(queue_max_batches, CONFIG_INT, 1, 10000000, "100000",
 	    "batches kept at most; when full the oldest is dropped"),
 	OPT(log_level, CONFIG_STRING, 0, 0, "info", "error, warn, info or debug"),

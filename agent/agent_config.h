@@ -29,6 +29,7 @@ struct agent_config {
 	char *display_file;		/* owned; default <state_dir>/screen.txt */
 	int display_max_speed_kmh;	/* offers wait while driving faster */
 	int queue_max_batches;		/* bound on stored batches; oldest dropped */
+	int receipt_timeout_ms;		/* sent batch without gateway receipt: resend */
 	char *log_level;		/* owned; error, warn, info or debug */
 	char *log_file;			/* owned; NULL = stderr */
 };

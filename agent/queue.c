@@ -9,9 +9,16 @@
  * Every statement is prepared once at open. Counters that are also stored
  * (next_seq, dropped, the batch count) are cached and updated only after the
  * transaction that changes them has committed.
+ *
+ * Delivery state is not stored: struct queue holds a small table (struct
+ * pub, sorted by seq) of the batches that are in flight or sent; every other
+ * stored batch is unsent. Finding the oldest unsent batch walks the batches
+ * in seq order and skips those in the table, so it reads at most
+ * QUEUE_MAX_UNCONFIRMED + 1 index entries and one blob.
  */
 #include "queue.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -35,8 +42,8 @@ enum {
 	ST_INSERT_BATCH,
 	ST_OLDEST_BATCH,
 	ST_DELETE_BATCH,
-	ST_PEEK,
-	ST_COUNT_INFLIGHT,
+	ST_SEQS,
+	ST_DATA,
 	ST_SET_META,
 	ST_COUNT,
 };
@@ -56,8 +63,8 @@ static const char *const queue_sql[ST_COUNT] = {
 			    " VALUES (?1, ?2, ?3, ?4)",
 	[ST_OLDEST_BATCH] = "SELECT seq FROM batches ORDER BY seq LIMIT 1",
 	[ST_DELETE_BATCH] = "DELETE FROM batches WHERE seq = ?1",
-	[ST_PEEK] = "SELECT seq, data FROM batches WHERE seq > ?1 ORDER BY seq LIMIT 1",
-	[ST_COUNT_INFLIGHT] = "SELECT count(*) FROM batches WHERE seq <= ?1",
+	[ST_SEQS] = "SELECT seq FROM batches ORDER BY seq",
+	[ST_DATA] = "SELECT data FROM batches WHERE seq = ?1",
 	[ST_SET_META] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
 };
 
@@ -75,6 +82,18 @@ static const char queue_schema[] =
 	" data BLOB NOT NULL);"
 	"PRAGMA user_version = 1;";
 
+/* Delivery state of a published batch (unsent batches have no entry). */
+enum pub_state {
+	PUB_INFLIGHT = 1,	/* published, waiting for the broker's PUBACK */
+	PUB_SENT,		/* PUBACK received, waiting for the gateway's receipt */
+};
+
+struct pub {
+	uint64_t seq;
+	uint64_t sent_ms;	/* monotonic time of the PUBACK (PUB_SENT only) */
+	enum pub_state state;
+};
+
 struct queue {
 	sqlite3 *db;			/* owned */
 	sqlite3_stmt *st[ST_COUNT];	/* owned, prepared at open */
@@ -82,7 +101,8 @@ struct queue {
 	uint64_t next_seq;		/* cached meta.next_seq */
 	uint64_t dropped;		/* cached meta.dropped */
 	int64_t count;			/* cached number of stored batches */
-	uint64_t cursor;		/* batches with seq <= cursor are in flight */
+	struct pub pub[QUEUE_MAX_UNCONFIRMED];	/* in flight or sent, sorted by seq */
+	unsigned npub;			/* entries used in pub */
 	const char *last_failed_op;	/* for summarising repeated failures */
 	uint64_t last_failed_ms;
 	unsigned suppressed;		/* failures not logged since last_failed_ms */
@@ -362,13 +382,48 @@ static int read_open_samples(struct queue *q, struct sample *out, size_t max,
 	return (int)n;
 }
 
+/* Index of the first pub entry with seq >= the given one (npub if none). */
+static unsigned pub_lower_bound(const struct queue *q, uint64_t seq)
+{
+	unsigned lo = 0, hi = q->npub;
+
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (q->pub[mid].seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Removes entry i of the pub table. */
+static void pub_remove(struct queue *q, unsigned i)
+{
+	assert(i < q->npub);
+	memmove(&q->pub[i], &q->pub[i + 1], (q->npub - i - 1) * sizeof(q->pub[0]));
+	q->npub--;
+}
+
+/* Forgets the delivery state of every batch with seq <= last (deleted ones). */
+static void pub_forget_upto(struct queue *q, uint64_t last)
+{
+	unsigned n = pub_lower_bound(q, last);
+
+	if (n < q->npub && q->pub[n].seq == last)
+		n++;
+	memmove(&q->pub[0], &q->pub[n], (q->npub - n) * sizeof(q->pub[0]));
+	q->npub -= n;
+}
+
 int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq)
 {
 	struct sample *samples = NULL;
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	int64_t last_id = 0;
-	uint64_t seq = q->next_seq, first_dropped = 0, ndropped = 0;
+	uint64_t seq = q->next_seq, first_dropped = 0, last_dropped = 0, ndropped = 0;
 	int in_tx = 0, n = 0, r;
 	sqlite3_stmt *s;
 
@@ -393,7 +448,7 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq)
 	}
 	/* The bound: make room by dropping the oldest batches. */
 	while (q->count - (int64_t)ndropped >= (int64_t)q->max_batches) {
-		int64_t oldest;
+		int64_t oldest = 0;
 
 		r = query_int(q, ST_OLDEST_BATCH, "seal batch: find oldest", &oldest);
 		if (r < 0)
@@ -405,6 +460,7 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq)
 			goto out;
 		if (!ndropped)
 			first_dropped = (uint64_t)oldest;
+		last_dropped = (uint64_t)oldest;
 		ndropped++;
 	}
 	s = stmt(q, ST_INSERT_BATCH);
@@ -435,6 +491,8 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq)
 	q->next_seq = seq + 1;
 	q->count += 1 - (int64_t)ndropped;
 	q->dropped += ndropped;
+	if (ndropped)
+		pub_forget_upto(q, last_dropped);
 	if (ndropped == 1)
 		log_error("queue full (%u batches): dropped oldest batch %" PRIu64
 			  " (%" PRIu64 " dropped in total)",
@@ -461,12 +519,33 @@ out:
 int queue_peek_unsent(struct queue *q, uint64_t *ret_seq, uint8_t **ret_data,
 		      size_t *ret_len)
 {
-	sqlite3_stmt *s = stmt(q, ST_PEEK);
+	sqlite3_stmt *s;
 	uint8_t *copy = NULL;
-	uint64_t seq;
-	int len, rc, r = 0;
+	uint64_t seq = 0;
+	unsigned j = 0;
+	int len, rc, found = 0, r = 0;
 
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)q->cursor);
+	if (q->npub >= QUEUE_MAX_UNCONFIRMED)
+		return -ENOBUFS;
+	/* Oldest first, skipping the published ones (both lists are sorted). */
+	s = stmt(q, ST_SEQS);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		seq = (uint64_t)sqlite3_column_int64(s, 0);
+		while (j < q->npub && q->pub[j].seq < seq)
+			j++;
+		if (j == q->npub || q->pub[j].seq != seq) {
+			found = 1;
+			break;
+		}
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return queue_fail(q, "find unsent batch", rc);
+	if (!found)
+		return -ENODATA;
+
+	s = stmt(q, ST_DATA);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE) {
 		r = -ENODATA;
@@ -476,8 +555,7 @@ int queue_peek_unsent(struct queue *q, uint64_t *ret_seq, uint8_t **ret_data,
 		r = queue_fail(q, "read batch", rc);
 		goto out;
 	}
-	seq = (uint64_t)sqlite3_column_int64(s, 0);
-	len = sqlite3_column_bytes(s, 1);
+	len = sqlite3_column_bytes(s, 0);
 	if (len <= 0 || len > CODEC_MAX_BATCH_BYTES) {
 		log_error("queue: batch %" PRIu64 " has an impossible size %d", seq, len);
 		r = -EBADMSG;
@@ -488,7 +566,7 @@ int queue_peek_unsent(struct queue *q, uint64_t *ret_seq, uint8_t **ret_data,
 		r = -ENOMEM;
 		goto out;
 	}
-	memcpy(copy, sqlite3_column_blob(s, 1), (size_t)len);
+	memcpy(copy, sqlite3_column_blob(s, 0), (size_t)len);
 	*ret_seq = seq;
 	*ret_data = copy;
 	*ret_len = (size_t)len;
@@ -499,33 +577,98 @@ out:
 
 int queue_mark_inflight(struct queue *q, uint64_t seq)
 {
-	if (seq < q->cursor)
+	unsigned i;
+
+	if (seq == 0 || seq > INT64_MAX)
 		return -EINVAL;
-	q->cursor = seq;
+	i = pub_lower_bound(q, seq);
+	if (i < q->npub && q->pub[i].seq == seq)
+		return -EEXIST;
+	if (q->npub >= QUEUE_MAX_UNCONFIRMED)
+		return -ENOBUFS;
+	memmove(&q->pub[i + 1], &q->pub[i], (q->npub - i) * sizeof(q->pub[0]));
+	q->pub[i] = (struct pub){ .seq = seq, .sent_ms = 0, .state = PUB_INFLIGHT };
+	q->npub++;
 	return 0;
 }
 
-int queue_ack(struct queue *q, uint64_t seq)
+int queue_mark_sent(struct queue *q, uint64_t seq, uint64_t now_ms)
 {
-	sqlite3_stmt *s = stmt(q, ST_DELETE_BATCH);
+	unsigned i = pub_lower_bound(q, seq);
+
+	if (i == q->npub || q->pub[i].seq != seq || q->pub[i].state != PUB_INFLIGHT)
+		return -ENOENT;
+	q->pub[i].state = PUB_SENT;
+	q->pub[i].sent_ms = now_ms;
+	return 0;
+}
+
+int queue_delete(struct queue *q, uint64_t seq)
+{
+	sqlite3_stmt *s;
+	unsigned i;
 	int r;
 
+	if (seq == 0 || seq > INT64_MAX)
+		return 0;
+	s = stmt(q, ST_DELETE_BATCH);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
-	r = run(q, ST_DELETE_BATCH, "delete acknowledged batch");
+	r = run(q, ST_DELETE_BATCH, "delete confirmed batch");
 	if (r < 0)
 		return r;
+	/* Gone either way: its delivery state is of no use any more. */
+	i = pub_lower_bound(q, seq);
+	if (i < q->npub && q->pub[i].seq == seq)
+		pub_remove(q, i);
 	if (sqlite3_changes(q->db) == 0)
-		return -ENOENT;
+		return 0;
 	q->count--;
-	return 0;
+	return 1;
 }
 
 void queue_requeue(struct queue *q, uint64_t from_seq)
 {
-	if (from_seq == 0)
-		q->cursor = 0;
-	else if (from_seq - 1 < q->cursor)
-		q->cursor = from_seq - 1;
+	unsigned i = pub_lower_bound(q, from_seq);
+
+	while (i < q->npub) {
+		if (q->pub[i].state == PUB_INFLIGHT)
+			pub_remove(q, i);
+		else
+			i++;
+	}
+}
+
+int queue_expire_sent(struct queue *q, uint64_t sent_before_ms)
+{
+	unsigned i = 0;
+	int n = 0;
+
+	while (i < q->npub) {
+		if (q->pub[i].state == PUB_SENT && q->pub[i].sent_ms <= sent_before_ms) {
+			pub_remove(q, i);
+			n++;
+		} else {
+			i++;
+		}
+	}
+	return n;
+}
+
+int queue_oldest_sent(const struct queue *q, uint64_t *ret_ms)
+{
+	uint64_t oldest = UINT64_MAX;
+	int found = 0;
+
+	for (unsigned i = 0; i < q->npub; i++) {
+		if (q->pub[i].state == PUB_SENT && q->pub[i].sent_ms <= oldest) {
+			oldest = q->pub[i].sent_ms;
+			found = 1;
+		}
+	}
+	if (!found)
+		return -ENODATA;
+	*ret_ms = oldest;
+	return 0;
 }
 
 int queue_count(struct queue *q)
@@ -533,20 +676,24 @@ int queue_count(struct queue *q)
 	return q->count > INT32_MAX ? INT32_MAX : (int)q->count;
 }
 
-int queue_inflight(struct queue *q)
+/* Number of pub entries in state st. */
+static int pub_count(const struct queue *q, enum pub_state st)
 {
-	sqlite3_stmt *s;
-	int64_t n = 0;
-	int r;
+	int n = 0;
 
-	if (q->cursor == 0)
-		return 0;
-	s = stmt(q, ST_COUNT_INFLIGHT);
-	sqlite3_bind_int64(s, 1, (sqlite3_int64)q->cursor);
-	r = query_int(q, ST_COUNT_INFLIGHT, "count batches in flight", &n);
-	if (r < 0)
-		return r;
-	return n > INT32_MAX ? INT32_MAX : (int)n;
+	for (unsigned i = 0; i < q->npub; i++)
+		n += q->pub[i].state == st;
+	return n;
+}
+
+int queue_inflight(const struct queue *q)
+{
+	return pub_count(q, PUB_INFLIGHT);
+}
+
+int queue_sent(const struct queue *q)
+{
+	return pub_count(q, PUB_SENT);
 }
 
 uint64_t queue_dropped(const struct queue *q)

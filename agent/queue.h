@@ -9,18 +9,25 @@
  * number is stored in the same database, so sequence numbers keep increasing
  * across restarts and are never reused (not even after a batch is deleted).
  *
- * Sending. Each batch is "unsent" or "in flight"; the in-flight mark lives in
- * memory only (after a restart every batch is unsent again, which at worst
- * sends a duplicate that the gateway drops). queue_peek_unsent() returns the
- * oldest unsent batch, queue_mark_inflight() marks it, queue_ack() deletes a
- * batch (call it only when the broker acknowledged it), queue_requeue() makes
- * in-flight batches unsent again (connection lost, broker refused).
- * Internally "in flight" is every batch with seq <= a send cursor, which is
- * right because batches are always sent oldest first.
+ * Delivery. Each batch is "unsent", "in flight" (published, waiting for
+ * the broker's PUBACK) or "sent" (the broker has it, waiting for the
+ * gateway's receipt); a receipt deletes it. queue_peek_unsent() returns the
+ * oldest unsent batch, queue_mark_inflight() marks it published,
+ * queue_mark_sent() records the PUBACK, queue_delete() applies a receipt
+ * (whatever state the batch is in: a receipt may come before the PUBACK),
+ * queue_requeue() makes in-flight batches unsent again (connection lost,
+ * broker refused) and queue_expire_sent() sent ones whose receipt is overdue.
+ * A PUBACK deletes nothing: the broker may still lose the batch (see
+ * docs/agent.md). In flight and sent are kept in memory only, in a table of
+ * at most QUEUE_MAX_UNCONFIRMED batches (after a restart every batch is
+ * unsent again, which at worst sends a duplicate that the gateway
+ * acknowledges and drops). While the table is full nothing more is handed
+ * out, so a gateway that never answers costs at most that many batches per
+ * receipt timeout, not the whole queue.
  *
  * Bound: at most max_batches batches are kept. When a seal would exceed it,
- * the oldest batch is deleted in the same transaction, counted (persistently)
- * and logged at error level.
+ * the oldest batch is deleted (whatever its delivery state) in the same
+ * transaction, counted (persistently) and logged at error level.
  *
  * Durability: WAL journal with synchronous=FULL, so every committed sample or
  * batch has reached the storage when the call returns. Each queue_add_sample
@@ -37,6 +44,9 @@
 #include <stdint.h>
 
 #include "codec.h"
+
+/* Batches published and not yet confirmed by a receipt (in flight + sent). */
+#define QUEUE_MAX_UNCONFIRMED 64
 
 struct queue;
 
@@ -70,37 +80,65 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq);
 
 /*
  * The oldest unsent batch: *ret_seq, and a malloc'ed copy of its encoded
- * bytes in *ret_data / *ret_len (caller frees). Returns 0, -ENODATA when every
- * batch is in flight or the queue is empty, or -errno.
+ * bytes in *ret_data / *ret_len (caller frees). Returns 0, -ENODATA when no
+ * batch is unsent, -ENOBUFS when QUEUE_MAX_UNCONFIRMED batches are already
+ * in flight or sent (publish nothing more until receipts or timeouts free
+ * room), or -errno.
  */
 int queue_peek_unsent(struct queue *q, uint64_t *ret_seq, uint8_t **ret_data,
 		      size_t *ret_len);
 
 /*
- * Marks seq (the batch queue_peek_unsent just returned) as in flight, and
- * with it every older batch. Returns 0 or -EINVAL if seq is older than the
- * in-flight cursor.
+ * Marks seq (the batch queue_peek_unsent just returned) as in flight.
+ * Returns 0, -EINVAL for seq 0, -EEXIST if it is already in flight or sent,
+ * or -ENOBUFS if QUEUE_MAX_UNCONFIRMED batches are.
  */
 int queue_mark_inflight(struct queue *q, uint64_t seq);
 
 /*
- * The broker acknowledged batch seq: deletes it. Returns 0, -ENOENT if there
- * is no such batch (already acked, or dropped by the bound), or -errno.
+ * The broker acknowledged batch seq (PUBACK) at now_ms (monotonic): it goes
+ * from in flight to sent and waits for its receipt; nothing is deleted.
+ * Returns 0, or -ENOENT if seq is not in flight (a receipt already deleted
+ * it, or a requeue made it unsent again: it will be published again).
  */
-int queue_ack(struct queue *q, uint64_t seq);
+int queue_mark_sent(struct queue *q, uint64_t seq, uint64_t now_ms);
+
+/*
+ * The gateway's receipt names seq (or the batch can never be sent): deletes
+ * it, whatever its state. Returns 1 when a batch was deleted, 0 when there is
+ * no such batch (already deleted, dropped by the bound, never existed), or
+ * -errno (the batch stays).
+ */
+int queue_delete(struct queue *q, uint64_t seq);
 
 /*
  * Makes in-flight batches with sequence number >= from_seq unsent again
  * (from_seq 0: all of them); they are returned by queue_peek_unsent() again,
- * oldest first.
+ * oldest first. Sent batches keep waiting for their receipt.
  */
 void queue_requeue(struct queue *q, uint64_t from_seq);
+
+/*
+ * Makes every sent batch acknowledged by the broker at or before
+ * sent_before_ms unsent again (its receipt is overdue); they are returned by
+ * queue_peek_unsent() again, oldest first. Returns how many.
+ */
+int queue_expire_sent(struct queue *q, uint64_t sent_before_ms);
+
+/*
+ * The earliest PUBACK time (now_ms of queue_mark_sent) of the sent batches
+ * in *ret_ms. Returns 0, or -ENODATA when no batch is sent.
+ */
+int queue_oldest_sent(const struct queue *q, uint64_t *ret_ms);
 
 /* Number of stored batches, or -errno. */
 int queue_count(struct queue *q);
 
-/* Number of stored batches that are in flight, or -errno. */
-int queue_inflight(struct queue *q);
+/* Number of batches in flight (published, no PUBACK yet). */
+int queue_inflight(const struct queue *q);
+
+/* Number of sent batches (PUBACK received, waiting for the receipt). */
+int queue_sent(const struct queue *q);
 
 /* Batches dropped by the bound over the life of this database. */
 uint64_t queue_dropped(const struct queue *q);

@@ -1,10 +1,11 @@
 /*
- * MQTT uplink of the agent; see uplink.h. Runs entirely on the loop thread
- * (common/bus delivers its events there), so it may use the SQLite queue
- * directly.
+ * MQTT uplink of the agent; see uplink.h and docs/agent.md. Runs entirely
+ * on the loop thread (common/bus delivers its events there), so it may use
+ * the SQLite queue directly.
  */
 #include "uplink.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,6 +22,13 @@
 #define COOKIE_OTHER (UINT64_C(1) << 63)
 #define COOKIE_STATUS (COOKIE_OTHER | 1)
 #define COOKIE_EVENT (COOKIE_OTHER | 2)
+/*
+ * The receipt timer waits this much longer than the oldest deadline, so the
+ * batches of one window (acknowledged within moments of each other) time out
+ * together: one log line and one resend round, not eight.
+ */
+#define UPLINK_RECEIPT_SLACK_MS 1000
+#define UPLINK_BAD_RECEIPT_LOG_MS 60000	/* malformed receipts: log once a minute */
 
 struct held_event {
 	uint8_t *buf;	/* owned, encoded Event */
@@ -38,20 +46,62 @@ struct uplink {
 	char t_telemetry[UPLINK_TOPIC_MAX];
 	char t_offers[UPLINK_TOPIC_MAX];
 	char t_events[UPLINK_TOPIC_MAX];
+	char t_acks[UPLINK_TOPIC_MAX];
 	uint8_t *will;			/* owned, encoded Status OFFLINE */
 	size_t will_len;
 	unsigned inflight;		/* telemetry publishes awaiting an answer */
 	uint64_t hold_until_ms;		/* no telemetry before this (monotonic) */
 	int hold_timer;			/* timer id ending the hold, 0 = none */
 	int probing;			/* one batch at a time until an ack: 1 after a
-					 * connect, 2 after a refusal, 3 after a batch
-					 * reached no subscriber */
+					 * connect, 2 after a refusal */
+	uint64_t receipt_timeout_ms;	/* sent batch without receipt: resend */
+	int receipt_timer;		/* timer id of the next receipt check, 0 = none */
+	int bound_logged;		/* "waiting for receipts" logged since the last
+					 * receipt */
+	uint64_t bad_receipts;		/* malformed receipts since start */
+	uint64_t bad_receipt_log_ms;	/* when one was last logged (monotonic) */
 	struct held_event events[UPLINK_MAX_EVENTS];	/* ring */
 	size_t ev_head, ev_count;
 	uint64_t events_dropped;
 };
 
 static void send_batches(struct uplink *u);
+static void receipt_due(void *arg);
+
+/*
+ * Arms the receipt timer for the oldest sent batch's deadline (plus the
+ * slack), unless it is armed already (it then re-arms itself when it fires).
+ */
+static void arm_receipt_timer(struct uplink *u)
+{
+	uint64_t oldest, due, now = loop_now_ms();
+	int id;
+
+	if (u->receipt_timer || queue_oldest_sent(u->queue, &oldest) < 0)
+		return;
+	due = oldest + u->receipt_timeout_ms + UPLINK_RECEIPT_SLACK_MS;
+	id = loop_add_timer(u->loop, due > now ? due - now : 0, receipt_due, u);
+	/* On failure the next PUBACK tries again. */
+	u->receipt_timer = id > 0 ? id : 0;
+}
+
+/* Timer: sent batches whose receipt is overdue become unsent and go again. */
+static void receipt_due(void *arg)
+{
+	struct uplink *u = arg;
+	uint64_t now = loop_now_ms();
+	int n = 0;
+
+	u->receipt_timer = 0;
+	if (now >= u->receipt_timeout_ms)
+		n = queue_expire_sent(u->queue, now - u->receipt_timeout_ms);
+	if (n > 0)
+		log_info("%d batches not confirmed by the gateway within %" PRIu64 " s; resending",
+			 n, u->receipt_timeout_ms / 1000);
+	arm_receipt_timer(u);
+	if (n > 0)
+		send_batches(u);
+}
 
 /* Timer: the pause is over, send again. */
 static void hold_done(void *arg)
@@ -91,14 +141,24 @@ static void send_batches(struct uplink *u)
 		int r;
 
 		r = queue_peek_unsent(u->queue, &seq, &data, &len);
+		if (r == -ENOBUFS) {
+			/* Resumes when a receipt or a timeout frees room. */
+			if (!u->bound_logged)
+				log_info("%d batches wait for the gateway's receipt; sending no "
+					 "more until it confirms some", QUEUE_MAX_UNCONFIRMED);
+			u->bound_logged = 1;
+			return;
+		}
 		if (r < 0)
 			return;		/* -ENODATA: nothing to send; errors are logged */
 		r = bus_publish(u->bus, u->t_telemetry, data, len, 1, 0, seq);
 		free(data);
 		if (r == 0) {
-			queue_mark_inflight(u->queue, seq);
+			r = queue_mark_inflight(u->queue, seq);
+			assert(r == 0);	/* seq was unsent and there was room */
+			(void)r;
 			u->inflight++;
-			log_debug("batch %" PRIu64 " sent", seq);
+			log_debug("batch %" PRIu64 " published", seq);
 			continue;
 		}
 		if (r == -EAGAIN || r == -ENOTCONN)
@@ -107,7 +167,7 @@ static void send_batches(struct uplink *u)
 			/* Can never be sent; keeping it would block the queue forever. */
 			log_error("batch %" PRIu64 " (%zu bytes) is too large to publish: dropped",
 				  seq, len);
-			queue_ack(u->queue, seq);
+			queue_delete(u->queue, seq);
 			continue;
 		}
 		log_warn("publish of batch %" PRIu64 " failed: %s; retrying in %d s", seq,
@@ -186,42 +246,68 @@ static int send_status(struct uplink *u, enum agent_state state)
 }
 
 /*
- * The broker acknowledged cookie: a telemetry batch is deleted only here, and
- * only if some subscriber (the gateway's session) took it. reason is
- * BUS_NO_SUBSCRIBERS when the broker discarded it for lack of one (no gateway
- * subscribed, e.g. right after a broker restart): the batch is kept and sent
- * again later, one at a time until a gateway takes it.
+ * The broker acknowledged cookie. For a telemetry batch that only means the
+ * broker has it (it may still discard it if no gateway is subscribed, and
+ * Paho 1.3.11 does not tell us the PUBACK's "no matching subscribers"): the
+ * batch becomes sent and waits for the gateway's receipt, or its timeout.
  */
-static void on_published(struct uplink *u, uint64_t cookie, int reason)
+static void on_published(struct uplink *u, uint64_t cookie)
 {
-	int r;
-
 	if (cookie & COOKIE_OTHER) {
 		flush_events(u);
 		return;
 	}
 	if (u->inflight)
 		u->inflight--;
-	if (reason == BUS_NO_SUBSCRIBERS) {
-		queue_requeue(u->queue, cookie);
-		if (u->probing != 3)
-			log_warn("batch %" PRIu64 " reached no gateway (no matching subscribers); "
-				 "kept, retrying in %d s", cookie, UPLINK_RETRY_MS / 1000);
-		u->probing = 3;
-		hold(u, UPLINK_RETRY_MS);
-		return;
-	}
-	if (u->probing == 3)
-		log_info("a gateway takes telemetry again");
 	if (u->probing == 2)
 		log_info("broker accepts telemetry again");
 	u->probing = 0;
-	r = queue_ack(u->queue, cookie);
-	if (r == 0)
-		log_debug("batch %" PRIu64 " acknowledged", cookie);
-	else if (r == -ENOENT)
-		log_debug("batch %" PRIu64 " acknowledged again", cookie);
+	log_debug("batch %" PRIu64 " acknowledged by the broker", cookie);
+	/* -ENOENT: a receipt came first, or the batch was made unsent meanwhile. */
+	if (queue_mark_sent(u->queue, cookie, loop_now_ms()) == 0)
+		arm_receipt_timer(u);
 	send_batches(u);
+}
+
+/*
+ * A receipt from the gateway (TelemetryAck): it has committed these
+ * batches, so they are deleted, whatever their state. Seqs we no longer
+ * hold (a receipt for a duplicate, or repeated by QoS 1 redelivery) are fine.
+ * A malformed receipt changes nothing and is logged at most once a minute.
+ */
+static void on_receipt(struct uplink *u, const uint8_t *payload, size_t len)
+{
+	uint64_t *seqs = NULL, now;
+	size_t n = 0;
+	int r, deleted = 0;
+
+	r = codec_decode_ack(payload, len, &seqs, &n);
+	if (r < 0) {
+		now = loop_now_ms();
+		u->bad_receipts++;
+		if (u->bad_receipts == 1 ||
+		    now - u->bad_receipt_log_ms >= UPLINK_BAD_RECEIPT_LOG_MS) {
+			log_warn("malformed receipt (%zu bytes) ignored: %s (%" PRIu64
+				 " since start)", len, strerror(-r), u->bad_receipts);
+			u->bad_receipt_log_ms = now;
+		}
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		r = queue_delete(u->queue, seqs[i]);
+		if (r == 1) {
+			deleted++;
+			log_debug("batch %" PRIu64 " stored by the gateway", seqs[i]);
+		} else if (r == 0) {
+			log_debug("batch %" PRIu64 " stored by the gateway (again)", seqs[i]);
+		}
+		/* r < 0: logged by the queue; the batch times out and goes again. */
+	}
+	free(seqs);
+	if (deleted) {
+		u->bound_logged = 0;
+		send_batches(u);
+	}
 }
 
 /* A publish failed: the batch stays, unsent, and telemetry pauses. */
@@ -269,25 +355,32 @@ static void on_bus_event(const struct bus_event *ev, void *arg)
 		send_batches(u);
 		break;
 	case BUS_DISCONNECTED:
-		log_info("disconnected from the broker; %d batches will be resent",
-			 queue_inflight(u->queue));
+		log_info("disconnected from the broker; %d batches will be resent, "
+			 "%d wait for the gateway's receipt",
+			 queue_inflight(u->queue), queue_sent(u->queue));
 		u->inflight = 0;
 		queue_requeue(u->queue, 0);
 		break;
 	case BUS_MESSAGE:
-		if (ev->topic && strcmp(ev->topic, u->t_offers) == 0 && u->on_offer)
+		if (ev->topic && strcmp(ev->topic, u->t_acks) == 0)
+			on_receipt(u, ev->payload, ev->len);
+		else if (ev->topic && strcmp(ev->topic, u->t_offers) == 0 && u->on_offer)
 			u->on_offer(ev->payload, ev->len, u->arg);
 		else
 			log_debug("message on unexpected topic ignored");
 		break;
 	case BUS_PUBLISHED:
-		on_published(u, ev->cookie, ev->reason_code);
+		on_published(u, ev->cookie);
 		break;
 	case BUS_PUBLISH_FAILED:
 		on_publish_failed(u, ev->cookie, ev->reason_code);
 		break;
 	case BUS_SUBSCRIBE_FAILED:
-		/* common/bus logged it; offers stay unavailable until the next connect. */
+		/*
+		 * common/bus logged it; offers (or receipts: batches are then resent
+		 * at every timeout, never lost) stay unavailable until the next
+		 * connect.
+		 */
 		break;
 	}
 }
@@ -313,6 +406,9 @@ int uplink_new(struct loop *loop, const struct uplink_config *conf, struct queue
 		 conf->vin);
 	snprintf(u->t_offers, sizeof(u->t_offers), "pitstop/v1/vehicles/%s/offers", conf->vin);
 	snprintf(u->t_events, sizeof(u->t_events), "pitstop/v1/vehicles/%s/events", conf->vin);
+	snprintf(u->t_acks, sizeof(u->t_acks), "pitstop/v1/vehicles/%s/acks", conf->vin);
+	u->receipt_timeout_ms = conf->receipt_timeout_ms > 0 ? (uint64_t)conf->receipt_timeout_ms
+							     : UPLINK_RECEIPT_TIMEOUT_MS;
 	will.time_ms = loop_wall_ms();
 	snprintf(will.agent_version, sizeof(will.agent_version), "%s", u->version);
 	r = codec_encode_status(&will, &u->will, &u->will_len);
@@ -336,6 +432,9 @@ int uplink_new(struct loop *loop, const struct uplink_config *conf, struct queue
 	if (r < 0)
 		goto fail;
 	r = bus_subscribe(u->bus, u->t_offers, 1);
+	if (r < 0)
+		goto fail;
+	r = bus_subscribe(u->bus, u->t_acks, 1);
 	if (r < 0)
 		goto fail;
 	*ret_u = u;
@@ -372,6 +471,7 @@ void uplink_free(struct uplink *u)
 		return;
 	bus_free(u->bus);
 	loop_cancel_timer(u->loop, u->hold_timer);
+	loop_cancel_timer(u->loop, u->receipt_timer);
 	for (size_t i = 0; i < u->ev_count; i++)
 		free(u->events[(u->ev_head + i) % UPLINK_MAX_EVENTS].buf);
 	free(u->will);

@@ -7,16 +7,28 @@
  * Telemetry: batches go oldest first, QoS 1, on pitstop/v1/vehicles/<VIN>/
  * telemetry with cookie = seq, at most UPLINK_WINDOW in flight (one after
  * each connect, until the first acknowledgement: a broker that refuses
- * us then costs one refusal, not a window's worth). A batch is
- * deleted from the queue only when BUS_PUBLISHED reports its seq. A lost
- * connection makes everything in flight unsent again; it is resent, in
- * order, after the next BUS_CONNECTED (the gateway drops duplicates by
- * (VIN, seq)). A batch the broker refuses (reason code >= 0x80, e.g. 135 Not
- * authorized) is logged at error, kept, and sending pauses for
- * UPLINK_REFUSED_RETRY_MS before it is retried, alone: until the broker
- * acknowledges a batch again only one is in flight, so a car whose
- * certificate does not match its VIN logs one line a minute, not a window's
- * worth. Other publish failures pause for UPLINK_RETRY_MS.
+ * us then costs one refusal, not a window's worth).
+ *
+ * A batch is deleted only when the gateway's receipt (a TelemetryAck on
+ * pitstop/v1/vehicles/<VIN>/acks, subscribed QoS 1, sent after the gateway
+ * committed the batch) names it. The broker's PUBACK (BUS_PUBLISHED) only
+ * moves it from in flight to sent: mosquitto 2.0 drops messages published
+ * while the gateway's shared subscription is missing (after a broker
+ * restart) and still acknowledges them, and Paho 1.3.11 does not pass the
+ * PUBACK's reason code 0x10 on. A sent batch with no receipt after
+ * receipt_timeout_ms is published again (the gateway acknowledges and drops
+ * duplicates); at most QUEUE_MAX_UNCONFIRMED batches are in flight or sent,
+ * so an absent gateway costs that many batches per timeout, not the queue.
+ * A malformed receipt is logged (at most once a minute) and ignored.
+ *
+ * A lost connection makes everything in flight unsent again; it is resent,
+ * in order, after the next BUS_CONNECTED. Sent batches keep waiting for
+ * their receipt (the broker may hold it for our session). A batch the broker
+ * refuses (reason code >= 0x80, e.g. 135 Not authorized) is logged at error,
+ * kept, and sending pauses for UPLINK_REFUSED_RETRY_MS before it is retried,
+ * alone: until the broker acknowledges a batch again only one is in flight,
+ * so a car whose certificate does not match its VIN logs one line a minute,
+ * not a window's worth. Other publish failures pause for UPLINK_RETRY_MS.
  *
  * Events (offer SHOWN/REJECTED) are published QoS 1 on .../events when
  * connected, else held in a small memory buffer (UPLINK_MAX_EVENTS, oldest
@@ -34,6 +46,7 @@
 #define UPLINK_REFUSED_RETRY_MS 60000
 #define UPLINK_RETRY_MS 5000
 #define UPLINK_MAX_EVENTS 32
+#define UPLINK_RECEIPT_TIMEOUT_MS 60000	/* default receipt_timeout_ms */
 
 struct loop;
 struct queue;
@@ -46,6 +59,8 @@ struct uplink_config {
 	const char *cert_file;
 	const char *key_file;
 	const char *agent_version;
+	int receipt_timeout_ms;		/* resend a sent batch without receipt after
+					 * this long; 0 = UPLINK_RECEIPT_TIMEOUT_MS */
 };
 
 /* A message arrived on our offers topic; payload is borrowed for the call. */

@@ -105,6 +105,8 @@ struct bus {
 
 	/* Shared with Paho's threads, under mu. */
 	pthread_mutex_t mu;
+	pthread_cond_t room;		/* signalled when the loop took the queue */
+	int closing;			/* bus_free() started: stop waiting for room */
 	struct bus_msg *pending_head, *pending_tail;
 	size_t npending_messages;	/* MSG_MESSAGE entries only */
 	struct bus_ticket *tickets;	/* all unanswered tickets */
@@ -221,22 +223,29 @@ static void on_disconnected(void *context, MQTTProperties *props, enum MQTTReaso
 	bus_post_simple(context, MSG_LOST, (int)reason, 0, 0);
 }
 
+/*
+ * Backpressure: when max_queued messages wait for the loop, this callback
+ * blocks Paho's receive thread until the loop drains the queue. Paho then
+ * stops reading the socket, TCP fills up and the broker keeps the backlog in
+ * its queue for us. (Returning 0, "not now", would make Paho 1.3 offer the
+ * message again only once per receive cycle: ingestion stalls for seconds.)
+ * Paho releases its own mutex around this callback, so the loop thread can
+ * still publish while we wait.
+ */
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
 	struct bus *bus = context;
 	struct bus_msg *m;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-	int full;
 
 	pthread_mutex_lock(&bus->mu);
-	full = bus->npending_messages >= bus->max_queued;
+	while (bus->npending_messages >= bus->max_queued && !bus->closing)
+		pthread_cond_wait(&bus->room, &bus->mu);
 	pthread_mutex_unlock(&bus->mu);
-	if (full)
-		return 0;	/* Paho keeps the message and offers it again */
 
 	m = bus_msg_new(MSG_MESSAGE);
 	if (!m)
-		return 0;
+		return 0;	/* out of memory: Paho keeps the message for later */
 	m->topic = strndup(topic, tlen);
 	m->len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
 	m->payload = malloc(m->len ? m->len : 1);
@@ -490,7 +499,6 @@ static void bus_dispatch(struct bus *bus, struct bus_msg *m)
 	case MSG_PUB_OK:
 		ev.type = BUS_PUBLISHED;
 		ev.cookie = m->cookie;
-		ev.reason_code = m->reason;	/* 0, or 0x10: no matching subscribers */
 		break;
 	case MSG_PUB_FAIL:
 		ev.type = BUS_PUBLISH_FAILED;
@@ -518,6 +526,7 @@ static void bus_drain(void *arg)
 	list = bus->pending_head;
 	bus->pending_head = bus->pending_tail = NULL;
 	bus->npending_messages = 0;
+	pthread_cond_broadcast(&bus->room);
 	pthread_mutex_unlock(&bus->mu);
 
 	while (list) {
@@ -557,6 +566,7 @@ int bus_new(struct loop *loop, const struct bus_config *conf, bus_event_fn fn, v
 	if (!bus)
 		return -ENOMEM;
 	pthread_mutex_init(&bus->mu, NULL);
+	pthread_cond_init(&bus->room, NULL);
 	bus->loop = loop;
 	bus->fn = fn;
 	bus->arg = arg;
@@ -738,6 +748,10 @@ void bus_free(struct bus *bus)
 
 	if (!bus)
 		return;
+	pthread_mutex_lock(&bus->mu);
+	bus->closing = 1;		/* releases a receive thread waiting for room */
+	pthread_cond_broadcast(&bus->room);
+	pthread_mutex_unlock(&bus->mu);
 	bus_stop(bus, 0);
 	if (bus->client)
 		MQTTAsync_destroy(&bus->client);
@@ -757,6 +771,7 @@ void bus_free(struct bus *bus)
 		free(bus->subs[i].filter);
 	free(bus->subs);
 	loop_waker_free(bus->waker);
+	pthread_cond_destroy(&bus->room);
 	pthread_mutex_destroy(&bus->mu);
 	free(bus->uri);
 	free(bus->client_id);

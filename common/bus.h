@@ -20,12 +20,12 @@
  * its own copy (the agent's SQLite queue) and send it again after
  * BUS_CONNECTED. Receivers must therefore accept duplicates.
  *
- * A PUBACK with reason 0x10 (No matching subscribers) is a success for MQTT
- * but means the broker threw the message away: nobody was subscribed. It is
- * reported as BUS_PUBLISHED with reason_code BUS_NO_SUBSCRIBERS so owners
- * whose data must reach someone (the agent's telemetry) can keep it. This
- * happens for real: mosquitto 2.0 does not restore shared subscriptions
- * after a restart until the gateway reconnects and subscribes again.
+ * A broker's PUBACK only says the broker has the message. mosquitto 2.0 may
+ * still discard it when nobody is subscribed (PUBACK reason 0x10, which Paho
+ * 1.3.11 does not pass on: onSuccess5 reports 0) and does not restore shared
+ * subscriptions after a restart. Data that must reach its consumer needs an
+ * application receipt: the agent's telemetry waits for the gateway's
+ * TelemetryAck (docs/protocol.md).
  */
 #ifndef PITSTOP_BUS_H
 #define PITSTOP_BUS_H
@@ -35,8 +35,6 @@
 
 struct loop;
 struct bus;
-
-#define BUS_NO_SUBSCRIBERS 0x10	/* MQTT v5 PUBACK "No matching subscribers" */
 
 struct bus_config {
 	const char *uri;		/* e.g. "ssl://127.0.0.1:8883" */
@@ -59,7 +57,7 @@ enum bus_event_type {
 	BUS_CONNECTED,		/* session_present is set */
 	BUS_DISCONNECTED,	/* reason_code: MQTT v5 reason or -errno */
 	BUS_MESSAGE,		/* topic, payload, len, qos */
-	BUS_PUBLISHED,		/* cookie, reason_code (0, or BUS_NO_SUBSCRIBERS) */
+	BUS_PUBLISHED,		/* cookie */
 	BUS_PUBLISH_FAILED,	/* cookie, reason_code */
 	BUS_SUBSCRIBE_FAILED,	/* topic, reason_code */
 };

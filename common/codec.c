@@ -456,6 +456,58 @@ out:
 	return r;
 }
 
+int codec_encode_ack(const uint64_t *seqs, size_t n, uint8_t **ret_buf, size_t *ret_len)
+{
+	Pitstop__V1__TelemetryAck a = PITSTOP__V1__TELEMETRY_ACK__INIT;
+
+	if (!seqs || !ret_buf || !ret_len || n == 0)
+		return -EINVAL;
+	if (n > CODEC_MAX_ACK_SEQS)
+		return -EMSGSIZE;
+	for (size_t i = 0; i < n; i++)
+		if (seqs[i] == 0)
+			return -EINVAL;
+	a.n_seqs = n;
+	a.seqs = (uint64_t *)seqs;
+	return pack_message(&a.base, CODEC_MAX_ACK_BYTES, ret_buf, ret_len);
+}
+
+int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t **ret_seqs, size_t *ret_n)
+{
+	Pitstop__V1__TelemetryAck *a;
+	uint64_t *seqs = NULL;
+	int r = -EBADMSG;
+
+	if ((!buf && len) || !ret_seqs || !ret_n)
+		return -EINVAL;
+	if (len > CODEC_MAX_ACK_BYTES)
+		return -EMSGSIZE;
+	a = pitstop__v1__telemetry_ack__unpack(NULL, len, buf);
+	if (!a)
+		return -EBADMSG;
+	if (a->n_seqs > CODEC_MAX_ACK_SEQS) {
+		r = -EMSGSIZE;
+		goto out;
+	}
+	if (a->n_seqs == 0)
+		goto out;
+	for (size_t i = 0; i < a->n_seqs; i++)
+		if (a->seqs[i] == 0)
+			goto out;
+	seqs = malloc(a->n_seqs * sizeof(*seqs));
+	if (!seqs) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memcpy(seqs, a->seqs, a->n_seqs * sizeof(*seqs));
+	*ret_seqs = seqs;
+	*ret_n = a->n_seqs;
+	r = 0;
+out:
+	pitstop__v1__telemetry_ack__free_unpacked(a, NULL);
+	return r;
+}
+
 /* 1 if a GeoArea centre is a valid WGS84 position. */
 static int area_ok(int32_t lat_e7, int32_t lon_e7)
 {

@@ -19,6 +19,8 @@
 #define CODEC_MAX_SAMPLES 3600			/* per batch: one hour at 1 Hz */
 #define CODEC_MAX_BATCH_BYTES (128 * 1024)	/* encoded telemetry batch */
 #define CODEC_MAX_EVENT_BYTES 4096
+#define CODEC_MAX_ACK_SEQS 4096			/* seqs in one TelemetryAck */
+#define CODEC_MAX_ACK_BYTES (CODEC_MAX_ACK_SEQS * 10 + 16)
 #define CODEC_MAX_STATUS_BYTES 1024
 #define CODEC_MAX_OFFER_BYTES 8192		/* a SignedOffer, signature included */
 #define CODEC_MAX_ID 64				/* offer id, incl. NUL */
@@ -79,6 +81,13 @@ int codec_encode_batch(uint64_t seq, const struct sample *samples, size_t n,
  */
 int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_seq,
 		       struct sample **ret_samples, size_t *ret_n);
+
+/*
+ * TelemetryAck: the batches (seqs, 1..CODEC_MAX_ACK_SEQS of them, none 0)
+ * the gateway has stored for one vehicle. decode returns a malloc'ed array.
+ */
+int codec_encode_ack(const uint64_t *seqs, size_t n, uint8_t **ret_buf, size_t *ret_len);
+int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t **ret_seqs, size_t *ret_n);
 
 enum offer_action {
 	OFFER_ACTION_SHOWN = 1,

@@ -195,6 +195,7 @@ static void add_counters(struct store_counters *sum, const struct store_counters
 		sum->rejected[i] += c->rejected[i];
 	sum->offers_sent += c->offers_sent;
 	sum->offers_failed += c->offers_failed;
+	sum->acks_sent += c->acks_sent;
 	sum->events += c->events;
 	sum->status += c->status;
 }
@@ -214,6 +215,7 @@ static void json_counters(json_t *obj, const struct store_counters *c)
 	json_object_set_new(obj, "rejected", rej);
 	json_object_set_new(obj, "offers_sent", json_integer((json_int_t)c->offers_sent));
 	json_object_set_new(obj, "offers_failed", json_integer((json_int_t)c->offers_failed));
+	json_object_set_new(obj, "acks_sent", json_integer((json_int_t)c->acks_sent));
 	json_object_set_new(obj, "events", json_integer((json_int_t)c->events));
 	json_object_set_new(obj, "status", json_integer((json_int_t)c->status));
 }
@@ -230,6 +232,7 @@ static void print_counters(const struct store_counters *c, const char *indent)
 		printf(" %s=%" PRIu64, store_reject_name((enum store_reject)i), c->rejected[i]);
 	printf("\n%soffers          %" PRIu64 " sent, %" PRIu64 " failed\n", indent,
 	       c->offers_sent, c->offers_failed);
+	printf("%sreceipts        %" PRIu64 " sent\n", indent, c->acks_sent);
 	printf("%sevents          %" PRIu64 "\n", indent, c->events);
 	printf("%sstatus          %" PRIu64 "\n", indent, c->status);
 }

@@ -1,11 +1,13 @@
 /*
  * Ingest; see ingest.h for what it does. This file holds the topic parsing,
  * the per-message savepoint logic, the batched transaction and its counters
- * (tx deltas are added to the totals only when the commit succeeded), and
- * the list of offers waiting for that commit.
+ * (tx deltas are added to the totals only when the commit succeeded), the
+ * list of offers waiting for that commit, and the list of telemetry batches
+ * (VIN, seq) the commit will make safe, turned into receipts after it.
  */
 #include "ingest.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,13 @@
 #define COUNTERS_PERIOD_MS 1000
 #define REJECT_LOG_PERIOD_MS 60000
 #define TOPIC_PREFIX "pitstop/v1/vehicles/"
+/*
+ * How long a receipt may wait for the bus (down, or all in-flight slots
+ * taken) before it is dropped. Dropping one is harmless: the car sends the
+ * batch again after its receipt timeout, ingest finds it is a duplicate and
+ * acknowledges it then.
+ */
+#define ACK_DROP_AFTER_MS 60000
 
 enum msg_kind {
 	MSG_TELEMETRY,
@@ -35,6 +44,15 @@ struct pending_offer {
 	uint8_t *buf;		/* owned: SignedOffer bytes */
 	size_t len;
 	int64_t valid_until_ms;
+};
+
+/*
+ * A telemetry batch stored (or found already stored) in the open
+ * transaction: it is acknowledged to the car once the transaction commits.
+ */
+struct pending_ack {
+	char vin[VIN_LEN + 1];
+	uint64_t seq;
 };
 
 /* What the open transaction will add to the counters when it commits. */
@@ -68,8 +86,13 @@ struct ingest {
 	struct tx_delta tx;
 	struct pending_offer *pending;	/* owned, max_pending entries */
 	size_t npending;
+	/* At most one per message, so max_pending bounds them. */
+	struct pending_ack *acks;	/* owned, max_pending entries */
+	size_t nacks;
+	uint64_t *ack_seqs;		/* owned, max_pending entries: scratch of acks_publish() */
 
-	struct outbox *outbox;		/* owned */
+	struct outbox *outbox;		/* owned: signed offers */
+	struct outbox *ack_outbox;	/* owned: telemetry receipts */
 };
 
 static void commit_timer_fired(void *arg);
@@ -120,12 +143,66 @@ static void abort_tx(struct ingest *in)
 	in->c.rejected[STORE_REJECT_STORAGE] += in->tx.messages;
 	memset(&in->tx, 0, sizeof(in->tx));
 	pending_clear_from(in, 0);
+	in->nacks = 0;	/* nothing of it is safe: no receipt, the cars resend */
+}
+
+/* Orders pending acks by VIN, then seq. */
+static int ack_cmp(const void *a, const void *b)
+{
+	const struct pending_ack *x = a, *y = b;
+	int c = strcmp(x->vin, y->vin);
+
+	if (c)
+		return c;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/*
+ * Called right after a commit: hands one TelemetryAck per VIN, naming each
+ * of that VIN's batches in the transaction once (split every
+ * CODEC_MAX_ACK_SEQS), to the ack outbox, and forgets them. A receipt that
+ * cannot be built is dropped with a warning; the car resends that batch.
+ */
+static void acks_publish(struct ingest *in, int64_t now)
+{
+	size_t i = 0;
+
+	qsort(in->acks, in->nacks, sizeof(in->acks[0]), ack_cmp);
+	while (i < in->nacks) {
+		const char *vin = in->acks[i].vin;
+		size_t n = 0;
+
+		for (; i < in->nacks && strcmp(in->acks[i].vin, vin) == 0; i++)
+			if (n == 0 || in->ack_seqs[n - 1] != in->acks[i].seq)
+				in->ack_seqs[n++] = in->acks[i].seq;
+		for (size_t off = 0; off < n; off += CODEC_MAX_ACK_SEQS) {
+			size_t k = n - off < CODEC_MAX_ACK_SEQS ? n - off : CODEC_MAX_ACK_SEQS;
+			uint8_t *buf = NULL;
+			size_t len = 0;
+			int r = codec_encode_ack(in->ack_seqs + off, k, &buf, &len);
+
+			if (r < 0) {
+				log_warn("ingest: cannot encode a receipt for %zu batches: %s", k,
+					 strerror(-r));
+				continue;
+			}
+			/*
+			 * While the bus is down the receipt waits in the outbox
+			 * (bounded) for ACK_DROP_AFTER_MS and is then dropped:
+			 * the car resends and the duplicate is acknowledged.
+			 */
+			outbox_add(in->ack_outbox, vin, buf, len, now + ACK_DROP_AFTER_MS, now);
+			free(buf);
+		}
+	}
+	in->nacks = 0;
 }
 
 /*
  * Saves the counters with the open transaction's work added, commits, and
- * hands the offers it recorded to the outbox. On failure the whole
- * transaction is rolled back (abort_tx()). Returns 0 or -errno.
+ * hands the offers it recorded and the receipts for its telemetry to the
+ * outboxes. On failure the whole transaction is rolled back (abort_tx()) and
+ * nothing is published. Returns 0 or -errno.
  */
 static int commit_tx(struct ingest *in)
 {
@@ -166,6 +243,7 @@ static int commit_tx(struct ingest *in)
 		outbox_add(in->outbox, p->vin, p->buf, p->len, p->valid_until_ms, now);
 	}
 	pending_clear_from(in, 0);
+	acks_publish(in, now);
 	return 0;
 }
 
@@ -278,6 +356,22 @@ static int apply_telemetry(struct ingest *in, const char *vin, uint64_t seq,
 	return 0;
 }
 
+/*
+ * Remembers that batch (vin, seq) is in the open transaction, to be
+ * acknowledged once it commits.
+ */
+static void ack_remember(struct ingest *in, const char *vin, uint64_t seq)
+{
+	struct pending_ack *a;
+
+	assert(in->nacks < in->max_pending);	/* one per message, committed at max_pending */
+	if (in->nacks == in->max_pending)
+		return;		/* cannot happen; no receipt: the car resends */
+	a = &in->acks[in->nacks++];
+	memcpy(a->vin, vin, sizeof(a->vin));
+	a->seq = seq;
+}
+
 void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload, size_t len)
 {
 	const struct store_ops *ops = in->store->ops;
@@ -378,6 +472,8 @@ void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload
 	in->tx.events += d.events;
 	in->tx.status += d.status;
 	in->tx.messages++;
+	if (kind == MSG_TELEMETRY)
+		ack_remember(in, vin, seq);	/* stored or a duplicate: both are safe */
 	if (in->tx.messages >= in->max_pending)
 		commit_tx(in);
 out:
@@ -413,12 +509,22 @@ int ingest_offer_sink(void *arg, const struct offer *o)
 
 void ingest_published(struct ingest *in, uint64_t cookie, int ok)
 {
-	outbox_result(in->outbox, cookie, ok);	/* counts sent / failed */
+	int64_t now = loop_wall_ms();
+
+	/* counts sent / failed; the cookies of the two outboxes differ */
+	if (!outbox_result(in->outbox, cookie, ok))
+		outbox_result(in->ack_outbox, cookie, ok);
+	/* A bus in-flight slot is free: publish what waited for one (-EAGAIN). */
+	outbox_flush(in->outbox, now);
+	outbox_flush(in->ack_outbox, now);
 }
 
 void ingest_connected(struct ingest *in)
 {
-	outbox_reconnected(in->outbox, loop_wall_ms());
+	int64_t now = loop_wall_ms();
+
+	outbox_reconnected(in->outbox, now);
+	outbox_reconnected(in->ack_outbox, now);
 }
 
 int ingest_flush(struct ingest *in)
@@ -455,6 +561,7 @@ static void counters_timer_fired(void *arg)
 
 	in->counters_timer = 0;
 	outbox_flush(in->outbox, loop_wall_ms());
+	outbox_flush(in->ack_outbox, loop_wall_ms());
 	if (memcmp(&in->c, &in->saved, sizeof(in->c)) != 0)
 		ingest_save_counters(in);	/* the store logged any failure */
 	r = loop_add_timer(in->loop, COUNTERS_PERIOD_MS, counters_timer_fired, in);
@@ -486,11 +593,19 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 	in->max_pending = p->max_pending ? p->max_pending : DEFAULT_MAX_PENDING;
 	in->instance_id = strdup(p->instance_id ? p->instance_id : "");
 	in->pending = calloc(in->max_pending, sizeof(*in->pending));
-	if (!in->instance_id || !in->pending) {
+	in->acks = calloc(in->max_pending, sizeof(*in->acks));
+	in->ack_seqs = calloc(in->max_pending, sizeof(*in->ack_seqs));
+	if (!in->instance_id || !in->pending || !in->acks || !in->ack_seqs) {
 		r = -ENOMEM;
 		goto fail;
 	}
-	r = outbox_new(p->max_outbox, p->publish, p->publish_arg, &in->c, &in->outbox);
+	r = outbox_new(OUTBOX_OFFERS, p->max_outbox, p->publish, p->publish_arg, &in->c,
+		       &in->outbox);
+	if (r < 0)
+		goto fail;
+	/* Room for the receipts of two full transactions (one per message at most). */
+	r = outbox_new(OUTBOX_ACKS, 2 * in->max_pending, p->publish, p->publish_arg, &in->c,
+		       &in->ack_outbox);
 	if (r < 0)
 		goto fail;
 	r = in->store->ops->counters_load(in->store, in->instance_id, &in->c);
@@ -506,7 +621,10 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 	*ret_ingest = in;
 	return 0;
 fail:
+	outbox_free(in->ack_outbox);
 	outbox_free(in->outbox);
+	free(in->ack_seqs);
+	free(in->acks);
 	free(in->pending);
 	free(in->instance_id);
 	free(in);
@@ -524,7 +642,10 @@ void ingest_free(struct ingest *in)
 	if (in->counters_timer)
 		loop_cancel_timer(in->loop, in->counters_timer);
 	pending_clear_from(in, 0);
+	outbox_free(in->ack_outbox);
 	outbox_free(in->outbox);
+	free(in->ack_seqs);
+	free(in->acks);
 	free(in->pending);
 	free(in->instance_id);
 	free(in);

@@ -5,6 +5,14 @@
  * rules after each new telemetry batch, and publishes the offers they issue
  * once the data that caused them is committed.
  *
+ * Receipts: every telemetry batch that the open transaction stored, or found
+ * already stored (a duplicate: the car evidently missed the earlier receipt),
+ * is acknowledged after the COMMIT succeeded with a TelemetryAck (QoS 1, not
+ * retained) on pitstop/v1/vehicles/<VIN>/acks: one per VIN per transaction,
+ * naming all of that VIN's seqs (split when over CODEC_MAX_ACK_SEQS). A
+ * rejected batch, one whose storage failed, and every batch of a transaction
+ * whose commit failed get none; the car keeps them and sends them again.
+ *
  * Transactions: the first message opens one and a 0 ms loop timer commits it,
  * so all messages of one bus drain share a commit (or every max_pending
  * messages, whichever comes first). Each message runs in its own savepoint:
@@ -16,8 +24,8 @@
  *
  * Counters include only what was committed. They are saved through the store
  * under the instance id, in the same transaction as the data they count (so
- * pitstopctl's stats and history agree), and otherwise (rejects, offer
- * acknowledgements) within a second of changing.
+ * pitstopctl's stats and history agree), and otherwise (rejects, broker
+ * acknowledgements of offers and receipts) within a second of changing.
  */
 #ifndef PITSTOP_GATEWAY_INGEST_H
 #define PITSTOP_GATEWAY_INGEST_H
@@ -39,7 +47,7 @@ struct ingest_params {
 	struct store *store;		/* borrowed, opened read-write */
 	struct crypto_signer *signer;	/* borrowed; NULL: offers cannot be signed */
 	const char *instance_id;	/* copied; counters are saved under it */
-	outbox_publish_fn publish;	/* publishes signed offers (QoS 1) */
+	outbox_publish_fn publish;	/* publishes signed offers and receipts (QoS 1) */
 	void *publish_arg;
 	size_t max_pending;		/* messages per transaction; 0 = 500 */
 	size_t max_outbox;		/* offers waiting for the bus; 0 = 1024 */
@@ -54,7 +62,7 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest);
 
 /*
  * Commits what is pending, saves the counters, and frees. Accepts NULL.
- * Offers still in the outbox are lost (see outbox.h).
+ * Offers and receipts still in the outboxes are lost (see outbox.h).
  */
 void ingest_free(struct ingest *in);
 
@@ -71,10 +79,13 @@ int ingest_offer_sink(void *arg, const struct offer *o);
 /* Handles one message from the bus. topic and payload are borrowed. */
 void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload, size_t len);
 
-/* The broker answered a publish (BUS_PUBLISHED: ok 1, BUS_PUBLISH_FAILED: 0). */
+/*
+ * The broker answered a publish (BUS_PUBLISHED: ok 1, BUS_PUBLISH_FAILED: 0);
+ * what waited for a free in-flight slot is published now.
+ */
 void ingest_published(struct ingest *in, uint64_t cookie, int ok);
 
-/* The bus (re)connected: offers in flight are sent again. */
+/* The bus (re)connected: offers and receipts in flight are sent again. */
 void ingest_connected(struct ingest *in);
 
 /* Commits the open transaction now, if any. Returns 0 or -errno. */

@@ -1,7 +1,8 @@
 /*
  * pitstop-gateway: the daemon that receives vehicle telemetry, events and
  * status from the broker (a shared subscription, so several gateways can
- * split the fleet), stores them, runs the rules and publishes signed offers.
+ * split the fleet), stores them, acknowledges committed telemetry to the car
+ * (receipts), runs the rules and publishes signed offers.
  *
  * Start-up order (undone in reverse): config, log, store, signing key, loop,
  * bus, ingest (loads the saved counters), rules, subscriptions, signals.
@@ -49,8 +50,8 @@ static void usage(FILE *f)
 		"Receives vehicle telemetry over MQTT, stores it and sends signed offers.\n");
 }
 
-/* Publishes one signed offer; the outbox calls this. */
-static int publish_offer(void *arg, const char *topic, const uint8_t *buf, size_t len,
+/* Publishes one signed offer or telemetry receipt; the outboxes call this. */
+static int publish_outbox(void *arg, const char *topic, const uint8_t *buf, size_t len,
 			 uint64_t cookie)
 {
 	struct gateway *gw = arg;
@@ -84,7 +85,7 @@ static void on_bus_event(const struct bus_event *ev, void *arg)
 		ingest_published(gw->ingest, ev->cookie, 1);
 		break;
 	case BUS_PUBLISH_FAILED:
-		log_warn("an offer was refused: %s (%d)", bus_reason_string(ev->reason_code),
+		log_warn("a publish (offer or receipt) was refused: %s (%d)", bus_reason_string(ev->reason_code),
 			 ev->reason_code);
 		ingest_published(gw->ingest, ev->cookie, 0);
 		break;
@@ -171,7 +172,7 @@ static int gateway_start(struct gateway *gw)
 	ip.store = gw->store;
 	ip.signer = gw->signer;
 	ip.instance_id = gw->conf.client_id;
-	ip.publish = publish_offer;
+	ip.publish = publish_outbox;
 	ip.publish_arg = gw;
 	r = ingest_new(&ip, &gw->ingest);
 	if (r < 0) {

@@ -1,14 +1,22 @@
 /*
- * Signed offers waiting to be published, and those published but not yet
- * acknowledged. Ingest hands an offer over only after the transaction that
- * recorded it committed; the outbox then publishes it (QoS 1, not retained)
+ * Messages the gateway publishes to one car, waiting for the broker: signed
+ * offers, and telemetry receipts (TelemetryAck). Ingest hands a message over
+ * only after the transaction that justifies it committed; the outbox then
+ * publishes it (QoS 1, not retained) on pitstop/v1/vehicles/<VIN>/<kind>
  * through a callback, keeps it while the bus is down or busy, sends again
- * what was in flight when the connection dropped, and gives up on an offer
- * once it has expired. It counts offers_sent (broker acknowledged) and
- * offers_failed (refused, expired or dropped) in the caller's counters.
+ * what was in flight when the connection dropped, and gives up on a message
+ * once its drop time has passed. One outbox carries one kind; the kind picks
+ * the topic, the counters and a cookie range of its own, so several outboxes
+ * can share one bus and one publish callback.
  *
- * The outbox lives in memory: offers still queued when the gateway stops are
- * not sent after a restart (see docs/gateway.md).
+ * Counting (in the caller's struct store_counters): offers count offers_sent
+ * (broker acknowledged) and offers_failed (refused, expired or dropped);
+ * receipts count acks_sent (broker acknowledged) and their failures are only
+ * logged: a lost receipt costs the car a resend, which is acknowledged as a
+ * duplicate, never data.
+ *
+ * The outbox lives in memory: messages still queued when the gateway stops
+ * are not sent after a restart (see docs/gateway.md).
  */
 #ifndef PITSTOP_GATEWAY_OUTBOX_H
 #define PITSTOP_GATEWAY_OUTBOX_H
@@ -20,32 +28,41 @@
 
 struct outbox;
 
+/* What an outbox carries. */
+enum outbox_kind {
+	OUTBOX_OFFERS,	/* SignedOffer on .../<VIN>/offers */
+	OUTBOX_ACKS,	/* TelemetryAck on .../<VIN>/acks */
+};
+
 /*
  * Publishes len bytes on topic with QoS 1, not retained; cookie comes back
  * through outbox_result(). Returns 0 when handed over, -ENOTCONN or -EAGAIN
- * to be called again later, any other -errno to give up on this offer.
+ * to be called again later, any other -errno to give up on this message.
  */
 typedef int (*outbox_publish_fn)(void *arg, const char *topic, const uint8_t *buf, size_t len,
 				 uint64_t cookie);
 
 /*
- * Creates an outbox holding at most max offers (0 = 1024). counters is
- * borrowed and must outlive the outbox. Returns 0 and *ret_outbox, or -ENOMEM.
+ * Creates an outbox of kind holding at most max messages (0 = 1024).
+ * counters is borrowed and must outlive the outbox. Cookies of different
+ * kinds never collide. Returns 0 and *ret_outbox, or -ENOMEM.
  */
-int outbox_new(size_t max, outbox_publish_fn publish, void *arg,
+int outbox_new(enum outbox_kind kind, size_t max, outbox_publish_fn publish, void *arg,
 	       struct store_counters *counters, struct outbox **ret_outbox);
 
 /* Frees the outbox and what it still holds (not counted). Accepts NULL. */
 void outbox_free(struct outbox *ob);
 
 /*
- * Queues a signed offer for vin (buf is copied) and tries to publish it at
- * once. Returns 0, or -ENOBUFS when full (counted as failed), -ENOMEM.
+ * Queues a message for vin (buf is copied) and tries to publish it at once.
+ * It is dropped (and counted as failed) if still unpublished at
+ * drop_after_ms (an offer's valid_until). Returns 0, or -ENOBUFS when full
+ * (counted as failed; logged once until there is room again), -ENOMEM.
  */
 int outbox_add(struct outbox *ob, const char *vin, const uint8_t *buf, size_t len,
-	       int64_t valid_until_ms, int64_t now_ms);
+	       int64_t drop_after_ms, int64_t now_ms);
 
-/* Publishes what is queued, drops (and counts) expired offers. */
+/* Publishes what is queued, drops (and counts) what is past its drop time. */
 void outbox_flush(struct outbox *ob, int64_t now_ms);
 
 /*
@@ -57,7 +74,7 @@ int outbox_result(struct outbox *ob, uint64_t cookie, int ok);
 /* After a reconnect: what was in flight is queued again (and flushed). */
 void outbox_reconnected(struct outbox *ob, int64_t now_ms);
 
-/* Offers held (queued + in flight). */
+/* Messages held (queued + in flight). */
 size_t outbox_len(const struct outbox *ob);
 
 #endif

@@ -48,6 +48,7 @@ struct store_counters {
 	uint64_t rejected[STORE_REJECT_COUNT];
 	uint64_t offers_sent;		/* offers acknowledged by the broker */
 	uint64_t offers_failed;		/* offers that could not be built or sent */
+	uint64_t acks_sent;		/* telemetry receipts acknowledged by the broker */
 	uint64_t events;		/* offer events stored */
 	uint64_t status;		/* agent status messages stored */
 };

@@ -943,7 +943,7 @@ static const struct counter_field counter_fields[] = {
 	CR(STORE_REJECT_BAD_TOPIC, "bad_topic"), CR(STORE_REJECT_BAD_VIN, "bad_vin"),
 	CR(STORE_REJECT_OVERSIZED, "oversized"), CR(STORE_REJECT_MALFORMED, "malformed"),
 	CR(STORE_REJECT_STORAGE, "storage"),
-	CF(offers_sent), CF(offers_failed), CF(events), CF(status),
+	CF(offers_sent), CF(offers_failed), CF(acks_sent), CF(events), CF(status),
 };
 #define N_COUNTER_FIELDS (sizeof(counter_fields) / sizeof(counter_fields[0]))
 

@@ -2,9 +2,11 @@
  * Unit tests of agent/queue.c on a real SQLite database in a temporary
  * directory: sequence numbers increase and survive a reopen, open samples
  * survive a "power cut" (close without sealing), sealing is atomic (a fault
- * injected with a trigger rolls everything back), only acknowledged batches
- * are deleted, in-flight batches can be made unsent again, and the bound
- * drops the oldest batch and counts it persistently.
+ * injected with a trigger rolls everything back), the delivery states (a
+ * PUBACK deletes nothing, a receipt deletes in any state, in-flight batches
+ * can be made unsent again, overdue sent batches are requeued oldest first,
+ * at most QUEUE_MAX_UNCONFIRMED are published and unconfirmed), and the
+ * bound drops the oldest batch and counts it persistently.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -119,8 +121,8 @@ static void test_seq_increases_and_persists(void **state)
 	assert_int_equal(queue_next_seq(f->q), 3);
 	assert_int_equal(queue_count(f->q), 2);
 	/* Deleting every batch must not make a seq come back. */
-	assert_int_equal(queue_ack(f->q, 1), 0);
-	assert_int_equal(queue_ack(f->q, 2), 0);
+	assert_int_equal(queue_delete(f->q, 1), 1);
+	assert_int_equal(queue_delete(f->q, 2), 1);
 	reopen(f, 100);
 	assert_int_equal(queue_count(f->q), 0);
 	add_samples(f, 5, 1);
@@ -230,12 +232,35 @@ static void test_store_failure_reported(void **state)
 	assert_int_equal(queue_open_samples(f->q), 1);
 }
 
-static void test_delete_only_acked(void **state)
+/* Seals n batches of one sample each (seqs 1..n on a fresh queue). */
+static void seal_batches(struct fixture *f, int n)
 {
-	struct fixture *f = *state;
+	for (int i = 0; i < n; i++) {
+		add_samples(f, i, 1);
+		seal_ok(f, 30, 1);
+	}
+}
+
+/* Peeks, checks the seq and marks it in flight, as the uplink does. */
+static void publish(struct fixture *f, uint64_t want_seq)
+{
+	expect_peek(f, want_seq, 1);
+	assert_int_equal(queue_mark_inflight(f->q, want_seq), 0);
+}
+
+static void expect_nothing_unsent(struct fixture *f, int want)
+{
 	uint8_t *data = NULL;
 	size_t len = 0;
 	uint64_t seq = 0;
+
+	assert_int_equal(queue_peek_unsent(f->q, &seq, &data, &len), want);
+	assert_null(data);
+}
+
+static void test_puback_does_not_delete(void **state)
+{
+	struct fixture *f = *state;
 
 	assert_int_equal(queue_open(f->db, 100, &f->q), 0);
 	for (int i = 0; i < 3; i++) {
@@ -246,55 +271,182 @@ static void test_delete_only_acked(void **state)
 	assert_int_equal(queue_mark_inflight(f->q, 1), 0);
 	expect_peek(f, 2, 2);
 	assert_int_equal(queue_mark_inflight(f->q, 2), 0);
+	assert_int_equal(queue_mark_inflight(f->q, 2), -EEXIST);
 	assert_int_equal(queue_inflight(f->q), 2);
-	/* Sending alone deletes nothing. */
+	/* The broker's PUBACK: sent, still stored, not handed out again. */
+	assert_int_equal(queue_mark_sent(f->q, 1, 1000), 0);
+	assert_int_equal(queue_mark_sent(f->q, 2, 1001), 0);
+	assert_int_equal(queue_mark_sent(f->q, 2, 1002), -ENOENT);
+	assert_int_equal(queue_mark_sent(f->q, 3, 1003), -ENOENT);	/* never published */
 	assert_int_equal(queue_count(f->q), 3);
-	assert_int_equal(queue_ack(f->q, 2), 0);
-	assert_int_equal(queue_count(f->q), 2);
-	assert_int_equal(queue_ack(f->q, 2), -ENOENT);
-	assert_int_equal(queue_ack(f->q, 99), -ENOENT);
-	assert_int_equal(queue_inflight(f->q), 1);
+	assert_int_equal(queue_inflight(f->q), 0);
+	assert_int_equal(queue_sent(f->q), 2);
 	expect_peek(f, 3, 2);
+	/* The gateway's receipt deletes. */
+	assert_int_equal(queue_delete(f->q, 2), 1);
+	assert_int_equal(queue_count(f->q), 2);
+	assert_int_equal(queue_sent(f->q), 1);
 	assert_int_equal(queue_mark_inflight(f->q, 3), 0);
-	assert_int_equal(queue_peek_unsent(f->q, &seq, &data, &len), -ENODATA);
-	/* Not acked batches survive a restart, unsent again. */
+	expect_nothing_unsent(f, -ENODATA);
+	/* Not confirmed batches survive a restart, unsent again. */
 	reopen(f, 100);
 	assert_int_equal(queue_count(f->q), 2);
 	assert_int_equal(queue_inflight(f->q), 0);
+	assert_int_equal(queue_sent(f->q), 0);
 	expect_peek(f, 1, 2);
+}
+
+static void test_receipt_in_any_state(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(queue_open(f->db, 100, &f->q), 0);
+	seal_batches(f, 4);
+	publish(f, 1);
+	publish(f, 2);
+	assert_int_equal(queue_mark_sent(f->q, 1, 500), 0);
+	/* A receipt before the PUBACK: deleted; the late PUBACK finds nothing. */
+	assert_int_equal(queue_delete(f->q, 2), 1);
+	assert_int_equal(queue_inflight(f->q), 0);
+	assert_int_equal(queue_mark_sent(f->q, 2, 600), -ENOENT);
+	assert_int_equal(queue_sent(f->q), 1);
+	/* A receipt for a sent batch. */
+	assert_int_equal(queue_delete(f->q, 1), 1);
+	assert_int_equal(queue_sent(f->q), 0);
+	/* A receipt for an unsent batch (the gateway had it from an earlier run). */
+	assert_int_equal(queue_delete(f->q, 4), 1);
+	/* Already deleted, never existed, impossible: no error, nothing changes. */
+	assert_int_equal(queue_delete(f->q, 1), 0);
+	assert_int_equal(queue_delete(f->q, 99), 0);
+	assert_int_equal(queue_delete(f->q, 0), 0);
+	assert_int_equal(queue_delete(f->q, UINT64_MAX), 0);
+	assert_int_equal(queue_count(f->q), 1);
+	expect_peek(f, 3, 1);
+	reopen(f, 100);
+	assert_int_equal(queue_count(f->q), 1);
+	expect_peek(f, 3, 1);
 }
 
 static void test_inflight_reset(void **state)
 {
 	struct fixture *f = *state;
-	uint8_t *data = NULL;
-	size_t len = 0;
-	uint64_t seq = 0;
 
 	assert_int_equal(queue_open(f->db, 100, &f->q), 0);
-	for (int i = 0; i < 4; i++) {
-		add_samples(f, i, 1);
-		seal_ok(f, 30, 1);
-	}
-	for (uint64_t s = 1; s <= 4; s++) {
-		expect_peek(f, s, 1);
-		assert_int_equal(queue_mark_inflight(f->q, s), 0);
-	}
-	assert_int_equal(queue_peek_unsent(f->q, &seq, &data, &len), -ENODATA);
-	assert_int_equal(queue_inflight(f->q), 4);
-	/* Broker refused batch 3: 3 and 4 are unsent again, 1 and 2 still in flight. */
+	seal_batches(f, 5);
+	for (uint64_t s = 1; s <= 4; s++)
+		publish(f, s);
+	expect_peek(f, 5, 1);
+	assert_int_equal(queue_mark_inflight(f->q, 5), 0);
+	expect_nothing_unsent(f, -ENODATA);
+	assert_int_equal(queue_inflight(f->q), 5);
+	/* Batch 1 reached the broker. */
+	assert_int_equal(queue_mark_sent(f->q, 1, 100), 0);
+	/* Broker refused batch 3: 3, 4 and 5 are unsent again, 2 still in flight. */
 	queue_requeue(f->q, 3);
-	assert_int_equal(queue_inflight(f->q), 2);
+	assert_int_equal(queue_inflight(f->q), 1);
+	assert_int_equal(queue_sent(f->q), 1);
 	expect_peek(f, 3, 1);
-	/* Connection lost: everything is unsent again, oldest first. */
+	/* Connection lost: in flight becomes unsent, sent keeps waiting. */
 	queue_requeue(f->q, 0);
 	assert_int_equal(queue_inflight(f->q), 0);
-	expect_peek(f, 1, 1);
-	assert_int_equal(queue_mark_inflight(f->q, 1), 0);
-	assert_int_equal(queue_mark_inflight(f->q, 0), -EINVAL);
-	/* An ack after the reset still deletes. */
-	assert_int_equal(queue_ack(f->q, 1), 0);
+	assert_int_equal(queue_sent(f->q), 1);
 	expect_peek(f, 2, 1);
+	assert_int_equal(queue_mark_inflight(f->q, 2), 0);
+	assert_int_equal(queue_mark_inflight(f->q, 0), -EINVAL);
+	/* A receipt after the reset still deletes. */
+	assert_int_equal(queue_delete(f->q, 1), 1);
+	assert_int_equal(queue_delete(f->q, 2), 1);
+	expect_peek(f, 3, 1);
+}
+
+static void test_timeout_requeues_in_order(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t oldest = 0;
+
+	assert_int_equal(queue_open(f->db, 100, &f->q), 0);
+	seal_batches(f, 6);
+	for (uint64_t s = 1; s <= 5; s++)
+		publish(f, s);
+	assert_int_equal(queue_oldest_sent(f->q, &oldest), -ENODATA);
+	/* PUBACKs out of order in time: 3 at 1000, 1 at 1500, 2 and 4 at 3000. */
+	assert_int_equal(queue_mark_sent(f->q, 3, 1000), 0);
+	assert_int_equal(queue_mark_sent(f->q, 1, 1500), 0);
+	assert_int_equal(queue_mark_sent(f->q, 2, 3000), 0);
+	assert_int_equal(queue_mark_sent(f->q, 4, 3000), 0);
+	assert_int_equal(queue_oldest_sent(f->q, &oldest), 0);
+	assert_int_equal(oldest, 1000);
+	assert_int_equal(queue_expire_sent(f->q, 999), 0);
+	/* Overdue: 3 and 1 (sent at or before 1500) are unsent again. */
+	assert_int_equal(queue_expire_sent(f->q, 1500), 2);
+	assert_int_equal(queue_sent(f->q), 2);
+	assert_int_equal(queue_inflight(f->q), 1);	/* 5: in flight does not time out */
+	assert_int_equal(queue_oldest_sent(f->q, &oldest), 0);
+	assert_int_equal(oldest, 3000);
+	/* Resent oldest first, before the never-sent batch 6. */
+	publish(f, 1);
+	publish(f, 3);
+	publish(f, 6);
+	expect_nothing_unsent(f, -ENODATA);
+	/* A receipt for an expired and resent batch still deletes it. */
+	assert_int_equal(queue_delete(f->q, 3), 1);
+	assert_int_equal(queue_expire_sent(f->q, UINT64_MAX), 2);	/* 2 and 4 */
+	assert_int_equal(queue_oldest_sent(f->q, &oldest), -ENODATA);
+	expect_peek(f, 2, 1);
+	assert_int_equal(queue_count(f->q), 5);
+}
+
+static void test_unconfirmed_bound(void **state)
+{
+	struct fixture *f = *state;
+	const int n = QUEUE_MAX_UNCONFIRMED;
+
+	assert_int_equal(queue_open(f->db, 1000, &f->q), 0);
+	seal_batches(f, n + 2);
+	for (int s = 1; s <= n; s++) {
+		publish(f, (uint64_t)s);
+		if (s % 2)
+			assert_int_equal(queue_mark_sent(f->q, (uint64_t)s, 10), 0);
+	}
+	/* Full: nothing more is handed out, whatever the states. */
+	expect_nothing_unsent(f, -ENOBUFS);
+	assert_int_equal(queue_mark_inflight(f->q, (uint64_t)n + 1), -ENOBUFS);
+	/* Requeuing in-flight batches makes room, for them first. */
+	queue_requeue(f->q, (uint64_t)n);	/* n is even: in flight */
+	expect_peek(f, (uint64_t)n, 1);
+	assert_int_equal(queue_mark_inflight(f->q, (uint64_t)n), 0);
+	expect_nothing_unsent(f, -ENOBUFS);
+	/* A receipt makes room for the next new batch. */
+	assert_int_equal(queue_delete(f->q, 1), 1);
+	publish(f, (uint64_t)n + 1);
+	expect_nothing_unsent(f, -ENOBUFS);
+	/* So does a timeout; the overdue batches come first. */
+	assert_int_equal(queue_expire_sent(f->q, 10), n / 2 - 1);
+	expect_peek(f, 3, 1);
+	/* After a restart nothing is published, so nothing is bounded. */
+	reopen(f, 1000);
+	expect_peek(f, 2, 1);
+}
+
+static void test_bound_forgets_dropped(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(queue_open(f->db, 3, &f->q), 0);
+	seal_batches(f, 3);
+	publish(f, 1);
+	publish(f, 2);
+	assert_int_equal(queue_mark_sent(f->q, 1, 10), 0);
+	/* The bound drops 1 (sent) and 2 (in flight): their states go with them. */
+	add_samples(f, 10, 2);
+	seal_ok(f, 1, 1);
+	seal_ok(f, 1, 1);
+	assert_int_equal(queue_count(f->q), 3);
+	assert_int_equal(queue_dropped(f->q), 2);
+	assert_int_equal(queue_inflight(f->q), 0);
+	assert_int_equal(queue_sent(f->q), 0);
+	assert_int_equal(queue_mark_sent(f->q, 2, 20), -ENOENT);
+	expect_peek(f, 3, 1);
 }
 
 static void test_bound_drops_oldest(void **state)
@@ -342,8 +494,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_seal_takes_oldest_up_to_max, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seal_is_atomic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_failure_reported, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delete_only_acked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_puback_does_not_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipt_in_any_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inflight_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_requeues_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unconfirmed_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bound_forgets_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bound_drops_oldest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 	};

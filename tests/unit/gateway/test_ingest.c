@@ -5,7 +5,9 @@
  * skipped; batches are stored once; offers are signed, published only after
  * the commit, and verify; storage errors (a SQLite trigger that aborts, a
  * store whose commit fails) are counted and the gateway keeps going;
- * counters are saved and loaded; the outbox retries while disconnected.
+ * counters are saved and loaded; the outbox retries while disconnected;
+ * telemetry receipts (TelemetryAck) name exactly the batches a commit made
+ * safe, stored or duplicate, one receipt per VIN, and nothing else.
  */
 #include "gw_test_util.h"
 
@@ -27,6 +29,7 @@
 #include "store.h"
 
 static const char VIN1[] = "WDB1234561A000001";
+static const char VIN2[] = "WDB1234561A000002";
 static const char T_TELEMETRY[] = "pitstop/v1/vehicles/WDB1234561A000001/telemetry";
 static const char T_EVENTS[] = "pitstop/v1/vehicles/WDB1234561A000001/events";
 static const char T_STATUS[] = "pitstop/v1/vehicles/WDB1234561A000001/status";
@@ -128,6 +131,7 @@ static const struct store_ops wrap_ops = {
 /* ---- fixture ---- */
 
 #define MAX_PUBLISHED 8
+#define MAX_ACKS 16
 
 struct published {
 	char topic[128];
@@ -144,8 +148,10 @@ struct fixture {
 	struct crypto_signer *signer;
 	struct ingest *in;
 	struct rules *rules;
-	struct published pub[MAX_PUBLISHED];
+	struct published pub[MAX_PUBLISHED];	/* offers */
 	int npub;
+	struct published ack[MAX_ACKS];		/* receipts (topic .../acks) */
+	int nack;
 	int publish_result;	/* what the fake publisher returns */
 };
 
@@ -157,8 +163,13 @@ static int fake_publish(void *arg, const char *topic, const uint8_t *buf, size_t
 
 	if (f->publish_result < 0)
 		return f->publish_result;
-	assert_true(f->npub < MAX_PUBLISHED);
-	p = &f->pub[f->npub++];
+	if (strlen(topic) > 5 && strcmp(topic + strlen(topic) - 5, "/acks") == 0) {
+		assert_true(f->nack < MAX_ACKS);
+		p = &f->ack[f->nack++];
+	} else {
+		assert_true(f->npub < MAX_PUBLISHED);
+		p = &f->pub[f->npub++];
+	}
 	snprintf(p->topic, sizeof(p->topic), "%s", topic);
 	p->buf = malloc(len);
 	memcpy(p->buf, buf, len);
@@ -220,14 +231,18 @@ static int teardown(void **state)
 	loop_free(f->loop);
 	for (int i = 0; i < f->npub; i++)
 		free(f->pub[i].buf);
+	for (int i = 0; i < f->nack; i++)
+		free(f->ack[i].buf);
 	free(f);
 	return 0;
 }
 
-/* Sends an encoded batch of n samples starting at t with fuel. */
-static void send_batch(struct fixture *f, uint64_t seq, int64_t t, int32_t fuel, size_t n)
+/* Sends vin an encoded batch of n samples starting at t with fuel. */
+static void send_batch_of(struct fixture *f, const char *vin, uint64_t seq, int64_t t,
+			  int32_t fuel, size_t n)
 {
 	struct sample x[8];
+	char topic[128];
 	uint8_t *buf = NULL;
 	size_t len = 0;
 
@@ -235,8 +250,36 @@ static void send_batch(struct fixture *f, uint64_t seq, int64_t t, int32_t fuel,
 	for (size_t i = 0; i < n; i++)
 		x[i] = gw_sample(t + 1000 * (int64_t)i, fuel, 481234567, 115678901);
 	assert_int_equal(codec_encode_batch(seq, x, n, &buf, &len), 0);
-	ingest_message(f->in, T_TELEMETRY, buf, len);
+	snprintf(topic, sizeof(topic), "pitstop/v1/vehicles/%s/telemetry", vin);
+	ingest_message(f->in, topic, buf, len);
 	free(buf);
+}
+
+/* Sends VIN1 an encoded batch of n samples starting at t with fuel. */
+static void send_batch(struct fixture *f, uint64_t seq, int64_t t, int32_t fuel, size_t n)
+{
+	send_batch_of(f, VIN1, seq, t, fuel, n);
+}
+
+/*
+ * Checks that receipt i went to vin's acks topic and names exactly the n
+ * seqs in want, in that order.
+ */
+static void assert_ack(struct fixture *f, int i, const char *vin, const uint64_t *want,
+		       size_t n)
+{
+	char topic[128];
+	uint64_t *seqs = NULL;
+	size_t got = 0;
+
+	assert_true(i < f->nack);
+	snprintf(topic, sizeof(topic), "pitstop/v1/vehicles/%s/acks", vin);
+	assert_string_equal(f->ack[i].topic, topic);
+	assert_int_equal(codec_decode_ack(f->ack[i].buf, f->ack[i].len, &seqs, &got), 0);
+	assert_int_equal(got, n);
+	for (size_t k = 0; k < n; k++)
+		assert_int_equal(seqs[k], want[k]);
+	free(seqs);
 }
 
 static size_t history_len(struct fixture *f)
@@ -571,6 +614,234 @@ static void test_no_signer(void **state)
 	assert_int_equal(open, 0);
 }
 
+
+/* ---- receipts ---- */
+
+static void test_receipt_after_commit(void **state)
+{
+	struct fixture *f = *state;
+	const struct store_counters *c = ingest_counters(f->in);
+	static const uint64_t want[] = { 7 };
+	struct store_counters got;
+
+	send_batch(f, 7, 1000, 500, 2);
+	assert_int_equal(f->nack, 0);	/* not before the commit */
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->nack, 1);
+	assert_ack(f, 0, VIN1, want, 1);
+	assert_int_equal(history_len(f), 2);	/* named only once it is stored */
+
+	/* acks_sent counts broker acknowledgements, and is saved */
+	assert_int_equal(c->acks_sent, 0);
+	ingest_published(f->in, f->ack[0].cookie, 1);
+	assert_int_equal(c->acks_sent, 1);
+	assert_int_equal(c->offers_sent, 0);
+	ingest_published(f->in, f->ack[0].cookie, 1);	/* unknown now: ignored */
+	assert_int_equal(c->acks_sent, 1);
+	assert_int_equal(ingest_save_counters(f->in), 0);
+	assert_int_equal(f->s->ops->counters_load(f->s, "gw-test", &got), 0);
+	assert_int_equal(got.acks_sent, 1);
+
+	/* a commit with no telemetry in it sends no receipt */
+	ingest_message(f->in, "bad", NULL, 0);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->nack, 1);
+}
+
+static void test_receipt_for_duplicate(void **state)
+{
+	struct fixture *f = *state;
+	const struct store_counters *c = ingest_counters(f->in);
+	static const uint64_t want[] = { 3 };
+
+	send_batch(f, 3, 1000, 500, 1);
+	assert_int_equal(ingest_flush(f->in), 0);
+	send_batch(f, 3, 1000, 500, 1);	/* the car missed the receipt */
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(c->duplicates, 1);
+	assert_int_equal(c->stored, 1);
+	assert_int_equal(f->nack, 2);
+	assert_ack(f, 0, VIN1, want, 1);
+	assert_ack(f, 1, VIN1, want, 1);
+}
+
+static void test_receipt_one_per_vin(void **state)
+{
+	struct fixture *f = *state;
+	static const uint64_t want[] = { 4, 5 };
+
+	send_batch(f, 5, 5000, 500, 1);
+	send_batch(f, 4, 4000, 500, 1);
+	send_batch(f, 5, 5000, 500, 1);	/* redelivered in the same drain: named once */
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->nack, 1);
+	assert_ack(f, 0, VIN1, want, 2);
+}
+
+static void test_receipt_per_vin(void **state)
+{
+	struct fixture *f = *state;
+	static const uint64_t want1[] = { 1, 2 }, want2[] = { 1 };
+	int i1, i2;
+
+	send_batch_of(f, VIN2, 1, 1000, 500, 1);
+	send_batch_of(f, VIN1, 1, 1000, 500, 1);
+	send_batch_of(f, VIN1, 2, 2000, 500, 1);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->nack, 2);
+	i1 = strstr(f->ack[0].topic, VIN1) ? 0 : 1;	/* order between VINs is not promised */
+	i2 = 1 - i1;
+	assert_ack(f, i1, VIN1, want1, 2);
+	assert_ack(f, i2, VIN2, want2, 1);
+	assert_int_not_equal(f->ack[0].cookie, f->ack[1].cookie);
+}
+
+static void test_no_receipt_on_commit_failure(void **state)
+{
+	struct fixture *f = *state;
+	static const uint64_t want3[] = { 3 }, want[] = { 1, 2 };
+
+	f->w->fail_commit = 1;
+	send_batch(f, 1, 1000, 500, 1);
+	send_batch(f, 2, 2000, 500, 1);
+	assert_true(ingest_flush(f->in) < 0);
+	assert_int_equal(f->nack, 0);
+	assert_int_equal(history_len(f), 0);
+
+	/* the next transaction's receipt does not name the lost batches */
+	f->w->fail_commit = 0;
+	send_batch(f, 3, 3000, 500, 1);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->nack, 1);
+	assert_ack(f, 0, VIN1, want3, 1);
+
+	/* the car resends them: now they are stored, and acknowledged */
+	send_batch(f, 1, 1000, 500, 1);
+	send_batch(f, 2, 2000, 500, 1);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->nack, 2);
+	assert_ack(f, 1, VIN1, want, 2);
+}
+
+static void test_no_receipt_for_rejects(void **state)
+{
+	struct fixture *f = *state;
+	const struct store_counters *c = ingest_counters(f->in);
+	static const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0x0f, 0x08 };
+	static const uint64_t want[] = { 9 };
+	struct agent_status st = { .state = AGENT_ONLINE, .time_ms = 100 };
+	uint8_t *big = calloc(1, CODEC_MAX_BATCH_BYTES + 1);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	add_failing_trigger(f->path);
+	ingest_message(f->in, T_TELEMETRY, garbage, sizeof(garbage));		/* malformed */
+	ingest_message(f->in, T_TELEMETRY, big, CODEC_MAX_BATCH_BYTES + 1);	/* oversized */
+	ingest_message(f->in, "pitstop/v1/vehicles/SHORT/telemetry", garbage, 1);
+	send_batch(f, 666, 1000, 500, 1);				/* storage fails */
+	assert_int_equal(codec_encode_status(&st, &buf, &len), 0);
+	ingest_message(f->in, T_STATUS, buf, len);			/* not telemetry */
+	free(buf);
+	free(big);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(c->rejected[STORE_REJECT_MALFORMED], 1);
+	assert_int_equal(c->rejected[STORE_REJECT_OVERSIZED], 1);
+	assert_int_equal(c->rejected[STORE_REJECT_BAD_VIN], 1);
+	assert_int_equal(c->rejected[STORE_REJECT_STORAGE], 1);
+	assert_int_equal(c->status, 1);
+	assert_int_equal(f->nack, 0);
+
+	/* beside a good batch, only the good one is named */
+	send_batch(f, 666, 1000, 500, 1);
+	send_batch(f, 9, 9000, 500, 1);
+	ingest_message(f->in, T_TELEMETRY, garbage, sizeof(garbage));
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->nack, 1);
+	assert_ack(f, 0, VIN1, want, 1);
+}
+
+static void test_receipt_split_over_limit(void **state)
+{
+	struct fixture *f = *state;
+	const size_t total = CODEC_MAX_ACK_SEQS + 1;
+	uint64_t *seqs = NULL;
+	size_t n0 = 0, n1 = 0;
+
+	stop_ingest(f);
+	start_ingest(f, total + 10);
+	for (uint64_t s = 1; s <= total; s++)
+		send_batch(f, s, (int64_t)s * 1000, 500, 1);
+	assert_int_equal(f->nack, 0);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(ingest_counters(f->in)->stored, total);
+	assert_int_equal(f->nack, 2);
+	assert_int_equal(codec_decode_ack(f->ack[0].buf, f->ack[0].len, &seqs, &n0), 0);
+	assert_int_equal(n0, CODEC_MAX_ACK_SEQS);
+	for (size_t k = 0; k < n0; k++)
+		assert_int_equal(seqs[k], k + 1);
+	free(seqs);
+	seqs = NULL;
+	assert_int_equal(codec_decode_ack(f->ack[1].buf, f->ack[1].len, &seqs, &n1), 0);
+	assert_int_equal(n1, 1);
+	assert_int_equal(seqs[0], total);
+	free(seqs);
+}
+
+static void test_receipt_at_max_pending_commit(void **state)
+{
+	struct fixture *f = *state;
+	static const uint64_t want[] = { 1, 2 }, want2[] = { 3 };
+
+	stop_ingest(f);
+	start_ingest(f, 2);
+	send_batch(f, 1, 1000, 500, 1);
+	assert_int_equal(f->nack, 0);
+	send_batch(f, 2, 2000, 500, 1);	/* the transaction is full: committed */
+	assert_int_equal(f->nack, 1);
+	assert_ack(f, 0, VIN1, want, 2);
+	send_batch(f, 3, 3000, 500, 1);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->nack, 2);
+	assert_ack(f, 1, VIN1, want2, 1);
+}
+
+static void test_receipts_wait_for_the_bus(void **state)
+{
+	struct fixture *f = *state;
+	const struct store_counters *c = ingest_counters(f->in);
+	static const uint64_t want[] = { 1 }, want2[] = { 2 };
+
+	/* down: the receipt waits (not dropped at once) and goes out on reconnect */
+	f->publish_result = -ENOTCONN;
+	send_batch(f, 1, 1000, 100, 1);	/* low fuel: an offer too */
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->nack, 0);
+	assert_int_equal(f->npub, 0);
+	f->publish_result = 0;
+	ingest_connected(f->in);
+	assert_int_equal(f->nack, 1);
+	assert_int_equal(f->npub, 1);
+	assert_ack(f, 0, VIN1, want, 1);
+	/* the two outboxes never share a cookie, and each counts its own */
+	assert_int_not_equal(f->ack[0].cookie, f->pub[0].cookie);
+	ingest_published(f->in, f->pub[0].cookie, 1);
+	assert_int_equal(c->offers_sent, 1);
+	assert_int_equal(c->acks_sent, 0);
+	ingest_published(f->in, f->ack[0].cookie, 0);	/* refused: not sent, not an offer */
+	assert_int_equal(c->acks_sent, 0);
+	assert_int_equal(c->offers_failed, 0);
+
+	/* busy (all in-flight slots taken): published once the broker answers */
+	f->publish_result = -EAGAIN;
+	send_batch(f, 2, 2000, 100, 1);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->nack, 1);
+	f->publish_result = 0;
+	ingest_published(f->in, 12345, 1);	/* some other answer frees a slot */
+	assert_int_equal(f->nack, 2);
+	assert_ack(f, 1, VIN1, want2, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -586,6 +857,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_counters_persist, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_waits_for_the_bus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_signer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipt_after_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipt_for_duplicate, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipt_one_per_vin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipt_per_vin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_receipt_on_commit_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_receipt_for_rejects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipt_split_over_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipt_at_max_pending_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_receipts_wait_for_the_bus, setup, teardown),
 	};
 	char err[256];
 

@@ -1,7 +1,9 @@
 /*
- * Unit tests of the offer outbox (gateway/outbox.c) with a fake publisher:
+ * Unit tests of the outbox (gateway/outbox.c) with a fake publisher:
  * order, waiting while disconnected, resending what was in flight after a
- * reconnect, expiry, a full outbox, and sent/failed counting.
+ * reconnect, expiry, a full outbox, and sent/failed counting; a receipt
+ * outbox publishes on .../acks, counts acks_sent only, and its cookies never
+ * collide with an offer outbox's.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -47,7 +49,7 @@ static void test_publish_and_ack(void **state)
 	uint8_t a = 'a', b = 'b';
 
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(outbox_new(0, fake, &p, &c, &ob), 0);
+	assert_int_equal(outbox_new(OUTBOX_OFFERS, 0, fake, &p, &c, &ob), 0);
 	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 10000, 0), 0);
 	assert_int_equal(outbox_add(ob, VIN1, &b, 1, 10000, 0), 0);
 	assert_int_equal(p.calls, 2);
@@ -73,7 +75,7 @@ static void test_wait_resend_expire(void **state)
 	uint8_t a = 'a', b = 'b';
 
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(outbox_new(0, fake, &p, &c, &ob), 0);
+	assert_int_equal(outbox_new(OUTBOX_OFFERS, 0, fake, &p, &c, &ob), 0);
 	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), 0);
 	assert_int_equal(outbox_add(ob, VIN1, &b, 1, 20000, 0), 0);
 	assert_int_equal(p.calls, 0);
@@ -108,12 +110,48 @@ static void test_full(void **state)
 	uint8_t a = 'a';
 
 	memset(&c, 0, sizeof(c));
-	assert_int_equal(outbox_new(2, fake, &p, &c, &ob), 0);
+	assert_int_equal(outbox_new(OUTBOX_OFFERS, 2, fake, &p, &c, &ob), 0);
 	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), 0);
 	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), 0);
 	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), -ENOBUFS);
 	assert_int_equal(c.offers_failed, 1);
 	outbox_free(ob);	/* frees what it still holds */
+}
+
+static void test_receipt_kind(void **state)
+{
+	struct store_counters c;
+	struct outbox *offers = NULL, *acks = NULL;
+	struct pub p = { 0 };
+	uint8_t a = 'a', b = 'b';
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(outbox_new(OUTBOX_OFFERS, 0, fake, &p, &c, &offers), 0);
+	assert_int_equal(outbox_new(OUTBOX_ACKS, 1, fake, &p, &c, &acks), 0);
+	assert_int_equal(outbox_add(offers, VIN1, &a, 1, 5000, 0), 0);
+	assert_int_equal(outbox_add(acks, VIN1, &b, 1, 5000, 0), 0);
+	assert_int_equal(p.calls, 2);
+	assert_string_equal(p.topic, "pitstop/v1/vehicles/WDB1234561A000001/acks");
+	assert_int_not_equal(p.cookies[0], p.cookies[1]);
+	assert_int_equal(outbox_result(acks, p.cookies[0], 1), 0);	/* the offer's */
+	assert_int_equal(outbox_result(offers, p.cookies[1], 1), 0);	/* the receipt's */
+	assert_int_equal(outbox_result(acks, p.cookies[1], 1), 1);
+	assert_int_equal(c.acks_sent, 1);
+	assert_int_equal(c.offers_sent, 0);
+
+	/* failures of receipts are not counted as offers: full, refused, expired */
+	p.result = -ENOTCONN;
+	assert_int_equal(outbox_add(acks, VIN1, &b, 1, 100, 0), 0);
+	assert_int_equal(outbox_add(acks, VIN1, &b, 1, 100, 0), -ENOBUFS);
+	outbox_flush(acks, 100);	/* expired */
+	assert_int_equal(outbox_len(acks), 0);
+	p.result = 0;
+	assert_int_equal(outbox_add(acks, VIN1, &b, 1, 5000, 0), 0);
+	assert_int_equal(outbox_result(acks, p.cookies[2], 0), 1);
+	assert_int_equal(c.offers_failed, 0);
+	assert_int_equal(c.acks_sent, 1);
+	outbox_free(acks);
+	outbox_free(offers);
 }
 
 int main(void)
@@ -122,6 +160,7 @@ int main(void)
 		cmocka_unit_test(test_publish_and_ack),
 		cmocka_unit_test(test_wait_resend_expire),
 		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_receipt_kind),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
