@@ -99,14 +99,13 @@ struct bus {
 	int connecting;
 	unsigned backoff_ms;
 	uint64_t connected_at_ms;	/* loop_now_ms() of the last CONNACK */
+	uint64_t backlog_logged_ms;	/* last "ingestion is behind" warning */
 	int retry_timer;
 	struct bus_sub *subs;	/* owned array */
 	size_t nsubs;
 
 	/* Shared with Paho's threads, under mu. */
 	pthread_mutex_t mu;
-	pthread_cond_t room;		/* signalled when the loop took the queue */
-	int closing;			/* bus_free() started: stop waiting for room */
 	struct bus_msg *pending_head, *pending_tail;
 	size_t npending_messages;	/* MSG_MESSAGE entries only */
 	struct bus_ticket *tickets;	/* all unanswered tickets */
@@ -224,24 +223,19 @@ static void on_disconnected(void *context, MQTTProperties *props, enum MQTTReaso
 }
 
 /*
- * Backpressure: when max_queued messages wait for the loop, this callback
- * blocks Paho's receive thread until the loop drains the queue. Paho then
- * stops reading the socket, TCP fills up and the broker keeps the backlog in
- * its queue for us. (Returning 0, "not now", would make Paho 1.3 offer the
- * message again only once per receive cycle: ingestion stalls for seconds.)
- * Paho releases its own mutex around this callback, so the loop thread can
- * still publish while we wait.
+ * Never refuses and never blocks. Paho 1.3 has already sent the PUBACK when
+ * it calls this (QoS 1 is acknowledged on receipt, into Paho's own queue), so
+ * there is no flow control to be had here: blocking deadlocks against Paho's
+ * mutex, which it holds around this call, and returning 0 makes Paho offer
+ * the message again only once per receive cycle (a stall of seconds per
+ * message). The backlog is logged when it passes max_queued; see
+ * docs/architecture.md for why telemetry stays safe (receipts).
  */
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
 	struct bus *bus = context;
 	struct bus_msg *m;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-
-	pthread_mutex_lock(&bus->mu);
-	while (bus->npending_messages >= bus->max_queued && !bus->closing)
-		pthread_cond_wait(&bus->room, &bus->mu);
-	pthread_mutex_unlock(&bus->mu);
 
 	m = bus_msg_new(MSG_MESSAGE);
 	if (!m)
@@ -521,13 +515,20 @@ static void bus_drain(void *arg)
 {
 	struct bus *bus = arg;
 	struct bus_msg *list;
+	size_t n;
 
 	pthread_mutex_lock(&bus->mu);
 	list = bus->pending_head;
 	bus->pending_head = bus->pending_tail = NULL;
+	n = bus->npending_messages;
 	bus->npending_messages = 0;
-	pthread_cond_broadcast(&bus->room);
 	pthread_mutex_unlock(&bus->mu);
+
+	if (n > bus->max_queued && loop_now_ms() - bus->backlog_logged_ms >= 60000) {
+		bus->backlog_logged_ms = loop_now_ms();
+		log_warn("bus: %zu messages were waiting for the loop (warning level %zu): "
+			 "ingestion is behind the broker", n, bus->max_queued);
+	}
 
 	while (list) {
 		struct bus_msg *next = list->next;
@@ -566,7 +567,6 @@ int bus_new(struct loop *loop, const struct bus_config *conf, bus_event_fn fn, v
 	if (!bus)
 		return -ENOMEM;
 	pthread_mutex_init(&bus->mu, NULL);
-	pthread_cond_init(&bus->room, NULL);
 	bus->loop = loop;
 	bus->fn = fn;
 	bus->arg = arg;
@@ -748,10 +748,6 @@ void bus_free(struct bus *bus)
 
 	if (!bus)
 		return;
-	pthread_mutex_lock(&bus->mu);
-	bus->closing = 1;		/* releases a receive thread waiting for room */
-	pthread_cond_broadcast(&bus->room);
-	pthread_mutex_unlock(&bus->mu);
 	bus_stop(bus, 0);
 	if (bus->client)
 		MQTTAsync_destroy(&bus->client);
@@ -771,7 +767,6 @@ void bus_free(struct bus *bus)
 		free(bus->subs[i].filter);
 	free(bus->subs);
 	loop_waker_free(bus->waker);
-	pthread_cond_destroy(&bus->room);
 	pthread_mutex_destroy(&bus->mu);
 	free(bus->uri);
 	free(bus->client_id);

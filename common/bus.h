@@ -1,7 +1,7 @@
 /*
  * The message bus: MQTT v5 over mutual TLS with Eclipse Paho's MQTTAsync,
  * adapted to our event loop. Paho runs its callbacks on its own threads; this
- * module copies what they report into a bounded queue and wakes the loop, so
+ * module copies what they report into a queue and wakes the loop, so
  * the owner's bus_event_fn always runs on the loop thread and may touch
  * SQLite, counters and timers freely.
  *
@@ -50,7 +50,8 @@ struct bus_config {
 	size_t will_len;
 	int will_retain;
 	unsigned max_inflight;		/* QoS>0 publishes awaiting ack; 0 = 64 */
-	size_t max_queued_events;	/* Paho -> loop queue bound; 0 = 4096 */
+	size_t max_queued_events;	/* Paho -> loop backlog that is logged as a
+					 * warning (not a limit: see bus.c); 0 = 4096 */
 };
 
 enum bus_event_type {
