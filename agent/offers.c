@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "display.h"
 #include "log.h"
+#include "sqlerr.h"
 
 struct offers {
 	sqlite3 *db;			/* owned */
@@ -50,20 +51,7 @@ static int offers_fail(struct offers *o, const char *op, int rc)
 {
 	log_error("offers: %s failed: %s (%d)", op,
 		  o->db ? sqlite3_errmsg(o->db) : sqlite3_errstr(rc), rc);
-	switch (rc & 0xff) {
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-		return -EACCES;
-	default:
-		return -EIO;
-	}
+	return sqlerr_errno(rc);
 }
 
 /* Runs a multi-statement SQL text without parameters. */

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sqlerr.h"
 #include "loop.h"
 
 #define QUEUE_LOG_REPEAT_MS 60000	/* same failing operation: log once a minute */
@@ -108,35 +109,6 @@ struct queue {
 	unsigned suppressed;		/* failures not logged since last_failed_ms */
 };
 
-/* Translates a SQLite result code to a negative errno. */
-static int sqlite_to_errno(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_READONLY:
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_CANTOPEN:
-		return -ENOENT;
-	case SQLITE_CONSTRAINT:
-		return -EINVAL;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EBADMSG;
-	case SQLITE_TOOBIG:
-		return -EMSGSIZE;
-	default:
-		return -EIO;
-	}
-}
-
 /*
  * Logs a failed operation once (repeats of the same operation within a
  * minute are counted and summarised) and returns the translated errno.
@@ -147,7 +119,7 @@ static int queue_fail(struct queue *q, const char *op, int rc)
 
 	if (q->last_failed_op == op && now - q->last_failed_ms < QUEUE_LOG_REPEAT_MS) {
 		q->suppressed++;
-		return sqlite_to_errno(rc);
+		return sqlerr_errno(rc);
 	}
 	if (q->suppressed)
 		log_error("queue: %s failed: %s (%d) (%u similar failures not logged)", op,
@@ -158,7 +130,7 @@ static int queue_fail(struct queue *q, const char *op, int rc)
 	q->last_failed_op = op;
 	q->last_failed_ms = now;
 	q->suppressed = 0;
-	return sqlite_to_errno(rc);
+	return sqlerr_errno(rc);
 }
 
 /* Resets and clears the bindings of statement i; returns it. */

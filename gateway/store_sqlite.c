@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "sqlerr.h"
 
 /* Bounds on what one call may allocate. */
 #define HISTORY_MAX_ROWS 1000000
@@ -232,40 +233,6 @@ static struct sqlite_store *to_sq(struct store *s)
 	return (struct sqlite_store *)s;
 }
 
-/* Maps a SQLite result code to a negative errno. */
-static int errno_of(int rc)
-{
-	switch (rc & 0xff) {
-	case SQLITE_OK:
-	case SQLITE_DONE:
-	case SQLITE_ROW:
-		return 0;
-	case SQLITE_FULL:
-		return -ENOSPC;
-	case SQLITE_BUSY:
-	case SQLITE_LOCKED:
-		return -EBUSY;
-	case SQLITE_READONLY:
-		return -EROFS;
-	case SQLITE_PERM:
-	case SQLITE_AUTH:
-		return -EACCES;
-	case SQLITE_CONSTRAINT:
-		return -EEXIST;
-	case SQLITE_NOMEM:
-		return -ENOMEM;
-	case SQLITE_CANTOPEN:
-		return -ENOENT;
-	case SQLITE_CORRUPT:
-	case SQLITE_NOTADB:
-		return -EBADMSG;
-	case SQLITE_TOOBIG:
-		return -EMSGSIZE;
-	default:
-		return -EIO;
-	}
-}
-
 /*
  * Logs a failed operation and returns its errno. The same failure (operation
  * and code) repeating, as with a full disk under load, is logged at most once
@@ -278,7 +245,7 @@ static int fail(struct sqlite_store *q, int rc, const char *op)
 	if (rc == q->last_fail_rc && op == q->last_fail_op &&
 	    now - q->last_fail_logged < FAIL_LOG_PERIOD_S) {
 		q->fail_suppressed++;
-		return errno_of(rc);
+		return sqlerr_errno(rc);
 	}
 	if (q->fail_suppressed)
 		log_error("store: %s failed: %s (sqlite %d); %lu similar failures not logged", op,
@@ -289,7 +256,7 @@ static int fail(struct sqlite_store *q, int rc, const char *op)
 	q->last_fail_op = op;
 	q->last_fail_logged = now;
 	q->fail_suppressed = 0;
-	return errno_of(rc);
+	return sqlerr_errno(rc);
 }
 
 /* Steps a statement that returns no rows and resets it. */
@@ -1128,7 +1095,7 @@ static int migrate(struct sqlite_store *q, int version, char *err, size_t errlen
 fail:
 	snprintf(err, errlen, "creating the schema failed: %s", sqlite3_errmsg(q->db));
 	sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
-	return errno_of(rc);
+	return sqlerr_errno(rc);
 }
 
 int store_sqlite_open(const char *path, enum store_mode mode, struct store **ret_store,
@@ -1161,7 +1128,7 @@ int store_sqlite_open(const char *path, enum store_mode mode, struct store **ret
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path,
 			 q->db ? sqlite3_errmsg(q->db) : sqlite3_errstr(rc));
-		r = errno_of(rc);
+		r = sqlerr_errno(rc);
 		goto out;
 	}
 	sqlite3_extended_result_codes(q->db, 1);
@@ -1172,14 +1139,14 @@ int store_sqlite_open(const char *path, enum store_mode mode, struct store **ret
 				  NULL, NULL, NULL);
 		if (rc != SQLITE_OK) {
 			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
-			r = errno_of(rc);
+			r = sqlerr_errno(rc);
 			goto out;
 		}
 	}
 	rc = schema_version(q->db, &version);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
-		r = errno_of(rc);
+		r = sqlerr_errno(rc);
 		goto out;
 	}
 	if (version > STORE_SQLITE_SCHEMA_VERSION) {
@@ -1205,7 +1172,7 @@ int store_sqlite_open(const char *path, enum store_mode mode, struct store **ret
 		if (rc != SQLITE_OK) {
 			snprintf(err, errlen, "%s: preparing statement %d: %s", path, i,
 				 sqlite3_errmsg(q->db));
-			r = errno_of(rc);
+			r = sqlerr_errno(rc);
 			goto out;
 		}
 	}

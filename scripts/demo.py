@@ -33,7 +33,7 @@ def main():
             conf[k] = None
         s.start_agent(VIN_A, os.path.join(DATA_DIR, "drive.csv"), **conf)
         line("pitstop-agent up for %s; its screen is %s" % (VIN_A, s.path("agent-state", "screen.txt")))
-        line("telemetry arrives in batches of 30 s; the fuel falls through 15 %% after ~2.5 min,")
+        line("telemetry arrives in batches of 30 s; the fuel falls through 15 % after ~2.5 min,")
         line("the car stops at a fuel station after 3.5 min: the offer appears then. Ctrl-C stops.")
         last, shown = None, None
         try:
