@@ -35,7 +35,7 @@ def main():
         line("pitstop-agent up for %s; its screen is %s" % (VIN_A, s.path("agent-state", "screen.txt")))
         line("telemetry arrives in batches of 30 s; the fuel falls through 15 % after ~2.5 min,")
         line("the car stops at a fuel station after 3.5 min: the offer appears then. Ctrl-C stops.")
-        last, shown = None, None
+        last, shown, offer_states = None, None, {}
         try:
             while True:
                 v = s.try_ctl("vehicle", "show", VIN_A)
@@ -47,7 +47,9 @@ def main():
                              VIN_A, v["odometer_km"], v["fuel_pct"], v["lat"] or 0, v["lon"] or 0,
                              v["speed_kmh"] or 0, st["stored"], st["samples_stored"]))
                     for o in s.ctl("vehicle", "offers", VIN_A):
-                        line("gateway: offer %s (%s) %s" % (o["id"][:8], o["kind"], o["state"]))
+                        if offer_states.get(o["id"]) != o["state"]:
+                            offer_states[o["id"]] = o["state"]
+                            line("gateway: offer %s (%s) %s" % (o["id"][:8], o["kind"], o["state"]))
                 card = read_card(s.path("agent-state", "screen.txt"))
                 if card and card.get("offer_id") != shown:
                     shown = card["offer_id"]

@@ -118,6 +118,7 @@ class System:
         self.dir = tempfile.mkdtemp(prefix="pitstop-%s-" % name)
         self.pki = os.path.join(self.dir, "pki")
         self.procs = {}
+        self.problems = []  # our daemons' bad exits and sanitizer reports
         self.broker_port = None
         self.gps_port = None
         self.gateway_conf = None
@@ -128,9 +129,9 @@ class System:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        failed = exc_type is not None
         for name in reversed(list(self.procs)):
-            self.procs[name].stop()
+            self._stopped(self.procs[name])
+        failed = exc_type is not None or bool(self.problems)
         if failed:
             for name, p in self.procs.items():
                 sys.stderr.write("---- %s log (%s) ----\n%s\n" % (name, p.log_path, p.text()[-6000:]))
@@ -138,7 +139,24 @@ class System:
             sys.stderr.write("kept %s\n" % self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if exc_type is None and self.problems:
+            raise AssertionError("; ".join(self.problems))
         return False
+
+    SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+
+    def _stopped(self, p, sig=signal.SIGTERM):
+        """Stops p; for our own daemons, records a non-zero exit status or a
+        sanitizer report as a problem that fails the test."""
+        rc = p.stop(sig)
+        if os.path.basename(p.argv[0]).startswith("pitstop-"):
+            if sig == signal.SIGTERM and rc != 0:
+                self.problems.append("%s exited with status %s" % (p.name, rc))
+            text = p.text()
+            for mark in self.SANITIZER_MARKS:
+                if mark in text:
+                    self.problems.append("%s: %s report in %s" % (p.name, mark, p.log_path))
+        return rc
 
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
@@ -149,7 +167,7 @@ class System:
         return p
 
     def stop(self, name, sig=signal.SIGTERM):
-        return self.procs.pop(name).stop(sig)
+        return self._stopped(self.procs.pop(name), sig)
 
     # --- tools ---------------------------------------------------------
     def ctl(self, *args, check=True, json_out=True):
