@@ -706,17 +706,6 @@ int bus_is_connected(const struct bus *bus)
 	return bus->connected;
 }
 
-unsigned bus_inflight(const struct bus *bus)
-{
-	struct bus *b = (struct bus *)bus;
-	unsigned n;
-
-	pthread_mutex_lock(&b->mu);
-	n = b->inflight;
-	pthread_mutex_unlock(&b->mu);
-	return n;
-}
-
 void bus_stop(struct bus *bus, int timeout_ms)
 {
 	MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;

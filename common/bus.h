@@ -102,9 +102,6 @@ int bus_publish(struct bus *bus, const char *topic, const void *payload, size_t 
 
 int bus_is_connected(const struct bus *bus);
 
-/* QoS>0 publishes sent on the current connection and not yet answered. */
-unsigned bus_inflight(const struct bus *bus);
-
 /*
  * Disconnects cleanly (MQTT reason 0: the broker does not send the will),
  * waiting up to timeout_ms for in-flight messages. Stops reconnecting.
