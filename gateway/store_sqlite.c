@@ -6,12 +6,13 @@
  * Settings, and why:
  *   journal_mode=WAL     readers (pitstopctl) never block the writer and the
  *                        writer never blocks them; commits append to the WAL.
- *   synchronous=NORMAL   in WAL mode this syncs at checkpoints, not at every
- *                        commit: a crash of the process loses nothing, a
- *                        power loss may lose the last commits but never
- *                        corrupts the file. FULL would add one fsync per
- *                        commit; since ingest already batches one commit per
- *                        bus drain, NORMAL is the right trade for a server.
+ *   synchronous=FULL     one fsync per commit, so a commit survives a power
+ *                        loss of the gateway host too. It has to: after the
+ *                        commit a receipt tells the car to delete the batch.
+ *                        Ingest commits once per bus drain, so this costs
+ *                        ~3 % of throughput (docs/performance.md); NORMAL
+ *                        could lose the last commits on power loss after
+ *                        their receipts went out.
  *   busy_timeout=5000    a reader's checkpoint or a second writer makes us
  *                        wait up to 5 s instead of failing at once.
  * Schema versions are kept in PRAGMA user_version; migrate() takes an older
@@ -1135,7 +1136,7 @@ int store_sqlite_open(const char *path, enum store_mode mode, struct store **ret
 	sqlite3_busy_timeout(q->db, 5000);
 	if (!q->read_only) {
 		/* journal_mode answers with a row; exec() ignores it. */
-		rc = sqlite3_exec(q->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+		rc = sqlite3_exec(q->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL",
 				  NULL, NULL, NULL);
 		if (rc != SQLITE_OK) {
 			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
