@@ -29,20 +29,20 @@
 #endif
 
 struct agent {
-	struct loop *loop;			/* borrowed */
-	const struct agent_config *conf;	/* borrowed */
-	struct queue *queue;			/* owned */
-	struct crypto_verifier *verifier;	/* owned, NULL without offer_key_file */
-	struct display *display;		/* owned */
-	struct offers *offers;			/* owned */
-	struct gnss *gnss;			/* owned */
-	struct signals *signals;		/* owned, NULL without signals_file */
-	struct uplink *uplink;			/* owned */
-	int sample_timer;			/* timer id, 0 = none */
-	uint64_t next_sample_ms;		/* monotonic due time of the next sample */
-	unsigned open_samples;			/* samples stored but not sealed */
-	uint64_t first_open_ms;			/* monotonic time of the oldest open sample */
-	uint64_t samples_lost;			/* samples that could not be stored */
+	struct loop *loop;		  /* borrowed */
+	const struct agent_config *conf;  /* borrowed */
+	struct queue *queue;		  /* owned */
+	struct crypto_verifier *verifier; /* owned, NULL without offer_key_file */
+	struct display *display;	  /* owned */
+	struct offers *offers;		  /* owned */
+	struct gnss *gnss;		  /* owned */
+	struct signals *signals;	  /* owned, NULL without signals_file */
+	struct uplink *uplink;		  /* owned */
+	int sample_timer;		  /* timer id, 0 = none */
+	uint64_t next_sample_ms;	  /* monotonic due time of the next sample */
+	unsigned open_samples;		  /* samples stored but not sealed */
+	uint64_t first_open_ms;		  /* monotonic time of the oldest open sample */
+	uint64_t samples_lost;		  /* samples that could not be stored */
 };
 
 /* Joins dir and name into a malloc'ed path, or NULL. */
@@ -135,9 +135,10 @@ static void seal(struct agent *a, int all)
 			return;
 		}
 		if (n < 0)
-			return;		/* logged by the queue; retried at the next sample */
+			return; /* logged by the queue; retried at the next sample */
 		log_debug("batch %" PRIu64 " sealed with %d samples", seq, n);
-		a->open_samples = (unsigned)n >= a->open_samples ? 0 : a->open_samples - (unsigned)n;
+		a->open_samples =
+			(unsigned)n >= a->open_samples ? 0 : a->open_samples - (unsigned)n;
 		a->first_open_ms = loop_now_ms();
 	} while (all || a->open_samples >= (unsigned)a->conf->batch_max_samples);
 }

@@ -15,8 +15,10 @@
 #include "log.h"
 #include "vin.h"
 
-#define OPT(name, type, min, max, def, help) \
-	{ #name, type, offsetof(struct agent_config, name), min, max, def, help }
+#define OPT(name, type, min, max, def, help)                                          \
+	{                                                                             \
+#name, type, offsetof(struct agent_config, name), min, max, def, help \
+	}
 
 const struct config_option agent_config_table[] = {
 	OPT(vin, CONFIG_STRING, 0, 0, NULL, "this car's VIN (required; also the MQTT client id)"),
@@ -36,7 +38,8 @@ const struct config_option agent_config_table[] = {
 	OPT(batch_max_samples, CONFIG_INT, 1, 3600, "30", "samples per batch at most"),
 	OPT(batch_max_age_ms, CONFIG_INT, 100, 86400000, "30000",
 	    "seal a batch when its oldest sample is this old"),
-	OPT(display_file, CONFIG_STRING, 0, 0, NULL, "offer card file (default <state_dir>/screen.txt)"),
+	OPT(display_file, CONFIG_STRING, 0, 0, NULL,
+	    "offer card file (default <state_dir>/screen.txt)"),
 	OPT(display_max_speed_kmh, CONFIG_INT, 0, 300, "5",
 	    "offers are shown only at or below this speed"),
 	OPT(receipt_timeout_ms, CONFIG_INT, 1000, 3600000, "60000",
@@ -70,7 +73,7 @@ static unsigned find_line(const char *path, const char *name)
 			while (*p == ' ' || *p == '\t')
 				p++;
 			if (*p == '=')
-				found = lineno;	/* the last one wins, as in config_load */
+				found = lineno; /* the last one wins, as in config_load */
 		}
 	}
 	fclose(f);
@@ -78,8 +81,7 @@ static unsigned find_line(const char *path, const char *name)
 }
 
 /* Writes "path:line: msg" (or "path: msg" when line is 0) into err. */
-static void where_error(char *err, size_t errlen, const char *path, unsigned line,
-			const char *msg)
+static void where_error(char *err, size_t errlen, const char *path, unsigned line, const char *msg)
 {
 	if (line)
 		snprintf(err, errlen, "%s:%u: %s", path, line, msg);
@@ -87,8 +89,7 @@ static void where_error(char *err, size_t errlen, const char *path, unsigned lin
 		snprintf(err, errlen, "%s: %s", path, msg);
 }
 
-int agent_config_load(const char *path, struct agent_config *ret_conf, char *err,
-		      size_t errlen)
+int agent_config_load(const char *path, struct agent_config *ret_conf, char *err, size_t errlen)
 {
 	struct agent_config c;
 	int r;

@@ -12,26 +12,26 @@
 #include "config.h"
 
 struct agent_config {
-	char *vin;			/* owned; required, a valid VIN */
-	char *broker_uri;		/* owned; MQTT broker, ssl://host:port */
-	char *ca_file;			/* owned; trust anchor for the broker */
-	char *cert_file;		/* owned; this car's client certificate */
-	char *key_file;			/* owned; its private key */
-	char *offer_key_file;		/* owned; gateway's offer-signing public key */
-	char *state_dir;		/* owned; holds queue.db and offers.db */
-	char *gpsd_host;		/* owned */
+	char *vin;	      /* owned; required, a valid VIN */
+	char *broker_uri;     /* owned; MQTT broker, ssl://host:port */
+	char *ca_file;	      /* owned; trust anchor for the broker */
+	char *cert_file;      /* owned; this car's client certificate */
+	char *key_file;	      /* owned; its private key */
+	char *offer_key_file; /* owned; gateway's offer-signing public key */
+	char *state_dir;      /* owned; holds queue.db and offers.db */
+	char *gpsd_host;      /* owned */
 	int gpsd_port;
-	char *signals_file;		/* owned; replay CSV, NULL = no vehicle signals */
-	int signals_loop;		/* bool: replay the file again after its end */
+	char *signals_file; /* owned; replay CSV, NULL = no vehicle signals */
+	int signals_loop;   /* bool: replay the file again after its end */
 	int sample_interval_ms;
 	int batch_max_samples;
 	int batch_max_age_ms;
-	char *display_file;		/* owned; default <state_dir>/screen.txt */
-	int display_max_speed_kmh;	/* offers wait while driving faster */
-	int queue_max_batches;		/* bound on stored batches; oldest dropped */
-	int receipt_timeout_ms;		/* sent batch without gateway receipt: resend */
-	char *log_level;		/* owned; error, warn, info or debug */
-	char *log_file;			/* owned; NULL = stderr */
+	char *display_file;	   /* owned; default <state_dir>/screen.txt */
+	int display_max_speed_kmh; /* offers wait while driving faster */
+	int queue_max_batches;	   /* bound on stored batches; oldest dropped */
+	int receipt_timeout_ms;	   /* sent batch without gateway receipt: resend */
+	char *log_level;	   /* owned; error, warn, info or debug */
+	char *log_file;		   /* owned; NULL = stderr */
 };
 
 /* The option table, terminated by CONFIG_END (for --help and tests). */
@@ -42,8 +42,7 @@ extern const struct config_option agent_config_table[];
  * 0, or a negative errno with one "file:line: what is wrong" (or "file: ...")
  * message in err; on failure *ret_conf holds nothing to free.
  */
-int agent_config_load(const char *path, struct agent_config *ret_conf, char *err,
-		      size_t errlen);
+int agent_config_load(const char *path, struct agent_config *ret_conf, char *err, size_t errlen);
 
 /* Frees the strings conf owns (not conf). Accepts NULL. */
 void agent_config_free(struct agent_config *conf);

@@ -17,9 +17,9 @@
 #include "log.h"
 
 struct file_display {
-	struct display head;	/* must be first */
-	char *path;		/* owned */
-	char *tmp;		/* owned: path + ".tmp" */
+	struct display head; /* must be first */
+	char *path;	     /* owned */
+	char *tmp;	     /* owned: path + ".tmp" */
 };
 
 int display_show(struct display *d, const struct offer *o, int64_t shown_at_ms)
@@ -60,8 +60,7 @@ void display_format_time(int64_t unix_ms, char *buf, size_t len)
 	time_t t = (time_t)(unix_ms / 1000);
 	struct tm tm;
 
-	if (unix_ms < 0 || !gmtime_r(&t, &tm) ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (unix_ms < 0 || !gmtime_r(&t, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(buf, len, "?");
 }
 

@@ -22,21 +22,21 @@
 
 #define GNSS_BACKOFF_MIN_MS 1000
 #define GNSS_BACKOFF_MAX_MS 30000
-#define GNSS_MAX_READS 64	/* reports handled per wake-up, so gpsd cannot starve the loop */
+#define GNSS_MAX_READS 64 /* reports handled per wake-up, so gpsd cannot starve the loop */
 
 struct gnss {
-	struct loop *loop;		/* borrowed */
-	char *host;			/* owned */
+	struct loop *loop; /* borrowed */
+	char *host;	   /* owned */
 	char port[8];
-	struct gps_data_t gd;		/* valid while connected */
+	struct gps_data_t gd; /* valid while connected */
 	int connected;
-	int fd;				/* gd.gps_fd while connected, else -1 */
-	int timer;			/* reconnect timer id, 0 = none */
+	int fd;	   /* gd.gps_fd while connected, else -1 */
+	int timer; /* reconnect timer id, 0 = none */
 	uint64_t backoff_ms;
-	int failures_logged;		/* log the first failure, then debug */
-	struct gnss_fix fix;		/* latest usable fix; mode FIX_UNKNOWN if none */
+	int failures_logged; /* log the first failure, then debug */
+	struct gnss_fix fix; /* latest usable fix; mode FIX_UNKNOWN if none */
 	int have_fix;
-	enum fix_mode last_mode;	/* mode of the latest report */
+	enum fix_mode last_mode; /* mode of the latest report */
 };
 
 static void gnss_connect(void *arg);
@@ -75,8 +75,10 @@ static void gnss_take(struct gnss *g)
 
 	if (!(d->set & MODE_SET))
 		return;
-	g->last_mode = d->fix.mode >= MODE_3D ? FIX_3D : d->fix.mode == MODE_2D ? FIX_2D
-				      : d->fix.mode == MODE_NO_FIX ? FIX_NONE : FIX_UNKNOWN;
+	g->last_mode = d->fix.mode >= MODE_3D	    ? FIX_3D
+		       : d->fix.mode == MODE_2D	    ? FIX_2D
+		       : d->fix.mode == MODE_NO_FIX ? FIX_NONE
+						    : FIX_UNKNOWN;
 	if (d->fix.mode < MODE_2D || !(d->set & LATLON_SET) || !isfinite(d->fix.latitude) ||
 	    !isfinite(d->fix.longitude) || fabs(d->fix.latitude) > 90 ||
 	    fabs(d->fix.longitude) > 180)
@@ -123,7 +125,7 @@ static void gnss_readable(int fd, short revents, void *arg)
 			return;
 		}
 		if (r == 0)
-			return;		/* only part of a report so far (EAGAIN) */
+			return; /* only part of a report so far (EAGAIN) */
 		gnss_take(g);
 	} while (++n < GNSS_MAX_READS && gps_waiting(&g->gd, 0));
 }

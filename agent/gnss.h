@@ -23,14 +23,14 @@ struct loop;
 struct gnss;
 
 struct gnss_fix {
-	enum fix_mode mode;	/* FIX_UNKNOWN: no gpsd; FIX_NONE: no fresh fix */
+	enum fix_mode mode; /* FIX_UNKNOWN: no gpsd; FIX_NONE: no fresh fix */
 	double lat_deg, lon_deg;
-	int has_speed;		/* speed_ms is meaningful */
-	double speed_ms;	/* speed over ground, m/s */
-	int has_track;		/* track_deg is meaningful */
-	double track_deg;	/* course over ground, degrees from true north */
-	int64_t time_ms;	/* the fix's own unix time, 0 if gpsd gave none */
-	uint64_t seen_ms;	/* monotonic time the fix arrived */
+	int has_speed;	  /* speed_ms is meaningful */
+	double speed_ms;  /* speed over ground, m/s */
+	int has_track;	  /* track_deg is meaningful */
+	double track_deg; /* course over ground, degrees from true north */
+	int64_t time_ms;  /* the fix's own unix time, 0 if gpsd gave none */
+	uint64_t seen_ms; /* monotonic time the fix arrived */
 };
 
 /*

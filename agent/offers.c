@@ -23,18 +23,18 @@
 #include "sqlerr.h"
 
 struct offers {
-	sqlite3 *db;			/* owned */
-	struct display *display;	/* borrowed */
-	struct crypto_verifier *verifier;	/* borrowed, may be NULL */
+	sqlite3 *db;			  /* owned */
+	struct display *display;	  /* borrowed */
+	struct crypto_verifier *verifier; /* borrowed, may be NULL */
 	char vin[18];
 	double max_speed_kmh;
 	offers_event_fn fn;
 	void *arg;
-	enum offers_state state;	/* of cur */
-	struct offer cur;		/* valid when state != OFFERS_NONE */
-	uint8_t *cur_bytes;		/* owned: cur as the signed Offer bytes */
+	enum offers_state state; /* of cur */
+	struct offer cur;	 /* valid when state != OFFERS_NONE */
+	uint8_t *cur_bytes;	 /* owned: cur as the signed Offer bytes */
 	size_t cur_len;
-	int64_t shown_at_ms;		/* when cur was put on screen */
+	int64_t shown_at_ms; /* when cur was put on screen */
 };
 
 static const char offers_schema[] =
@@ -63,8 +63,8 @@ static int exec(struct offers *o, const char *sql, const char *op)
 }
 
 /* Reports an event to the owner (the uplink publishes it). */
-static void emit(struct offers *o, const char *id, enum offer_action action,
-		 const char *reason, int64_t now_ms)
+static void emit(struct offers *o, const char *id, enum offer_action action, const char *reason,
+		 int64_t now_ms)
 {
 	struct offer_event ev;
 
@@ -101,7 +101,8 @@ static int store_current(struct offers *o)
 		return exec(o, "DELETE FROM current", "forget current offer");
 	rc = sqlite3_prepare_v2(o->db,
 				"INSERT OR REPLACE INTO current(slot, state, offer, shown_at_ms)"
-				" VALUES (1, ?1, ?2, ?3)", -1, &s, NULL);
+				" VALUES (1, ?1, ?2, ?3)",
+				-1, &s, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_int(s, 1, o->state == OFFERS_STATE_SHOWN ? 2 : 1);
 		sqlite3_bind_blob(s, 2, o->cur_bytes, (int)o->cur_len, SQLITE_STATIC);
@@ -171,12 +172,15 @@ static int remember(struct offers *o, const struct offer *off)
 
 	snprintf(sql, sizeof(sql),
 		 "DELETE FROM seen WHERE id IN (SELECT id FROM seen ORDER BY valid_until_ms"
-		 " LIMIT max(0, (SELECT count(*) FROM seen) - %d))", OFFERS_MAX_SEEN - 1);
+		 " LIMIT max(0, (SELECT count(*) FROM seen) - %d))",
+		 OFFERS_MAX_SEEN - 1);
 	r = exec(o, sql, "bound offer ids");
 	if (r < 0)
 		return r;
-	rc = sqlite3_prepare_v2(o->db, "INSERT OR REPLACE INTO seen(id, valid_until_ms)"
-				" VALUES (?1, ?2)", -1, &s, NULL);
+	rc = sqlite3_prepare_v2(o->db,
+				"INSERT OR REPLACE INTO seen(id, valid_until_ms)"
+				" VALUES (?1, ?2)",
+				-1, &s, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(s, 1, off->id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 2, off->valid_until_ms);
@@ -316,8 +320,10 @@ static int load_current(struct offers *o, int64_t now_ms)
 	sqlite3_stmt *s = NULL;
 	int rc, r = 0;
 
-	rc = sqlite3_prepare_v2(o->db, "SELECT state, offer, shown_at_ms FROM current"
-				" WHERE slot = 1", -1, &s, NULL);
+	rc = sqlite3_prepare_v2(o->db,
+				"SELECT state, offer, shown_at_ms FROM current"
+				" WHERE slot = 1",
+				-1, &s, NULL);
 	if (rc != SQLITE_OK) {
 		r = offers_fail(o, "read current offer", rc);
 		goto out;

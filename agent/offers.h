@@ -36,13 +36,13 @@ struct crypto_verifier;
 struct display;
 struct offers;
 
-#define OFFERS_MAX_SEEN 10000	/* accepted ids remembered at most */
+#define OFFERS_MAX_SEEN 10000 /* accepted ids remembered at most */
 
 struct offers_config {
-	const char *db_path;			/* offers.db, created if missing */
-	const char *vin;			/* ours */
-	struct crypto_verifier *verifier;	/* borrowed; NULL: every offer is "unknown key" */
-	double max_speed_kmh;			/* shown only at or below this speed */
+	const char *db_path;		  /* offers.db, created if missing */
+	const char *vin;		  /* ours */
+	struct crypto_verifier *verifier; /* borrowed; NULL: every offer is "unknown key" */
+	double max_speed_kmh;		  /* shown only at or below this speed */
 };
 
 /* Called for every Event to report (SHOWN, REJECTED); ev is borrowed. */
@@ -50,10 +50,10 @@ typedef void (*offers_event_fn)(const struct offer_event *ev, void *arg);
 
 /* What offers_handle() did with a message. */
 enum offers_result {
-	OFFERS_SHOWN,		/* on screen now */
-	OFFERS_WAITING,		/* valid; waits until the car is slow enough */
-	OFFERS_DUPLICATE,	/* id already accepted: ignored */
-	OFFERS_REJECTED,	/* failed a check; logged and reported */
+	OFFERS_SHOWN,	  /* on screen now */
+	OFFERS_WAITING,	  /* valid; waits until the car is slow enough */
+	OFFERS_DUPLICATE, /* id already accepted: ignored */
+	OFFERS_REJECTED,  /* failed a check; logged and reported */
 };
 
 /* What is current, for status and tests. */

@@ -29,8 +29,8 @@
 #include "sqlerr.h"
 #include "loop.h"
 
-#define QUEUE_LOG_REPEAT_MS 60000	/* same failing operation: log once a minute */
-#define QUEUE_BUSY_TIMEOUT_MS 100	/* never block the loop for long */
+#define QUEUE_LOG_REPEAT_MS 60000 /* same failing operation: log once a minute */
+#define QUEUE_BUSY_TIMEOUT_MS 100 /* never block the loop for long */
 
 enum {
 	ST_BEGIN,
@@ -85,28 +85,28 @@ static const char queue_schema[] =
 
 /* Delivery state of a published batch (unsent batches have no entry). */
 enum pub_state {
-	PUB_INFLIGHT = 1,	/* published, waiting for the broker's PUBACK */
-	PUB_SENT,		/* PUBACK received, waiting for the gateway's receipt */
+	PUB_INFLIGHT = 1, /* published, waiting for the broker's PUBACK */
+	PUB_SENT,	  /* PUBACK received, waiting for the gateway's receipt */
 };
 
 struct pub {
 	uint64_t seq;
-	uint64_t sent_ms;	/* monotonic time of the PUBACK (PUB_SENT only) */
+	uint64_t sent_ms; /* monotonic time of the PUBACK (PUB_SENT only) */
 	enum pub_state state;
 };
 
 struct queue {
-	sqlite3 *db;			/* owned */
-	sqlite3_stmt *st[ST_COUNT];	/* owned, prepared at open */
-	unsigned max_batches;		/* bound on stored batches, >= 1 */
-	uint64_t next_seq;		/* cached meta.next_seq */
-	uint64_t dropped;		/* cached meta.dropped */
-	int64_t count;			/* cached number of stored batches */
-	struct pub pub[QUEUE_MAX_UNCONFIRMED];	/* in flight or sent, sorted by seq */
-	unsigned npub;			/* entries used in pub */
-	const char *last_failed_op;	/* for summarising repeated failures */
+	sqlite3 *db;			       /* owned */
+	sqlite3_stmt *st[ST_COUNT];	       /* owned, prepared at open */
+	unsigned max_batches;		       /* bound on stored batches, >= 1 */
+	uint64_t next_seq;		       /* cached meta.next_seq */
+	uint64_t dropped;		       /* cached meta.dropped */
+	int64_t count;			       /* cached number of stored batches */
+	struct pub pub[QUEUE_MAX_UNCONFIRMED]; /* in flight or sent, sorted by seq */
+	unsigned npub;			       /* entries used in pub */
+	const char *last_failed_op;	       /* for summarising repeated failures */
 	uint64_t last_failed_ms;
-	unsigned suppressed;		/* failures not logged since last_failed_ms */
+	unsigned suppressed; /* failures not logged since last_failed_ms */
 };
 
 /*
@@ -283,9 +283,8 @@ static int sample_valid(const struct sample *s)
 		return 0;
 	if ((s->present & SAMPLE_FUEL) && (s->fuel_permille < 0 || s->fuel_permille > 1000))
 		return 0;
-	if ((s->present & SAMPLE_POSITION) &&
-	    (s->lat_e7 < -900000000 || s->lat_e7 > 900000000 || s->lon_e7 < -1800000000 ||
-	     s->lon_e7 > 1800000000))
+	if ((s->present & SAMPLE_POSITION) && (s->lat_e7 < -900000000 || s->lat_e7 > 900000000 ||
+					       s->lon_e7 < -1800000000 || s->lon_e7 > 1800000000))
 		return 0;
 	if ((s->present & SAMPLE_SPEED) && s->speed_cms < 0)
 		return 0;
@@ -324,8 +323,7 @@ int queue_open_samples(struct queue *q)
 }
 
 /* Reads up to max open samples into out; returns how many and the last id. */
-static int read_open_samples(struct queue *q, struct sample *out, size_t max,
-			     int64_t *ret_last_id)
+static int read_open_samples(struct queue *q, struct sample *out, size_t max, int64_t *ret_last_id)
 {
 	sqlite3_stmt *s = stmt(q, ST_SELECT_SAMPLES);
 	size_t n = 0;
@@ -466,8 +464,8 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq)
 	if (ndropped)
 		pub_forget_upto(q, last_dropped);
 	if (ndropped == 1)
-		log_error("queue full (%u batches): dropped oldest batch %" PRIu64
-			  " (%" PRIu64 " dropped in total)",
+		log_error("queue full (%u batches): dropped oldest batch %" PRIu64 " (%" PRIu64
+			  " dropped in total)",
 			  q->max_batches, first_dropped, q->dropped);
 	else if (ndropped > 1)
 		log_error("queue full (%u batches): dropped %" PRIu64
@@ -488,8 +486,7 @@ out:
 	return r;
 }
 
-int queue_peek_unsent(struct queue *q, uint64_t *ret_seq, uint8_t **ret_data,
-		      size_t *ret_len)
+int queue_peek_unsent(struct queue *q, uint64_t *ret_seq, uint8_t **ret_data, size_t *ret_len)
 {
 	sqlite3_stmt *s;
 	uint8_t *copy = NULL;

@@ -85,8 +85,7 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq);
  * in flight or sent (publish nothing more until receipts or timeouts free
  * room), or -errno.
  */
-int queue_peek_unsent(struct queue *q, uint64_t *ret_seq, uint8_t **ret_data,
-		      size_t *ret_len);
+int queue_peek_unsent(struct queue *q, uint64_t *ret_seq, uint8_t **ret_data, size_t *ret_len);
 
 /*
  * Marks seq (the batch queue_peek_unsent just returned) as in flight.

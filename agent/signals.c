@@ -17,12 +17,12 @@ struct replay_row {
 };
 
 struct replay {
-	struct signals head;		/* must be first */
-	struct replay_row *rows;	/* owned, t_s strictly increasing */
+	struct signals head;	 /* must be first */
+	struct replay_row *rows; /* owned, t_s strictly increasing */
 	size_t nrows, caprows;
-	int loop;			/* replay again after the end */
-	uint64_t start_ms;		/* monotonic time of t_s = 0 */
-	double cycle_s;			/* length of one cycle when looping */
+	int loop;	   /* replay again after the end */
+	uint64_t start_ms; /* monotonic time of t_s = 0 */
+	double cycle_s;	   /* length of one cycle when looping */
 };
 
 int signals_read(struct signals *s, uint64_t now_ms, struct vehicle_signals *ret)
@@ -199,8 +199,8 @@ static int replay_append(struct replay *rp, const struct replay_row *row)
 	return 0;
 }
 
-int signals_replay_open(const char *path, int loop, uint64_t start_ms, char *err,
-			size_t errlen, struct signals **ret_s)
+int signals_replay_open(const char *path, int loop, uint64_t start_ms, char *err, size_t errlen,
+			struct signals **ret_s)
 {
 	char line[SIGNALS_MAX_LINE + 2];
 	char msg[160];

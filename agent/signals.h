@@ -27,10 +27,10 @@
 
 /* The current values; a field is meaningful only when its bit is set. */
 struct vehicle_signals {
-	unsigned present;	/* SIGNAL_* bits */
-	double odometer_km;	/* >= 0 */
-	double fuel_pct;	/* 0..100 */
-	double speed_kmh;	/* >= 0 */
+	unsigned present;   /* SIGNAL_* bits */
+	double odometer_km; /* >= 0 */
+	double fuel_pct;    /* 0..100 */
+	double speed_kmh;   /* >= 0 */
 };
 
 struct signals;
@@ -56,8 +56,8 @@ struct signals {
  * counts as t_s = 0. Returns 0 and *ret_s, or a negative errno with
  * "file:line: what is wrong" (or "file: ...") in err.
  */
-int signals_replay_open(const char *path, int loop, uint64_t start_ms, char *err,
-			size_t errlen, struct signals **ret_s);
+int signals_replay_open(const char *path, int loop, uint64_t start_ms, char *err, size_t errlen,
+			struct signals **ret_s);
 
 /*
  * The values at now_ms. A NULL source has no values (present = 0). Returns 0

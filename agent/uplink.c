@@ -28,17 +28,17 @@
  * together: one log line and one resend round, not eight.
  */
 #define UPLINK_RECEIPT_SLACK_MS 1000
-#define UPLINK_BAD_RECEIPT_LOG_MS 60000	/* malformed receipts: log once a minute */
+#define UPLINK_BAD_RECEIPT_LOG_MS 60000 /* malformed receipts: log once a minute */
 
 struct held_event {
-	uint8_t *buf;	/* owned, encoded Event */
+	uint8_t *buf; /* owned, encoded Event */
 	size_t len;
 };
 
 struct uplink {
-	struct loop *loop;		/* borrowed */
-	struct queue *queue;		/* borrowed */
-	struct bus *bus;		/* owned */
+	struct loop *loop;   /* borrowed */
+	struct queue *queue; /* borrowed */
+	struct bus *bus;     /* owned */
 	uplink_offer_fn on_offer;
 	void *arg;
 	char version[CODEC_MAX_VERSION];
@@ -47,20 +47,20 @@ struct uplink {
 	char t_offers[UPLINK_TOPIC_MAX];
 	char t_events[UPLINK_TOPIC_MAX];
 	char t_acks[UPLINK_TOPIC_MAX];
-	uint8_t *will;			/* owned, encoded Status OFFLINE */
+	uint8_t *will; /* owned, encoded Status OFFLINE */
 	size_t will_len;
-	unsigned inflight;		/* telemetry publishes awaiting an answer */
-	uint64_t hold_until_ms;		/* no telemetry before this (monotonic) */
-	int hold_timer;			/* timer id ending the hold, 0 = none */
-	int probing;			/* one batch at a time until an ack: 1 after a
+	unsigned inflight;	     /* telemetry publishes awaiting an answer */
+	uint64_t hold_until_ms;	     /* no telemetry before this (monotonic) */
+	int hold_timer;		     /* timer id ending the hold, 0 = none */
+	int probing;		     /* one batch at a time until an ack: 1 after a
 					 * connect, 2 after a refusal */
-	uint64_t receipt_timeout_ms;	/* sent batch without receipt: resend */
-	int receipt_timer;		/* timer id of the next receipt check, 0 = none */
-	int bound_logged;		/* "waiting for receipts" logged since the last
+	uint64_t receipt_timeout_ms; /* sent batch without receipt: resend */
+	int receipt_timer;	     /* timer id of the next receipt check, 0 = none */
+	int bound_logged;	     /* "waiting for receipts" logged since the last
 					 * receipt */
-	uint64_t bad_receipts;		/* malformed receipts since start */
-	uint64_t bad_receipt_log_ms;	/* when one was last logged (monotonic) */
-	struct held_event events[UPLINK_MAX_EVENTS];	/* ring */
+	uint64_t bad_receipts;	     /* malformed receipts since start */
+	uint64_t bad_receipt_log_ms; /* when one was last logged (monotonic) */
+	struct held_event events[UPLINK_MAX_EVENTS]; /* ring */
 	size_t ev_head, ev_count;
 	uint64_t events_dropped;
 };
@@ -145,24 +145,25 @@ static void send_batches(struct uplink *u)
 			/* Resumes when a receipt or a timeout frees room. */
 			if (!u->bound_logged)
 				log_info("%d batches wait for the gateway's receipt; sending no "
-					 "more until it confirms some", QUEUE_MAX_UNCONFIRMED);
+					 "more until it confirms some",
+					 QUEUE_MAX_UNCONFIRMED);
 			u->bound_logged = 1;
 			return;
 		}
 		if (r < 0)
-			return;		/* -ENODATA: nothing to send; errors are logged */
+			return; /* -ENODATA: nothing to send; errors are logged */
 		r = bus_publish(u->bus, u->t_telemetry, data, len, 1, 0, seq);
 		free(data);
 		if (r == 0) {
 			r = queue_mark_inflight(u->queue, seq);
-			assert(r == 0);	/* seq was unsent and there was room */
+			assert(r == 0); /* seq was unsent and there was room */
 			(void)r;
 			u->inflight++;
 			log_debug("batch %" PRIu64 " published", seq);
 			continue;
 		}
 		if (r == -EAGAIN || r == -ENOTCONN)
-			return;		/* resumes on the next ack or connect */
+			return; /* resumes on the next ack or connect */
 		if (r == -EMSGSIZE) {
 			/* Can never be sent; keeping it would block the queue forever. */
 			log_error("batch %" PRIu64 " (%zu bytes) is too large to publish: dropped",
@@ -288,7 +289,8 @@ static void on_receipt(struct uplink *u, const uint8_t *payload, size_t len)
 		if (u->bad_receipts == 1 ||
 		    now - u->bad_receipt_log_ms >= UPLINK_BAD_RECEIPT_LOG_MS) {
 			log_warn("malformed receipt (%zu bytes) ignored: %s (%" PRIu64
-				 " since start)", len, strerror(-r), u->bad_receipts);
+				 " since start)",
+				 len, strerror(-r), u->bad_receipts);
 			u->bad_receipt_log_ms = now;
 		}
 		return;
@@ -346,7 +348,7 @@ static void on_bus_event(const struct bus_event *ev, void *arg)
 			 ev->session_present ? "resumed" : "new", queue_count(u->queue));
 		u->inflight = 0;
 		if (!u->probing)
-			u->probing = 1;	/* slow start: one batch until the first ack */
+			u->probing = 1; /* slow start: one batch until the first ack */
 		queue_requeue(u->queue, 0);
 		r = send_status(u, AGENT_ONLINE);
 		if (r < 0)

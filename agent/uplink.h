@@ -46,7 +46,7 @@
 #define UPLINK_REFUSED_RETRY_MS 60000
 #define UPLINK_RETRY_MS 5000
 #define UPLINK_MAX_EVENTS 32
-#define UPLINK_RECEIPT_TIMEOUT_MS 60000	/* default receipt_timeout_ms */
+#define UPLINK_RECEIPT_TIMEOUT_MS 60000 /* default receipt_timeout_ms */
 
 struct loop;
 struct queue;
@@ -59,7 +59,7 @@ struct uplink_config {
 	const char *cert_file;
 	const char *key_file;
 	const char *agent_version;
-	int receipt_timeout_ms;		/* resend a sent batch without receipt after
+	int receipt_timeout_ms; /* resend a sent batch without receipt after
 					 * this long; 0 = UPLINK_RECEIPT_TIMEOUT_MS */
 };
 

@@ -21,11 +21,11 @@ struct bench {
 	struct loop *loop;
 	struct bus *bus;
 	char topic[128];
-	uint8_t *payload;	/* one encoded batch, re-encoded per seq */
+	uint8_t *payload; /* one encoded batch, re-encoded per seq */
 	size_t len;
 	struct sample *samples;
 	size_t per_batch;
-	uint64_t next_seq, first_seq, end_seq;	/* [first, end) */
+	uint64_t next_seq, first_seq, end_seq; /* [first, end) */
 	uint64_t acked;
 	uint64_t t_start, t_end;
 	int failed;

@@ -53,35 +53,35 @@ enum bus_msg_kind {
 struct bus_msg {
 	struct bus_msg *next;
 	enum bus_msg_kind kind;
-	int reason;		/* MQTT v5 reason code, or Paho error code */
+	int reason; /* MQTT v5 reason code, or Paho error code */
 	int session_present;
 	int qos;
-	unsigned generation;	/* of the connection the report is about */
+	unsigned generation; /* of the connection the report is about */
 	uint64_t cookie;
-	char *topic;		/* owned; MSG_MESSAGE and MSG_SUB_FAIL */
-	uint8_t *payload;	/* owned */
+	char *topic;	  /* owned; MSG_MESSAGE and MSG_SUB_FAIL */
+	uint8_t *payload; /* owned */
 	size_t len;
 };
 
 /* Context of one QoS>0 publish, owned by the bus. */
 struct bus_ticket {
 	struct bus_ticket *prev, *next;
-	struct bus *bus;	/* borrowed */
+	struct bus *bus; /* borrowed */
 	uint64_t cookie;
 	unsigned generation;
 };
 
 struct bus_sub {
-	char *filter;		/* owned */
+	char *filter; /* owned */
 	int qos;
 };
 
 struct bus {
-	struct loop *loop;		/* borrowed */
-	struct loop_waker *waker;	/* owned */
+	struct loop *loop;	  /* borrowed */
+	struct loop_waker *waker; /* owned */
 	bus_event_fn fn;
 	void *arg;
-	MQTTAsync client;		/* owned */
+	MQTTAsync client; /* owned */
 
 	/* Config, owned copies. */
 	char *uri, *client_id, *ca_file, *cert_file, *key_file, *will_topic;
@@ -94,23 +94,23 @@ struct bus {
 	size_t max_queued;
 
 	/* Loop-thread state. */
-	int started;		/* between bus_start() and bus_stop() */
+	int started; /* between bus_start() and bus_stop() */
 	int connected;
 	int connecting;
 	unsigned backoff_ms;
-	uint64_t connected_at_ms;	/* loop_now_ms() of the last CONNACK */
-	uint64_t backlog_logged_ms;	/* last "ingestion is behind" warning */
+	uint64_t connected_at_ms;   /* loop_now_ms() of the last CONNACK */
+	uint64_t backlog_logged_ms; /* last "ingestion is behind" warning */
 	int retry_timer;
-	struct bus_sub *subs;	/* owned array */
+	struct bus_sub *subs; /* owned array */
 	size_t nsubs;
 
 	/* Shared with Paho's threads, under mu. */
 	pthread_mutex_t mu;
 	struct bus_msg *pending_head, *pending_tail;
-	size_t npending_messages;	/* MSG_MESSAGE entries only */
-	struct bus_ticket *tickets;	/* all unanswered tickets */
-	unsigned inflight;		/* tickets of the current generation */
-	unsigned generation;		/* bumped on every connect attempt */
+	size_t npending_messages;   /* MSG_MESSAGE entries only */
+	struct bus_ticket *tickets; /* all unanswered tickets */
+	unsigned inflight;	    /* tickets of the current generation */
+	unsigned generation;	    /* bumped on every connect attempt */
 };
 
 static pthread_once_t paho_once = PTHREAD_ONCE_INIT;
@@ -205,8 +205,8 @@ static void on_connect_ok(void *context, MQTTAsync_successData5 *resp)
 static void on_connect_fail(void *context, MQTTAsync_failureData5 *resp)
 {
 	struct bus *bus = context;
-	int reason = resp ? (resp->reasonCode ? (int)resp->reasonCode : -ECONNREFUSED)
-			  : -ECONNREFUSED;
+	int reason =
+		resp ? (resp->reasonCode ? (int)resp->reasonCode : -ECONNREFUSED) : -ECONNREFUSED;
 
 	bus_post_simple(bus, MSG_CONNECT_FAIL, reason, 0, 0);
 }
@@ -239,7 +239,7 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 
 	m = bus_msg_new(MSG_MESSAGE);
 	if (!m)
-		return 0;	/* out of memory: Paho keeps the message for later */
+		return 0; /* out of memory: Paho keeps the message for later */
 	m->topic = strndup(topic, tlen);
 	m->len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
 	m->payload = malloc(m->len ? m->len : 1);
@@ -371,7 +371,7 @@ static void bus_try_connect(void *arg)
 	ssl.keyStore = bus->cert_file;
 	ssl.privateKey = bus->key_file;
 	ssl.enableServerCertAuth = 1;
-	ssl.verify = 1;			/* check the broker's name/IP against its SAN */
+	ssl.verify = 1; /* check the broker's name/IP against its SAN */
 	ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
 
 	expiry.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
@@ -527,7 +527,8 @@ static void bus_drain(void *arg)
 	if (n > bus->max_queued && loop_now_ms() - bus->backlog_logged_ms >= 60000) {
 		bus->backlog_logged_ms = loop_now_ms();
 		log_warn("bus: %zu messages were waiting for the loop (warning level %zu): "
-			 "ingestion is behind the broker", n, bus->max_queued);
+			 "ingestion is behind the broker",
+			 n, bus->max_queued);
 	}
 
 	while (list) {
@@ -720,8 +721,8 @@ void bus_stop(struct bus *bus, int timeout_ms)
 		d.reasonCode = MQTTREASONCODE_NORMAL_DISCONNECTION;
 		if (MQTTAsync_disconnect(bus->client, &d) == MQTTASYNC_SUCCESS) {
 			/* Shutdown path: a short blocking wait is fine here. */
-			for (int waited = 0; waited < timeout_ms + 1000 &&
-					     MQTTAsync_isConnected(bus->client);
+			for (int waited = 0;
+			     waited < timeout_ms + 1000 && MQTTAsync_isConnected(bus->client);
 			     waited += 10)
 				usleep(10000);
 		}

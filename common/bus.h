@@ -37,30 +37,30 @@ struct loop;
 struct bus;
 
 struct bus_config {
-	const char *uri;		/* e.g. "ssl://127.0.0.1:8883" */
+	const char *uri; /* e.g. "ssl://127.0.0.1:8883" */
 	const char *client_id;
-	const char *ca_file;		/* trust anchor for the broker */
-	const char *cert_file;		/* our client certificate (PEM) */
-	const char *key_file;		/* its private key (PEM) */
-	int keepalive_s;		/* 0 = 30 */
-	int clean_start;		/* 0 = resume the broker-side session */
-	unsigned session_expiry_s;	/* how long the broker keeps our session */
-	const char *will_topic;		/* NULL = no last will */
+	const char *ca_file;	   /* trust anchor for the broker */
+	const char *cert_file;	   /* our client certificate (PEM) */
+	const char *key_file;	   /* its private key (PEM) */
+	int keepalive_s;	   /* 0 = 30 */
+	int clean_start;	   /* 0 = resume the broker-side session */
+	unsigned session_expiry_s; /* how long the broker keeps our session */
+	const char *will_topic;	   /* NULL = no last will */
 	const void *will_payload;
 	size_t will_len;
 	int will_retain;
-	unsigned max_inflight;		/* QoS>0 publishes awaiting ack; 0 = 64 */
-	size_t max_queued_events;	/* Paho -> loop backlog that is logged as a
+	unsigned max_inflight;	  /* QoS>0 publishes awaiting ack; 0 = 64 */
+	size_t max_queued_events; /* Paho -> loop backlog that is logged as a
 					 * warning (not a limit: see bus.c); 0 = 4096 */
 };
 
 enum bus_event_type {
-	BUS_CONNECTED,		/* session_present is set */
-	BUS_DISCONNECTED,	/* reason_code: MQTT v5 reason or -errno */
-	BUS_MESSAGE,		/* topic, payload, len, qos */
-	BUS_PUBLISHED,		/* cookie */
-	BUS_PUBLISH_FAILED,	/* cookie, reason_code */
-	BUS_SUBSCRIBE_FAILED,	/* topic, reason_code */
+	BUS_CONNECTED,	      /* session_present is set */
+	BUS_DISCONNECTED,     /* reason_code: MQTT v5 reason or -errno */
+	BUS_MESSAGE,	      /* topic, payload, len, qos */
+	BUS_PUBLISHED,	      /* cookie */
+	BUS_PUBLISH_FAILED,   /* cookie, reason_code */
+	BUS_SUBSCRIBE_FAILED, /* topic, reason_code */
 };
 
 struct bus_event {
@@ -70,7 +70,7 @@ struct bus_event {
 	int session_present;
 	int qos;
 	const char *topic;	/* borrowed, valid during the callback */
-	const uint8_t *payload;	/* borrowed, valid during the callback */
+	const uint8_t *payload; /* borrowed, valid during the callback */
 	size_t len;
 };
 

@@ -42,11 +42,11 @@
 
 /* Value ranges of struct sample; codec.h documents the same numbers. */
 #define CODEC_TIME_MAX (INT64_C(1) << 53)	/* exact in a double / JSON */
-#define CODEC_ODOMETER_MAX INT64_C(10000000000)	/* 1e10 m = 10 million km */
+#define CODEC_ODOMETER_MAX INT64_C(10000000000) /* 1e10 m = 10 million km */
 #define CODEC_FUEL_MAX 1000
 #define CODEC_LAT_MAX 900000000
 #define CODEC_LON_MAX 1800000000
-#define CODEC_SPEED_MAX 19999			/* < 200 m/s (720 km/h) */
+#define CODEC_SPEED_MAX 19999 /* < 200 m/s (720 km/h) */
 #define CODEC_HEADING_MAX 35999
 #define CODEC_FIX_MAX FIX_3D
 
@@ -59,17 +59,17 @@
 
 /* One column of a TelemetryBatch and the struct sample field it carries. */
 struct column {
-	unsigned bit;		/* SAMPLE_* bit; 0 = in every sample (time) */
-	int wide;		/* 1: int64_t / sint64, 0: int32_t / sint32 */
-	size_t sample_off;	/* the field in struct sample */
-	size_t count_off;	/* n_<column> in the generated message */
-	size_t data_off;	/* <column> array pointer in the generated message */
-	int64_t lo, hi;		/* valid values, inclusive */
+	unsigned bit;	   /* SAMPLE_* bit; 0 = in every sample (time) */
+	int wide;	   /* 1: int64_t / sint64, 0: int32_t / sint32 */
+	size_t sample_off; /* the field in struct sample */
+	size_t count_off;  /* n_<column> in the generated message */
+	size_t data_off;   /* <column> array pointer in the generated message */
+	int64_t lo, hi;	   /* valid values, inclusive */
 };
 
 static const struct column columns[] = {
-	{ 0, 1, SAMPLE_FIELD(time_ms), BATCH_FIELD(n_time_ms), BATCH_FIELD(time_ms),
-	  0, CODEC_TIME_MAX },
+	{ 0, 1, SAMPLE_FIELD(time_ms), BATCH_FIELD(n_time_ms), BATCH_FIELD(time_ms), 0,
+	  CODEC_TIME_MAX },
 	{ SAMPLE_ODOMETER, 1, SAMPLE_FIELD(odometer_m), BATCH_FIELD(n_odometer_m),
 	  BATCH_FIELD(odometer_m), 0, CODEC_ODOMETER_MAX },
 	{ SAMPLE_FUEL, 0, SAMPLE_FIELD(fuel_permille), BATCH_FIELD(n_fuel_permille),
@@ -170,7 +170,7 @@ static int col_undelta(const struct column *c, int64_t *acc, int64_t delta)
 			return -EBADMSG;
 		v = *acc + delta;
 	} else {
-		v = wrap32(*acc + delta);	/* |*acc| < 2^31, |delta| <= 2^31 */
+		v = wrap32(*acc + delta); /* |*acc| < 2^31, |delta| <= 2^31 */
 	}
 	if (v < c->lo || v > c->hi)
 		return -EBADMSG;
@@ -182,8 +182,7 @@ static int col_undelta(const struct column *c, int64_t *acc, int64_t delta)
  * Packs m into a malloc'ed buffer if its encoding is at most max bytes.
  * Returns 0, -EMSGSIZE or -ENOMEM; *ret_buf and *ret_len untouched on failure.
  */
-static int pack_message(const ProtobufCMessage *m, size_t max, uint8_t **ret_buf,
-			size_t *ret_len)
+static int pack_message(const ProtobufCMessage *m, size_t max, uint8_t **ret_buf, size_t *ret_len)
 {
 	size_t size = protobuf_c_message_get_packed_size(m);
 	uint8_t *buf;
@@ -219,8 +218,8 @@ static int str_copy(char *dst, size_t size, const char *src)
 	return 0;
 }
 
-int codec_encode_batch(uint64_t seq, const struct sample *samples, size_t n,
-		       uint8_t **ret_buf, size_t *ret_len)
+int codec_encode_batch(uint64_t seq, const struct sample *samples, size_t n, uint8_t **ret_buf,
+		       size_t *ret_len)
 {
 	Pitstop__V1__TelemetryBatch b = PITSTOP__V1__TELEMETRY_BATCH__INIT;
 	int64_t prev[NCOLUMNS] = { 0 };
@@ -328,7 +327,7 @@ int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_seq,
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct sample *s = &samples[i];
-		unsigned present = m->flags[i] & SAMPLE_ALL;	/* other bits: ignored */
+		unsigned present = m->flags[i] & SAMPLE_ALL; /* other bits: ignored */
 
 		s->present = present;
 		s->fix = (enum fix_mode)((m->flags[i] >> FLAGS_FIX_SHIFT) & FLAGS_FIX_MASK);
@@ -365,7 +364,7 @@ int codec_encode_offer_event(const struct offer_event *ev, uint8_t **ret_buf, si
 	    str_check(ev->offer_id, sizeof(ev->offer_id)) < 0 ||
 	    str_check(ev->reason, sizeof(ev->reason)) < 0)
 		return -EINVAL;
-	oe.offer_id = (char *)ev->offer_id;	/* pack only reads */
+	oe.offer_id = (char *)ev->offer_id; /* pack only reads */
 	oe.action = (Pitstop__V1__OfferEvent__Action)ev->action;
 	oe.reason = (char *)ev->reason;
 	e.time_ms = ev->time_ms;
@@ -390,7 +389,8 @@ int codec_decode_offer_event(const uint8_t *buf, size_t len, struct offer_event 
 	/* Another body kind (from a newer agent) is not an offer event. */
 	if (e->body_case != PITSTOP__V1__EVENT__BODY_OFFER || !e->offer)
 		goto out;
-	if ((int)e->offer->action < OFFER_ACTION_SHOWN || (int)e->offer->action > OFFER_ACTION_REJECTED)
+	if ((int)e->offer->action < OFFER_ACTION_SHOWN ||
+	    (int)e->offer->action > OFFER_ACTION_REJECTED)
 		goto out;
 	memset(&ev, 0, sizeof(ev));
 	ev.time_ms = e->time_ms;
@@ -511,8 +511,8 @@ out:
 /* 1 if a GeoArea centre is a valid WGS84 position. */
 static int area_ok(int32_t lat_e7, int32_t lon_e7)
 {
-	return lat_e7 >= -CODEC_LAT_MAX && lat_e7 <= CODEC_LAT_MAX &&
-	       lon_e7 >= -CODEC_LON_MAX && lon_e7 <= CODEC_LON_MAX;
+	return lat_e7 >= -CODEC_LAT_MAX && lat_e7 <= CODEC_LAT_MAX && lon_e7 >= -CODEC_LON_MAX &&
+	       lon_e7 <= CODEC_LON_MAX;
 }
 
 int codec_encode_offer(const struct offer *o, uint8_t **ret_buf, size_t *ret_len)
@@ -551,7 +551,7 @@ int codec_encode_offer(const struct offer *o, uint8_t **ret_buf, size_t *ret_len
 int codec_decode_offer(const uint8_t *buf, size_t len, struct offer *ret_o)
 {
 	Pitstop__V1__Offer *m;
-	struct offer *o = NULL;	/* heap: struct offer is over 1 KiB */
+	struct offer *o = NULL; /* heap: struct offer is over 1 KiB */
 	int r = -EBADMSG;
 
 	if ((!buf && len) || !ret_o)
@@ -604,7 +604,7 @@ int codec_encode_signed_offer(const uint8_t *offer, size_t offer_len, const uint
 		return -EINVAL;
 	if (offer_len > CODEC_MAX_OFFER_BYTES)
 		return -EMSGSIZE;
-	m.offer.data = (uint8_t *)offer;	/* pack only reads */
+	m.offer.data = (uint8_t *)offer; /* pack only reads */
 	m.offer.len = offer_len;
 	m.signature.data = (uint8_t *)sig;
 	m.signature.len = sig_len;
@@ -641,7 +641,7 @@ int codec_decode_signed_offer(const uint8_t *buf, size_t len, struct signed_offe
 	memcpy(so.sig, m->signature.data, m->signature.len);
 	so.sig_len = m->signature.len;
 	*ret_so = so;
-	so.offer = so.sig = NULL;	/* now owned by *ret_so */
+	so.offer = so.sig = NULL; /* now owned by *ret_so */
 	r = 0;
 out:
 	free(so.offer);

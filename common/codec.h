@@ -16,20 +16,20 @@
 #include <stdint.h>
 
 /* Limits of protocol v1; docs/protocol.md repeats them. */
-#define CODEC_MAX_SAMPLES 3600			/* per batch: one hour at 1 Hz */
-#define CODEC_MAX_BATCH_BYTES (128 * 1024)	/* encoded telemetry batch */
+#define CODEC_MAX_SAMPLES 3600		   /* per batch: one hour at 1 Hz */
+#define CODEC_MAX_BATCH_BYTES (128 * 1024) /* encoded telemetry batch */
 #define CODEC_MAX_EVENT_BYTES 4096
-#define CODEC_MAX_ACK_SEQS 4096			/* seqs in one TelemetryAck */
+#define CODEC_MAX_ACK_SEQS 4096 /* seqs in one TelemetryAck */
 #define CODEC_MAX_ACK_BYTES (CODEC_MAX_ACK_SEQS * 10 + 16)
 #define CODEC_MAX_STATUS_BYTES 1024
-#define CODEC_MAX_OFFER_BYTES 8192		/* a SignedOffer, signature included */
-#define CODEC_MAX_ID 64				/* offer id, incl. NUL */
+#define CODEC_MAX_OFFER_BYTES 8192 /* a SignedOffer, signature included */
+#define CODEC_MAX_ID 64		   /* offer id, incl. NUL */
 #define CODEC_MAX_TITLE 128
 #define CODEC_MAX_BODY 1024
 #define CODEC_MAX_PROMO 64
 #define CODEC_MAX_REASON 128
 #define CODEC_MAX_VERSION 32
-#define CODEC_MAX_SIG 160			/* DER ECDSA P-256 is <= 72 */
+#define CODEC_MAX_SIG 160 /* DER ECDSA P-256 is <= 72 */
 #define CODEC_MAX_KEY_ID 65
 
 /* Presence bits of struct sample.present (same as the wire flags). */
@@ -54,15 +54,15 @@ enum fix_mode {
  * on encode and 0 after decode.
  */
 struct sample {
-	int64_t time_ms;	/* unix milliseconds, always present, 0..2^53 */
-	unsigned present;	/* SAMPLE_* bits; no others on encode */
-	enum fix_mode fix;	/* FIX_UNKNOWN..FIX_3D */
-	int64_t odometer_m;	/* metres, 0..10000000000 (1e10 m) */
-	int32_t fuel_permille;	/* 0..1000 (0.1 % units) */
-	int32_t lat_e7;		/* -900000000..900000000 */
-	int32_t lon_e7;		/* -1800000000..1800000000 */
-	int32_t speed_cms;	/* cm/s, 0..19999 (under 200 m/s) */
-	int32_t heading_cdeg;	/* 0..35999 */
+	int64_t time_ms;       /* unix milliseconds, always present, 0..2^53 */
+	unsigned present;      /* SAMPLE_* bits; no others on encode */
+	enum fix_mode fix;     /* FIX_UNKNOWN..FIX_3D */
+	int64_t odometer_m;    /* metres, 0..10000000000 (1e10 m) */
+	int32_t fuel_permille; /* 0..1000 (0.1 % units) */
+	int32_t lat_e7;	       /* -900000000..900000000 */
+	int32_t lon_e7;	       /* -1800000000..1800000000 */
+	int32_t speed_cms;     /* cm/s, 0..19999 (under 200 m/s) */
+	int32_t heading_cdeg;  /* 0..35999 */
 };
 
 /*
@@ -70,8 +70,8 @@ struct sample {
  * number seq. On success *ret_buf is malloc'ed (caller frees) and *ret_len
  * its size; out-of-range sample values give -EINVAL.
  */
-int codec_encode_batch(uint64_t seq, const struct sample *samples, size_t n,
-		       uint8_t **ret_buf, size_t *ret_len);
+int codec_encode_batch(uint64_t seq, const struct sample *samples, size_t n, uint8_t **ret_buf,
+		       size_t *ret_len);
 
 /*
  * Decodes a TelemetryBatch. Rejects (-EMSGSIZE) len > CODEC_MAX_BATCH_BYTES or
@@ -100,7 +100,7 @@ struct offer_event {
 	int64_t time_ms;
 	char offer_id[CODEC_MAX_ID];
 	enum offer_action action;
-	char reason[CODEC_MAX_REASON];	/* "" when none */
+	char reason[CODEC_MAX_REASON]; /* "" when none */
 };
 
 int codec_encode_offer_event(const struct offer_event *ev, uint8_t **ret_buf, size_t *ret_len);
@@ -156,9 +156,9 @@ int codec_decode_offer(const uint8_t *buf, size_t len, struct offer *ret_o);
  * malloc'ed copy owned by the struct: free with codec_signed_offer_free().
  */
 struct signed_offer {
-	uint8_t *offer;		/* owned: serialized Offer */
+	uint8_t *offer; /* owned: serialized Offer */
 	size_t offer_len;
-	uint8_t *sig;		/* owned: DER signature */
+	uint8_t *sig; /* owned: DER signature */
 	size_t sig_len;
 	char key_id[CODEC_MAX_KEY_ID];
 };

@@ -13,8 +13,7 @@
 
 #define CONFIG_MAX_LINE 4096
 
-static const struct config_option *config_find(const struct config_option *table,
-					       const char *name)
+static const struct config_option *config_find(const struct config_option *table, const char *name)
 {
 	for (; table->name; table++)
 		if (strcmp(table->name, name) == 0)
@@ -37,8 +36,8 @@ static int parse_bool(const char *v)
 }
 
 /* Stores value into the field of o; on error writes a bare message into err. */
-static int config_apply(const struct config_option *o, void *conf, const char *value,
-			char *err, size_t errlen)
+static int config_apply(const struct config_option *o, void *conf, const char *value, char *err,
+			size_t errlen)
 {
 	char *field = (char *)conf + o->offset;
 	char *end;
@@ -147,8 +146,8 @@ int config_defaults(const struct config_option *table, void *conf)
 	return 0;
 }
 
-int config_set(const struct config_option *table, void *conf, const char *name,
-	       const char *value, const char *where, char *err, size_t errlen)
+int config_set(const struct config_option *table, void *conf, const char *name, const char *value,
+	       const char *where, char *err, size_t errlen)
 {
 	const struct config_option *o = config_find(table, name);
 	char msg[512];
@@ -176,8 +175,8 @@ static char *trim(char *s)
 	return s;
 }
 
-int config_load(const char *path, const struct config_option *table, void *conf,
-		char *err, size_t errlen)
+int config_load(const char *path, const struct config_option *table, void *conf, char *err,
+		size_t errlen)
 {
 	char line[CONFIG_MAX_LINE + 2];
 	char where[512];
@@ -199,7 +198,8 @@ int config_load(const char *path, const struct config_option *table, void *conf,
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%u", path, lineno);
 		if (len > CONFIG_MAX_LINE) {
-			snprintf(err, errlen, "%s: line longer than %d bytes", where, CONFIG_MAX_LINE);
+			snprintf(err, errlen, "%s: line longer than %d bytes", where,
+				 CONFIG_MAX_LINE);
 			r = -EINVAL;
 			goto out;
 		}

@@ -15,22 +15,25 @@
 #include <stddef.h>
 
 enum config_type {
-	CONFIG_STRING,	/* char *, owned by the struct, freed by config_free() */
-	CONFIG_INT,	/* int, checked against [min, max] */
-	CONFIG_DOUBLE,	/* double, checked against [min, max] */
-	CONFIG_BOOL,	/* int 0/1; accepts true/false, yes/no, on/off, 1/0 */
+	CONFIG_STRING, /* char *, owned by the struct, freed by config_free() */
+	CONFIG_INT,    /* int, checked against [min, max] */
+	CONFIG_DOUBLE, /* double, checked against [min, max] */
+	CONFIG_BOOL,   /* int 0/1; accepts true/false, yes/no, on/off, 1/0 */
 };
 
 struct config_option {
 	const char *name;
 	enum config_type type;
-	size_t offset;		/* offsetof() the field in the caller's struct */
-	double min, max;	/* numeric range, inclusive */
-	const char *def;	/* default as text, parsed like a file value; NULL = none */
-	const char *help;	/* one line, for --help and docs */
+	size_t offset;	  /* offsetof() the field in the caller's struct */
+	double min, max;  /* numeric range, inclusive */
+	const char *def;  /* default as text, parsed like a file value; NULL = none */
+	const char *help; /* one line, for --help and docs */
 };
 
-#define CONFIG_END { NULL, CONFIG_STRING, 0, 0, 0, NULL, NULL }
+#define CONFIG_END                                       \
+	{                                                \
+		NULL, CONFIG_STRING, 0, 0, 0, NULL, NULL \
+	}
 
 /*
  * Zeroes the fields in table, then applies every default. Returns 0, or
@@ -43,15 +46,15 @@ int config_defaults(const struct config_option *table, void *conf);
  * -EINVAL for a bad line, ...), writes one "file:line: message" (or
  * "file: message") into err, and frees whatever it had set in conf.
  */
-int config_load(const char *path, const struct config_option *table, void *conf,
-		char *err, size_t errlen);
+int config_load(const char *path, const struct config_option *table, void *conf, char *err,
+		size_t errlen);
 
 /*
  * Sets one option by name from text, as if read from a file ("where" is used
  * as the location in the message). Lets command lines override files.
  */
-int config_set(const struct config_option *table, void *conf, const char *name,
-	       const char *value, const char *where, char *err, size_t errlen);
+int config_set(const struct config_option *table, void *conf, const char *name, const char *value,
+	       const char *where, char *err, size_t errlen);
 
 /* Frees the strings owned by conf (not conf itself). Accepts NULL. */
 void config_free(const struct config_option *table, void *conf);

@@ -27,17 +27,17 @@
 #include <mbedtls/sha256.h>
 
 #define CRYPTO_KEY_ID_BYTES (CRYPTO_KEY_ID_LEN / 2)
-#define CRYPTO_PUBKEY_DER_MAX 256	/* a P-256 SubjectPublicKeyInfo is 91 bytes */
+#define CRYPTO_PUBKEY_DER_MAX 256 /* a P-256 SubjectPublicKeyInfo is 91 bytes */
 
 struct crypto_signer {
-	mbedtls_pk_context pk;			/* private key, EC P-256 */
+	mbedtls_pk_context pk; /* private key, EC P-256 */
 	mbedtls_entropy_context entropy;
-	mbedtls_ctr_drbg_context drbg;		/* seeded from entropy */
+	mbedtls_ctr_drbg_context drbg; /* seeded from entropy */
 	char key_id[CRYPTO_KEY_ID_LEN + 1];
 };
 
 struct crypto_verifier {
-	mbedtls_pk_context pk;			/* public key, EC P-256 */
+	mbedtls_pk_context pk; /* public key, EC P-256 */
 	char key_id[CRYPTO_KEY_ID_LEN + 1];
 };
 
@@ -54,7 +54,7 @@ static int parse_error(int mbed, int saved_errno)
 	case MBEDTLS_ERR_PK_ALLOC_FAILED:
 		return -ENOMEM;
 	default:
-		return -EINVAL;	/* malformed PEM/DER, needs a password, ... */
+		return -EINVAL; /* malformed PEM/DER, needs a password, ... */
 	}
 }
 
@@ -121,7 +121,7 @@ int crypto_signer_load(const char *pem_path, struct crypto_signer **ret_signer)
 		goto fail;
 	if (mbedtls_ctr_drbg_seed(&s->drbg, mbedtls_entropy_func, &s->entropy,
 				  (const unsigned char *)pers, sizeof(pers) - 1) != 0) {
-		r = -EIO;	/* no entropy source */
+		r = -EIO; /* no entropy source */
 		goto fail;
 	}
 	*ret_signer = s;
@@ -137,7 +137,7 @@ void crypto_signer_free(struct crypto_signer *s)
 		return;
 	mbedtls_ctr_drbg_free(&s->drbg);
 	mbedtls_entropy_free(&s->entropy);
-	mbedtls_pk_free(&s->pk);	/* zeroizes the private key */
+	mbedtls_pk_free(&s->pk); /* zeroizes the private key */
 	free(s);
 }
 
@@ -162,10 +162,11 @@ int crypto_sign(struct crypto_signer *s, const uint8_t *data, size_t len, uint8_
 	mbed = mbedtls_pk_sign(&s->pk, MBEDTLS_MD_SHA256, hash, sizeof(hash), buf, &n,
 			       mbedtls_ctr_drbg_random, &s->drbg);
 	if (mbed != 0)
-		return mbed == MBEDTLS_ERR_ECP_ALLOC_FAILED || mbed == MBEDTLS_ERR_MPI_ALLOC_FAILED ?
-			       -ENOMEM : -EIO;
+		return mbed == MBEDTLS_ERR_ECP_ALLOC_FAILED || mbed == MBEDTLS_ERR_MPI_ALLOC_FAILED
+			       ? -ENOMEM
+			       : -EIO;
 	if (n == 0 || n > CRYPTO_SIG_MAX)
-		return -EIO;	/* cannot happen for P-256 */
+		return -EIO; /* cannot happen for P-256 */
 	memcpy(sig, buf, n);
 	*ret_sig_len = n;
 	return 0;
@@ -214,8 +215,8 @@ void crypto_verifier_free(struct crypto_verifier *v)
 	free(v);
 }
 
-int crypto_verify(struct crypto_verifier *v, const uint8_t *data, size_t len,
-		  const uint8_t *sig, size_t sig_len)
+int crypto_verify(struct crypto_verifier *v, const uint8_t *data, size_t len, const uint8_t *sig,
+		  size_t sig_len)
 {
 	unsigned char hash[32];
 	int mbed;

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CRYPTO_SIG_MAX 80	/* DER ECDSA P-256 signature */
-#define CRYPTO_KEY_ID_LEN 16	/* hex chars of SHA-256(public key DER) */
+#define CRYPTO_SIG_MAX 80    /* DER ECDSA P-256 signature */
+#define CRYPTO_KEY_ID_LEN 16 /* hex chars of SHA-256(public key DER) */
 
 struct crypto_signer;
 struct crypto_verifier;
@@ -39,8 +39,8 @@ int crypto_verifier_load(const char *pem_path, struct crypto_verifier **ret_veri
 void crypto_verifier_free(struct crypto_verifier *v);
 
 /* Returns 0 if sig is a valid signature of data by this key, else -EBADMSG. */
-int crypto_verify(struct crypto_verifier *v, const uint8_t *data, size_t len,
-		  const uint8_t *sig, size_t sig_len);
+int crypto_verify(struct crypto_verifier *v, const uint8_t *data, size_t len, const uint8_t *sig,
+		  size_t sig_len);
 
 const char *crypto_verifier_key_id(const struct crypto_verifier *v);
 

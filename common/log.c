@@ -16,7 +16,7 @@ enum log_level log_threshold = LOG_LEVEL_INFO;
 
 static const char *log_ident = "pitstop";
 static int log_fd = STDERR_FILENO;
-static int log_timestamps;	/* 1 when writing to a file */
+static int log_timestamps; /* 1 when writing to a file */
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -66,8 +66,8 @@ void log_write(enum log_level level, const char *fmt, ...)
 		if (r > 0)
 			n += (size_t)r;
 	}
-	r = snprintf(line + n, sizeof(line) - n, "%s[%ld] %s: ", log_ident,
-		     (long)getpid(), level_names[level]);
+	r = snprintf(line + n, sizeof(line) - n, "%s[%ld] %s: ", log_ident, (long)getpid(),
+		     level_names[level]);
 	if (r > 0)
 		n += (size_t)r;
 	if (n < sizeof(line)) {
@@ -78,7 +78,7 @@ void log_write(enum log_level level, const char *fmt, ...)
 			n += (size_t)r;
 	}
 	if (n > sizeof(line) - 2)
-		n = sizeof(line) - 2;	/* truncated: keep the newline */
+		n = sizeof(line) - 2; /* truncated: keep the newline */
 	line[n++] = '\n';
 	if (write(log_fd, line, n) < 0) {
 		/* Nowhere left to report it. */

@@ -35,12 +35,11 @@ int log_open_file(const char *path);
 /* Parses "error", "warn", "info" or "debug". Returns the level or -EINVAL. */
 int log_level_parse(const char *name);
 
-void log_write(enum log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_at(lvl, ...) \
-	do { \
-		if ((lvl) <= log_threshold) \
+#define log_at(lvl, ...)                               \
+	do {                                           \
+		if ((lvl) <= log_threshold)            \
 			log_write((lvl), __VA_ARGS__); \
 	} while (0)
 #define log_error(...) log_at(LOG_LEVEL_ERROR, __VA_ARGS__)

@@ -25,7 +25,7 @@ struct loop_fd {
 };
 
 struct loop_timer {
-	int id;			/* 0 = free slot */
+	int id; /* 0 = free slot */
 	uint64_t due_ms;
 	loop_timer_fn fn;
 	void *arg;
@@ -37,18 +37,18 @@ struct loop_sig {
 };
 
 struct loop {
-	struct loop_fd *fds;		/* owned */
+	struct loop_fd *fds; /* owned */
 	size_t nfds, capfds;
-	struct loop_timer *timers;	/* owned */
-	size_t ntimers;			/* slots in use or free */
+	struct loop_timer *timers; /* owned */
+	size_t ntimers;		   /* slots in use or free */
 	int next_timer_id;
 	int stop;
-	int sigpipe[2];			/* self-pipe for signals; -1 until needed */
+	int sigpipe[2]; /* self-pipe for signals; -1 until needed */
 	struct loop_sig sigs[LOOP_MAX_SIGNAL];
 };
 
 struct loop_waker {
-	struct loop *loop;	/* borrowed */
+	struct loop *loop; /* borrowed */
 	int efd;
 	loop_timer_fn fn;
 	void *arg;
@@ -249,7 +249,7 @@ static int loop_run_timers(struct loop *loop)
 {
 	uint64_t now = loop_now_ms();
 	uint64_t next = UINT64_MAX;
-	int first_new_id = loop->next_timer_id;	/* timers added by callbacks wait a turn */
+	int first_new_id = loop->next_timer_id; /* timers added by callbacks wait a turn */
 
 	while (!loop->stop) {
 		struct loop_timer *due = NULL;
@@ -269,7 +269,7 @@ static int loop_run_timers(struct loop *loop)
 		fn = due->fn;
 		arg = due->arg;
 		due->id = 0;
-		fn(arg);	/* may add timers: loop->timers may move */
+		fn(arg); /* may add timers: loop->timers may move */
 	}
 	for (size_t i = 0; i < loop->ntimers; i++)
 		if (loop->timers[i].id && loop->timers[i].due_ms < next)
@@ -341,8 +341,7 @@ static void loop_waker_ready(int fd, short revents, void *arg)
 	w->fn(w->arg);
 }
 
-int loop_waker_new(struct loop *loop, loop_timer_fn fn, void *arg,
-		   struct loop_waker **ret_waker)
+int loop_waker_new(struct loop *loop, loop_timer_fn fn, void *arg, struct loop_waker **ret_waker)
 {
 	struct loop_waker *w = calloc(1, sizeof(*w));
 	int r;

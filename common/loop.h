@@ -65,8 +65,7 @@ int64_t loop_wall_ms(void);
  * or more loop_waker_signal() calls (which are thread-safe and never block).
  */
 struct loop_waker;
-int loop_waker_new(struct loop *loop, loop_timer_fn fn, void *arg,
-		   struct loop_waker **ret_waker);
+int loop_waker_new(struct loop *loop, loop_timer_fn fn, void *arg, struct loop_waker **ret_waker);
 void loop_waker_signal(struct loop_waker *waker);
 void loop_waker_free(struct loop_waker *waker);
 

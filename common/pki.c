@@ -51,7 +51,7 @@
 
 #define PKI_CA_SUBJECT "CN=Pitstop Fleet CA"
 #define PKI_CA_YEARS 10
-#define PKI_LEAF_YEARS 2	/* broker, gateway: rotated by operations */
+#define PKI_LEAF_YEARS 2 /* broker, gateway: rotated by operations */
 /*
  * A car lives 15 years or more and may be parked, offline, for months: a
  * short-lived certificate would lock it out with nobody there to renew it.
@@ -61,7 +61,7 @@
 #define PKI_VEHICLE_YEARS 10
 #define PKI_BACKDATE_S 3600
 #define PKI_SERIAL_BYTES 16
-#define PKI_PEM_MAX 4096	/* a P-256 certificate PEM is under 1 KiB */
+#define PKI_PEM_MAX 4096 /* a P-256 certificate PEM is under 1 KiB */
 #define PKI_MAX_FILES 8
 
 #define MODE_KEY 0600
@@ -71,8 +71,8 @@
 /* The role a certificate is made for. */
 enum pki_role {
 	ROLE_CA,
-	ROLE_SERVER,	/* the broker: serverAuth, SAN localhost/127.0.0.1 */
-	ROLE_CLIENT,	/* gateway, vehicles: clientAuth */
+	ROLE_SERVER, /* the broker: serverAuth, SAN localhost/127.0.0.1 */
+	ROLE_CLIENT, /* gateway, vehicles: clientAuth */
 };
 
 /* Random bits for keys, serials and signatures. */
@@ -86,7 +86,7 @@ struct pki_file {
 	char name[64];
 	mode_t mode;
 	int created;			/* set once this call created it */
-	unsigned char pem[PKI_PEM_MAX];	/* NUL-terminated; zeroized after use */
+	unsigned char pem[PKI_PEM_MAX]; /* NUL-terminated; zeroized after use */
 };
 
 /* printf into err (one line); err may be NULL or errlen 0. */
@@ -156,7 +156,7 @@ static void format_time(time_t t, char out[15])
 
 	gmtime_r(&t, &tm);
 	if (strftime(out, 15, "%Y%m%d%H%M%S", &tm) != 14)
-		snprintf(out, 15, "99991231235959");	/* year > 9999: cannot happen */
+		snprintf(out, 15, "99991231235959"); /* year > 9999: cannot happen */
 }
 
 /*
@@ -187,7 +187,7 @@ static int set_serial(mbedtls_x509write_cert *crt, struct pki_rng *rng)
 	mbedtls_mpi_init(&serial);
 	mbed = mbedtls_ctr_drbg_random(&rng->drbg, b, sizeof(b));
 	if (mbed == 0) {
-		b[0] = (unsigned char)((b[0] & 0x7f) | 0x40);	/* positive, full length */
+		b[0] = (unsigned char)((b[0] & 0x7f) | 0x40); /* positive, full length */
 		mbed = mbedtls_mpi_read_binary(&serial, b, sizeof(b));
 	}
 	if (mbed == 0)
@@ -206,8 +206,9 @@ static int set_eku(mbedtls_x509write_cert *crt, const char *oid, size_t oid_len)
 
 	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_oid(&p, buf, oid, oid_len));
 	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, len));
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED |
-							     MBEDTLS_ASN1_SEQUENCE));
+	MBEDTLS_ASN1_CHK_ADD(
+		len,
+		mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
 	return mbedtls_x509write_crt_set_extension(crt, MBEDTLS_OID_EXTENDED_KEY_USAGE,
 						   MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
 						   0, p, len);
@@ -222,8 +223,9 @@ static int write_general_name(unsigned char **p, unsigned char *start, int tag,
 
 	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_raw_buffer(p, start, data, n));
 	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(p, start, len));
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(p, start,
-							 (unsigned char)(MBEDTLS_ASN1_CONTEXT_SPECIFIC | tag)));
+	MBEDTLS_ASN1_CHK_ADD(
+		len, mbedtls_asn1_write_tag(p, start,
+					    (unsigned char)(MBEDTLS_ASN1_CONTEXT_SPECIFIC | tag)));
 	return (int)len;
 }
 
@@ -239,11 +241,12 @@ static int set_broker_san(mbedtls_x509write_cert *crt)
 
 	/* Written back to front: the last entry first. */
 	MBEDTLS_ASN1_CHK_ADD(len, write_general_name(&p, buf, 7, ip, sizeof(ip)));
-	MBEDTLS_ASN1_CHK_ADD(len, write_general_name(&p, buf, 2, (const unsigned char *)dns,
-						     sizeof(dns) - 1));
+	MBEDTLS_ASN1_CHK_ADD(
+		len, write_general_name(&p, buf, 2, (const unsigned char *)dns, sizeof(dns) - 1));
 	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, len));
-	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED |
-							     MBEDTLS_ASN1_SEQUENCE));
+	MBEDTLS_ASN1_CHK_ADD(
+		len,
+		mbedtls_asn1_write_tag(&p, buf, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
 	return mbedtls_x509write_crt_set_extension(crt, MBEDTLS_OID_SUBJECT_ALT_NAME,
 						   MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME),
 						   0, p, len);
@@ -294,9 +297,11 @@ static int make_cert(enum pki_role role, const char *subject, int years,
 		mbed = mbedtls_x509write_crt_set_key_usage(&crt, (unsigned char)ku);
 	}
 	if (!mbed && role == ROLE_SERVER)
-		mbed = set_eku(&crt, MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH));
+		mbed = set_eku(&crt, MBEDTLS_OID_SERVER_AUTH,
+			       MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH));
 	if (!mbed && role == ROLE_CLIENT)
-		mbed = set_eku(&crt, MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH));
+		mbed = set_eku(&crt, MBEDTLS_OID_CLIENT_AUTH,
+			       MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH));
 	if (!mbed && role == ROLE_SERVER)
 		mbed = set_broker_san(&crt);
 	if (!mbed)
@@ -398,8 +403,7 @@ static int write_new_file(const char *path, const unsigned char *data, size_t le
  * Writes files[0..n) into dir in order. On failure removes the ones this call
  * created and returns the error. Buffers are zeroized either way.
  */
-static int write_files(const char *dir, struct pki_file *files, size_t n, char *err,
-		       size_t errlen)
+static int write_files(const char *dir, struct pki_file *files, size_t n, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 	int r = 0;
@@ -497,8 +501,8 @@ int pki_init(const char *dir, char *err, size_t errlen)
 			      &keys[K_CA], PKI_CA_SUBJECT, NULL, &rng,
 			      file_at(files, nf++, "gateway.crt", MODE_CERT)->pem, err, errlen);
 	if (r == 0)
-		r = key_pem(&keys[K_OFFER], file_at(files, nf++, "offer-signing.key", MODE_KEY)->pem,
-			    err, errlen);
+		r = key_pem(&keys[K_OFFER],
+			    file_at(files, nf++, "offer-signing.key", MODE_KEY)->pem, err, errlen);
 	if (r == 0) {
 		struct pki_file *f = file_at(files, nf++, "offer-signing.pub", MODE_CERT);
 
@@ -535,7 +539,8 @@ static void vin_reason(const char *vin, char *err, size_t errlen)
 
 		if (!ok) {
 			seterr(err, errlen,
-			       "invalid VIN: character %zu is not one of 0-9 or A-Z without I, O, Q",
+			       "invalid VIN: character %zu is not one of 0-9 or A-Z without I, O, "
+			       "Q",
 			       i + 1);
 			return;
 		}
@@ -550,7 +555,7 @@ static void x509_time_string(const mbedtls_x509_time *t, char out[15])
 
 	snprintf(tmp, sizeof(tmp), "%04d%02d%02d%02d%02d%02d", t->year, t->mon, t->day, t->hour,
 		 t->min, t->sec);
-	memcpy(out, tmp, 14);	/* mbedTLS checked the fields' ranges when parsing */
+	memcpy(out, tmp, 14); /* mbedTLS checked the fields' ranges when parsing */
 	out[14] = '\0';
 }
 
@@ -613,7 +618,8 @@ int pki_issue_vehicle(const char *dir, const char *vin, char *err, size_t errlen
 	if (r < 0)
 		goto out;
 	if (!dir || !*dir || !vin) {
-		seterr(err, errlen, "%s", !vin ? "invalid VIN: none given" : "no PKI directory given");
+		seterr(err, errlen, "%s",
+		       !vin ? "invalid VIN: none given" : "no PKI directory given");
 		r = -EINVAL;
 		goto out;
 	}

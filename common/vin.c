@@ -24,7 +24,7 @@ int vin_valid(const char *s)
 	if (!s)
 		return 0;
 	for (i = 0; i < VIN_LEN; i++)
-		if (!vin_char_ok(s[i]))	/* also stops at a short string's NUL */
+		if (!vin_char_ok(s[i])) /* also stops at a short string's NUL */
 			return 0;
 	return s[VIN_LEN] == '\0';
 }

@@ -35,11 +35,11 @@
 #define JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(12))
 
 struct ctl {
-	const char *config_path;	/* borrowed from argv, NULL = none */
-	const char *db;			/* borrowed, --db */
+	const char *config_path; /* borrowed from argv, NULL = none */
+	const char *db;		 /* borrowed, --db */
 	int json;
-	int argc;			/* what is left after the global options */
-	char *argv[MAX_ARGS];		/* borrowed from argv */
+	int argc;	      /* what is left after the global options */
+	char *argv[MAX_ARGS]; /* borrowed from argv */
 };
 
 static void usage(FILE *f)
@@ -57,7 +57,8 @@ static void usage(FILE *f)
 		"  offer sign --key PEM --vin VIN --title T --out FILE [--body B] [--promo P]\n"
 		"             [--kind refuel|service|inspection|loyalty|test_drive] [--id ID]\n"
 		"             [--valid-from-ms MS] [--valid-until-ms MS]\n"
-		"                               write a SignedOffer as the gateway would publish it\n"
+		"                               write a SignedOffer as the gateway would publish "
+		"it\n"
 		"\n"
 		"--config FILE reads the database path (db) from the gateway's config;\n"
 		"--db PATH overrides it. Exit codes: 0 ok, 1 failure, 2 usage error.\n");
@@ -230,8 +231,8 @@ static void print_counters(const struct store_counters *c, const char *indent)
 	printf("%srejected       ", indent);
 	for (int i = 0; i < STORE_REJECT_COUNT; i++)
 		printf(" %s=%" PRIu64, store_reject_name((enum store_reject)i), c->rejected[i]);
-	printf("\n%soffers          %" PRIu64 " sent, %" PRIu64 " failed\n", indent,
-	       c->offers_sent, c->offers_failed);
+	printf("\n%soffers          %" PRIu64 " sent, %" PRIu64 " failed\n", indent, c->offers_sent,
+	       c->offers_failed);
 	printf("%sreceipts        %" PRIu64 " sent\n", indent, c->acks_sent);
 	printf("%sevents          %" PRIu64 "\n", indent, c->events);
 	printf("%sstatus          %" PRIu64 "\n", indent, c->status);
@@ -318,21 +319,26 @@ static int vehicle_show(struct ctl *ctl, struct store *s, const char *vin)
 		json_t *o = json_object();
 
 		json_object_set_new(o, "vin", json_string(v.vin));
-		json_object_set_new(o, "odometer_km",
-				    opt_real(v.present & SAMPLE_ODOMETER, (double)v.odometer_m / 1000.0));
+		json_object_set_new(
+			o, "odometer_km",
+			opt_real(v.present & SAMPLE_ODOMETER, (double)v.odometer_m / 1000.0));
 		json_object_set_new(o, "fuel_pct",
 				    opt_real(v.present & SAMPLE_FUEL, v.fuel_permille / 10.0));
-		json_object_set_new(o, "lat", opt_real(v.present & SAMPLE_POSITION, v.lat_e7 / 1e7));
-		json_object_set_new(o, "lon", opt_real(v.present & SAMPLE_POSITION, v.lon_e7 / 1e7));
+		json_object_set_new(o, "lat",
+				    opt_real(v.present & SAMPLE_POSITION, v.lat_e7 / 1e7));
+		json_object_set_new(o, "lon",
+				    opt_real(v.present & SAMPLE_POSITION, v.lon_e7 / 1e7));
 		json_object_set_new(o, "speed_kmh",
 				    opt_real(v.present & SAMPLE_SPEED, v.speed_cms * 0.036));
 		json_object_set_new(o, "heading_deg",
 				    opt_real(v.present & SAMPLE_HEADING, v.heading_cdeg / 100.0));
 		json_object_set_new(o, "fix", v.has_sample ? json_fix(v.fix) : json_null());
-		json_object_set_new(o, "online", v.online == STORE_ONLINE_UNKNOWN
-							 ? json_null()
-							 : json_boolean(v.online == STORE_ONLINE));
-		json_object_set_new(o, "updated_at", v.has_sample ? json_time(v.time_ms) : json_null());
+		json_object_set_new(o, "online",
+				    v.online == STORE_ONLINE_UNKNOWN
+					    ? json_null()
+					    : json_boolean(v.online == STORE_ONLINE));
+		json_object_set_new(o, "updated_at",
+				    v.has_sample ? json_time(v.time_ms) : json_null());
 		return json_print(o);
 	}
 	if (v.has_sample)
@@ -340,8 +346,8 @@ static int vehicle_show(struct ctl *ctl, struct store *s, const char *vin)
 	printf("vin          %s\n", v.vin);
 	printf("updated_at   %s\n", when);
 	printf("online       %s\n", v.online == STORE_ONLINE_UNKNOWN ? "unknown"
-				    : v.online == STORE_ONLINE     ? "yes"
-								   : "no");
+				    : v.online == STORE_ONLINE	     ? "yes"
+								     : "no");
 	if (v.present & SAMPLE_ODOMETER)
 		printf("odometer     %.3f km\n", (double)v.odometer_m / 1000.0);
 	if (v.present & SAMPLE_FUEL)
@@ -387,19 +393,23 @@ static int vehicle_history(struct ctl *ctl, struct store *s, const char *vin, si
 			json_object_set_new(o, "seq", json_integer((json_int_t)rows[i].seq));
 			json_object_set_new(o, "time_ms", json_integer(x->time_ms));
 			json_object_set_new(o, "time", json_time(x->time_ms));
-			json_object_set_new(o, "odometer_m", x->present & SAMPLE_ODOMETER
-								     ? json_integer(x->odometer_m)
-								     : json_null());
-			json_object_set_new(o, "fuel_pct",
-					    opt_real(x->present & SAMPLE_FUEL, x->fuel_permille / 10.0));
-			json_object_set_new(o, "lat",
-					    opt_real(x->present & SAMPLE_POSITION, x->lat_e7 / 1e7));
-			json_object_set_new(o, "lon",
-					    opt_real(x->present & SAMPLE_POSITION, x->lon_e7 / 1e7));
-			json_object_set_new(o, "speed_kmh",
-					    opt_real(x->present & SAMPLE_SPEED, x->speed_cms * 0.036));
-			json_object_set_new(o, "heading_deg", opt_real(x->present & SAMPLE_HEADING,
-								       x->heading_cdeg / 100.0));
+			json_object_set_new(o, "odometer_m",
+					    x->present & SAMPLE_ODOMETER
+						    ? json_integer(x->odometer_m)
+						    : json_null());
+			json_object_set_new(
+				o, "fuel_pct",
+				opt_real(x->present & SAMPLE_FUEL, x->fuel_permille / 10.0));
+			json_object_set_new(
+				o, "lat", opt_real(x->present & SAMPLE_POSITION, x->lat_e7 / 1e7));
+			json_object_set_new(
+				o, "lon", opt_real(x->present & SAMPLE_POSITION, x->lon_e7 / 1e7));
+			json_object_set_new(
+				o, "speed_kmh",
+				opt_real(x->present & SAMPLE_SPEED, x->speed_cms * 0.036));
+			json_object_set_new(
+				o, "heading_deg",
+				opt_real(x->present & SAMPLE_HEADING, x->heading_cdeg / 100.0));
 			json_object_set_new(o, "fix", json_fix(x->fix));
 			json_array_append_new(arr, o);
 		}
@@ -420,8 +430,7 @@ static int vehicle_history(struct ctl *ctl, struct store *s, const char *vin, si
 			       x->fuel_permille / 10.0),
 		       opt_fmt(b3, sizeof(b3), x->present & SAMPLE_POSITION, 7, x->lat_e7 / 1e7),
 		       opt_fmt(b4, sizeof(b4), x->present & SAMPLE_POSITION, 7, x->lon_e7 / 1e7),
-		       opt_fmt(b5, sizeof(b5), x->present & SAMPLE_SPEED, 1,
-			       x->speed_cms * 0.036),
+		       opt_fmt(b5, sizeof(b5), x->present & SAMPLE_SPEED, 1, x->speed_cms * 0.036),
 		       opt_fmt(b6, sizeof(b6), x->present & SAMPLE_HEADING, 2,
 			       x->heading_cdeg / 100.0),
 		       fix_name(x->fix) ? fix_name(x->fix) : "-");

@@ -10,8 +10,10 @@
 
 #include "log.h"
 
-#define OPT(name, type, min, max, def, help) \
-	{ #name, type, offsetof(struct gw_config, name), min, max, def, help }
+#define OPT(name, type, min, max, def, help)                                       \
+	{                                                                          \
+#name, type, offsetof(struct gw_config, name), min, max, def, help \
+	}
 
 const struct config_option gw_config_table[] = {
 	OPT(broker_uri, CONFIG_STRING, 0, 0, "ssl://127.0.0.1:8883", "MQTT broker URI"),
@@ -54,7 +56,8 @@ static unsigned find_line(const char *path, const char *name)
 		n++;
 		while (*p == ' ' || *p == '\t')
 			p++;
-		if (strncmp(p, name, len) == 0 && (p[len] == ' ' || p[len] == '\t' || p[len] == '='))
+		if (strncmp(p, name, len) == 0 &&
+		    (p[len] == ' ' || p[len] == '\t' || p[len] == '='))
 			found = n;
 	}
 	fclose(f);
@@ -76,10 +79,12 @@ int gw_config_load(const char *path, struct gw_config *conf, char *err, size_t e
 		unsigned line = path ? find_line(path, "log_level") : 0;
 
 		if (line)
-			snprintf(err, errlen, "%s:%u: log_level: '%s' is not error, warn, info or debug",
-				 path, line, conf->log_level);
+			snprintf(err, errlen,
+				 "%s:%u: log_level: '%s' is not error, warn, info or debug", path,
+				 line, conf->log_level);
 		else
-			snprintf(err, errlen, "%s: log_level: '%s' is not error, warn, info or debug",
+			snprintf(err, errlen,
+				 "%s: log_level: '%s' is not error, warn, info or debug",
 				 path ? path : "(defaults)", conf->log_level);
 		gw_config_free(conf);
 		return -EINVAL;

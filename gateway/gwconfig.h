@@ -11,19 +11,19 @@
 #include "config.h"
 
 struct gw_config {
-	char *broker_uri;	/* owned, like every string here */
-	char *client_id;	/* MQTT client id and counters instance id */
-	char *share_group;	/* $share/<group>/... subscriptions */
+	char *broker_uri;  /* owned, like every string here */
+	char *client_id;   /* MQTT client id and counters instance id */
+	char *share_group; /* $share/<group>/... subscriptions */
 	char *ca_file;
 	char *cert_file;
 	char *key_file;
-	char *offer_key_file;	/* private offer-signing key (PEM) */
-	char *db;		/* SQLite path or sqlite:PATH */
+	char *offer_key_file; /* private offer-signing key (PEM) */
+	char *db;	      /* SQLite path or sqlite:PATH */
 	int low_fuel_pct;
 	int low_fuel_rearm_pct;
 	int offer_valid_s;
 	char *log_level;
-	char *log_file;		/* NULL: stderr */
+	char *log_file; /* NULL: stderr */
 };
 
 /* The option table, terminated by CONFIG_END. */

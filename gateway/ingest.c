@@ -41,7 +41,7 @@ enum msg_kind {
 /* An offer signed during the open transaction, published after its commit. */
 struct pending_offer {
 	char vin[VIN_LEN + 1];
-	uint8_t *buf;		/* owned: SignedOffer bytes */
+	uint8_t *buf; /* owned: SignedOffer bytes */
 	size_t len;
 	int64_t valid_until_ms;
 };
@@ -58,41 +58,41 @@ struct pending_ack {
 /* What the open transaction will add to the counters when it commits. */
 struct tx_delta {
 	uint64_t stored, samples_stored, duplicates, events, status;
-	uint64_t messages;	/* messages applied in the transaction */
+	uint64_t messages; /* messages applied in the transaction */
 };
 
 /* Once-a-minute logging per reject reason. */
 struct reject_log {
-	uint64_t last_ms;	/* monotonic; 0 = never logged */
-	uint64_t suppressed;	/* rejects since the last line */
+	uint64_t last_ms;    /* monotonic; 0 = never logged */
+	uint64_t suppressed; /* rejects since the last line */
 };
 
 struct ingest {
-	struct loop *loop;		/* borrowed */
-	struct store *store;		/* borrowed */
-	struct crypto_signer *signer;	/* borrowed, may be NULL */
-	struct rules *rules;		/* borrowed, may be NULL */
-	char *instance_id;		/* owned */
+	struct loop *loop;	      /* borrowed */
+	struct store *store;	      /* borrowed */
+	struct crypto_signer *signer; /* borrowed, may be NULL */
+	struct rules *rules;	      /* borrowed, may be NULL */
+	char *instance_id;	      /* owned */
 	size_t max_pending;
 	int no_timers;
 
-	struct store_counters c;	/* totals, committed work only */
-	struct store_counters saved;	/* what the store holds: save when c differs */
+	struct store_counters c;     /* totals, committed work only */
+	struct store_counters saved; /* what the store holds: save when c differs */
 	struct reject_log rlog[STORE_REJECT_COUNT];
 
-	int in_tx;			/* a store transaction is open */
-	int commit_timer;		/* loop timer id, 0 = none */
-	int counters_timer;		/* loop timer id, 0 = none */
+	int in_tx;	    /* a store transaction is open */
+	int commit_timer;   /* loop timer id, 0 = none */
+	int counters_timer; /* loop timer id, 0 = none */
 	struct tx_delta tx;
-	struct pending_offer *pending;	/* owned, max_pending entries */
+	struct pending_offer *pending; /* owned, max_pending entries */
 	size_t npending;
 	/* At most one per message, so max_pending bounds them. */
-	struct pending_ack *acks;	/* owned, max_pending entries */
+	struct pending_ack *acks; /* owned, max_pending entries */
 	size_t nacks;
-	uint64_t *ack_seqs;		/* owned, max_pending entries: scratch of acks_publish() */
+	uint64_t *ack_seqs; /* owned, max_pending entries: scratch of acks_publish() */
 
-	struct outbox *outbox;		/* owned: signed offers */
-	struct outbox *ack_outbox;	/* owned: telemetry receipts */
+	struct outbox *outbox;	   /* owned: signed offers */
+	struct outbox *ack_outbox; /* owned: telemetry receipts */
 };
 
 static void commit_timer_fired(void *arg);
@@ -143,7 +143,7 @@ static void abort_tx(struct ingest *in)
 	in->c.rejected[STORE_REJECT_STORAGE] += in->tx.messages;
 	memset(&in->tx, 0, sizeof(in->tx));
 	pending_clear_from(in, 0);
-	in->nacks = 0;	/* nothing of it is safe: no receipt, the cars resend */
+	in->nacks = 0; /* nothing of it is safe: no receipt, the cars resend */
 }
 
 /* Orders pending acks by VIN, then seq. */
@@ -320,7 +320,7 @@ static enum store_reject decode_reject(int r)
 	if (r == -EMSGSIZE)
 		return STORE_REJECT_OVERSIZED;
 	if (r == -ENOMEM)
-		return STORE_REJECT_STORAGE;	/* could not be stored, not its fault */
+		return STORE_REJECT_STORAGE; /* could not be stored, not its fault */
 	return STORE_REJECT_MALFORMED;
 }
 
@@ -364,9 +364,9 @@ static void ack_remember(struct ingest *in, const char *vin, uint64_t seq)
 {
 	struct pending_ack *a;
 
-	assert(in->nacks < in->max_pending);	/* one per message, committed at max_pending */
+	assert(in->nacks < in->max_pending); /* one per message, committed at max_pending */
 	if (in->nacks == in->max_pending)
-		return;		/* cannot happen; no receipt: the car resends */
+		return; /* cannot happen; no receipt: the car resends */
 	a = &in->acks[in->nacks++];
 	memcpy(a->vin, vin, sizeof(a->vin));
 	a->seq = seq;
@@ -389,8 +389,8 @@ void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload
 
 	in->c.received++;
 	if (parse_topic(topic, vin, &kind, &why) < 0) {
-		reject(in, why, why == STORE_REJECT_BAD_VIN ? "invalid VIN in topic"
-							     : "unexpected topic");
+		reject(in, why,
+		       why == STORE_REJECT_BAD_VIN ? "invalid VIN in topic" : "unexpected topic");
 		return;
 	}
 	max = kind == MSG_TELEMETRY ? CODEC_MAX_BATCH_BYTES
@@ -415,9 +415,10 @@ void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload
 	}
 	if (r < 0) {
 		why = decode_reject(r);
-		reject(in, why, kind == MSG_TELEMETRY ? "telemetry does not decode"
-				: kind == MSG_EVENTS  ? "event does not decode"
-						      : "status does not decode");
+		reject(in, why,
+		       kind == MSG_TELEMETRY ? "telemetry does not decode"
+		       : kind == MSG_EVENTS  ? "event does not decode"
+					     : "status does not decode");
 		goto out;
 	}
 
@@ -473,7 +474,7 @@ void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload
 	in->tx.status += d.status;
 	in->tx.messages++;
 	if (kind == MSG_TELEMETRY)
-		ack_remember(in, vin, seq);	/* stored or a duplicate: both are safe */
+		ack_remember(in, vin, seq); /* stored or a duplicate: both are safe */
 	if (in->tx.messages >= in->max_pending)
 		commit_tx(in);
 out:
@@ -493,7 +494,7 @@ int ingest_offer_sink(void *arg, const struct offer *o)
 		return -ENOKEY;
 	}
 	if (in->npending == in->max_pending)
-		return -ENOBUFS;	/* cannot happen: one offer per message at most */
+		return -ENOBUFS; /* cannot happen: one offer per message at most */
 	r = offer_signing_encode(in->signer, o, &buf, &len);
 	if (r < 0) {
 		in->c.offers_failed++;
@@ -538,7 +539,7 @@ int ingest_save_counters(struct ingest *in)
 	int r;
 
 	if (in->in_tx)
-		return commit_tx(in);	/* saves them too */
+		return commit_tx(in); /* saves them too */
 	r = ops->begin(in->store);
 	if (r < 0)
 		return r;
@@ -563,7 +564,7 @@ static void counters_timer_fired(void *arg)
 	outbox_flush(in->outbox, loop_wall_ms());
 	outbox_flush(in->ack_outbox, loop_wall_ms());
 	if (memcmp(&in->c, &in->saved, sizeof(in->c)) != 0)
-		ingest_save_counters(in);	/* the store logged any failure */
+		ingest_save_counters(in); /* the store logged any failure */
 	r = loop_add_timer(in->loop, COUNTERS_PERIOD_MS, counters_timer_fired, in);
 	in->counters_timer = r > 0 ? r : 0;
 }

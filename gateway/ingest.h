@@ -43,15 +43,15 @@ struct rules;
 struct ingest;
 
 struct ingest_params {
-	struct loop *loop;		/* borrowed */
-	struct store *store;		/* borrowed, opened read-write */
-	struct crypto_signer *signer;	/* borrowed; NULL: offers cannot be signed */
-	const char *instance_id;	/* copied; counters are saved under it */
-	outbox_publish_fn publish;	/* publishes signed offers and receipts (QoS 1) */
+	struct loop *loop;	      /* borrowed */
+	struct store *store;	      /* borrowed, opened read-write */
+	struct crypto_signer *signer; /* borrowed; NULL: offers cannot be signed */
+	const char *instance_id;      /* copied; counters are saved under it */
+	outbox_publish_fn publish;    /* publishes signed offers and receipts (QoS 1) */
 	void *publish_arg;
-	size_t max_pending;		/* messages per transaction; 0 = 500 */
-	size_t max_outbox;		/* offers waiting for the bus; 0 = 1024 */
-	int no_timers;			/* tests: no 1 s counter timer */
+	size_t max_pending; /* messages per transaction; 0 = 500 */
+	size_t max_outbox;  /* offers waiting for the bus; 0 = 1024 */
+	int no_timers;	    /* tests: no 1 s counter timer */
 };
 
 /*

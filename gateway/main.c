@@ -34,25 +34,24 @@ static const char *const topic_kinds[] = { "telemetry", "events", "status" };
 
 struct gateway {
 	struct gw_config conf;
-	struct store *store;		/* owned */
-	struct crypto_signer *signer;	/* owned */
-	struct loop *loop;		/* owned */
-	struct bus *bus;		/* owned */
-	struct ingest *ingest;		/* owned */
-	struct rules *rules;		/* owned */
+	struct store *store;	      /* owned */
+	struct crypto_signer *signer; /* owned */
+	struct loop *loop;	      /* owned */
+	struct bus *bus;	      /* owned */
+	struct ingest *ingest;	      /* owned */
+	struct rules *rules;	      /* owned */
 	int ready_logged;
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: pitstop-gateway --config FILE [--log-level error|warn|info|debug]\n"
-		"Receives vehicle telemetry over MQTT, stores it and sends signed offers.\n");
+	fprintf(f, "usage: pitstop-gateway --config FILE [--log-level error|warn|info|debug]\n"
+		   "Receives vehicle telemetry over MQTT, stores it and sends signed offers.\n");
 }
 
 /* Publishes one signed offer or telemetry receipt; the outboxes call this. */
 static int publish_outbox(void *arg, const char *topic, const uint8_t *buf, size_t len,
-			 uint64_t cookie)
+			  uint64_t cookie)
 {
 	struct gateway *gw = arg;
 
@@ -85,8 +84,8 @@ static void on_bus_event(const struct bus_event *ev, void *arg)
 		ingest_published(gw->ingest, ev->cookie, 1);
 		break;
 	case BUS_PUBLISH_FAILED:
-		log_warn("a publish (offer or receipt) was refused: %s (%d)", bus_reason_string(ev->reason_code),
-			 ev->reason_code);
+		log_warn("a publish (offer or receipt) was refused: %s (%d)",
+			 bus_reason_string(ev->reason_code), ev->reason_code);
 		ingest_published(gw->ingest, ev->cookie, 0);
 		break;
 	case BUS_SUBSCRIBE_FAILED:
@@ -121,7 +120,8 @@ static int subscribe_all(struct gateway *gw)
 			snprintf(filter, sizeof(filter), "$share/%s/pitstop/v1/vehicles/+/%s",
 				 gw->conf.share_group, topic_kinds[i]);
 		else
-			snprintf(filter, sizeof(filter), "pitstop/v1/vehicles/+/%s", topic_kinds[i]);
+			snprintf(filter, sizeof(filter), "pitstop/v1/vehicles/+/%s",
+				 topic_kinds[i]);
 		r = bus_subscribe(gw->bus, filter, 1);
 		if (r < 0)
 			return r;
@@ -264,7 +264,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (level_arg && log_level_parse(level_arg) < 0) {
-		fprintf(stderr, "pitstop-gateway: --log-level: '%s' is not error, warn, info or debug\n",
+		fprintf(stderr,
+			"pitstop-gateway: --log-level: '%s' is not error, warn, info or debug\n",
 			level_arg);
 		return 2;
 	}

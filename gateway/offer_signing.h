@@ -18,7 +18,7 @@
  * and *ret_len is its size. Returns 0 or -errno from codec / crypto
  * (-EINVAL for an offer the codec refuses, -EMSGSIZE, -ENOMEM, ...).
  */
-int offer_signing_encode(struct crypto_signer *signer, const struct offer *o,
-			 uint8_t **ret_buf, size_t *ret_len);
+int offer_signing_encode(struct crypto_signer *signer, const struct offer *o, uint8_t **ret_buf,
+			 size_t *ret_len);
 
 #endif

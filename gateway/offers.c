@@ -46,7 +46,7 @@ int offers_new_id(char id[CODEC_MAX_ID])
 
 int offers_promo_code(const char *prefix, size_t n, char *buf, size_t size)
 {
-	static const char alphabet[] = "23456789ABCDEFGHJKMNPQRSTUVWXYZ";	/* 31 chars */
+	static const char alphabet[] = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"; /* 31 chars */
 	size_t plen = strlen(prefix);
 	uint8_t b[32];
 	int r;
@@ -65,10 +65,8 @@ int offers_promo_code(const char *prefix, size_t n, char *buf, size_t size)
 
 /* Indexed by enum offer_kind. */
 static const char *const kind_names[] = {
-	[OFFER_REFUEL] = "refuel",
-	[OFFER_SERVICE] = "service",
-	[OFFER_INSPECTION] = "inspection",
-	[OFFER_LOYALTY] = "loyalty",
+	[OFFER_REFUEL] = "refuel",	   [OFFER_SERVICE] = "service",
+	[OFFER_INSPECTION] = "inspection", [OFFER_LOYALTY] = "loyalty",
 	[OFFER_TEST_DRIVE] = "test_drive",
 };
 #define N_KINDS (sizeof(kind_names) / sizeof(kind_names[0]))

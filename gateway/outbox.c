@@ -15,25 +15,25 @@
 #include "log.h"
 
 #define OUTBOX_DEFAULT_MAX 1024
-#define COOKIE_KIND_SHIFT 56	/* cookie = kind << 56 | a counter per outbox */
+#define COOKIE_KIND_SHIFT 56 /* cookie = kind << 56 | a counter per outbox */
 
 struct outbox_entry {
-	char topic[64];			/* pitstop/v1/vehicles/<VIN>/<kind> */
-	uint8_t *buf;			/* owned */
+	char topic[64]; /* pitstop/v1/vehicles/<VIN>/<kind> */
+	uint8_t *buf;	/* owned */
 	size_t len;
 	int64_t drop_after_ms;
-	uint64_t cookie;		/* 0 = queued, else in flight */
+	uint64_t cookie; /* 0 = queued, else in flight */
 };
 
 struct outbox {
 	enum outbox_kind kind;
-	struct outbox_entry *e;		/* owned, max entries */
+	struct outbox_entry *e; /* owned, max entries */
 	size_t n, max;
-	int full_logged;		/* "full" was logged since there last was room */
+	int full_logged; /* "full" was logged since there last was room */
 	uint64_t next_cookie;
 	outbox_publish_fn publish;
 	void *arg;
-	struct store_counters *c;	/* borrowed */
+	struct store_counters *c; /* borrowed */
 };
 
 /* The last topic level of a kind. */
@@ -60,7 +60,7 @@ static void count(struct outbox *ob, int sent)
 		break;
 	case OUTBOX_ACKS:
 		if (sent)
-			ob->c->acks_sent++;	/* a lost one only costs a resend */
+			ob->c->acks_sent++; /* a lost one only costs a resend */
 		break;
 	}
 }
@@ -159,7 +159,7 @@ void outbox_flush(struct outbox *ob, int64_t now_ms)
 		cookie = ob->next_cookie++;
 		r = ob->publish(ob->arg, e->topic, e->buf, e->len, cookie);
 		if (r == -ENOTCONN || r == -EAGAIN)
-			break;	/* keep order; try again on the next flush */
+			break; /* keep order; try again on the next flush */
 		if (r < 0) {
 			count(ob, 0);
 			failed++;

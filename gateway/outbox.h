@@ -30,8 +30,8 @@ struct outbox;
 
 /* What an outbox carries. */
 enum outbox_kind {
-	OUTBOX_OFFERS,	/* SignedOffer on .../<VIN>/offers */
-	OUTBOX_ACKS,	/* TelemetryAck on .../<VIN>/acks */
+	OUTBOX_OFFERS, /* SignedOffer on .../<VIN>/offers */
+	OUTBOX_ACKS,   /* TelemetryAck on .../<VIN>/acks */
 };
 
 /*

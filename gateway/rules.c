@@ -16,13 +16,13 @@
 
 struct rules {
 	struct rules_config conf;
-	struct store *store;	/* borrowed */
+	struct store *store; /* borrowed */
 	rules_offer_fn sink;
 	void *arg;
 };
 
-int rules_new(const struct rules_config *conf, struct store *store, rules_offer_fn sink,
-	      void *arg, struct rules **ret_rules)
+int rules_new(const struct rules_config *conf, struct store *store, rules_offer_fn sink, void *arg,
+	      struct rules **ret_rules)
 {
 	struct rules *r;
 
@@ -48,8 +48,8 @@ void rules_free(struct rules *r)
 }
 
 /* Fills o with the REFUEL offer for vehicle v. Returns 0 or -errno. */
-static int build_refuel_offer(const struct rules *r, const struct store_vehicle *v,
-			      int64_t now_ms, struct offer *o)
+static int build_refuel_offer(const struct rules *r, const struct store_vehicle *v, int64_t now_ms,
+			      struct offer *o)
 {
 	int ret;
 

@@ -25,10 +25,10 @@
 #define RULES_LOW_FUEL "low_fuel"
 
 struct rules_config {
-	int low_fuel_pct;		/* 0..100: offer at or below this level */
-	int low_fuel_rearm_pct;		/* >= 0: close the episode this far above it */
-	int offer_valid_s;		/* > 0: how long an offer is valid */
-	uint32_t offer_radius_m;	/* 0 = 20 km */
+	int low_fuel_pct;	 /* 0..100: offer at or below this level */
+	int low_fuel_rearm_pct;	 /* >= 0: close the episode this far above it */
+	int offer_valid_s;	 /* > 0: how long an offer is valid */
+	uint32_t offer_radius_m; /* 0 = 20 km */
 };
 
 /*
@@ -45,8 +45,8 @@ struct rules;
  * Creates the rule set. store is borrowed; the sink is called with arg.
  * Returns 0 and *ret_rules, or -EINVAL (bad config), -ENOMEM.
  */
-int rules_new(const struct rules_config *conf, struct store *store, rules_offer_fn sink,
-	      void *arg, struct rules **ret_rules);
+int rules_new(const struct rules_config *conf, struct store *store, rules_offer_fn sink, void *arg,
+	      struct rules **ret_rules);
 
 void rules_free(struct rules *r);
 

@@ -12,10 +12,8 @@
 #include "store_sqlite.h"
 
 static const char *const reject_names[STORE_REJECT_COUNT] = {
-	[STORE_REJECT_BAD_TOPIC] = "bad_topic",
-	[STORE_REJECT_BAD_VIN] = "bad_vin",
-	[STORE_REJECT_OVERSIZED] = "oversized",
-	[STORE_REJECT_MALFORMED] = "malformed",
+	[STORE_REJECT_BAD_TOPIC] = "bad_topic", [STORE_REJECT_BAD_VIN] = "bad_vin",
+	[STORE_REJECT_OVERSIZED] = "oversized", [STORE_REJECT_MALFORMED] = "malformed",
 	[STORE_REJECT_STORAGE] = "storage",
 };
 
@@ -52,8 +50,8 @@ static int has_prefix(const char *s, const char *prefix)
  * Dispatches on the URL scheme. Returns what the backend's open returns;
  * err always says why on failure.
  */
-int store_open(const char *url_or_path, enum store_mode mode, struct store **ret_store,
-	       char *err, size_t errlen)
+int store_open(const char *url_or_path, enum store_mode mode, struct store **ret_store, char *err,
+	       size_t errlen)
 {
 	if (!url_or_path || !*url_or_path) {
 		snprintf(err, errlen, "no database given");

@@ -41,16 +41,16 @@ enum store_reject {
 
 /* The counters of one gateway instance (see docs/gateway.md). */
 struct store_counters {
-	uint64_t received;		/* messages delivered by the bus */
-	uint64_t stored;		/* telemetry batches stored (not duplicates) */
-	uint64_t samples_stored;	/* samples in those batches */
-	uint64_t duplicates;		/* batches already stored: (VIN, seq) seen */
+	uint64_t received;	 /* messages delivered by the bus */
+	uint64_t stored;	 /* telemetry batches stored (not duplicates) */
+	uint64_t samples_stored; /* samples in those batches */
+	uint64_t duplicates;	 /* batches already stored: (VIN, seq) seen */
 	uint64_t rejected[STORE_REJECT_COUNT];
-	uint64_t offers_sent;		/* offers acknowledged by the broker */
-	uint64_t offers_failed;		/* offers that could not be built or sent */
-	uint64_t acks_sent;		/* telemetry receipts acknowledged by the broker */
-	uint64_t events;		/* offer events stored */
-	uint64_t status;		/* agent status messages stored */
+	uint64_t offers_sent;	/* offers acknowledged by the broker */
+	uint64_t offers_failed; /* offers that could not be built or sent */
+	uint64_t acks_sent;	/* telemetry receipts acknowledged by the broker */
+	uint64_t events;	/* offer events stored */
+	uint64_t status;	/* agent status messages stored */
 };
 
 /* One instance's saved counters, as listed for pitstopctl stats. */
@@ -77,17 +77,17 @@ enum store_online {
  */
 struct store_vehicle {
 	char vin[VIN_LEN + 1];
-	int has_sample;			/* 0: status only, no telemetry yet */
-	int64_t time_ms;		/* time of the newest sample */
-	enum fix_mode fix;		/* fix of the newest sample */
-	unsigned present;		/* SAMPLE_* bits */
+	int has_sample;	   /* 0: status only, no telemetry yet */
+	int64_t time_ms;   /* time of the newest sample */
+	enum fix_mode fix; /* fix of the newest sample */
+	unsigned present;  /* SAMPLE_* bits */
 	int64_t odometer_m;
 	int32_t fuel_permille;
 	int32_t lat_e7, lon_e7;
 	int32_t speed_cms;
 	int32_t heading_cdeg;
 	enum store_online online;
-	int64_t status_time_ms;		/* time of the status that set online; 0 none */
+	int64_t status_time_ms; /* time of the status that set online; 0 none */
 	char agent_version[CODEC_MAX_VERSION];
 };
 
@@ -127,7 +127,7 @@ struct store_offer_row {
  * malloc'ed arrays the caller frees with free().
  */
 struct store_ops {
-	const char *name;	/* "sqlite" */
+	const char *name; /* "sqlite" */
 
 	/* Closes and frees s. Called through store_close(), never NULL s. */
 	void (*close)(struct store *s);
@@ -215,12 +215,12 @@ struct store_ops {
 
 /* Every backend's struct store starts with this. */
 struct store {
-	const struct store_ops *ops;	/* borrowed, static */
+	const struct store_ops *ops; /* borrowed, static */
 };
 
 enum store_mode {
-	STORE_READ_WRITE,	/* creates / migrates the schema */
-	STORE_READ_ONLY,	/* for pitstopctl: never writes, schema must exist */
+	STORE_READ_WRITE, /* creates / migrates the schema */
+	STORE_READ_ONLY,  /* for pitstopctl: never writes, schema must exist */
 };
 
 /*
@@ -229,8 +229,8 @@ enum store_mode {
  * failure writes a one-line reason into err. Returns 0 and *ret_store, or
  * -errno.
  */
-int store_open(const char *url_or_path, enum store_mode mode, struct store **ret_store,
-	       char *err, size_t errlen);
+int store_open(const char *url_or_path, enum store_mode mode, struct store **ret_store, char *err,
+	       size_t errlen);
 
 /* Closes a store. Accepts NULL. */
 void store_close(struct store *s);

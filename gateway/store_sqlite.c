@@ -72,6 +72,8 @@ enum stmt_id {
 /* A field is taken from the batch when it is newer than (or as new as) ours. */
 #define NEWER(t, col) "(" t " IS NOT NULL AND (" col " IS NULL OR " t " >= " col "))"
 
+/* The SQL reads best laid out by hand: the formatter keeps out. */
+/* clang-format off */
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
@@ -143,14 +145,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_COUNTER_LIST] =
 		"SELECT instance, name, value, updated_ms FROM counters ORDER BY instance",
 };
+/* clang-format on */
 
 /* Schema version 1. Integer columns in the protocol's units. */
 static const char schema_v1[] =
 	"CREATE TABLE vehicles ("
 	"  id INTEGER PRIMARY KEY,"
 	"  vin TEXT NOT NULL UNIQUE,"
-	"  time_ms INTEGER,"		/* newest sample */
-	"  fix INTEGER,"		/* of the newest sample */
+	"  time_ms INTEGER," /* newest sample */
+	"  fix INTEGER,"     /* of the newest sample */
 	"  odometer_m INTEGER, odometer_ms INTEGER,"
 	"  fuel_permille INTEGER, fuel_ms INTEGER,"
 	"  lat_e7 INTEGER, lon_e7 INTEGER, position_ms INTEGER,"
@@ -213,14 +216,14 @@ static const char schema_v1[] =
 	") WITHOUT ROWID;";
 
 struct sqlite_store {
-	struct store base;		/* must stay first */
-	sqlite3 *db;			/* owned */
-	sqlite3_stmt *st[ST_COUNT];	/* owned, prepared once */
+	struct store base;	    /* must stay first */
+	sqlite3 *db;		    /* owned */
+	sqlite3_stmt *st[ST_COUNT]; /* owned, prepared once */
 	int read_only;
-	int in_tx;			/* a BEGIN is open */
+	int in_tx; /* a BEGIN is open */
 	/* fail()'s log limiter */
 	int last_fail_rc;
-	const char *last_fail_op;	/* borrowed string literal */
+	const char *last_fail_op; /* borrowed string literal */
 	time_t last_fail_logged;
 	unsigned long fail_suppressed;
 };
@@ -752,7 +755,7 @@ static int sq_offer_put(struct store *s, const struct offer *o, int64_t created_
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT)
-		return -EEXIST;	/* expected, not worth an error line */
+		return -EEXIST; /* expected, not worth an error line */
 	if (rc != SQLITE_DONE)
 		return fail(q, rc, "insert offer");
 	return 0;
@@ -825,7 +828,7 @@ static int sq_offer_event(struct store *s, const char *vin, const struct offer_e
 static enum store_offer_state state_parse(const char *s)
 {
 	static const enum store_offer_state all[] = {
-		STORE_OFFER_SENT, STORE_OFFER_SHOWN, STORE_OFFER_ACCEPTED,
+		STORE_OFFER_SENT,      STORE_OFFER_SHOWN,    STORE_OFFER_ACCEPTED,
 		STORE_OFFER_DISMISSED, STORE_OFFER_REJECTED,
 	};
 
@@ -904,14 +907,30 @@ struct counter_field {
 	size_t offset;
 };
 
-#define CF(field) { #field, offsetof(struct store_counters, field) }
-#define CR(idx, nm) { "rejected." nm, offsetof(struct store_counters, rejected) + (idx) * sizeof(uint64_t) }
+#define CF(field)                                              \
+	{                                                      \
+#field, offsetof(struct store_counters, field) \
+	}
+#define CR(idx, nm)                                                                          \
+	{                                                                                    \
+		"rejected." nm,                                                              \
+			offsetof(struct store_counters, rejected) + (idx) * sizeof(uint64_t) \
+	}
 static const struct counter_field counter_fields[] = {
-	CF(received), CF(stored), CF(samples_stored), CF(duplicates),
-	CR(STORE_REJECT_BAD_TOPIC, "bad_topic"), CR(STORE_REJECT_BAD_VIN, "bad_vin"),
-	CR(STORE_REJECT_OVERSIZED, "oversized"), CR(STORE_REJECT_MALFORMED, "malformed"),
+	CF(received),
+	CF(stored),
+	CF(samples_stored),
+	CF(duplicates),
+	CR(STORE_REJECT_BAD_TOPIC, "bad_topic"),
+	CR(STORE_REJECT_BAD_VIN, "bad_vin"),
+	CR(STORE_REJECT_OVERSIZED, "oversized"),
+	CR(STORE_REJECT_MALFORMED, "malformed"),
 	CR(STORE_REJECT_STORAGE, "storage"),
-	CF(offers_sent), CF(offers_failed), CF(acks_sent), CF(events), CF(status),
+	CF(offers_sent),
+	CF(offers_failed),
+	CF(acks_sent),
+	CF(events),
+	CF(status),
 };
 #define N_COUNTER_FIELDS (sizeof(counter_fields) / sizeof(counter_fields[0]))
 
@@ -921,7 +940,7 @@ static uint64_t *counter_slot(struct store_counters *c, const char *name)
 	for (size_t i = 0; i < N_COUNTER_FIELDS; i++)
 		if (strcmp(counter_fields[i].name, name) == 0)
 			return (uint64_t *)((char *)c + counter_fields[i].offset);
-	return NULL;	/* written by a newer gateway: ignored */
+	return NULL; /* written by a newer gateway: ignored */
 }
 
 static int sq_counters_save(struct store *s, const char *id, const struct store_counters *c,
@@ -1099,8 +1118,8 @@ fail:
 	return sqlerr_errno(rc);
 }
 
-int store_sqlite_open(const char *path, enum store_mode mode, struct store **ret_store,
-		      char *err, size_t errlen)
+int store_sqlite_open(const char *path, enum store_mode mode, struct store **ret_store, char *err,
+		      size_t errlen)
 {
 	struct sqlite_store *q = NULL;
 	int flags = SQLITE_OPEN_NOMUTEX;
@@ -1136,8 +1155,8 @@ int store_sqlite_open(const char *path, enum store_mode mode, struct store **ret
 	sqlite3_busy_timeout(q->db, 5000);
 	if (!q->read_only) {
 		/* journal_mode answers with a row; exec() ignores it. */
-		rc = sqlite3_exec(q->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL",
-				  NULL, NULL, NULL);
+		rc = sqlite3_exec(q->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", NULL,
+				  NULL, NULL);
 		if (rc != SQLITE_OK) {
 			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(q->db));
 			r = sqlerr_errno(rc);
@@ -1158,8 +1177,8 @@ int store_sqlite_open(const char *path, enum store_mode mode, struct store **ret
 	}
 	if (version < STORE_SQLITE_SCHEMA_VERSION) {
 		if (q->read_only) {
-			snprintf(err, errlen, "%s: not a gateway database (schema version %d)", path,
-				 version);
+			snprintf(err, errlen, "%s: not a gateway database (schema version %d)",
+				 path, version);
 			r = -EPROTO;
 			goto out;
 		}

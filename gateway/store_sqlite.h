@@ -19,7 +19,7 @@
  * -ENOENT (read-only and no file), -EPROTO (schema newer than this code or
  * not ours), -EIO/-EACCES/... from SQLite.
  */
-int store_sqlite_open(const char *path, enum store_mode mode, struct store **ret_store,
-		      char *err, size_t errlen);
+int store_sqlite_open(const char *path, enum store_mode mode, struct store **ret_store, char *err,
+		      size_t errlen);
 
 #endif
