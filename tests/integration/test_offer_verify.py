@@ -69,7 +69,8 @@ def test():
         s.mqtt_pub(topic, sign(s, s.path("good.bin"), good_key, VIN_A, "offer-good"))
         card = wait_for(lambda: read_card(screen), 10, "the valid offer on screen")
         assert card["offer_id"] == "offer-good", card
-        assert "offer offer-good shown" in agent.text()
+        # The card is written before the log line: wait for the line too.
+        wait_for(lambda: "offer offer-good shown" in agent.text(), 10, "the agent to log it shown")
         for oid, _, _ in bad:
             assert "offer offer-%s shown" % oid not in agent.text()
 
