@@ -12,6 +12,7 @@ def test():
     with System("acl") as s:
         s.make_pki(VIN_A)
         s.start_broker()
+        s.start_gpsfake()
         s.start_gateway()
         signals = s.write_signals("signals.csv", [(0, "1000.000", "50.0", "0")])
         # Control: a correctly configured car B would be stored; this one is

@@ -14,6 +14,7 @@ def test():
     with System("badinput") as s:
         s.make_pki(VIN_A, VIN_B)
         s.start_broker()
+        s.start_gpsfake()
         gw = s.start_gateway()
         s.start_agent(VIN_A, os.path.join(DATA_DIR, "drive.csv"), batch_max_samples="2",
                       batch_max_age_ms="2000")

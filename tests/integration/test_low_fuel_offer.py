@@ -17,6 +17,7 @@ def test():
     with System("lowfuel") as s:
         s.make_pki(VIN_A)
         s.start_broker()
+        s.start_gpsfake()
         s.start_gateway(low_fuel_pct="15")
         # Parked (speed 0) so the offer may be shown at once. Fuel falls
         # through 15 % at t=4 s, wobbles around it, never rises 10 points.

@@ -25,6 +25,7 @@ def test():
         rogue = s.path("rogue-pki")
         subprocess.run([CTL, "pki", "init", rogue], check=True, capture_output=True, timeout=60)
         s.start_broker()
+        s.start_gpsfake()
         signals = s.write_signals("signals.csv", [(0, "1000.000", "50.0", "0")])
         agent = s.start_agent(VIN_A, signals)
         wait_for(lambda: "bus: connected" in agent.text(), 20, "the agent to connect")
