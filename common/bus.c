@@ -58,7 +58,8 @@ struct bus_msg {
 	int qos;
 	unsigned generation; /* of the connection the report is about */
 	uint64_t cookie;
-	char *topic;	  /* owned; MSG_MESSAGE and MSG_SUB_FAIL */
+	char *topic;	  /* owned; MSG_MESSAGE and MSG_SUB_FAIL topic,
+			  * or MSG_CONNECT_FAIL's Paho error text */
 	uint8_t *payload; /* owned */
 	size_t len;
 };
@@ -202,13 +203,29 @@ static void on_connect_ok(void *context, MQTTAsync_successData5 *resp)
 	bus_post(bus, m);
 }
 
+/*
+ * A refused CONNACK carries an MQTT reason code; a failure before that (TCP,
+ * TLS handshake, certificate verification) only Paho's code and message
+ * text, which is kept so the log says what really went wrong.
+ */
 static void on_connect_fail(void *context, MQTTAsync_failureData5 *resp)
 {
 	struct bus *bus = context;
-	int reason =
-		resp ? (resp->reasonCode ? (int)resp->reasonCode : -ECONNREFUSED) : -ECONNREFUSED;
+	struct bus_msg *m = bus_msg_new(MSG_CONNECT_FAIL);
 
-	bus_post_simple(bus, MSG_CONNECT_FAIL, reason, 0, 0);
+	if (!m) {
+		log_error("bus: out of memory reporting a failed connect");
+		return;
+	}
+	m->reason = resp && resp->reasonCode ? (int)resp->reasonCode : -ECONNREFUSED;
+	if (resp && !resp->reasonCode) {
+		char text[160];
+
+		snprintf(text, sizeof(text), "Paho error %d%s%s", resp->code,
+			 resp->message ? ": " : "", resp->message ? resp->message : "");
+		m->topic = strdup(text); /* NULL on ENOMEM: logged without it */
+	}
+	bus_post(bus, m);
 }
 
 static void on_connection_lost(void *context, char *cause)
@@ -463,8 +480,11 @@ static void bus_dispatch(struct bus *bus, struct bus_msg *m)
 		break;
 	case MSG_CONNECT_FAIL:
 		bus->connecting = 0;
-		log_warn("bus: connect to %s failed: %s (%d)", bus->uri,
-			 bus_reason_string(m->reason), m->reason);
+		if (m->topic) /* no CONNACK: TCP or TLS failed */
+			log_warn("bus: connect to %s failed: %s", bus->uri, m->topic);
+		else
+			log_warn("bus: connect to %s failed: %s (%d)", bus->uri,
+				 bus_reason_string(m->reason), m->reason);
 		bus_schedule_retry(bus);
 		return;
 	case MSG_LOST:

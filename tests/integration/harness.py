@@ -51,15 +51,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=10.0):
+def wait_port(port, timeout=10.0, host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
             s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.05)
-    raise TimeoutError("nothing listens on 127.0.0.1:%d after %.0f s" % (port, timeout))
+    raise TimeoutError("nothing listens on %s:%d after %.0f s" % (host, port, timeout))
 
 
 def wait_for(pred, timeout, what, interval=0.1):
@@ -196,14 +196,15 @@ class System:
                            capture_output=True, timeout=60)
 
     # --- broker --------------------------------------------------------
-    def start_broker(self, port=None):
+    def start_broker(self, port=None, bind="127.0.0.1"):
         self.broker_port = port or self.broker_port or free_port()
+        self.broker_bind = bind
         data = self.path("broker-data")
         os.makedirs(data, exist_ok=True)
         with open(os.path.join(BROKER_DIR, "mosquitto.conf.in")) as f:
             conf = f.read()
         for k, v in {"@USER@": getpass.getuser(), "@PORT@": str(self.broker_port),
-                     "@BIND@": "127.0.0.1", "@PKI@": self.pki,
+                     "@BIND@": bind, "@PKI@": self.pki,
                      "@ACL@": os.path.join(BROKER_DIR, "acl"), "@DATA@": data,
                      "@LOG@": self.path("mosquitto.log")}.items():
             conf = conf.replace(k, v)
@@ -213,7 +214,7 @@ class System:
         with open(path, "w") as f:
             f.write(conf)
         self.start("broker", ["mosquitto", "-c", path])
-        wait_port(self.broker_port)
+        wait_port(self.broker_port, host=bind)
         return self.broker_port
 
     def broker_log(self):
