@@ -15,21 +15,42 @@
 #include "log.h"
 #include "vin.h"
 
-#define OPT(name, type, min, max, def, help)                                          \
-	{                                                                             \
-#name, type, offsetof(struct agent_config, name), min, max, def, help \
+/* An option whose text value is also checked by check (config_check_fn). */
+#define OPT_CHECKED(name, def, help, check)                                                       \
+	{                                                                                         \
+#name, CONFIG_STRING, offsetof(struct agent_config, name), 0, 0, def, help, check \
+	}
+#define OPT(name, type, min, max, def, help)                                                \
+	{                                                                                   \
+#name, type, offsetof(struct agent_config, name), min, max, def, help, NULL \
 	}
 
+static int check_vin(const char *value, char *msg, size_t msglen)
+{
+	if (vin_valid(value))
+		return 0;
+	snprintf(msg, msglen, "is not a valid VIN (17 characters, 0-9 and A-Z without I, O, Q)");
+	return -EINVAL;
+}
+
+static int check_nonempty(const char *value, char *msg, size_t msglen)
+{
+	if (*value)
+		return 0;
+	snprintf(msg, msglen, "must not be empty");
+	return -EINVAL;
+}
+
 const struct config_option agent_config_table[] = {
-	OPT(vin, CONFIG_STRING, 0, 0, NULL, "this car's VIN (required; also the MQTT client id)"),
+	OPT_CHECKED(vin, NULL, "this car's VIN (required; also the MQTT client id)", check_vin),
 	OPT(broker_uri, CONFIG_STRING, 0, 0, "ssl://127.0.0.1:8883", "MQTT broker URI"),
 	OPT(ca_file, CONFIG_STRING, 0, 0, NULL, "CA certificate that signed the broker's (PEM)"),
 	OPT(cert_file, CONFIG_STRING, 0, 0, NULL, "this car's client certificate (PEM, CN=VIN)"),
 	OPT(key_file, CONFIG_STRING, 0, 0, NULL, "private key of cert_file (PEM)"),
 	OPT(offer_key_file, CONFIG_STRING, 0, 0, NULL,
 	    "the gateway's offer-signing public key (PEM); no offers are shown without it"),
-	OPT(state_dir, CONFIG_STRING, 0, 0, "/var/lib/pitstop-agent",
-	    "directory for queue.db and offers.db"),
+	OPT_CHECKED(state_dir, "/var/lib/pitstop-agent", "directory for queue.db and offers.db",
+		    check_nonempty),
 	OPT(gpsd_host, CONFIG_STRING, 0, 0, "127.0.0.1", "gpsd host"),
 	OPT(gpsd_port, CONFIG_INT, 1, 65535, "2947", "gpsd port"),
 	OPT(signals_file, CONFIG_STRING, 0, 0, NULL, "vehicle-signal replay file (CSV)"),
@@ -47,38 +68,10 @@ const struct config_option agent_config_table[] = {
 	    "broker took it"),
 	OPT(queue_max_batches, CONFIG_INT, 1, 10000000, "100000",
 	    "batches kept at most; when full the oldest is dropped"),
-	OPT(log_level, CONFIG_STRING, 0, 0, "info", "error, warn, info or debug"),
+	OPT_CHECKED(log_level, "info", "error, warn, info or debug", log_level_check),
 	OPT(log_file, CONFIG_STRING, 0, 0, NULL, "log to this file instead of stderr"),
 	CONFIG_END
 };
-
-/* Returns the 1-based line on which name is set in path, or 0 if it is not. */
-static unsigned find_line(const char *path, const char *name)
-{
-	char line[4098];
-	unsigned lineno = 0, found = 0;
-	size_t n = strlen(name);
-	FILE *f = fopen(path, "re");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		const char *p = line;
-
-		lineno++;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (strncmp(p, name, n) == 0) {
-			p += n;
-			while (*p == ' ' || *p == '\t')
-				p++;
-			if (*p == '=')
-				found = lineno; /* the last one wins, as in config_load */
-		}
-	}
-	fclose(f);
-	return found;
-}
 
 /* Writes "path:line: msg" (or "path: msg" when line is 0) into err. */
 static void where_error(char *err, size_t errlen, const char *path, unsigned line, const char *msg)
@@ -101,20 +94,6 @@ int agent_config_load(const char *path, struct agent_config *ret_conf, char *err
 	r = -EINVAL;
 	if (!c.vin || !*c.vin) {
 		where_error(err, errlen, path, 0, "vin: required option is missing");
-		goto fail;
-	}
-	if (!vin_valid(c.vin)) {
-		where_error(err, errlen, path, find_line(path, "vin"),
-			    "vin: not a valid VIN (17 characters, 0-9 and A-Z without I, O, Q)");
-		goto fail;
-	}
-	if (log_level_parse(c.log_level) < 0) {
-		where_error(err, errlen, path, find_line(path, "log_level"),
-			    "log_level: expected error, warn, info or debug");
-		goto fail;
-	}
-	if (!*c.state_dir) {
-		where_error(err, errlen, path, find_line(path, "state_dir"), "state_dir: empty");
 		goto fail;
 	}
 	if (!c.display_file || !*c.display_file) {

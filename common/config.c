@@ -44,7 +44,14 @@ static int config_apply(const struct config_option *o, void *conf, const char *v
 
 	switch (o->type) {
 	case CONFIG_STRING: {
-		char *copy = strdup(value);
+		char *copy;
+		char why[128];
+
+		if (o->check && o->check(value, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s: '%s' %s", o->name, value, why);
+			return -EINVAL;
+		}
+		copy = strdup(value);
 
 		if (!copy) {
 			snprintf(err, errlen, "out of memory");

@@ -21,18 +21,26 @@ enum config_type {
 	CONFIG_BOOL,   /* int 0/1; accepts true/false, yes/no, on/off, 1/0 */
 };
 
+/*
+ * Optional check of a CONFIG_STRING value, run where the value is parsed so
+ * a rejection carries its file:line. Returns 0, or < 0 with a short reason
+ * in msg ("not a valid VIN").
+ */
+typedef int (*config_check_fn)(const char *value, char *msg, size_t msglen);
+
 struct config_option {
 	const char *name;
 	enum config_type type;
-	size_t offset;	  /* offsetof() the field in the caller's struct */
-	double min, max;  /* numeric range, inclusive */
-	const char *def;  /* default as text, parsed like a file value; NULL = none */
-	const char *help; /* one line, for --help and docs */
+	size_t offset;	       /* offsetof() the field in the caller's struct */
+	double min, max;       /* numeric range, inclusive */
+	const char *def;       /* default as text, parsed like a file value; NULL = none */
+	const char *help;      /* one line, for --help and docs */
+	config_check_fn check; /* CONFIG_STRING only; NULL = any text */
 };
 
-#define CONFIG_END                                       \
-	{                                                \
-		NULL, CONFIG_STRING, 0, 0, 0, NULL, NULL \
+#define CONFIG_END                                             \
+	{                                                      \
+		NULL, CONFIG_STRING, 0, 0, 0, NULL, NULL, NULL \
 	}
 
 /*

@@ -48,6 +48,14 @@ int log_level_parse(const char *name)
 	return -EINVAL;
 }
 
+int log_level_check(const char *value, char *msg, size_t msglen)
+{
+	if (log_level_parse(value) >= 0)
+		return 0;
+	snprintf(msg, msglen, "is not error, warn, info or debug");
+	return -EINVAL;
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
 	char line[1024];

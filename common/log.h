@@ -10,6 +10,8 @@
 #ifndef PITSTOP_LOG_H
 #define PITSTOP_LOG_H
 
+#include <stddef.h>
+
 enum log_level {
 	LOG_LEVEL_ERROR = 0,
 	LOG_LEVEL_WARN = 1,
@@ -34,6 +36,9 @@ int log_open_file(const char *path);
 
 /* Parses "error", "warn", "info" or "debug". Returns the level or -EINVAL. */
 int log_level_parse(const char *name);
+
+/* config_check_fn for a log_level option: one of the names above. */
+int log_level_check(const char *value, char *msg, size_t msglen);
 
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -29,12 +29,21 @@ struct conf {
 	char *path;	/* no default: NULL until set */
 };
 
+/* config_check_fn for "name": no '/'. */
+static int no_slash(const char *value, char *msg, size_t msglen)
+{
+	if (!strchr(value, '/'))
+		return 0;
+	snprintf(msg, msglen, "must not contain '/'");
+	return -EINVAL;
+}
+
 static const struct config_option table[] = {
-	{ "name", CONFIG_STRING, offsetof(struct conf, name), 0, 0, "pitstop", "a name" },
-	{ "port", CONFIG_INT, offsetof(struct conf, port), 1, 65535, "1883", "TCP port" },
-	{ "ratio", CONFIG_DOUBLE, offsetof(struct conf, ratio), 0, 1, "0.5", "a fraction" },
-	{ "verbose", CONFIG_BOOL, offsetof(struct conf, verbose), 0, 1, "false", "chatty" },
-	{ "path", CONFIG_STRING, offsetof(struct conf, path), 0, 0, NULL, "a path" },
+	{ "name", CONFIG_STRING, offsetof(struct conf, name), 0, 0, "pitstop", "a name", no_slash },
+	{ "port", CONFIG_INT, offsetof(struct conf, port), 1, 65535, "1883", "TCP port", NULL },
+	{ "ratio", CONFIG_DOUBLE, offsetof(struct conf, ratio), 0, 1, "0.5", "a fraction", NULL },
+	{ "verbose", CONFIG_BOOL, offsetof(struct conf, verbose), 0, 1, "false", "chatty", NULL },
+	{ "path", CONFIG_STRING, offsetof(struct conf, path), 0, 0, NULL, "a path", NULL },
 	CONFIG_END
 };
 
@@ -167,6 +176,7 @@ static void test_errors_have_file_and_line(void **state)
 		{ "ratio = nan\n", -EINVAL, "1: ratio: 'nan' is not a number" },
 		{ "ratio = inf\n", -EINVAL, "1: ratio: 'inf' is not a number" },
 		{ "verbose = maybe\n", -EINVAL, "1: verbose: 'maybe' is not true or false" },
+		{ "port = 80\nname = a/b\n", -EINVAL, "2: name: 'a/b' must not contain '/'" },
 		{ "name = x\ncolour = red\n", -EINVAL, "2: unknown option 'colour'" },
 		{ "port 1883\n", -EINVAL, "1: expected 'name = value'" },
 		{ "\n\n = 5\n", -EINVAL, "3: missing option name before '='" },
