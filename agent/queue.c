@@ -411,7 +411,7 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq)
 		r = n < 0 ? n : -ENODATA;
 		goto out;
 	}
-	r = codec_encode_batch(seq, samples, (size_t)n, &buf, &len);
+	r = codec_encode_batch(0, seq, samples, (size_t)n, &buf, &len);
 	if (r < 0) {
 		log_error("queue: seal batch: encoding %d samples failed: %s", n, strerror(-r));
 		goto out;

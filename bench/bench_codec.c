@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 		uint8_t *buf;
 		size_t len;
 
-		if (codec_encode_batch(batches + 1, s + i, k, &buf, &len) < 0) {
+		if (codec_encode_batch(0, batches + 1, s + i, k, &buf, &len) < 0) {
 			fprintf(stderr, "encode failed at sample %zu\n", i);
 			return 1;
 		}
@@ -99,7 +99,7 @@ int main(int argc, char **argv)
 		t0 = now_s();
 		do {
 			free(buf);
-			if (codec_encode_batch(1, s, k, &buf, &len) < 0)
+			if (codec_encode_batch(0, 1, s, k, &buf, &len) < 0)
 				return 1;
 			rounds++;
 		} while ((el = now_s() - t0) < 1.0);
@@ -112,7 +112,7 @@ int main(int argc, char **argv)
 			size_t nout;
 			uint64_t seq;
 
-			if (codec_decode_batch(buf, len, &seq, &out, &nout) < 0)
+			if (codec_decode_batch(buf, len, NULL, &seq, &out, &nout) < 0)
 				return 1;
 			free(out);
 			rounds++;

@@ -39,7 +39,7 @@ static void bench_fill(struct bench *b)
 		int r;
 
 		/* Each batch carries its own seq, so each is a distinct batch. */
-		r = codec_encode_batch(b->next_seq, b->samples, b->per_batch, &buf, &len);
+		r = codec_encode_batch(0, b->next_seq, b->samples, b->per_batch, &buf, &len);
 		if (r < 0) {
 			fprintf(stderr, "encode: %s\n", strerror(-r));
 			b->failed = 1;

@@ -218,8 +218,8 @@ static int str_copy(char *dst, size_t size, const char *src)
 	return 0;
 }
 
-int codec_encode_batch(uint64_t seq, const struct sample *samples, size_t n, uint8_t **ret_buf,
-		       size_t *ret_len)
+int codec_encode_batch(uint64_t epoch, uint64_t seq, const struct sample *samples, size_t n,
+		       uint8_t **ret_buf, size_t *ret_len)
 {
 	Pitstop__V1__TelemetryBatch b = PITSTOP__V1__TELEMETRY_BATCH__INIT;
 	int64_t prev[NCOLUMNS] = { 0 };
@@ -231,6 +231,7 @@ int codec_encode_batch(uint64_t seq, const struct sample *samples, size_t n, uin
 	if (n > CODEC_MAX_SAMPLES)
 		return -EMSGSIZE;
 
+	b.epoch = epoch;
 	b.seq = seq;
 	b.n_flags = n;
 	b.flags = malloc(n * sizeof(*b.flags));
@@ -282,7 +283,7 @@ out:
 	return r;
 }
 
-int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_seq,
+int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint64_t *ret_seq,
 		       struct sample **ret_samples, size_t *ret_n)
 {
 	Pitstop__V1__TelemetryBatch *m = NULL;
@@ -342,6 +343,8 @@ int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_seq,
 			col_set(c, s, acc[k]);
 		}
 	}
+	if (ret_epoch)
+		*ret_epoch = m->epoch;
 	*ret_seq = m->seq;
 	*ret_samples = samples;
 	*ret_n = n;
@@ -456,7 +459,8 @@ out:
 	return r;
 }
 
-int codec_encode_ack(const uint64_t *seqs, size_t n, uint8_t **ret_buf, size_t *ret_len)
+int codec_encode_ack(uint64_t epoch, const uint64_t *seqs, size_t n, uint8_t **ret_buf,
+		     size_t *ret_len)
 {
 	Pitstop__V1__TelemetryAck a = PITSTOP__V1__TELEMETRY_ACK__INIT;
 
@@ -467,12 +471,14 @@ int codec_encode_ack(const uint64_t *seqs, size_t n, uint8_t **ret_buf, size_t *
 	for (size_t i = 0; i < n; i++)
 		if (seqs[i] == 0)
 			return -EINVAL;
+	a.epoch = epoch;
 	a.n_seqs = n;
 	a.seqs = (uint64_t *)seqs;
 	return pack_message(&a.base, CODEC_MAX_ACK_BYTES, ret_buf, ret_len);
 }
 
-int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t **ret_seqs, size_t *ret_n)
+int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint64_t **ret_seqs,
+		     size_t *ret_n)
 {
 	Pitstop__V1__TelemetryAck *a;
 	uint64_t *seqs = NULL;
@@ -500,6 +506,8 @@ int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t **ret_seqs, size_t
 		goto out;
 	}
 	memcpy(seqs, a->seqs, a->n_seqs * sizeof(*seqs));
+	if (ret_epoch)
+		*ret_epoch = a->epoch;
 	*ret_seqs = seqs;
 	*ret_n = a->n_seqs;
 	r = 0;

@@ -66,28 +66,33 @@ struct sample {
 };
 
 /*
- * Encodes n samples (1..CODEC_MAX_SAMPLES) as a TelemetryBatch with sequence
- * number seq. On success *ret_buf is malloc'ed (caller frees) and *ret_len
- * its size; out-of-range sample values give -EINVAL.
+ * Encodes n samples (1..CODEC_MAX_SAMPLES) as a TelemetryBatch of queue
+ * epoch `epoch` (0: none, a pre-epoch car) with sequence number seq. On
+ * success *ret_buf is malloc'ed (caller frees) and *ret_len its size;
+ * out-of-range sample values give -EINVAL.
  */
-int codec_encode_batch(uint64_t seq, const struct sample *samples, size_t n, uint8_t **ret_buf,
-		       size_t *ret_len);
+int codec_encode_batch(uint64_t epoch, uint64_t seq, const struct sample *samples, size_t n,
+		       uint8_t **ret_buf, size_t *ret_len);
 
 /*
  * Decodes a TelemetryBatch. Rejects (-EMSGSIZE) len > CODEC_MAX_BATCH_BYTES or
  * more than CODEC_MAX_SAMPLES samples, and (-EBADMSG) columns whose lengths
  * disagree with the flags, a zero seq, or values out of range after
- * un-delta-ing. On success *ret_samples is malloc'ed (caller frees).
+ * un-delta-ing. On success *ret_samples is malloc'ed (caller frees) and
+ * *ret_epoch (when ret_epoch is not NULL) is the batch's epoch, 0 if absent.
  */
-int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_seq,
+int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint64_t *ret_seq,
 		       struct sample **ret_samples, size_t *ret_n);
 
 /*
- * TelemetryAck: the batches (seqs, 1..CODEC_MAX_ACK_SEQS of them, none 0)
- * the gateway has stored for one vehicle. decode returns a malloc'ed array.
+ * TelemetryAck: the batches (seqs, 1..CODEC_MAX_ACK_SEQS of them, none 0) of
+ * queue epoch `epoch` the gateway has stored for one vehicle. decode returns
+ * a malloc'ed array, and the epoch in *ret_epoch unless ret_epoch is NULL.
  */
-int codec_encode_ack(const uint64_t *seqs, size_t n, uint8_t **ret_buf, size_t *ret_len);
-int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t **ret_seqs, size_t *ret_n);
+int codec_encode_ack(uint64_t epoch, const uint64_t *seqs, size_t n, uint8_t **ret_buf,
+		     size_t *ret_len);
+int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint64_t **ret_seqs,
+		     size_t *ret_n);
 
 enum offer_action {
 	OFFER_ACTION_SHOWN = 1,

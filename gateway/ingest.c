@@ -179,7 +179,7 @@ static void acks_publish(struct ingest *in, int64_t now)
 			size_t k = n - off < CODEC_MAX_ACK_SEQS ? n - off : CODEC_MAX_ACK_SEQS;
 			uint8_t *buf = NULL;
 			size_t len = 0;
-			int r = codec_encode_ack(in->ack_seqs + off, k, &buf, &len);
+			int r = codec_encode_ack(0, in->ack_seqs + off, k, &buf, &len);
 
 			if (r < 0) {
 				log_warn("ingest: cannot encode a receipt for %zu batches: %s", k,
@@ -402,7 +402,7 @@ void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload
 	}
 	switch (kind) {
 	case MSG_TELEMETRY:
-		r = codec_decode_batch(payload, len, &seq, &samples, &n);
+		r = codec_decode_batch(payload, len, NULL, &seq, &samples, &n);
 		break;
 	case MSG_EVENTS:
 		r = codec_decode_offer_event(payload, len, &ev);

@@ -34,16 +34,16 @@ static void fuzz_batch(const uint8_t *data, size_t size)
 {
 	struct sample *s1 = NULL, *s2 = NULL;
 	size_t n1 = 0, n2 = 0, len = 0;
-	uint64_t seq1 = 0, seq2 = 0;
+	uint64_t seq1 = 0, seq2 = 0, ep1 = 0, ep2 = 0;
 	uint8_t *buf = NULL;
 
-	if (codec_decode_batch(data, size, &seq1, &s1, &n1) != 0)
+	if (codec_decode_batch(data, size, &ep1, &seq1, &s1, &n1) != 0)
 		return;
 	CHECK(seq1 != 0 && n1 >= 1 && n1 <= CODEC_MAX_SAMPLES);
-	CHECK(codec_encode_batch(seq1, s1, n1, &buf, &len) == 0);
+	CHECK(codec_encode_batch(ep1, seq1, s1, n1, &buf, &len) == 0);
 	CHECK(len <= CODEC_MAX_BATCH_BYTES);
-	CHECK(codec_decode_batch(buf, len, &seq2, &s2, &n2) == 0);
-	CHECK(seq1 == seq2 && n1 == n2);
+	CHECK(codec_decode_batch(buf, len, &ep2, &seq2, &s2, &n2) == 0);
+	CHECK(seq1 == seq2 && n1 == n2 && ep1 == ep2);
 	for (size_t i = 0; i < n1; i++)
 		CHECK(samples_equal(&s1[i], &s2[i]));
 	free(buf);

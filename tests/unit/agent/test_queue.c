@@ -100,7 +100,7 @@ static void expect_peek(struct fixture *f, uint64_t want_seq, size_t want_n)
 
 	assert_int_equal(queue_peek_unsent(f->q, &seq, &data, &len), 0);
 	assert_int_equal(seq, want_seq);
-	assert_int_equal(codec_decode_batch(data, len, &dseq, &samples, &n), 0);
+	assert_int_equal(codec_decode_batch(data, len, NULL, &dseq, &samples, &n), 0);
 	assert_int_equal(dseq, want_seq);
 	assert_int_equal(n, want_n);
 	free(samples);
@@ -147,7 +147,7 @@ static void test_samples_survive_power_cut(void **state)
 	assert_int_equal(seal_ok(f, 30, 5), 1);
 	assert_int_equal(queue_open_samples(f->q), 0);
 	assert_int_equal(queue_peek_unsent(f->q, &seq, &data, &len), 0);
-	assert_int_equal(codec_decode_batch(data, len, &seq, &samples, &n), 0);
+	assert_int_equal(codec_decode_batch(data, len, NULL, &seq, &samples, &n), 0);
 	assert_int_equal(n, 5);
 	for (size_t i = 0; i < n; i++) {
 		struct sample want = make_sample((int)i);

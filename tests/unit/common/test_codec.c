@@ -59,10 +59,10 @@ static size_t round_trip(uint64_t seq, const struct sample *s, size_t n)
 	struct sample *got = NULL;
 	uint64_t got_seq = 0;
 
-	assert_int_equal(codec_encode_batch(seq, s, n, &buf, &len), 0);
+	assert_int_equal(codec_encode_batch(0, seq, s, n, &buf, &len), 0);
 	assert_non_null(buf);
 	assert_true(len > 0 && len <= CODEC_MAX_BATCH_BYTES);
-	assert_int_equal(codec_decode_batch(buf, len, &got_seq, &got, &got_n), 0);
+	assert_int_equal(codec_decode_batch(buf, len, NULL, &got_seq, &got, &got_n), 0);
 	assert_int_equal(got_seq, seq);
 	assert_int_equal(got_n, n);
 	for (size_t i = 0; i < n; i++)
@@ -70,6 +70,42 @@ static size_t round_trip(uint64_t seq, const struct sample *s, size_t n)
 	free(buf);
 	free(got);
 	return len;
+}
+
+/*
+ * The queue epoch travels in batches and receipts; a batch without one
+ * (a pre-epoch car) decodes as epoch 0 and costs nothing on the wire.
+ */
+static void test_epoch_round_trip(void **state)
+{
+	struct sample s = { .time_ms = 1763900000000, .present = SAMPLE_FUEL, .fuel_permille = 500 };
+	const uint64_t epoch = 0xfedcba9876543210ull, seqs[2] = { 7, 9 };
+	uint64_t got_epoch = 1, got_seq = 0, *got_seqs = NULL;
+	uint8_t *buf = NULL, *buf0 = NULL;
+	size_t len = 0, len0 = 0, n = 0;
+	struct sample *got = NULL;
+
+	(void)state;
+	assert_int_equal(codec_encode_batch(epoch, 3, &s, 1, &buf, &len), 0);
+	assert_int_equal(codec_decode_batch(buf, len, &got_epoch, &got_seq, &got, &n), 0);
+	assert_true(got_epoch == epoch);
+	assert_int_equal(got_seq, 3);
+	free(got);
+	assert_int_equal(codec_encode_batch(0, 3, &s, 1, &buf0, &len0), 0);
+	assert_int_equal(len0 + 9, len); /* fixed64: one tag byte + 8 */
+	assert_int_equal(codec_decode_batch(buf0, len0, &got_epoch, &got_seq, &got, &n), 0);
+	assert_true(got_epoch == 0);
+	free(got);
+	free(buf);
+	free(buf0);
+
+	assert_int_equal(codec_encode_ack(epoch, seqs, 2, &buf, &len), 0);
+	assert_int_equal(codec_decode_ack(buf, len, &got_epoch, &got_seqs, &n), 0);
+	assert_true(got_epoch == epoch);
+	assert_int_equal(n, 2);
+	assert_int_equal(got_seqs[1], 9);
+	free(got_seqs);
+	free(buf);
 }
 
 /* A plausible sample i with every field set (values move both ways). */
@@ -205,7 +241,7 @@ static void test_batch_encode_rejects_out_of_range(void **state)
 
 		cases[c].mutate(&s[2]);
 		print_message("  %s\n", cases[c].name);
-		assert_int_equal(codec_encode_batch(1, s, 3, &buf, &len), -EINVAL);
+		assert_int_equal(codec_encode_batch(0, 1, s, 3, &buf, &len), -EINVAL);
 		assert_string_equal((char *)buf, "sentinel");	/* untouched */
 		assert_int_equal(len, 4242);
 	}
@@ -220,13 +256,13 @@ static void test_batch_encode_bad_arguments(void **state)
 	assert_non_null(s);
 	for (size_t i = 0; i <= CODEC_MAX_SAMPLES; i++)
 		s[i].time_ms = (int64_t)i;
-	assert_int_equal(codec_encode_batch(1, s, 0, &buf, &len), -EINVAL);
-	assert_int_equal(codec_encode_batch(0, s, 1, &buf, &len), -EINVAL);
-	assert_int_equal(codec_encode_batch(1, NULL, 1, &buf, &len), -EINVAL);
-	assert_int_equal(codec_encode_batch(1, s, 1, NULL, &len), -EINVAL);
-	assert_int_equal(codec_encode_batch(1, s, CODEC_MAX_SAMPLES + 1, &buf, &len), -EMSGSIZE);
+	assert_int_equal(codec_encode_batch(0, 1, s, 0, &buf, &len), -EINVAL);
+	assert_int_equal(codec_encode_batch(0, 0, s, 1, &buf, &len), -EINVAL);
+	assert_int_equal(codec_encode_batch(0, 1, NULL, 1, &buf, &len), -EINVAL);
+	assert_int_equal(codec_encode_batch(0, 1, s, 1, NULL, &len), -EINVAL);
+	assert_int_equal(codec_encode_batch(0, 1, s, CODEC_MAX_SAMPLES + 1, &buf, &len), -EMSGSIZE);
 	assert_null(buf);
-	assert_int_equal(codec_encode_batch(1, s, CODEC_MAX_SAMPLES, &buf, &len), 0);
+	assert_int_equal(codec_encode_batch(0, 1, s, CODEC_MAX_SAMPLES, &buf, &len), 0);
 	free(buf);
 	free(s);
 }
@@ -288,7 +324,7 @@ static void expect_raw(const char *name, const struct raw_batch *r, int want)
 	uint64_t seq = 77;
 	size_t len, n = 99;
 	uint8_t *buf = pack_raw(r, &len);
-	int rc = codec_decode_batch(buf, len, &seq, &got, &n);
+	int rc = codec_decode_batch(buf, len, NULL, &seq, &got, &n);
 
 	print_message("  %s -> %d\n", name, rc);
 	assert_int_equal(rc, want);
@@ -363,7 +399,7 @@ static void test_batch_decode_unknown_bits(void **state)
 	size_t len, n = 0;
 	uint8_t *buf = pack_raw(&r, &len);
 
-	assert_int_equal(codec_decode_batch(buf, len, &seq, &got, &n), 0);
+	assert_int_equal(codec_decode_batch(buf, len, NULL, &seq, &got, &n), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(got[0].present, SAMPLE_FUEL);
 	assert_int_equal(got[0].fix, FIX_2D);
@@ -476,10 +512,10 @@ static void test_batch_decode_size_limit_and_garbage(void **state)
 	int accepted = 0;
 
 	assert_non_null(big);
-	assert_int_equal(codec_decode_batch(big, CODEC_MAX_BATCH_BYTES + 1, &seq, &got, &n),
+	assert_int_equal(codec_decode_batch(big, CODEC_MAX_BATCH_BYTES + 1, NULL, &seq, &got, &n),
 			 -EMSGSIZE);
-	assert_int_equal(codec_decode_batch(NULL, 0, &seq, &got, &n), -EBADMSG);
-	assert_int_equal(codec_decode_batch(NULL, 5, &seq, &got, &n), -EINVAL);
+	assert_int_equal(codec_decode_batch(NULL, 0, NULL, &seq, &got, &n), -EBADMSG);
+	assert_int_equal(codec_decode_batch(NULL, 5, NULL, &seq, &got, &n), -EINVAL);
 	free(big);
 	for (int i = 0; i < 20000; i++) {
 		size_t len = rnd() % sizeof(junk);
@@ -487,7 +523,7 @@ static void test_batch_decode_size_limit_and_garbage(void **state)
 
 		for (size_t k = 0; k < len; k++)
 			junk[k] = (uint8_t)rnd();
-		r = codec_decode_batch(junk, len, &seq, &got, &n);
+		r = codec_decode_batch(junk, len, NULL, &seq, &got, &n);
 		assert_true(r == 0 || r == -EBADMSG || r == -EMSGSIZE);
 		if (r == 0) {
 			accepted++;
@@ -505,13 +541,13 @@ static void test_batch_decode_truncated(void **state)
 
 	for (size_t i = 0; i < 8; i++)
 		s[i] = plain_sample(i);
-	assert_int_equal(codec_encode_batch(5, s, 8, &buf, &len), 0);
+	assert_int_equal(codec_encode_batch(0, 5, s, 8, &buf, &len), 0);
 	for (size_t cut = 0; cut < len; cut++) {
 		struct sample *got = NULL;
 		uint64_t seq = 0;
 		size_t n = 0;
 
-		assert_int_equal(codec_decode_batch(buf, cut, &seq, &got, &n), -EBADMSG);
+		assert_int_equal(codec_decode_batch(buf, cut, NULL, &seq, &got, &n), -EBADMSG);
 		assert_null(got);
 	}
 	free(buf);
@@ -898,6 +934,7 @@ static void test_signed_offer_round_trip_and_rejects(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_epoch_round_trip),
 		cmocka_unit_test(test_batch_all_presence_combinations),
 		cmocka_unit_test(test_batch_extremes_and_negative_deltas),
 		cmocka_unit_test(test_batch_antimeridian_is_cheap),

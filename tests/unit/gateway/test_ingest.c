@@ -249,7 +249,7 @@ static void send_batch_of(struct fixture *f, const char *vin, uint64_t seq, int6
 	assert_true(n <= 8);
 	for (size_t i = 0; i < n; i++)
 		x[i] = gw_sample(t + 1000 * (int64_t)i, fuel, 481234567, 115678901);
-	assert_int_equal(codec_encode_batch(seq, x, n, &buf, &len), 0);
+	assert_int_equal(codec_encode_batch(0, seq, x, n, &buf, &len), 0);
 	snprintf(topic, sizeof(topic), "pitstop/v1/vehicles/%s/telemetry", vin);
 	ingest_message(f->in, topic, buf, len);
 	free(buf);
@@ -275,7 +275,7 @@ static void assert_ack(struct fixture *f, int i, const char *vin, const uint64_t
 	assert_true(i < f->nack);
 	snprintf(topic, sizeof(topic), "pitstop/v1/vehicles/%s/acks", vin);
 	assert_string_equal(f->ack[i].topic, topic);
-	assert_int_equal(codec_decode_ack(f->ack[i].buf, f->ack[i].len, &seqs, &got), 0);
+	assert_int_equal(codec_decode_ack(f->ack[i].buf, f->ack[i].len, NULL, &seqs, &got), 0);
 	assert_int_equal(got, n);
 	for (size_t k = 0; k < n; k++)
 		assert_int_equal(seqs[k], want[k]);
@@ -775,13 +775,13 @@ static void test_receipt_split_over_limit(void **state)
 	assert_int_equal(ingest_flush(f->in), 0);
 	assert_int_equal(ingest_counters(f->in)->stored, total);
 	assert_int_equal(f->nack, 2);
-	assert_int_equal(codec_decode_ack(f->ack[0].buf, f->ack[0].len, &seqs, &n0), 0);
+	assert_int_equal(codec_decode_ack(f->ack[0].buf, f->ack[0].len, NULL, &seqs, &n0), 0);
 	assert_int_equal(n0, CODEC_MAX_ACK_SEQS);
 	for (size_t k = 0; k < n0; k++)
 		assert_int_equal(seqs[k], k + 1);
 	free(seqs);
 	seqs = NULL;
-	assert_int_equal(codec_decode_ack(f->ack[1].buf, f->ack[1].len, &seqs, &n1), 0);
+	assert_int_equal(codec_decode_ack(f->ack[1].buf, f->ack[1].len, NULL, &seqs, &n1), 0);
 	assert_int_equal(n1, 1);
 	assert_int_equal(seqs[0], total);
 	free(seqs);
