@@ -3,7 +3,8 @@
  * docs/agent.md for the durability choices.
  *
  * Schema (user_version 1):
- *   meta(key, value)      next_seq and dropped, the persistent counters
+ *   meta(key, value)      next_seq and dropped, the persistent counters, and
+ *                         epoch, the queue's identity (see queue_create)
  *   samples(id, ...)      open samples, one row each, id = insertion order
  *   batches(seq, ...)     sealed, encoded TelemetryBatch messages
  * Every statement is prepared once at open. Counters that are also stored
@@ -24,6 +25,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "log.h"
 #include "sqlerr.h"
@@ -69,10 +71,13 @@ static const char *const queue_sql[ST_COUNT] = {
 	[ST_SET_META] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
 };
 
+/*
+ * The tables, run inside queue_create's transaction. The meta rows are
+ * written there too: whether they exist tells a new queue from an old one.
+ */
 static const char queue_schema[] =
 	"CREATE TABLE IF NOT EXISTS meta("
 	" key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES ('next_seq', 1), ('dropped', 0);"
 	"CREATE TABLE IF NOT EXISTS samples("
 	" id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, present INTEGER NOT NULL,"
 	" fix INTEGER NOT NULL, odometer_m INTEGER NOT NULL, fuel_permille INTEGER NOT NULL,"
@@ -99,6 +104,7 @@ struct queue {
 	sqlite3 *db;			       /* owned */
 	sqlite3_stmt *st[ST_COUNT];	       /* owned, prepared at open */
 	unsigned max_batches;		       /* bound on stored batches, >= 1 */
+	uint64_t epoch;			       /* meta.epoch; 0 for a pre-epoch queue */
 	uint64_t next_seq;		       /* cached meta.next_seq */
 	uint64_t dropped;		       /* cached meta.dropped */
 	int64_t count;			       /* cached number of stored batches */
@@ -184,7 +190,8 @@ static int queue_load(struct queue *q)
 	static const char sql[] =
 		"SELECT (SELECT value FROM meta WHERE key = 'next_seq'),"
 		" (SELECT value FROM meta WHERE key = 'dropped'),"
-		" (SELECT coalesce(max(seq), 0) FROM batches), (SELECT count(*) FROM batches)";
+		" (SELECT coalesce(max(seq), 0) FROM batches), (SELECT count(*) FROM batches),"
+		" (SELECT value FROM meta WHERE key = 'epoch')";
 	sqlite3_stmt *s = NULL;
 	int rc, r = 0;
 
@@ -204,8 +211,112 @@ static int queue_load(struct queue *q)
 	if (q->next_seq == 0)
 		q->next_seq = 1;
 	q->count = sqlite3_column_int64(s, 3);
+	q->epoch = (uint64_t)sqlite3_column_int64(s, 4); /* queue_create wrote it */
 out:
 	sqlite3_finalize(s);
+	return r;
+}
+
+/*
+ * Draws a random non-zero epoch from the kernel CSPRNG. getrandom(2) without
+ * GRND_NONBLOCK waits until the pool is seeded (only ever early at the first
+ * boot): an unseeded pool could hand a wiped unit the epoch it had before,
+ * which is the collision the epoch exists to prevent. Returns 0 or -errno.
+ */
+static int draw_epoch(uint64_t *ret_epoch)
+{
+	uint64_t v = 0;
+
+	while (v == 0) {
+		uint8_t *p = (uint8_t *)&v;
+		size_t got = 0;
+
+		while (got < sizeof(v)) {
+			ssize_t n = getrandom(p + got, sizeof(v) - got, 0);
+
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			got += (size_t)n;
+		}
+	}
+	*ret_epoch = v;
+	return 0;
+}
+
+/*
+ * Creates the tables and the meta rows, in one transaction, so a queue is
+ * never left without its counters or its epoch.
+ *
+ * A queue without meta.next_seq is new (an earlier agent writes next_seq in
+ * the statement right after creating meta, before there are any batches):
+ * it gets next_seq 1 and a random epoch, which then never changes.
+ *
+ * A queue that has next_seq but no epoch was made by an agent that predates
+ * epochs. It keeps epoch 0 (written down, so the decision is made once) and
+ * goes on as the gateway knows it, (VIN, 0, seq). Drawing an epoch for it
+ * would be wrong either way: its stored batches carry epoch 0 in their
+ * bytes, so the gateway would acknowledge them with epoch 0 and the agent,
+ * now of another epoch, would ignore those receipts and resend the batches
+ * for ever; re-encoding them instead would make a batch the gateway already
+ * stored (its receipt still on the way) look new, and be stored twice.
+ * Keeping 0 gives up nothing: the hazard an epoch guards against is a queue
+ * created afresh under a VIN that already sent batches (a wiped flash, a
+ * replaced head unit), and such a queue is new here and draws an epoch.
+ */
+static int queue_create(struct queue *q)
+{
+	static const char sql_has_seq[] = "SELECT 1 FROM meta WHERE key = 'next_seq'";
+	static const char sql_new[] = "INSERT INTO meta(key, value)"
+				      " VALUES ('next_seq', 1), ('dropped', 0), ('epoch', ?1)";
+	static const char sql_legacy[] = "INSERT OR IGNORE INTO meta(key, value)"
+					 " VALUES ('epoch', 0)";
+	sqlite3_stmt *s = NULL;
+	uint64_t epoch = 0;
+	int rc, r = 0, is_new;
+
+	rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(q->db, queue_schema, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(q->db, sql_has_seq, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		goto fail;
+	is_new = rc == SQLITE_DONE;
+	if (is_new) {
+		r = draw_epoch(&epoch);
+		if (r < 0) {
+			log_error("queue: cannot draw a queue epoch: %s", strerror(-r));
+			goto rollback;
+		}
+	}
+	rc = sqlite3_prepare_v2(q->db, is_new ? sql_new : sql_legacy, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	if (is_new)
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)epoch);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	if (is_new)
+		log_info("queue: new queue, epoch %016" PRIx64, epoch);
+	return 0;
+fail:
+	r = queue_fail(q, "create schema", rc);
+rollback:
+	if (!sqlite3_get_autocommit(q->db))
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
 }
 
@@ -235,13 +346,14 @@ int queue_open(const char *path, unsigned max_batches, struct queue **ret_q)
 			  "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
 			  " PRAGMA journal_size_limit = 4194304;",
 			  NULL, NULL, &msg);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(q->db, queue_schema, NULL, NULL, &msg);
 	sqlite3_free(msg);
 	if (rc != SQLITE_OK) {
-		r = queue_fail(q, "create schema", rc);
+		r = queue_fail(q, "set journal mode", rc);
 		goto fail;
 	}
+	r = queue_create(q);
+	if (r < 0)
+		goto fail;
 	for (int i = 0; i < ST_COUNT; i++) {
 		rc = sqlite3_prepare_v3(q->db, queue_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
 					&q->st[i], NULL);
@@ -411,7 +523,7 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq)
 		r = n < 0 ? n : -ENODATA;
 		goto out;
 	}
-	r = codec_encode_batch(0, seq, samples, (size_t)n, &buf, &len);
+	r = codec_encode_batch(q->epoch, seq, samples, (size_t)n, &buf, &len);
 	if (r < 0) {
 		log_error("queue: seal batch: encoding %d samples failed: %s", n, strerror(-r));
 		goto out;
@@ -668,6 +780,11 @@ int queue_sent(const struct queue *q)
 uint64_t queue_dropped(const struct queue *q)
 {
 	return q->dropped;
+}
+
+uint64_t queue_epoch(const struct queue *q)
+{
+	return q->epoch;
 }
 
 uint64_t queue_next_seq(const struct queue *q)

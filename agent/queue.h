@@ -9,6 +9,13 @@
  * number is stored in the same database, so sequence numbers keep increasing
  * across restarts and are never reused (not even after a batch is deleted).
  *
+ * Epoch. A new queue database draws a random non-zero 64-bit epoch
+ * (getrandom(2)), stored with the schema in the same transaction, and every
+ * batch it seals carries it: (VIN, epoch, seq) identifies a batch, so the
+ * seq 1 of a queue created afresh (a wiped flash, a new head unit) is not
+ * mistaken for the seq 1 of the queue before it. A queue.db created by an
+ * agent that predates epochs keeps epoch 0 (see queue_create in queue.c).
+ *
  * Delivery. Each batch is "unsent", "in flight" (published, waiting for
  * the broker's PUBACK) or "sent" (the broker has it, waiting for the
  * gateway's receipt); a receipt deletes it. queue_peek_unsent() returns the
@@ -51,8 +58,9 @@
 struct queue;
 
 /*
- * Opens (creating if needed) the queue database at path, keeping at most
- * max_batches batches (>= 1). Returns 0 and *ret_q, or -errno.
+ * Opens (creating if needed, with a new epoch) the queue database at path,
+ * keeping at most max_batches batches (>= 1). Returns 0 and *ret_q, or
+ * -errno.
  */
 int queue_open(const char *path, unsigned max_batches, struct queue **ret_q);
 
@@ -71,10 +79,10 @@ int queue_open_samples(struct queue *q);
 
 /*
  * Seals up to max_samples (1..CODEC_MAX_SAMPLES) oldest open samples into one
- * batch with the next sequence number, dropping the oldest batch if the bound
- * is reached, all in one transaction. Returns the number of samples sealed
- * (> 0) and *ret_seq, -ENODATA when nothing is open, or -errno (nothing
- * changed).
+ * batch of the queue's epoch with the next sequence number, dropping the
+ * oldest batch if the bound is reached, all in one transaction. Returns the
+ * number of samples sealed (> 0) and *ret_seq, -ENODATA when nothing is open,
+ * or -errno (nothing changed).
  */
 int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq);
 
@@ -141,6 +149,13 @@ int queue_sent(const struct queue *q);
 
 /* Batches dropped by the bound over the life of this database. */
 uint64_t queue_dropped(const struct queue *q);
+
+/*
+ * This queue's epoch: random and non-zero for a queue created by this agent,
+ * 0 for one created before epochs existed. It never changes. A receipt of
+ * another epoch is not for this queue (see uplink.c).
+ */
+uint64_t queue_epoch(const struct queue *q);
 
 /* The sequence number the next sealed batch will get. */
 uint64_t queue_next_seq(const struct queue *q);

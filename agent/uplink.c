@@ -274,15 +274,18 @@ static void on_published(struct uplink *u, uint64_t cookie)
  * A receipt from the gateway (TelemetryAck): it has committed these
  * batches, so they are deleted, whatever their state. Seqs we no longer
  * hold (a receipt for a duplicate, or repeated by QoS 1 redelivery) are fine.
+ * A receipt of another queue epoch than ours names batches of another queue
+ * under our VIN (the one before a wipe, still held for our persistent
+ * session or redelivered): its seqs are not ours, so it deletes nothing.
  * A malformed receipt changes nothing and is logged at most once a minute.
  */
 static void on_receipt(struct uplink *u, const uint8_t *payload, size_t len)
 {
-	uint64_t *seqs = NULL, now;
+	uint64_t *seqs = NULL, now, epoch = 0;
 	size_t n = 0;
 	int r, deleted = 0;
 
-	r = codec_decode_ack(payload, len, NULL, &seqs, &n);
+	r = codec_decode_ack(payload, len, &epoch, &seqs, &n);
 	if (r < 0) {
 		now = loop_now_ms();
 		u->bad_receipts++;
@@ -293,6 +296,13 @@ static void on_receipt(struct uplink *u, const uint8_t *payload, size_t len)
 				 len, strerror(-r), u->bad_receipts);
 			u->bad_receipt_log_ms = now;
 		}
+		return;
+	}
+	if (epoch != queue_epoch(u->queue)) {
+		log_debug("receipt for %zu batches of queue epoch %016" PRIx64
+			  " ignored (ours is %016" PRIx64 ")",
+			  n, epoch, queue_epoch(u->queue));
+		free(seqs);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {

@@ -11,7 +11,9 @@
  *
  * A batch is deleted only when the gateway's receipt (a TelemetryAck on
  * pitstop/v1/vehicles/<VIN>/acks, subscribed QoS 1, sent after the gateway
- * committed the batch) names it. The broker's PUBACK (BUS_PUBLISHED) only
+ * committed the batch) names it with our queue's epoch (a receipt of
+ * another epoch is for the queue before a wipe and is ignored, logged at
+ * debug). The broker's PUBACK (BUS_PUBLISHED) only
  * moves it from in flight to sent: mosquitto 2.0 drops messages published
  * while the gateway's shared subscription is missing (after a broker
  * restart) and still acknowledges them, and Paho 1.3.11 does not pass the

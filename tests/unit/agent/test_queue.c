@@ -5,8 +5,10 @@
  * injected with a trigger rolls everything back), the delivery states (a
  * PUBACK deletes nothing, a receipt deletes in any state, in-flight batches
  * can be made unsent again, overdue sent batches are requeued oldest first,
- * at most QUEUE_MAX_UNCONFIRMED are published and unconfirmed), and the
- * bound drops the oldest batch and counts it persistently.
+ * at most QUEUE_MAX_UNCONFIRMED are published and unconfirmed), the
+ * bound drops the oldest batch and counts it persistently, and the queue
+ * epoch (random, non-zero and persistent for a new queue, created in the
+ * schema's transaction; 0 kept for a queue.db made by a pre-epoch agent).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -14,6 +16,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <cmocka.h>
@@ -90,18 +93,22 @@ static uint64_t seal_ok(struct fixture *f, size_t max, int expect_n)
 	return seq;
 }
 
-/* Decodes the next unsent batch and checks its seq and sample count. */
+/*
+ * Decodes the next unsent batch and checks its seq, its sample count and
+ * that it carries the queue's epoch.
+ */
 static void expect_peek(struct fixture *f, uint64_t want_seq, size_t want_n)
 {
 	uint8_t *data = NULL;
 	size_t len = 0, n = 0;
-	uint64_t seq = 0, dseq = 0;
+	uint64_t seq = 0, dseq = 0, epoch = 1;
 	struct sample *samples = NULL;
 
 	assert_int_equal(queue_peek_unsent(f->q, &seq, &data, &len), 0);
 	assert_int_equal(seq, want_seq);
-	assert_int_equal(codec_decode_batch(data, len, NULL, &dseq, &samples, &n), 0);
+	assert_int_equal(codec_decode_batch(data, len, &epoch, &dseq, &samples, &n), 0);
 	assert_int_equal(dseq, want_seq);
+	assert_int_equal(epoch, queue_epoch(f->q));
 	assert_int_equal(n, want_n);
 	free(samples);
 	free(data);
@@ -277,7 +284,7 @@ static void test_puback_does_not_delete(void **state)
 	assert_int_equal(queue_mark_sent(f->q, 1, 1000), 0);
 	assert_int_equal(queue_mark_sent(f->q, 2, 1001), 0);
 	assert_int_equal(queue_mark_sent(f->q, 2, 1002), -ENOENT);
-	assert_int_equal(queue_mark_sent(f->q, 3, 1003), -ENOENT);	/* never published */
+	assert_int_equal(queue_mark_sent(f->q, 3, 1003), -ENOENT); /* never published */
 	assert_int_equal(queue_count(f->q), 3);
 	assert_int_equal(queue_inflight(f->q), 0);
 	assert_int_equal(queue_sent(f->q), 2);
@@ -380,7 +387,7 @@ static void test_timeout_requeues_in_order(void **state)
 	/* Overdue: 3 and 1 (sent at or before 1500) are unsent again. */
 	assert_int_equal(queue_expire_sent(f->q, 1500), 2);
 	assert_int_equal(queue_sent(f->q), 2);
-	assert_int_equal(queue_inflight(f->q), 1);	/* 5: in flight does not time out */
+	assert_int_equal(queue_inflight(f->q), 1); /* 5: in flight does not time out */
 	assert_int_equal(queue_oldest_sent(f->q, &oldest), 0);
 	assert_int_equal(oldest, 3000);
 	/* Resent oldest first, before the never-sent batch 6. */
@@ -390,7 +397,7 @@ static void test_timeout_requeues_in_order(void **state)
 	expect_nothing_unsent(f, -ENODATA);
 	/* A receipt for an expired and resent batch still deletes it. */
 	assert_int_equal(queue_delete(f->q, 3), 1);
-	assert_int_equal(queue_expire_sent(f->q, UINT64_MAX), 2);	/* 2 and 4 */
+	assert_int_equal(queue_expire_sent(f->q, UINT64_MAX), 2); /* 2 and 4 */
 	assert_int_equal(queue_oldest_sent(f->q, &oldest), -ENODATA);
 	expect_peek(f, 2, 1);
 	assert_int_equal(queue_count(f->q), 5);
@@ -412,7 +419,7 @@ static void test_unconfirmed_bound(void **state)
 	expect_nothing_unsent(f, -ENOBUFS);
 	assert_int_equal(queue_mark_inflight(f->q, (uint64_t)n + 1), -ENOBUFS);
 	/* Requeuing in-flight batches makes room, for them first. */
-	queue_requeue(f->q, (uint64_t)n);	/* n is even: in flight */
+	queue_requeue(f->q, (uint64_t)n); /* n is even: in flight */
 	expect_peek(f, (uint64_t)n, 1);
 	assert_int_equal(queue_mark_inflight(f->q, (uint64_t)n), 0);
 	expect_nothing_unsent(f, -ENOBUFS);
@@ -473,6 +480,165 @@ static void test_bound_drops_oldest(void **state)
 	expect_peek(f, 5, 1);
 }
 
+/* One integer from the database at db (opened separately), or -1 if no row. */
+static int64_t query_other(const char *db, const char *sql)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+static void test_epoch_new_and_persists(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t epoch;
+
+	assert_int_equal(queue_open(f->db, 100, &f->q), 0);
+	epoch = queue_epoch(f->q);
+	assert_true(epoch != 0);
+	/* Stored with the schema, before anything was sealed. */
+	assert_int_equal((uint64_t)query_other(f->db, "SELECT value FROM meta WHERE key = 'epoch'"),
+			 epoch);
+	add_samples(f, 0, 3);
+	assert_int_equal(seal_ok(f, 30, 3), 1);
+	expect_peek(f, 1, 3);
+	reopen(f, 100);
+	assert_int_equal(queue_epoch(f->q), epoch);
+	add_samples(f, 3, 2);
+	assert_int_equal(seal_ok(f, 30, 2), 2);
+	/* Every batch ever sealed carries the same epoch. */
+	assert_int_equal(queue_delete(f->q, 1), 1);
+	expect_peek(f, 2, 2);
+	reopen(f, 100);
+	assert_int_equal(queue_epoch(f->q), epoch);
+}
+
+static void test_fresh_queues_differ(void **state)
+{
+	struct fixture *f = *state;
+	struct queue *other = NULL;
+	char path[300];
+
+	/* A wiped flash: the same path, created again. */
+	assert_int_equal(queue_open(f->db, 100, &f->q), 0);
+	testdir_file(&f->dir, "wiped.db", path, sizeof(path));
+	assert_int_equal(queue_open(path, 100, &other), 0);
+	assert_true(queue_epoch(other) != 0);
+	assert_true(queue_epoch(other) != queue_epoch(f->q));
+	queue_close(other);
+	assert_int_equal(remove(path), 0);
+	assert_int_equal(queue_open(path, 100, &other), 0);
+	assert_true(queue_epoch(other) != 0);
+	assert_true(queue_epoch(other) != queue_epoch(f->q));
+	queue_close(other);
+}
+
+static void test_epoch_created_with_schema(void **state)
+{
+	struct fixture *f = *state;
+
+	/* Fault injection: storing the epoch of a new queue fails. */
+	exec_other(f->db, "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+			  " WITHOUT ROWID;"
+			  "CREATE TRIGGER fail_epoch BEFORE INSERT ON meta WHEN NEW.key = 'epoch'"
+			  " BEGIN SELECT RAISE(ABORT, 'injected fault'); END;");
+	assert_true(queue_open(f->db, 100, &f->q) < 0);
+	assert_null(f->q);
+	/* Nothing half-made: no counters, no tables beyond the one we made. */
+	assert_int_equal(query_other(f->db, "SELECT count(*) FROM meta"), 0);
+	assert_int_equal(query_other(f->db, "SELECT count(*) FROM sqlite_master"
+					    " WHERE name IN ('samples', 'batches')"),
+			 0);
+	exec_other(f->db, "DROP TRIGGER fail_epoch");
+	assert_int_equal(queue_open(f->db, 100, &f->q), 0);
+	assert_true(queue_epoch(f->q) != 0);
+	assert_int_equal(queue_next_seq(f->q), 1);
+}
+
+/*
+ * A queue.db as an agent before epochs left it (that agent's schema, by
+ * hand): next seq 3, batch 2 stored (encoded without epoch), batch 1 already
+ * deleted, two samples open.
+ */
+static void make_legacy_queue(const char *db)
+{
+	static const char schema[] =
+		"PRAGMA journal_mode = WAL;"
+		"CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+		"INSERT INTO meta(key, value) VALUES ('next_seq', 3), ('dropped', 0);"
+		"CREATE TABLE samples(id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,"
+		" present INTEGER NOT NULL, fix INTEGER NOT NULL, odometer_m INTEGER NOT NULL,"
+		" fuel_permille INTEGER NOT NULL, lat_e7 INTEGER NOT NULL, lon_e7 INTEGER NOT NULL,"
+		" speed_cms INTEGER NOT NULL, heading_cdeg INTEGER NOT NULL);"
+		"CREATE TABLE batches(seq INTEGER PRIMARY KEY, sealed_ms INTEGER NOT NULL,"
+		" nsamples INTEGER NOT NULL, data BLOB NOT NULL);"
+		"PRAGMA user_version = 1;";
+	struct sample batch[4];
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	for (int i = 0; i < 4; i++)
+		batch[i] = make_sample(i);
+	assert_int_equal(codec_encode_batch(0, 2, batch, 4, &buf, &len), 0);
+	assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, schema, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h,
+					    "INSERT INTO batches(seq, sealed_ms, nsamples, data)"
+					    " VALUES (2, 1700000004000, 4, ?1)",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_blob(st, 1, buf, (int)len, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	for (int i = 4; i < 6; i++) {
+		struct sample s = make_sample(i);
+		char sql[300];
+
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO samples(time_ms, present, fix, odometer_m, fuel_permille,"
+			 " lat_e7, lon_e7, speed_cms, heading_cdeg)"
+			 " VALUES (%lld, %u, %d, %lld, %d, %d, %d, %d, 0)",
+			 (long long)s.time_ms, s.present, (int)s.fix, (long long)s.odometer_m,
+			 s.fuel_permille, s.lat_e7, s.lon_e7, s.speed_cms);
+		assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+	}
+	sqlite3_close(h);
+	free(buf);
+}
+
+static void test_legacy_queue_keeps_epoch_zero(void **state)
+{
+	struct fixture *f = *state;
+
+	make_legacy_queue(f->db);
+	assert_int_equal(queue_open(f->db, 100, &f->q), 0);
+	assert_int_equal(queue_epoch(f->q), 0);
+	assert_int_equal(queue_next_seq(f->q), 3);
+	assert_int_equal(queue_count(f->q), 1);
+	assert_int_equal(queue_open_samples(f->q), 2);
+	/* The decision is stored, and the old batch decodes as before. */
+	assert_int_equal(query_other(f->db, "SELECT value FROM meta WHERE key = 'epoch'"), 0);
+	expect_peek(f, 2, 4);
+	/* New batches of this queue go on with epoch 0 and the old seqs. */
+	assert_int_equal(seal_ok(f, 30, 2), 3);
+	assert_int_equal(queue_delete(f->q, 2), 1);
+	expect_peek(f, 3, 2);
+	reopen(f, 100);
+	assert_int_equal(queue_epoch(f->q), 0);
+	assert_int_equal(queue_next_seq(f->q), 4);
+	expect_peek(f, 3, 2);
+}
+
 static void test_bad_arguments(void **state)
 {
 	struct fixture *f = *state;
@@ -501,6 +667,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unconfirmed_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bound_forgets_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bound_drops_oldest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_epoch_new_and_persists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fresh_queues_differ, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_epoch_created_with_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_legacy_queue_keeps_epoch_zero, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 	};
 
