@@ -33,7 +33,7 @@ struct outbox {
 	uint64_t next_cookie;
 	outbox_publish_fn publish;
 	void *arg;
-	struct store_counters *c; /* borrowed */
+	struct counters *c; /* borrowed */
 };
 
 /* The last topic level of a kind. */
@@ -66,7 +66,7 @@ static void count(struct outbox *ob, int sent)
 }
 
 int outbox_new(enum outbox_kind kind, size_t max, outbox_publish_fn publish, void *arg,
-	       struct store_counters *counters, struct outbox **ret_outbox)
+	       struct counters *counters, struct outbox **ret_outbox)
 {
 	struct outbox *ob = calloc(1, sizeof(*ob));
 

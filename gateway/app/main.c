@@ -4,8 +4,9 @@
  * split the fleet), stores them, acknowledges committed telemetry to the car
  * (receipts), runs the rules and publishes signed offers.
  *
- * Start-up order (undone in reverse): config, log, store, signing key, loop,
- * bus, ingest (loads the saved counters), rules, subscriptions, signals.
+ * Start-up order (undone in reverse): config, log, database (migrated) and
+ * its domains (telemetry, offers), signing key, loop, bus, ingest (loads the
+ * saved counters), rules, subscriptions, signals.
  * Everything after start-up runs on the loop thread. SIGINT/SIGTERM commit
  * what is pending, save the counters, disconnect cleanly and exit 0.
  *
@@ -24,8 +25,10 @@
 #include "ingest.h"
 #include "log.h"
 #include "loop.h"
+#include "offer_log.h"
 #include "rules.h"
-#include "store.h"
+#include "schema.h"
+#include "telemetry.h"
 
 #define SESSION_EXPIRY_S 86400
 #define STOP_TIMEOUT_MS 2000
@@ -34,7 +37,9 @@ static const char *const topic_kinds[] = { "telemetry", "events", "status" };
 
 struct gateway {
 	struct gw_config conf;
-	struct store *store;	      /* owned */
+	struct db *db;		      /* owned */
+	struct telemetry *telemetry;  /* owned */
+	struct offer_log *offers;     /* owned */
 	struct crypto_signer *signer; /* owned */
 	struct loop *loop;	      /* owned */
 	struct bus *bus;	      /* owned */
@@ -66,10 +71,13 @@ static void on_bus_event(const struct bus_event *ev, void *arg)
 	switch (ev->type) {
 	case BUS_CONNECTED:
 		if (!gw->ready_logged) {
-			log_info("ready: connected to %s as %s, subscribed %s%s, db %s",
+			char db[512];
+
+			db_url_redact(gw->conf.db, db, sizeof(db));
+			log_info("ready: connected to %s as %s, subscribed %s%s, db %s (%s)",
 				 gw->conf.broker_uri, gw->conf.client_id,
 				 *gw->conf.share_group ? "in group " : "without a share group",
-				 gw->conf.share_group, gw->conf.db);
+				 gw->conf.share_group, db, db_backend_name(db_backend(gw->db)));
 			gw->ready_logged = 1;
 		}
 		ingest_connected(gw->ingest);
@@ -138,9 +146,16 @@ static int gateway_start(struct gateway *gw)
 	char err[512];
 	int r;
 
-	r = store_open(gw->conf.db, STORE_READ_WRITE, &gw->store, err, sizeof(err));
+	r = schema_open(gw->conf.db, DB_READ_WRITE, &gw->db, err, sizeof(err));
 	if (r < 0) {
 		log_error("cannot open the database: %s", err);
+		return r;
+	}
+	r = telemetry_new(gw->db, &gw->telemetry);
+	if (r == 0)
+		r = offer_log_new(gw->db, &gw->offers);
+	if (r < 0) {
+		log_error("cannot prepare the database statements: %s", strerror(-r));
 		return r;
 	}
 	r = crypto_signer_load(gw->conf.offer_key_file, &gw->signer);
@@ -169,7 +184,9 @@ static int gateway_start(struct gateway *gw)
 
 	memset(&ip, 0, sizeof(ip));
 	ip.loop = gw->loop;
-	ip.store = gw->store;
+	ip.db = gw->db;
+	ip.telemetry = gw->telemetry;
+	ip.offers = gw->offers;
 	ip.signer = gw->signer;
 	ip.instance_id = gw->conf.client_id;
 	ip.publish = publish_outbox;
@@ -183,7 +200,7 @@ static int gateway_start(struct gateway *gw)
 	rc.low_fuel_pct = gw->conf.low_fuel_pct;
 	rc.low_fuel_rearm_pct = gw->conf.low_fuel_rearm_pct;
 	rc.offer_valid_s = gw->conf.offer_valid_s;
-	r = rules_new(&rc, gw->store, ingest_offer_sink, gw->ingest, &gw->rules);
+	r = rules_new(&rc, gw->db, gw->offers, ingest_offer_sink, gw->ingest, &gw->rules);
 	if (r < 0) {
 		log_error("cannot set up the rules: %s", strerror(-r));
 		return r;
@@ -207,8 +224,9 @@ static int gateway_start(struct gateway *gw)
 		log_error("cannot start the MQTT client: %s", strerror(-r));
 		return r;
 	}
+	db_url_redact(gw->conf.db, err, sizeof(err));
 	log_info("started: broker %s, client id %s, db %s; waiting for the broker",
-		 gw->conf.broker_uri, gw->conf.client_id, gw->conf.db);
+		 gw->conf.broker_uri, gw->conf.client_id, err);
 	return 0;
 }
 
@@ -226,7 +244,9 @@ static void gateway_stop(struct gateway *gw)
 	bus_free(gw->bus);
 	loop_free(gw->loop);
 	crypto_signer_free(gw->signer);
-	store_close(gw->store);
+	offer_log_free(gw->offers);
+	telemetry_free(gw->telemetry);
+	db_close(gw->db);
 }
 
 int main(int argc, char **argv)

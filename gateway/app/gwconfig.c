@@ -27,7 +27,7 @@ const struct config_option gw_config_table[] = {
 	OPT(key_file, CONFIG_STRING, 0, 0, NULL, "gateway client key (PEM)"),
 	OPT(offer_key_file, CONFIG_STRING, 0, 0, NULL, "private offer-signing key (PEM)"),
 	OPT(db, CONFIG_STRING, 0, 0, "/var/lib/pitstop/gateway.db",
-	    "database: a SQLite path or sqlite:PATH"),
+	    "database: a SQLite path, sqlite:PATH, or a PostgreSQL URL postgresql://..."),
 	OPT(low_fuel_pct, CONFIG_INT, 0, 100, "15", "send a refuel offer at or below this fuel %"),
 	OPT(low_fuel_rearm_pct, CONFIG_INT, 0, 100, "10",
 	    "a new low-fuel offer only after fuel rose this far above low_fuel_pct"),

@@ -8,21 +8,26 @@
  * Receipts: every telemetry batch that the open transaction stored, or found
  * already stored (a duplicate: the car evidently missed the earlier receipt),
  * is acknowledged after the COMMIT succeeded with a TelemetryAck (QoS 1, not
- * retained) on pitstop/v1/vehicles/<VIN>/acks: one per VIN per transaction,
- * naming all of that VIN's seqs (split when over CODEC_MAX_ACK_SEQS). A
+ * retained) on pitstop/v1/vehicles/<VIN>/acks: one per (VIN, epoch) per
+ * transaction, naming all of its seqs (split when over CODEC_MAX_ACK_SEQS). A
  * rejected batch, one whose storage failed, and every batch of a transaction
  * whose commit failed get none; the car keeps them and sends them again.
  *
  * Transactions: the first message opens one and a 0 ms loop timer commits it,
  * so all messages of one bus drain share a commit (or every max_pending
  * messages, whichever comes first). Each message runs in its own savepoint:
- * a storage error undoes that message alone, is logged by the store and
- * counted as rejected{storage}, and the gateway carries on.
+ * a storage error undoes that message alone, is logged by db and counted as
+ * rejected{storage}, and the gateway carries on; a busy or serialization
+ * failure (another instance holds a lock) is retried once first.
+ *
+ * Messages are dispatched by one table (kind, size limit, handler): the
+ * telemetry domain stores batches and status, the offers domain the events,
+ * and the rules run on the latest state a new batch produced.
  *
  * A bad message (topic, VIN, size, encoding) is counted by reason, logged at
  * most once per reason per minute (never its payload) and skipped.
  *
- * Counters include only what was committed. They are saved through the store
+ * Counters include only what was committed. They are saved (counters.h)
  * under the instance id, in the same transaction as the data they count (so
  * pitstopctl's stats and history agree), and otherwise (rejects, broker
  * acknowledgements of offers and receipts) within a second of changing.
@@ -34,8 +39,11 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "counters.h"
+#include "db.h"
+#include "offer_log.h"
 #include "outbox.h"
-#include "store.h"
+#include "telemetry.h"
 
 struct loop;
 struct crypto_signer;
@@ -43,8 +51,10 @@ struct rules;
 struct ingest;
 
 struct ingest_params {
-	struct loop *loop;	      /* borrowed */
-	struct store *store;	      /* borrowed, opened read-write */
+	struct loop *loop;	       /* borrowed */
+	struct db *db;		       /* borrowed, opened read-write and migrated */
+	struct telemetry *telemetry;   /* borrowed, on db */
+	struct offer_log *offers;      /* borrowed, on db */
 	struct crypto_signer *signer; /* borrowed; NULL: offers cannot be signed */
 	const char *instance_id;      /* copied; counters are saved under it */
 	outbox_publish_fn publish;    /* publishes signed offers and receipts (QoS 1) */
@@ -95,6 +105,6 @@ int ingest_flush(struct ingest *in);
 int ingest_save_counters(struct ingest *in);
 
 /* The live counters (committed work only). */
-const struct store_counters *ingest_counters(const struct ingest *in);
+const struct counters *ingest_counters(const struct ingest *in);
 
 #endif

@@ -1,9 +1,11 @@
 /*
  * pitstopctl: the operator's tool. It makes the fleet PKI, reads what the
- * gateway stored (counters, vehicles, history, offers) through a read-only
- * store, and signs offers by hand exactly as the gateway does. It never
- * writes to the gateway's database, so it is safe next to a running gateway
- * (SQLite WAL lets readers and the writer run side by side).
+ * gateway stored (counters, vehicles, history, daily rollups, offers)
+ * through a read-only database handle and the domains' own functions, and
+ * signs offers by hand exactly as the gateway does. It never writes to the
+ * gateway's database, so it is safe next to running gateways (SQLite WAL
+ * lets readers and the writer run side by side; PostgreSQL handles are
+ * opened read-only).
  *
  * Global options, accepted anywhere on the command line: --config FILE (the
  * gateway's config; its db key says where the database is), --db PATH (wins
@@ -21,13 +23,16 @@
 #include <time.h>
 
 #include "codec.h"
+#include "counters.h"
 #include "crypto.h"
 #include "gwconfig.h"
 #include "log.h"
 #include "offer_signing.h"
 #include "offers.h"
+#include "offer_log.h"
 #include "pki.h"
-#include "store.h"
+#include "schema.h"
+#include "telemetry.h"
 #include "vin.h"
 
 #define EXIT_USAGE 2
@@ -51,8 +56,12 @@ static void usage(FILE *f)
 		"  pki init DIR                 make the fleet CA, broker, gateway and offer keys\n"
 		"  pki vehicle VIN DIR          issue a vehicle certificate (CN=VIN)\n"
 		"  stats                        gateway counters, totals and per instance\n"
+		"  vehicle list [--after VIN] [--limit N]  vehicles, in VIN order\n"
 		"  vehicle show VIN             latest state of a vehicle\n"
-		"  vehicle history VIN [--limit N]  stored samples, oldest first\n"
+		"  vehicle history VIN [--from T] [--to T] [--limit N]\n"
+		"                               stored samples, oldest first (T: unix ms or\n"
+		"                               ISO 8601 UTC; --limit N: the newest N)\n"
+		"  vehicle days VIN [--from DATE] [--to DATE]  daily rollups (UTC days)\n"
 		"  vehicle offers VIN           offers issued to a vehicle\n"
 		"  offer sign --key PEM --vin VIN --title T --out FILE [--body B] [--promo P]\n"
 		"             [--kind refuel|service|inspection|loyalty|test_drive] [--id ID]\n"
@@ -60,8 +69,8 @@ static void usage(FILE *f)
 		"                               write a SignedOffer as the gateway would publish "
 		"it\n"
 		"\n"
-		"--config FILE reads the database path (db) from the gateway's config;\n"
-		"--db PATH overrides it. Exit codes: 0 ok, 1 failure, 2 usage error.\n");
+		"--config FILE reads the database (db) from the gateway's config;\n"
+		"--db PATH|URL overrides it. Exit codes: 0 ok, 1 failure, 2 usage error.\n");
 }
 
 /* Prints one line to stderr and returns the exit code. */
@@ -135,23 +144,46 @@ static int json_print(json_t *root)
 	return r < 0 ? 1 : 0;
 }
 
+/* The read-only database and the domains pitstopctl reads through. */
+struct ctl_db {
+	struct db *db;		     /* owned */
+	struct telemetry *telemetry; /* owned */
+	struct offer_log *offers;    /* owned */
+};
+
+static void close_db(struct ctl_db *d)
+{
+	offer_log_free(d->offers);
+	telemetry_free(d->telemetry);
+	db_close(d->db);
+	memset(d, 0, sizeof(*d));
+}
+
 /* Opens the gateway database read-only. Returns 0 or an exit code. */
-static int open_store(const struct ctl *ctl, struct store **ret_store)
+static int open_db(const struct ctl *ctl, struct ctl_db *d)
 {
 	struct gw_config conf;
 	char err[512];
 	int r;
 
+	memset(d, 0, sizeof(*d));
 	memset(&conf, 0, sizeof(conf));
 	r = gw_config_load(ctl->config_path, &conf, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "%s\n", err);
 		return EXIT_USAGE;
 	}
-	r = store_open(ctl->db ? ctl->db : conf.db, STORE_READ_ONLY, ret_store, err, sizeof(err));
+	r = schema_open(ctl->db ? ctl->db : conf.db, DB_READ_ONLY, &d->db, err, sizeof(err));
 	gw_config_free(&conf);
 	if (r < 0)
 		return die(1, "cannot open the database: %s", err);
+	r = telemetry_new(d->db, &d->telemetry);
+	if (r == 0)
+		r = offer_log_new(d->db, &d->offers);
+	if (r < 0) {
+		close_db(d);
+		return die(1, "cannot read the database: %s", strerror(-r));
+	}
 	return 0;
 }
 
@@ -185,83 +217,62 @@ static int cmd_pki(struct ctl *ctl)
 
 /* ---- stats ---- */
 
-/* sum += c, field by field. */
-static void add_counters(struct store_counters *sum, const struct store_counters *c)
+static void json_counter(const char *name, uint64_t value, void *arg)
 {
-	sum->received += c->received;
-	sum->stored += c->stored;
-	sum->samples_stored += c->samples_stored;
-	sum->duplicates += c->duplicates;
-	for (int i = 0; i < STORE_REJECT_COUNT; i++)
-		sum->rejected[i] += c->rejected[i];
-	sum->offers_sent += c->offers_sent;
-	sum->offers_failed += c->offers_failed;
-	sum->acks_sent += c->acks_sent;
-	sum->events += c->events;
-	sum->status += c->status;
+	json_t *obj = arg;
+
+	if (strncmp(name, "rejected.", 9) == 0) {
+		json_t *rej = json_object_get(obj, "rejected");
+
+		if (!rej) {
+			rej = json_object();
+			json_object_set_new(obj, "rejected", rej);
+		}
+		json_object_set_new(rej, name + 9, json_integer((json_int_t)value));
+		return;
+	}
+	json_object_set_new(obj, name, json_integer((json_int_t)value));
 }
 
 /* Adds the counters of c to obj (json_integer is 64-bit signed). */
-static void json_counters(json_t *obj, const struct store_counters *c)
+static void json_counters(json_t *obj, const struct counters *c)
 {
-	json_t *rej = json_object();
+	counters_each(c, json_counter, obj);
+}
 
-	json_object_set_new(obj, "received", json_integer((json_int_t)c->received));
-	json_object_set_new(obj, "stored", json_integer((json_int_t)c->stored));
-	json_object_set_new(obj, "samples_stored", json_integer((json_int_t)c->samples_stored));
-	json_object_set_new(obj, "duplicates", json_integer((json_int_t)c->duplicates));
-	for (int i = 0; i < STORE_REJECT_COUNT; i++)
-		json_object_set_new(rej, store_reject_name((enum store_reject)i),
-				    json_integer((json_int_t)c->rejected[i]));
-	json_object_set_new(obj, "rejected", rej);
-	json_object_set_new(obj, "offers_sent", json_integer((json_int_t)c->offers_sent));
-	json_object_set_new(obj, "offers_failed", json_integer((json_int_t)c->offers_failed));
-	json_object_set_new(obj, "acks_sent", json_integer((json_int_t)c->acks_sent));
-	json_object_set_new(obj, "events", json_integer((json_int_t)c->events));
-	json_object_set_new(obj, "status", json_integer((json_int_t)c->status));
+static void print_counter(const char *name, uint64_t value, void *arg)
+{
+	printf("%s%-22s %" PRIu64 "\n", (const char *)arg, name, value);
 }
 
 /* The text form of one set of counters, each line prefixed with indent. */
-static void print_counters(const struct store_counters *c, const char *indent)
+static void print_counters(const struct counters *c, const char *indent)
 {
-	printf("%sreceived        %" PRIu64 "\n", indent, c->received);
-	printf("%sstored          %" PRIu64 " batches, %" PRIu64 " samples\n", indent, c->stored,
-	       c->samples_stored);
-	printf("%sduplicates      %" PRIu64 "\n", indent, c->duplicates);
-	printf("%srejected       ", indent);
-	for (int i = 0; i < STORE_REJECT_COUNT; i++)
-		printf(" %s=%" PRIu64, store_reject_name((enum store_reject)i), c->rejected[i]);
-	printf("\n%soffers          %" PRIu64 " sent, %" PRIu64 " failed\n", indent, c->offers_sent,
-	       c->offers_failed);
-	printf("%sreceipts        %" PRIu64 " sent\n", indent, c->acks_sent);
-	printf("%sevents          %" PRIu64 "\n", indent, c->events);
-	printf("%sstatus          %" PRIu64 "\n", indent, c->status);
+	counters_each(c, print_counter, (void *)indent);
 }
 
 static int cmd_stats(struct ctl *ctl)
 {
-	struct store *s = NULL;
-	struct store_instance *rows = NULL;
-	struct store_counters sum;
+	struct ctl_db d;
+	struct counters_instance *rows = NULL;
+	struct counters sum;
 	size_t n = 0;
 	char when[40];
-	int r;
+	int r, more = 0;
 
-	if (ctl->argc != 1) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	r = open_store(ctl, &s);
+	if (ctl->argc != 1)
+		return die(EXIT_USAGE, "stats: unexpected argument '%s'", ctl->argv[1]);
+	r = open_db(ctl, &d);
 	if (r)
 		return r;
-	r = s->ops->counters_list(s, &rows, &n);
+	r = counters_list(d.db, &rows, &n, &more);
 	if (r < 0) {
 		r = die(1, "reading the counters failed: %s", strerror(-r));
 		goto out;
 	}
 	memset(&sum, 0, sizeof(sum));
 	for (size_t i = 0; i < n; i++)
-		add_counters(&sum, &rows[i].c);
+		counters_add(&sum, &rows[i].c);
 	if (ctl->json) {
 		json_t *root = json_object(), *inst = json_array();
 
@@ -275,10 +286,12 @@ static int cmd_stats(struct ctl *ctl)
 			json_array_append_new(inst, o);
 		}
 		json_object_set_new(root, "instances", inst);
+		json_object_set_new(root, "instances_truncated", json_boolean(more));
 		r = json_print(root);
 		goto out;
 	}
-	printf("total over %zu instance%s\n", n, n == 1 ? "" : "s");
+	printf("total over %zu instance%s%s\n", n, n == 1 ? "" : "s",
+	       more ? " (more instances not listed)" : "");
 	print_counters(&sum, "  ");
 	for (size_t i = 0; i < n; i++) {
 		iso8601(rows[i].updated_at_ms, when, sizeof(when));
@@ -288,7 +301,7 @@ static int cmd_stats(struct ctl *ctl)
 	r = 0;
 out:
 	free(rows);
-	store_close(s);
+	close_db(&d);
 	return r;
 }
 
@@ -300,54 +313,142 @@ static json_t *opt_real(int present, double v)
 	return present ? json_real(v) : json_null();
 }
 
+/* Parses a non-negative decimal; returns 0 or -EINVAL. */
+static int parse_u64(const char *s, uint64_t *ret)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/* Parses a signed decimal; returns 0 or -EINVAL. */
+static int parse_i64(const char *s, int64_t *ret)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+/*
+ * Parses a time: unix milliseconds, or ISO 8601 UTC as YYYY-MM-DD or
+ * YYYY-MM-DDTHH:MM[:SS][Z]. Returns 0 or -EINVAL.
+ */
+static int parse_time(const char *s, int64_t *ret_ms)
+{
+	struct tm tm;
+	const char *end;
+
+	if (parse_i64(s, ret_ms) == 0)
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%d", &tm);
+	if (!end)
+		return -EINVAL;
+	if (*end == 'T') {
+		const char *e2 = strptime(end + 1, "%H:%M:%S", &tm);
+
+		if (!e2)
+			e2 = strptime(end + 1, "%H:%M", &tm);
+		if (!e2)
+			return -EINVAL;
+		end = e2;
+	}
+	if (*end == 'Z')
+		end++;
+	if (*end)
+		return -EINVAL;
+	*ret_ms = (int64_t)timegm(&tm) * 1000;
+	return 0;
+}
+
+/* "2026-12-01" for a UTC day number. */
+static void day_name(int64_t day, char *buf, size_t size)
+{
+	time_t t = (time_t)(day * 86400);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%d", &tm);
+}
+
+static const char *online_name(enum telemetry_online o)
+{
+	return o == TELEMETRY_ONLINE_UNKNOWN ? "unknown" : o == TELEMETRY_ONLINE ? "yes" : "no";
+}
+
+/* The JSON form of a vehicle's latest state. */
+static json_t *json_vehicle(const struct telemetry_vehicle *v)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "vin", json_string(v->vin));
+	json_object_set_new(o, "odometer_km",
+			    opt_real(v->present & SAMPLE_ODOMETER, (double)v->odometer_m / 1000.0));
+	json_object_set_new(o, "fuel_pct", opt_real(v->present & SAMPLE_FUEL, v->fuel_permille / 10.0));
+	json_object_set_new(o, "lat", opt_real(v->present & SAMPLE_POSITION, v->lat_e7 / 1e7));
+	json_object_set_new(o, "lon", opt_real(v->present & SAMPLE_POSITION, v->lon_e7 / 1e7));
+	json_object_set_new(o, "speed_kmh",
+			    opt_real(v->present & SAMPLE_SPEED, v->speed_cms * 0.036));
+	json_object_set_new(o, "heading_deg",
+			    opt_real(v->present & SAMPLE_HEADING, v->heading_cdeg / 100.0));
+	json_object_set_new(o, "fix", v->has_sample ? json_fix(v->fix) : json_null());
+	json_object_set_new(o, "online",
+			    v->online == TELEMETRY_ONLINE_UNKNOWN
+				    ? json_null()
+				    : json_boolean(v->online == TELEMETRY_ONLINE));
+	json_object_set_new(o, "updated_at", v->has_sample ? json_time(v->time_ms) : json_null());
+	json_object_set_new(o, "batches", json_integer(v->batches));
+	json_object_set_new(o, "samples", json_integer(v->samples));
+	return o;
+}
+
+/* Formats an optional number for the text tables. */
+static const char *opt_fmt(char *buf, size_t size, int present, int decimals, double v)
+{
+	if (!present)
+		return "-";
+	snprintf(buf, size, "%.*f", decimals, v);
+	return buf;
+}
+
 /*
  * The vehicle subcommands print to stdout and return the exit code (errors
  * are one line on stderr).
  */
-static int vehicle_show(struct ctl *ctl, struct store *s, const char *vin)
+static int vehicle_show(struct ctl *ctl, struct ctl_db *d, const char *vin)
 {
-	struct store_vehicle v;
+	struct telemetry_vehicle v;
 	char when[40] = "-";
 	int r;
 
-	r = s->ops->vehicle_get(s, vin, &v);
+	r = telemetry_vehicle_get(d->telemetry, vin, &v);
 	if (r == -ENOENT)
 		return die(1, "unknown vehicle %s", vin);
 	if (r < 0)
 		return die(1, "reading vehicle %s failed: %s", vin, strerror(-r));
-	if (ctl->json) {
-		json_t *o = json_object();
-
-		json_object_set_new(o, "vin", json_string(v.vin));
-		json_object_set_new(
-			o, "odometer_km",
-			opt_real(v.present & SAMPLE_ODOMETER, (double)v.odometer_m / 1000.0));
-		json_object_set_new(o, "fuel_pct",
-				    opt_real(v.present & SAMPLE_FUEL, v.fuel_permille / 10.0));
-		json_object_set_new(o, "lat",
-				    opt_real(v.present & SAMPLE_POSITION, v.lat_e7 / 1e7));
-		json_object_set_new(o, "lon",
-				    opt_real(v.present & SAMPLE_POSITION, v.lon_e7 / 1e7));
-		json_object_set_new(o, "speed_kmh",
-				    opt_real(v.present & SAMPLE_SPEED, v.speed_cms * 0.036));
-		json_object_set_new(o, "heading_deg",
-				    opt_real(v.present & SAMPLE_HEADING, v.heading_cdeg / 100.0));
-		json_object_set_new(o, "fix", v.has_sample ? json_fix(v.fix) : json_null());
-		json_object_set_new(o, "online",
-				    v.online == STORE_ONLINE_UNKNOWN
-					    ? json_null()
-					    : json_boolean(v.online == STORE_ONLINE));
-		json_object_set_new(o, "updated_at",
-				    v.has_sample ? json_time(v.time_ms) : json_null());
-		return json_print(o);
-	}
+	if (ctl->json)
+		return json_print(json_vehicle(&v));
 	if (v.has_sample)
 		iso8601(v.time_ms, when, sizeof(when));
 	printf("vin          %s\n", v.vin);
 	printf("updated_at   %s\n", when);
-	printf("online       %s\n", v.online == STORE_ONLINE_UNKNOWN ? "unknown"
-				    : v.online == STORE_ONLINE	     ? "yes"
-								     : "no");
+	printf("online       %s\n", online_name(v.online));
 	if (v.present & SAMPLE_ODOMETER)
 		printf("odometer     %.3f km\n", (double)v.odometer_m / 1000.0);
 	if (v.present & SAMPLE_FUEL)
@@ -360,36 +461,76 @@ static int vehicle_show(struct ctl *ctl, struct store *s, const char *vin)
 		printf("heading      %.2f deg\n", v.heading_cdeg / 100.0);
 	if (v.has_sample && fix_name(v.fix))
 		printf("fix          %s\n", fix_name(v.fix));
+	printf("stored       %" PRId64 " batches, %" PRId64 " samples\n", v.batches, v.samples);
 	return 0;
 }
 
-/* Formats an optional number for the text tables. */
-static const char *opt_fmt(char *buf, size_t size, int present, int decimals, double v)
+static int vehicle_list(struct ctl *ctl, struct ctl_db *d, const char *after, size_t limit)
 {
-	if (!present)
-		return "-";
-	snprintf(buf, size, "%.*f", decimals, v);
-	return buf;
+	struct telemetry_vehicle *rows = NULL;
+	size_t n = 0;
+	int r, more = 0;
+
+	r = telemetry_list(d->telemetry, after, limit, &rows, &n, &more);
+	if (r < 0)
+		return die(1, "listing the vehicles failed: %s", strerror(-r));
+	if (ctl->json) {
+		json_t *root = json_object(), *arr = json_array();
+
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(arr, json_vehicle(&rows[i]));
+		json_object_set_new(root, "vehicles", arr);
+		json_object_set_new(root, "next_after",
+				    more ? json_string(rows[n - 1].vin) : json_null());
+		free(rows);
+		return json_print(root);
+	}
+	printf("%-17s %-7s %-24s %12s %6s\n", "vin", "online", "updated_at", "odometer_km",
+	       "fuel%");
+	for (size_t i = 0; i < n; i++) {
+		const struct telemetry_vehicle *v = &rows[i];
+		char when[40] = "-", b1[32], b2[32];
+
+		if (v->has_sample)
+			iso8601(v->time_ms, when, sizeof(when));
+		printf("%-17s %-7s %-24s %12s %6s\n", v->vin, online_name(v->online), when,
+		       opt_fmt(b1, sizeof(b1), v->present & SAMPLE_ODOMETER, 3,
+			       (double)v->odometer_m / 1000.0),
+		       opt_fmt(b2, sizeof(b2), v->present & SAMPLE_FUEL, 1, v->fuel_permille / 10.0));
+	}
+	if (more)
+		printf("(more: pitstopctl vehicle list --after %s)\n", rows[n - 1].vin);
+	free(rows);
+	return 0;
 }
 
-static int vehicle_history(struct ctl *ctl, struct store *s, const char *vin, size_t limit)
+static int vehicle_history(struct ctl *ctl, struct ctl_db *d, const char *vin, int64_t from,
+			   int64_t to, size_t limit)
 {
-	struct store_history_row *rows = NULL;
+	struct telemetry_sample *rows = NULL;
 	size_t n = 0;
-	int r;
+	int r, truncated = 0;
 
-	r = s->ops->vehicle_history(s, vin, limit, &rows, &n);
+	r = telemetry_history(d->telemetry, vin, from, to, limit, &rows, &n, &truncated);
 	if (r == -ENOENT)
 		return die(1, "unknown vehicle %s", vin);
 	if (r < 0)
 		return die(1, "reading the history of %s failed: %s", vin, strerror(-r));
+	if (truncated)
+		fprintf(stderr,
+			"pitstopctl: the range holds more than %d samples: only the newest are "
+			"listed (narrow it with --from/--to)\n",
+			TELEMETRY_HISTORY_MAX);
 	if (ctl->json) {
 		json_t *arr = json_array();
+		char ep[24];
 
 		for (size_t i = 0; i < n; i++) {
 			const struct sample *x = &rows[i].s;
 			json_t *o = json_object();
 
+			snprintf(ep, sizeof(ep), "%016" PRIx64, rows[i].epoch);
+			json_object_set_new(o, "epoch", json_string(ep));
 			json_object_set_new(o, "seq", json_integer((json_int_t)rows[i].seq));
 			json_object_set_new(o, "time_ms", json_integer(x->time_ms));
 			json_object_set_new(o, "time", json_time(x->time_ms));
@@ -439,17 +580,83 @@ static int vehicle_history(struct ctl *ctl, struct store *s, const char *vin, si
 	return 0;
 }
 
-static int vehicle_offers(struct ctl *ctl, struct store *s, const char *vin)
+static int vehicle_days(struct ctl *ctl, struct ctl_db *d, const char *vin, int64_t from,
+			int64_t to)
 {
-	struct store_offer_row *rows = NULL;
+	struct telemetry_day *rows = NULL;
 	size_t n = 0;
-	int r;
+	int r, truncated = 0;
 
-	r = s->ops->offer_list(s, vin, &rows, &n);
+	r = telemetry_days(d->telemetry, vin, telemetry_day_of(from), telemetry_day_of(to), &rows,
+			   &n, &truncated);
+	if (r == -ENOENT)
+		return die(1, "unknown vehicle %s", vin);
+	if (r < 0)
+		return die(1, "reading the daily rollups of %s failed: %s", vin, strerror(-r));
+	if (truncated)
+		fprintf(stderr, "pitstopctl: only the first %d days are listed\n",
+			TELEMETRY_DAYS_MAX);
+	if (ctl->json) {
+		json_t *arr = json_array();
+
+		for (size_t i = 0; i < n; i++) {
+			const struct telemetry_day *x = &rows[i];
+			json_t *o = json_object();
+			char day[16];
+
+			day_name(x->day, day, sizeof(day));
+			json_object_set_new(o, "day", json_string(day));
+			json_object_set_new(o, "samples", json_integer(x->samples));
+			json_object_set_new(o, "distance_km",
+					    opt_real(x->has_odometer, x->distance_m / 1000.0));
+			json_object_set_new(o, "first_odometer_km",
+					    opt_real(x->has_odometer, x->first_odometer_m / 1000.0));
+			json_object_set_new(o, "last_odometer_km",
+					    opt_real(x->has_odometer, x->last_odometer_m / 1000.0));
+			json_object_set_new(o, "driving_s", json_real(x->driving_ms / 1000.0));
+			json_object_set_new(o, "fuel_used_pct",
+					    opt_real(x->has_fuel, x->fuel_used_permille / 10.0));
+			json_object_set_new(o, "fuel_refuelled_pct",
+					    json_real(x->fuel_refuelled_permille / 10.0));
+			json_array_append_new(arr, o);
+		}
+		free(rows);
+		return json_print(arr);
+	}
+	printf("%-10s %8s %11s %10s %9s %11s\n", "day", "samples", "distance_km", "driving_h",
+	       "fuel_used%", "refuelled%");
+	for (size_t i = 0; i < n; i++) {
+		const struct telemetry_day *x = &rows[i];
+		char day[16], b1[32], b2[32];
+
+		day_name(x->day, day, sizeof(day));
+		printf("%-10s %8" PRId64 " %11s %10.2f %9s %11.1f\n", day, x->samples,
+		       opt_fmt(b1, sizeof(b1), x->has_odometer, 3, x->distance_m / 1000.0),
+		       x->driving_ms / 3600000.0,
+		       opt_fmt(b2, sizeof(b2), x->has_fuel, 1, x->fuel_used_permille / 10.0),
+		       x->fuel_refuelled_permille / 10.0);
+	}
+	free(rows);
+	return 0;
+}
+
+static int vehicle_offers(struct ctl *ctl, struct ctl_db *d, const char *vin)
+{
+	struct telemetry_vehicle v;
+	struct offer_row *rows = NULL;
+	size_t n = 0;
+	int r, more = 0;
+
+	r = telemetry_vehicle_get(d->telemetry, vin, &v);
+	if (r == 0)
+		r = offer_log_list(d->offers, vin, &rows, &n, &more);
 	if (r == -ENOENT)
 		return die(1, "unknown vehicle %s", vin);
 	if (r < 0)
 		return die(1, "reading the offers of %s failed: %s", vin, strerror(-r));
+	if (more)
+		fprintf(stderr, "pitstopctl: only the oldest %d offers are listed\n",
+			OFFER_LOG_LIST_MAX);
 	if (ctl->json) {
 		json_t *arr = json_array();
 
@@ -464,7 +671,7 @@ static int vehicle_offers(struct ctl *ctl, struct store *s, const char *vin)
 			json_object_set_new(o, "valid_until", json_time(rows[i].valid_until_ms));
 			json_object_set_new(o, "created_at", json_time(rows[i].created_ms));
 			json_object_set_new(o, "state",
-					    json_string(store_offer_state_name(rows[i].state)));
+					    json_string(offer_state_name(rows[i].state)));
 			json_array_append_new(arr, o);
 		}
 		free(rows);
@@ -477,85 +684,99 @@ static int vehicle_offers(struct ctl *ctl, struct store *s, const char *vin)
 
 		iso8601(rows[i].valid_until_ms, until, sizeof(until));
 		printf("%-32s %-10s %-9s %-12s %-24s %s\n", rows[i].id,
-		       offers_kind_name(rows[i].kind), store_offer_state_name(rows[i].state),
+		       offers_kind_name(rows[i].kind), offer_state_name(rows[i].state),
 		       rows[i].promo_code, until, rows[i].title);
 	}
 	free(rows);
 	return 0;
 }
 
-/* Parses a non-negative decimal; returns 0 or -EINVAL. */
-static int parse_u64(const char *s, uint64_t *ret)
+/* The options of the vehicle subcommands, parsed from argv[from..]. */
+struct vehicle_opts {
+	int64_t from_ms, to_ms;
+	uint64_t limit;
+	const char *after;
+};
+
+/*
+ * Parses --from/--to/--limit/--after where `allowed` lists them (e.g.
+ * "ftl"). Returns 0 or an exit code (after printing what was wrong).
+ */
+static int parse_vehicle_opts(struct ctl *ctl, int from, const char *sub, const char *allowed,
+			      struct vehicle_opts *o)
 {
-	char *end;
-	unsigned long long v;
+	for (int i = from; i < ctl->argc; i++) {
+		const char *opt = ctl->argv[i], *val = i + 1 < ctl->argc ? ctl->argv[i + 1] : NULL;
+		int r = -EINVAL;
 
-	if (!s || !*s || *s == '-')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
-/* Parses a signed decimal; returns 0 or -EINVAL. */
-static int parse_i64(const char *s, int64_t *ret)
-{
-	char *end;
-	long long v;
-
-	if (!s || !*s)
-		return -EINVAL;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno || *end)
-		return -EINVAL;
-	*ret = v;
+		if (strcmp(opt, "--from") == 0 && strchr(allowed, 'f') && val)
+			r = parse_time(val, &o->from_ms);
+		else if (strcmp(opt, "--to") == 0 && strchr(allowed, 't') && val)
+			r = parse_time(val, &o->to_ms);
+		else if (strcmp(opt, "--limit") == 0 && strchr(allowed, 'l') && val)
+			r = parse_u64(val, &o->limit) == 0 && o->limit > 0 ? 0 : -EINVAL;
+		else if (strcmp(opt, "--after") == 0 && strchr(allowed, 'a') && val) {
+			o->after = val;
+			r = 0;
+		} else
+			return die(EXIT_USAGE, "vehicle %s: unexpected argument '%s'", sub, opt);
+		if (r < 0)
+			return die(EXIT_USAGE, "vehicle %s: bad value for %s: '%s'", sub, opt,
+				   val ? val : "");
+		i++;
+	}
 	return 0;
 }
 
 static int cmd_vehicle(struct ctl *ctl)
 {
-	struct store *s = NULL;
-	const char *sub, *vin;
-	uint64_t limit = 0;
+	struct vehicle_opts o = { .from_ms = INT64_MIN / 2, .to_ms = INT64_MAX / 2 };
+	struct ctl_db d;
+	const char *sub, *vin = NULL;
 	int r;
 
-	if (ctl->argc < 3) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (ctl->argc < 2)
+		return die(EXIT_USAGE, "vehicle: which subcommand? (list, show, history, days, "
+				       "offers)");
 	sub = ctl->argv[1];
-	vin = ctl->argv[2];
-	if (strcmp(sub, "history") == 0) {
-		for (int i = 3; i < ctl->argc; i++) {
-			if (strcmp(ctl->argv[i], "--limit") == 0 && i + 1 < ctl->argc &&
-			    parse_u64(ctl->argv[i + 1], &limit) == 0 && limit > 0) {
-				i++;
-				continue;
-			}
-			return die(EXIT_USAGE, "vehicle history: bad argument '%s'", ctl->argv[i]);
-		}
-	} else if (strcmp(sub, "show") != 0 && strcmp(sub, "offers") != 0) {
-		usage(stderr);
-		return EXIT_USAGE;
-	} else if (ctl->argc != 3) {
-		return die(EXIT_USAGE, "vehicle %s: unexpected argument '%s'", sub, ctl->argv[3]);
+	if (strcmp(sub, "list") == 0) {
+		o.limit = 100;
+		r = parse_vehicle_opts(ctl, 2, sub, "la", &o);
+		if (r)
+			return r;
+		if (o.limit > TELEMETRY_LIST_MAX)
+			return die(EXIT_USAGE, "vehicle list: --limit is at most %d",
+				   TELEMETRY_LIST_MAX);
+	} else {
+		const char *allowed = strcmp(sub, "history") == 0 ? "ftl"
+				      : strcmp(sub, "days") == 0  ? "ft"
+								  : "";
+
+		if (!*allowed && strcmp(sub, "show") != 0 && strcmp(sub, "offers") != 0)
+			return die(EXIT_USAGE, "vehicle: unknown subcommand '%s'", sub);
+		if (ctl->argc < 3)
+			return die(EXIT_USAGE, "vehicle %s: which VIN?", sub);
+		vin = ctl->argv[2];
+		r = parse_vehicle_opts(ctl, 3, sub, allowed, &o);
+		if (r)
+			return r;
+		if (!vin_valid(vin))
+			return die(EXIT_USAGE, "'%s' is not a valid VIN", vin);
 	}
-	if (!vin_valid(vin))
-		return die(EXIT_USAGE, "'%s' is not a valid VIN", vin);
-	r = open_store(ctl, &s);
+	r = open_db(ctl, &d);
 	if (r)
 		return r;
-	if (strcmp(sub, "show") == 0)
-		r = vehicle_show(ctl, s, vin);
+	if (strcmp(sub, "list") == 0)
+		r = vehicle_list(ctl, &d, o.after, (size_t)o.limit);
+	else if (strcmp(sub, "show") == 0)
+		r = vehicle_show(ctl, &d, vin);
 	else if (strcmp(sub, "history") == 0)
-		r = vehicle_history(ctl, s, vin, (size_t)limit);
+		r = vehicle_history(ctl, &d, vin, o.from_ms, o.to_ms, (size_t)o.limit);
+	else if (strcmp(sub, "days") == 0)
+		r = vehicle_days(ctl, &d, vin, o.from_ms, o.to_ms);
 	else
-		r = vehicle_offers(ctl, s, vin);
-	store_close(s);
+		r = vehicle_offers(ctl, &d, vin);
+	close_db(&d);
 	return r;
 }
 
@@ -728,7 +949,7 @@ int main(int argc, char **argv)
 	int r;
 
 	memset(&ctl, 0, sizeof(ctl));
-	/* Only errors from the library layers (the store logs SQLite failures). */
+	/* Only errors from the library layers (db logs the backends' failures). */
 	log_init("pitstopctl", LOG_LEVEL_ERROR);
 	r = parse_globals(&ctl, argc, argv);
 	if (r == 1) {

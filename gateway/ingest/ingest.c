@@ -3,7 +3,8 @@
  * the per-message savepoint logic, the batched transaction and its counters
  * (tx deltas are added to the totals only when the commit succeeded), the
  * list of offers waiting for that commit, and the list of telemetry batches
- * (VIN, seq) the commit will make safe, turned into receipts after it.
+ * (VIN, epoch, seq) the commit will make safe, turned into receipts after it.
+ * What each kind of message does is one row of the table `kinds`.
  */
 #include "ingest.h"
 
@@ -32,11 +33,6 @@
  */
 #define ACK_DROP_AFTER_MS 60000
 
-enum msg_kind {
-	MSG_TELEMETRY,
-	MSG_EVENTS,
-	MSG_STATUS,
-};
 
 /* An offer signed during the open transaction, published after its commit. */
 struct pending_offer {
@@ -52,12 +48,13 @@ struct pending_offer {
  */
 struct pending_ack {
 	char vin[VIN_LEN + 1];
+	uint64_t epoch;
 	uint64_t seq;
 };
 
 /* What the open transaction will add to the counters when it commits. */
 struct tx_delta {
-	uint64_t stored, samples_stored, duplicates, events, status;
+	uint64_t stored, samples_stored, duplicates, events, events_unknown, status;
 	uint64_t messages; /* messages applied in the transaction */
 };
 
@@ -69,18 +66,20 @@ struct reject_log {
 
 struct ingest {
 	struct loop *loop;	      /* borrowed */
-	struct store *store;	      /* borrowed */
+	struct db *db;		      /* borrowed */
+	struct telemetry *telemetry;  /* borrowed */
+	struct offer_log *offers;     /* borrowed */
 	struct crypto_signer *signer; /* borrowed, may be NULL */
 	struct rules *rules;	      /* borrowed, may be NULL */
 	char *instance_id;	      /* owned */
 	size_t max_pending;
 	int no_timers;
 
-	struct store_counters c;     /* totals, committed work only */
-	struct store_counters saved; /* what the store holds: save when c differs */
-	struct reject_log rlog[STORE_REJECT_COUNT];
+	struct counters c;     /* totals, committed work only */
+	struct counters saved; /* what the database holds: save when c differs */
+	struct reject_log rlog[REJECT_COUNT];
 
-	int in_tx;	    /* a store transaction is open */
+	int in_tx;	    /* a db transaction is open */
 	int commit_timer;   /* loop timer id, 0 = none */
 	int counters_timer; /* loop timer id, 0 = none */
 	struct tx_delta tx;
@@ -99,7 +98,7 @@ static void commit_timer_fired(void *arg);
 static void counters_timer_fired(void *arg);
 
 /* Counts a rejected message and logs it at most once a minute per reason. */
-static void reject(struct ingest *in, enum store_reject why, const char *detail)
+static void reject(struct ingest *in, enum reject why, const char *detail)
 {
 	struct reject_log *rl = &in->rlog[why];
 	uint64_t now = loop_now_ms();
@@ -111,9 +110,9 @@ static void reject(struct ingest *in, enum store_reject why, const char *detail)
 	}
 	if (rl->suppressed)
 		log_warn("ingest: rejected a message (%s): %s; %llu more since the last report",
-			 store_reject_name(why), detail, (unsigned long long)rl->suppressed);
+			 counters_reject_name(why), detail, (unsigned long long)rl->suppressed);
 	else
-		log_warn("ingest: rejected a message (%s): %s", store_reject_name(why), detail);
+		log_warn("ingest: rejected a message (%s): %s", counters_reject_name(why), detail);
 	rl->last_ms = now ? now : 1;
 	rl->suppressed = 0;
 }
@@ -131,7 +130,7 @@ static void pending_clear_from(struct ingest *in, size_t from)
 /* Undoes the whole open transaction; what it held is counted as lost. */
 static void abort_tx(struct ingest *in)
 {
-	in->store->ops->rollback(in->store);
+	db_rollback(in->db);
 	in->in_tx = 0;
 	if (in->commit_timer) {
 		loop_cancel_timer(in->loop, in->commit_timer);
@@ -140,13 +139,13 @@ static void abort_tx(struct ingest *in)
 	if (in->tx.messages)
 		log_error("ingest: transaction rolled back, %llu messages lost",
 			  (unsigned long long)in->tx.messages);
-	in->c.rejected[STORE_REJECT_STORAGE] += in->tx.messages;
+	in->c.rejected[REJECT_STORAGE] += in->tx.messages;
 	memset(&in->tx, 0, sizeof(in->tx));
 	pending_clear_from(in, 0);
 	in->nacks = 0; /* nothing of it is safe: no receipt, the cars resend */
 }
 
-/* Orders pending acks by VIN, then seq. */
+/* Orders pending acks by VIN, epoch, then seq. */
 static int ack_cmp(const void *a, const void *b)
 {
 	const struct pending_ack *x = a, *y = b;
@@ -154,12 +153,14 @@ static int ack_cmp(const void *a, const void *b)
 
 	if (c)
 		return c;
+	if (x->epoch != y->epoch)
+		return x->epoch < y->epoch ? -1 : 1;
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /*
- * Called right after a commit: hands one TelemetryAck per VIN, naming each
- * of that VIN's batches in the transaction once (split every
+ * Called right after a commit: hands one TelemetryAck per (VIN, epoch),
+ * naming each of its batches in the transaction once (split every
  * CODEC_MAX_ACK_SEQS), to the ack outbox, and forgets them. A receipt that
  * cannot be built is dropped with a warning; the car resends that batch.
  */
@@ -170,16 +171,19 @@ static void acks_publish(struct ingest *in, int64_t now)
 	qsort(in->acks, in->nacks, sizeof(in->acks[0]), ack_cmp);
 	while (i < in->nacks) {
 		const char *vin = in->acks[i].vin;
+		uint64_t epoch = in->acks[i].epoch;
 		size_t n = 0;
 
-		for (; i < in->nacks && strcmp(in->acks[i].vin, vin) == 0; i++)
+		for (; i < in->nacks && strcmp(in->acks[i].vin, vin) == 0 &&
+		       in->acks[i].epoch == epoch;
+		     i++)
 			if (n == 0 || in->ack_seqs[n - 1] != in->acks[i].seq)
 				in->ack_seqs[n++] = in->acks[i].seq;
 		for (size_t off = 0; off < n; off += CODEC_MAX_ACK_SEQS) {
 			size_t k = n - off < CODEC_MAX_ACK_SEQS ? n - off : CODEC_MAX_ACK_SEQS;
 			uint8_t *buf = NULL;
 			size_t len = 0;
-			int r = codec_encode_ack(0, in->ack_seqs + off, k, &buf, &len);
+			int r = codec_encode_ack(epoch, in->ack_seqs + off, k, &buf, &len);
 
 			if (r < 0) {
 				log_warn("ingest: cannot encode a receipt for %zu batches: %s", k,
@@ -206,7 +210,7 @@ static void acks_publish(struct ingest *in, int64_t now)
  */
 static int commit_tx(struct ingest *in)
 {
-	struct store_counters next;
+	struct counters next;
 	int64_t now = loop_wall_ms();
 	int r;
 
@@ -225,10 +229,11 @@ static int commit_tx(struct ingest *in)
 	next.samples_stored += in->tx.samples_stored;
 	next.duplicates += in->tx.duplicates;
 	next.events += in->tx.events;
+	next.events_unknown += in->tx.events_unknown;
 	next.status += in->tx.status;
-	r = in->store->ops->counters_save(in->store, in->instance_id, &next, now);
+	r = counters_save(in->db, in->instance_id, &next, now);
 	if (r == 0)
-		r = in->store->ops->commit(in->store);
+		r = db_commit(in->db);
 	if (r < 0) {
 		abort_tx(in);
 		return r;
@@ -254,7 +259,7 @@ static int ensure_tx(struct ingest *in)
 
 	if (in->in_tx)
 		return 0;
-	r = in->store->ops->begin(in->store);
+	r = db_begin(in->db);
 	if (r < 0)
 		return r;
 	in->in_tx = 1;
@@ -272,95 +277,165 @@ static void commit_timer_fired(void *arg)
 	commit_tx(in);
 }
 
+/* One decoded message, whichever its kind. */
+struct decoded {
+	uint64_t epoch, seq; /* telemetry */
+	struct sample *samples; /* owned, telemetry */
+	size_t n;
+	struct offer_event ev;	/* events */
+	struct agent_status st; /* status */
+};
+
+/*
+ * What one kind of message does. decode fills d from the payload (a codec
+ * error); apply stores it inside the message's savepoint and fills the
+ * transaction delta (an error class rolls the message back).
+ */
+struct kind {
+	const char *name; /* the topic's last level */
+	size_t max_bytes;
+	const char *bad; /* the reject detail when it does not decode */
+	int (*decode)(const uint8_t *buf, size_t len, struct decoded *d);
+	int (*apply)(struct ingest *in, const char *vin, const uint8_t *buf, size_t len,
+		     struct decoded *d, struct tx_delta *delta);
+};
+
+static int decode_telemetry(const uint8_t *buf, size_t len, struct decoded *d)
+{
+	return codec_decode_batch(buf, len, &d->epoch, &d->seq, &d->samples, &d->n);
+}
+
+static int decode_event(const uint8_t *buf, size_t len, struct decoded *d)
+{
+	return codec_decode_offer_event(buf, len, &d->ev);
+}
+
+static int decode_status(const uint8_t *buf, size_t len, struct decoded *d)
+{
+	return codec_decode_status(buf, len, &d->st);
+}
+
+/*
+ * Stores a batch; a new one is folded into the latest state and the rules
+ * run on the result. A duplicate is only counted (and acknowledged again).
+ */
+static int apply_telemetry(struct ingest *in, const char *vin, const uint8_t *buf, size_t len,
+			   struct decoded *d, struct tx_delta *delta)
+{
+	int64_t now = loop_wall_ms();
+	struct telemetry_vehicle v;
+	int r;
+
+	r = telemetry_put_batch(in->telemetry, vin, d->epoch, d->seq, buf, len, d->samples, d->n,
+				now, &v);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		log_debug("ingest: %s batch %llu (epoch %016llx) is a duplicate", vin,
+			  (unsigned long long)d->seq, (unsigned long long)d->epoch);
+		delta->duplicates++;
+		return 0;
+	}
+	if (in->rules) {
+		r = rules_after_batch(in->rules, &v, now);
+		if (r < 0)
+			return r;
+	}
+	delta->stored++;
+	delta->samples_stored += d->n;
+	return 0;
+}
+
+/* An event for an offer never issued to this car is counted and dropped. */
+static int apply_event(struct ingest *in, const char *vin, const uint8_t *buf, size_t len,
+		       struct decoded *d, struct tx_delta *delta)
+{
+	int r = offer_log_event(in->offers, vin, &d->ev, loop_wall_ms());
+
+	if (r == -ENOENT) {
+		log_debug("ingest: %s reported an event for unknown offer %s", vin,
+			  d->ev.offer_id);
+		delta->events_unknown++;
+		return 0;
+	}
+	if (r == 0)
+		delta->events++;
+	return r;
+}
+
+static int apply_status(struct ingest *in, const char *vin, const uint8_t *buf, size_t len,
+			struct decoded *d, struct tx_delta *delta)
+{
+	int r = telemetry_put_status(in->telemetry, vin, &d->st, loop_wall_ms());
+
+	if (r == 0)
+		delta->status++;
+	return r;
+}
+
+static const struct kind kinds[] = {
+	{ "telemetry", CODEC_MAX_BATCH_BYTES, "telemetry does not decode", decode_telemetry,
+	  apply_telemetry },
+	{ "events", CODEC_MAX_EVENT_BYTES, "event does not decode", decode_event, apply_event },
+	{ "status", CODEC_MAX_STATUS_BYTES, "status does not decode", decode_status,
+	  apply_status },
+};
+#define KIND_TELEMETRY (&kinds[0])
+
 /*
  * Splits pitstop/v1/vehicles/<VIN>/<kind> into vin and *ret_kind. Returns 0,
  * or -EINVAL with the reject reason (bad_topic or bad_vin) in *ret_why.
  */
-static int parse_topic(const char *topic, char vin[VIN_LEN + 1], enum msg_kind *ret_kind,
-		       enum store_reject *ret_why)
+static int parse_topic(const char *topic, char vin[VIN_LEN + 1], const struct kind **ret_kind,
+		       enum reject *ret_why)
 {
-	const char *v, *slash, *kind;
+	const char *v, *slash;
 	size_t vlen;
 
+	*ret_kind = NULL;
 	if (!topic || strncmp(topic, TOPIC_PREFIX, strlen(TOPIC_PREFIX)) != 0)
 		goto bad_topic;
 	v = topic + strlen(TOPIC_PREFIX);
 	slash = strchr(v, '/');
 	if (!slash || slash == v)
 		goto bad_topic;
-	kind = slash + 1;
-	if (strcmp(kind, "telemetry") == 0)
-		*ret_kind = MSG_TELEMETRY;
-	else if (strcmp(kind, "events") == 0)
-		*ret_kind = MSG_EVENTS;
-	else if (strcmp(kind, "status") == 0)
-		*ret_kind = MSG_STATUS;
-	else
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (strcmp(slash + 1, kinds[i].name) == 0)
+			*ret_kind = &kinds[i];
+	if (!*ret_kind)
 		goto bad_topic;
 	vlen = (size_t)(slash - v);
 	if (vlen != VIN_LEN) {
-		*ret_why = STORE_REJECT_BAD_VIN;
+		*ret_why = REJECT_BAD_VIN;
 		return -EINVAL;
 	}
 	memcpy(vin, v, VIN_LEN);
 	vin[VIN_LEN] = '\0';
 	if (!vin_valid(vin)) {
-		*ret_why = STORE_REJECT_BAD_VIN;
+		*ret_why = REJECT_BAD_VIN;
 		return -EINVAL;
 	}
 	return 0;
 bad_topic:
-	*ret_why = STORE_REJECT_BAD_TOPIC;
+	*ret_why = REJECT_BAD_TOPIC;
 	return -EINVAL;
 }
 
 /* Maps a codec error to a reject reason. */
-static enum store_reject decode_reject(int r)
+static enum reject decode_reject(int r)
 {
 	if (r == -EMSGSIZE)
-		return STORE_REJECT_OVERSIZED;
+		return REJECT_OVERSIZED;
 	if (r == -ENOMEM)
-		return STORE_REJECT_STORAGE; /* could not be stored, not its fault */
-	return STORE_REJECT_MALFORMED;
+		return REJECT_STORAGE; /* could not be stored, not its fault */
+	return REJECT_MALFORMED;
 }
 
 /*
- * Applies one decoded message inside the savepoint. Returns 0 or -errno
- * from the store; fills d with what it adds to the transaction.
- */
-static int apply_telemetry(struct ingest *in, const char *vin, uint64_t seq,
-			   const struct sample *samples, size_t n, struct tx_delta *d)
-{
-	const struct store_ops *ops = in->store->ops;
-	int64_t now = loop_wall_ms();
-	int dup = 0, r;
-
-	r = ops->put_batch(in->store, vin, seq, samples, n, now, &dup);
-	if (r < 0)
-		return r;
-	if (dup) {
-		log_debug("ingest: %s batch %llu is a duplicate", vin, (unsigned long long)seq);
-		d->duplicates++;
-		return 0;
-	}
-	r = ops->update_latest(in->store, vin, samples, n);
-	if (r < 0)
-		return r;
-	if (in->rules) {
-		r = rules_after_batch(in->rules, vin, now);
-		if (r < 0)
-			return r;
-	}
-	d->stored++;
-	d->samples_stored += n;
-	return 0;
-}
-
-/*
- * Remembers that batch (vin, seq) is in the open transaction, to be
+ * Remembers that batch (vin, epoch, seq) is in the open transaction, to be
  * acknowledged once it commits.
  */
-static void ack_remember(struct ingest *in, const char *vin, uint64_t seq)
+static void ack_remember(struct ingest *in, const char *vin, uint64_t epoch, uint64_t seq)
 {
 	struct pending_ack *a;
 
@@ -369,116 +444,95 @@ static void ack_remember(struct ingest *in, const char *vin, uint64_t seq)
 		return; /* cannot happen; no receipt: the car resends */
 	a = &in->acks[in->nacks++];
 	memcpy(a->vin, vin, sizeof(a->vin));
+	a->epoch = epoch;
 	a->seq = seq;
+}
+
+/*
+ * Runs kind's apply in a savepoint of the open transaction. Returns 0, or
+ * an error class with the message undone (and, if even that failed, the
+ * whole transaction aborted). A busy or serialization failure is retried
+ * once: another instance held a lock the backend broke by failing us.
+ */
+static int apply_in_savepoint(struct ingest *in, const struct kind *k, const char *vin,
+			      const uint8_t *payload, size_t len, struct decoded *d,
+			      struct tx_delta *delta)
+{
+	size_t mark = in->npending;
+	int r = -EBUSY;
+
+	for (int attempt = 0; attempt < 2 && r == -EBUSY; attempt++) {
+		r = db_savepoint(in->db);
+		if (r < 0) {
+			abort_tx(in);
+			return r;
+		}
+		memset(delta, 0, sizeof(*delta));
+		r = k->apply(in, vin, payload, len, d, delta);
+		if (r == 0) {
+			r = db_release(in->db);
+			if (r < 0) {
+				pending_clear_from(in, mark);
+				abort_tx(in);
+			}
+			return r;
+		}
+		pending_clear_from(in, mark);
+		if (db_rollback_to(in->db) < 0) {
+			abort_tx(in);
+			return r;
+		}
+	}
+	return r;
 }
 
 void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload, size_t len)
 {
-	const struct store_ops *ops = in->store->ops;
 	char vin[VIN_LEN + 1];
-	enum msg_kind kind;
-	enum store_reject why;
+	const struct kind *k;
+	enum reject why;
 	struct tx_delta d;
-	struct sample *samples = NULL;
-	size_t n = 0, mark;
-	uint64_t seq = 0;
-	struct offer_event ev;
-	struct agent_status st;
-	size_t max;
+	struct decoded dec;
 	int r;
 
+	memset(&dec, 0, sizeof(dec));
 	in->c.received++;
-	if (parse_topic(topic, vin, &kind, &why) < 0) {
-		reject(in, why,
-		       why == STORE_REJECT_BAD_VIN ? "invalid VIN in topic" : "unexpected topic");
+	if (parse_topic(topic, vin, &k, &why) < 0) {
+		reject(in, why, why == REJECT_BAD_VIN ? "invalid VIN in topic" : "unexpected topic");
 		return;
 	}
-	max = kind == MSG_TELEMETRY ? CODEC_MAX_BATCH_BYTES
-	      : kind == MSG_EVENTS  ? CODEC_MAX_EVENT_BYTES
-				    : CODEC_MAX_STATUS_BYTES;
-	if (len > max) {
-		reject(in, STORE_REJECT_OVERSIZED, "payload over the protocol limit");
+	if (len > k->max_bytes) {
+		reject(in, REJECT_OVERSIZED, "payload over the protocol limit");
 		return;
 	}
-	switch (kind) {
-	case MSG_TELEMETRY:
-		r = codec_decode_batch(payload, len, NULL, &seq, &samples, &n);
-		break;
-	case MSG_EVENTS:
-		r = codec_decode_offer_event(payload, len, &ev);
-		break;
-	case MSG_STATUS:
-		r = codec_decode_status(payload, len, &st);
-		break;
-	default:
-		r = -EINVAL;
-	}
+	r = k->decode(payload, len, &dec);
 	if (r < 0) {
-		why = decode_reject(r);
-		reject(in, why,
-		       kind == MSG_TELEMETRY ? "telemetry does not decode"
-		       : kind == MSG_EVENTS  ? "event does not decode"
-					     : "status does not decode");
+		reject(in, decode_reject(r), k->bad);
 		goto out;
 	}
-
 	r = ensure_tx(in);
 	if (r < 0) {
-		reject(in, STORE_REJECT_STORAGE, "cannot open a transaction");
+		reject(in, REJECT_STORAGE, "cannot open a transaction");
 		goto out;
 	}
-	r = ops->savepoint(in->store);
+	r = apply_in_savepoint(in, k, vin, payload, len, &dec, &d);
 	if (r < 0) {
-		abort_tx(in);
-		reject(in, STORE_REJECT_STORAGE, "cannot open a savepoint");
-		goto out;
-	}
-	memset(&d, 0, sizeof(d));
-	mark = in->npending;
-	switch (kind) {
-	case MSG_TELEMETRY:
-		r = apply_telemetry(in, vin, seq, samples, n, &d);
-		break;
-	case MSG_EVENTS:
-		r = ops->offer_event(in->store, vin, &ev, loop_wall_ms());
-		if (r == -ENOENT) {
-			log_debug("ingest: %s reported an event for unknown offer %s", vin,
-				  ev.offer_id);
-			r = 0;
-		}
-		d.events = 1;
-		break;
-	case MSG_STATUS:
-		r = ops->put_status(in->store, vin, &st, loop_wall_ms());
-		d.status = 1;
-		break;
-	}
-	if (r < 0) {
-		pending_clear_from(in, mark);
-		if (ops->rollback_to(in->store) < 0)
-			abort_tx(in);
-		reject(in, STORE_REJECT_STORAGE, "storing it failed");
-		goto out;
-	}
-	r = ops->release(in->store);
-	if (r < 0) {
-		pending_clear_from(in, mark);
-		abort_tx(in);
-		reject(in, STORE_REJECT_STORAGE, "storing it failed");
+		reject(in, REJECT_STORAGE, "storing it failed");
 		goto out;
 	}
 	in->tx.stored += d.stored;
 	in->tx.samples_stored += d.samples_stored;
 	in->tx.duplicates += d.duplicates;
 	in->tx.events += d.events;
+	in->tx.events_unknown += d.events_unknown;
 	in->tx.status += d.status;
 	in->tx.messages++;
-	if (kind == MSG_TELEMETRY)
-		ack_remember(in, vin, seq); /* stored or a duplicate: both are safe */
+	if (k == KIND_TELEMETRY) /* stored or a duplicate: both are safe */
+		ack_remember(in, vin, dec.epoch, dec.seq);
 	if (in->tx.messages >= in->max_pending)
 		commit_tx(in);
 out:
-	free(samples);
+	free(dec.samples);
 }
 
 int ingest_offer_sink(void *arg, const struct offer *o)
@@ -535,19 +589,18 @@ int ingest_flush(struct ingest *in)
 
 int ingest_save_counters(struct ingest *in)
 {
-	const struct store_ops *ops = in->store->ops;
 	int r;
 
 	if (in->in_tx)
 		return commit_tx(in); /* saves them too */
-	r = ops->begin(in->store);
+	r = db_begin(in->db);
 	if (r < 0)
 		return r;
-	r = ops->counters_save(in->store, in->instance_id, &in->c, loop_wall_ms());
+	r = counters_save(in->db, in->instance_id, &in->c, loop_wall_ms());
 	if (r == 0)
-		r = ops->commit(in->store);
+		r = db_commit(in->db);
 	if (r < 0) {
-		ops->rollback(in->store);
+		db_rollback(in->db);
 		return r;
 	}
 	in->saved = in->c;
@@ -564,12 +617,12 @@ static void counters_timer_fired(void *arg)
 	outbox_flush(in->outbox, loop_wall_ms());
 	outbox_flush(in->ack_outbox, loop_wall_ms());
 	if (memcmp(&in->c, &in->saved, sizeof(in->c)) != 0)
-		ingest_save_counters(in); /* the store logged any failure */
+		ingest_save_counters(in); /* db logged any failure */
 	r = loop_add_timer(in->loop, COUNTERS_PERIOD_MS, counters_timer_fired, in);
 	in->counters_timer = r > 0 ? r : 0;
 }
 
-const struct store_counters *ingest_counters(const struct ingest *in)
+const struct counters *ingest_counters(const struct ingest *in)
 {
 	return &in->c;
 }
@@ -588,7 +641,9 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 	if (!in)
 		return -ENOMEM;
 	in->loop = p->loop;
-	in->store = p->store;
+	in->db = p->db;
+	in->telemetry = p->telemetry;
+	in->offers = p->offers;
 	in->signer = p->signer;
 	in->no_timers = p->no_timers;
 	in->max_pending = p->max_pending ? p->max_pending : DEFAULT_MAX_PENDING;
@@ -609,7 +664,7 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 		       &in->ack_outbox);
 	if (r < 0)
 		goto fail;
-	r = in->store->ops->counters_load(in->store, in->instance_id, &in->c);
+	r = counters_load(in->db, in->instance_id, &in->c);
 	if (r < 0)
 		goto fail;
 	in->saved = in->c;

@@ -9,7 +9,7 @@
  * the topic, the counters and a cookie range of its own, so several outboxes
  * can share one bus and one publish callback.
  *
- * Counting (in the caller's struct store_counters): offers count offers_sent
+ * Counting (in the caller's struct counters): offers count offers_sent
  * (broker acknowledged) and offers_failed (refused, expired or dropped);
  * receipts count acks_sent (broker acknowledged) and their failures are only
  * logged: a lost receipt costs the car a resend, which is acknowledged as a
@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "counters.h"
 
 struct outbox;
 
@@ -48,7 +48,7 @@ typedef int (*outbox_publish_fn)(void *arg, const char *topic, const uint8_t *bu
  * kinds never collide. Returns 0 and *ret_outbox, or -ENOMEM.
  */
 int outbox_new(enum outbox_kind kind, size_t max, outbox_publish_fn publish, void *arg,
-	       struct store_counters *counters, struct outbox **ret_outbox);
+	       struct counters *counters, struct outbox **ret_outbox);
 
 /* Frees the outbox and what it still holds (not counted). Accepts NULL. */
 void outbox_free(struct outbox *ob);

@@ -1,0 +1,696 @@
+/*
+ * The telemetry domain; see telemetry.h for what it stores and why. The
+ * per-batch work is three statements, each an atomic upsert both backends
+ * run as written: insert the batch (nothing if its identity exists, which
+ * RETURNING tells), fold it into the latest state (returning the result,
+ * so the rules need no second read), and fold it into each UTC day it
+ * touches. What can be computed from the batch alone (the newest value of
+ * each field, the per-day aggregates) is computed here, in C, before the
+ * statements run; what depends on other batches is decided inside the
+ * statement (CASE on the stored row), never read first and written back.
+ */
+#include "telemetry.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define DAY_MS 86400000LL
+/* A sample moves when its speed is at least 1 km/h. */
+#define MOVING_CMS 28
+/* Samples further apart than this are a gap, not driving time. */
+#define MAX_STEP_MS 60000
+/* A rise of fuel level by this much (0.1 %) is a refuel, not sensor noise. */
+#define REFUEL_MIN_PERMILLE 50
+/* Days one batch may touch in the rollups; samples beyond are skipped. */
+#define MAX_DAYS_PER_BATCH 8
+
+enum stmt_id {
+	ST_BATCH_INSERT,
+	ST_LATEST_UPSERT,
+	ST_DAILY_UPSERT,
+	ST_STATUS_UPSERT,
+	ST_VEHICLE_GET,
+	ST_VEHICLE_LIST,
+	ST_HISTORY,
+	ST_DAYS,
+	ST_COUNT,
+};
+
+/* Column list of vehicle_state read into struct telemetry_vehicle. */
+#define VEHICLE_COLS                                                                          \
+	"vin, time_ms, fix, odometer_m, fuel_permille, fuel_ms, lat_e7, lon_e7, speed_cms,"   \
+	" heading_cdeg, online, status_ms, agent_version, odometer_ms, position_ms, speed_ms," \
+	" heading_ms, batches, samples"
+
+/* A field is taken from the batch when it is newer than (or as new as) ours. */
+#define NEWER(t, col) "(" t " IS NOT NULL AND (" col " IS NULL OR " t " >= " col "))"
+#define TAKE(val, t, col_t)                                                            \
+	val " = CASE WHEN " NEWER("excluded." t, "v." col_t) " THEN excluded." val " ELSE v." \
+	    val " END"
+
+/* The earliest (FIRST) or latest (LAST) of a (value, time) pair. */
+#define FIRST(val, t)                                                                   \
+	val " = CASE WHEN d." t " IS NULL OR excluded." t " < d." t " THEN excluded." val \
+	    " ELSE d." val " END, " t " = CASE WHEN d." t " IS NULL OR excluded." t " < d." t \
+	    " THEN excluded." t " ELSE d." t " END"
+#define LAST(val, t)                                                                     \
+	val " = CASE WHEN d." t " IS NULL OR excluded." t " >= d." t " THEN excluded." val \
+	    " ELSE d." val " END, " t " = CASE WHEN d." t " IS NULL OR excluded." t " >= d." t \
+	    " THEN excluded." t " ELSE d." t " END"
+
+/* The SQL reads best laid out by hand: the formatter keeps out. */
+/* clang-format off */
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_BATCH_INSERT] =
+		"INSERT INTO telemetry_batches(vin, epoch, seq, first_ms, last_ms, n_samples,"
+		" received_ms, data) VALUES($1, $2, $3, $4, $5, $6, $7, $8)"
+		" ON CONFLICT(vin, epoch, seq) DO NOTHING RETURNING seq",
+	/*
+	 * Each pair (value, its time) of the batch's newest sample carrying
+	 * it; NULL times when no sample of the batch carried the field. time
+	 * and fix go together, as do lat and lon.
+	 */
+	[ST_LATEST_UPSERT] =
+		"INSERT INTO vehicle_state AS v(vin, created_ms, time_ms, fix, odometer_m,"
+		" odometer_ms, fuel_permille, fuel_ms, lat_e7, lon_e7, position_ms, speed_cms,"
+		" speed_ms, heading_cdeg, heading_ms, batches, samples)"
+		" VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16)"
+		" ON CONFLICT(vin) DO UPDATE SET "
+		TAKE("fix", "time_ms", "time_ms") ", "
+		TAKE("time_ms", "time_ms", "time_ms") ", "
+		TAKE("odometer_m", "odometer_ms", "odometer_ms") ", "
+		TAKE("odometer_ms", "odometer_ms", "odometer_ms") ", "
+		TAKE("fuel_permille", "fuel_ms", "fuel_ms") ", "
+		TAKE("fuel_ms", "fuel_ms", "fuel_ms") ", "
+		TAKE("lat_e7", "position_ms", "position_ms") ", "
+		TAKE("lon_e7", "position_ms", "position_ms") ", "
+		TAKE("position_ms", "position_ms", "position_ms") ", "
+		TAKE("speed_cms", "speed_ms", "speed_ms") ", "
+		TAKE("speed_ms", "speed_ms", "speed_ms") ", "
+		TAKE("heading_cdeg", "heading_ms", "heading_ms") ", "
+		TAKE("heading_ms", "heading_ms", "heading_ms") ","
+		" batches = v.batches + 1, samples = v.samples + excluded.samples"
+		" RETURNING " VEHICLE_COLS,
+	/*
+	 * $12/$13: the batch's first fuel reading of the day. A refuel while
+	 * the agent was off (the car parked at the pump) shows as a rise from
+	 * the day's last stored level to it, and counts when this batch comes
+	 * after the stored ones.
+	 */
+	[ST_DAILY_UPSERT] =
+		"INSERT INTO telemetry_daily AS d(vin, day, samples, first_odo_ms, first_odometer_m,"
+		" last_odo_ms, last_odometer_m, driving_ms, first_fuel_ms, first_fuel_permille,"
+		" last_fuel_ms, last_fuel_permille, fuel_refuelled_permille)"
+		" VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+		" ON CONFLICT(vin, day) DO UPDATE SET"
+		" samples = d.samples + excluded.samples, "
+		FIRST("first_odometer_m", "first_odo_ms") ", "
+		LAST("last_odometer_m", "last_odo_ms") ","
+		" driving_ms = d.driving_ms + excluded.driving_ms, "
+		FIRST("first_fuel_permille", "first_fuel_ms") ", "
+		LAST("last_fuel_permille", "last_fuel_ms") ","
+		" fuel_refuelled_permille = d.fuel_refuelled_permille"
+		" + excluded.fuel_refuelled_permille"
+		" + CASE WHEN d.last_fuel_ms IS NOT NULL AND excluded.first_fuel_ms > d.last_fuel_ms"
+		" AND excluded.first_fuel_permille - d.last_fuel_permille >= 50"
+		" THEN excluded.first_fuel_permille - d.last_fuel_permille ELSE 0 END",
+	[ST_STATUS_UPSERT] =
+		"INSERT INTO vehicle_state AS v(vin, created_ms, online, status_ms, agent_version,"
+		" queue_depth, status_received_ms) VALUES($1, $2, $3, $4, $5, $6, $7)"
+		" ON CONFLICT(vin) DO UPDATE SET online = excluded.online,"
+		" status_ms = excluded.status_ms, agent_version = excluded.agent_version,"
+		" queue_depth = excluded.queue_depth, status_received_ms = excluded.status_received_ms"
+		" WHERE v.status_ms IS NULL OR v.status_ms <= excluded.status_ms",
+	[ST_VEHICLE_GET] = "SELECT " VEHICLE_COLS " FROM vehicle_state WHERE vin = $1",
+	[ST_VEHICLE_LIST] =
+		"SELECT " VEHICLE_COLS " FROM vehicle_state WHERE vin > $1 ORDER BY vin LIMIT $2",
+	/* Newest batches first, so a limit can stop early. */
+	[ST_HISTORY] =
+		"SELECT epoch, seq, data, last_ms FROM telemetry_batches"
+		" WHERE vin = $1 AND last_ms >= $2 AND first_ms <= $3 ORDER BY last_ms DESC",
+	[ST_DAYS] =
+		"SELECT day, samples, first_odometer_m, last_odometer_m, driving_ms,"
+		" first_fuel_permille, last_fuel_permille, fuel_refuelled_permille"
+		" FROM telemetry_daily WHERE vin = $1 AND day >= $2 AND day <= $3"
+		" ORDER BY day LIMIT $4",
+};
+/* clang-format on */
+
+struct telemetry {
+	struct db *db;		     /* borrowed */
+	struct db_stmt *st[ST_COUNT]; /* owned */
+};
+
+int64_t telemetry_day_of(int64_t time_ms)
+{
+	int64_t d = time_ms / DAY_MS;
+
+	return time_ms % DAY_MS < 0 ? d - 1 : d;
+}
+
+int telemetry_new(struct db *db, struct telemetry **ret_t)
+{
+	struct telemetry *t = calloc(1, sizeof(*t));
+	int r = 0;
+
+	if (!t)
+		return -ENOMEM;
+	t->db = db;
+	for (int i = 0; i < ST_COUNT; i++) {
+		r = db_prepare(db, stmt_sql[i], &t->st[i]);
+		if (r < 0) {
+			telemetry_free(t);
+			return r;
+		}
+	}
+	*ret_t = t;
+	return 0;
+}
+
+void telemetry_free(struct telemetry *t)
+{
+	if (!t)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		db_finalize(t->st[i]);
+	free(t);
+}
+
+/* Reads a VEHICLE_COLS row into v. */
+static void read_vehicle(struct db_stmt *st, struct telemetry_vehicle *v)
+{
+	memset(v, 0, sizeof(*v));
+	db_column_copy(st, 0, v->vin, sizeof(v->vin));
+	v->has_sample = !db_column_is_null(st, 1);
+	v->time_ms = db_column_int64(st, 1);
+	v->fix = (enum fix_mode)db_column_int64(st, 2);
+	if (!db_column_is_null(st, 13)) {
+		v->present |= SAMPLE_ODOMETER;
+		v->odometer_m = db_column_int64(st, 3);
+	}
+	if (!db_column_is_null(st, 5)) {
+		v->present |= SAMPLE_FUEL;
+		v->fuel_permille = (int32_t)db_column_int64(st, 4);
+		v->fuel_ms = db_column_int64(st, 5);
+	}
+	if (!db_column_is_null(st, 14)) {
+		v->present |= SAMPLE_POSITION;
+		v->lat_e7 = (int32_t)db_column_int64(st, 6);
+		v->lon_e7 = (int32_t)db_column_int64(st, 7);
+	}
+	if (!db_column_is_null(st, 15)) {
+		v->present |= SAMPLE_SPEED;
+		v->speed_cms = (int32_t)db_column_int64(st, 8);
+	}
+	if (!db_column_is_null(st, 16)) {
+		v->present |= SAMPLE_HEADING;
+		v->heading_cdeg = (int32_t)db_column_int64(st, 9);
+	}
+	v->online = db_column_is_null(st, 10) ? TELEMETRY_ONLINE_UNKNOWN
+		    : db_column_int64(st, 10) ? TELEMETRY_ONLINE
+					      : TELEMETRY_OFFLINE;
+	v->status_time_ms = db_column_int64(st, 11);
+	db_column_copy(st, 12, v->agent_version, sizeof(v->agent_version));
+	v->batches = db_column_int64(st, 17);
+	v->samples = db_column_int64(st, 18);
+}
+
+/* The newest sample of a batch carrying each field (index, or -1). */
+struct newest {
+	long any, odo, fuel, pos, speed, heading;
+};
+
+static void newest_of(const struct sample *s, size_t n, struct newest *nw)
+{
+	long *slot[] = { &nw->odo, &nw->fuel, &nw->pos, &nw->speed, &nw->heading };
+	static const unsigned bit[] = { SAMPLE_ODOMETER, SAMPLE_FUEL, SAMPLE_POSITION,
+					SAMPLE_SPEED, SAMPLE_HEADING };
+
+	nw->any = -1;
+	for (size_t k = 0; k < 5; k++)
+		*slot[k] = -1;
+	for (size_t i = 0; i < n; i++) {
+		/* >=: of equal times the later sample wins, as in the SQL. */
+		if (nw->any < 0 || s[i].time_ms >= s[nw->any].time_ms)
+			nw->any = (long)i;
+		for (size_t k = 0; k < 5; k++)
+			if ((s[i].present & bit[k]) &&
+			    (*slot[k] < 0 || s[i].time_ms >= s[*slot[k]].time_ms))
+				*slot[k] = (long)i;
+	}
+}
+
+/* Binds time $t and value $v of sample idx (NULL, NULL when idx < 0). */
+static void bind_pair(struct db_stmt *st, int t, int v, const struct sample *s, long idx,
+		      int64_t value)
+{
+	db_bind_opt_int64(st, t, idx >= 0, idx >= 0 ? s[idx].time_ms : 0);
+	db_bind_opt_int64(st, v, idx >= 0, value);
+}
+
+static int fold_latest(struct telemetry *t, const char *vin, const struct sample *s, size_t n,
+		       int64_t now_ms, struct telemetry_vehicle *ret_v)
+{
+	struct db_stmt *st = t->st[ST_LATEST_UPSERT];
+	struct newest nw;
+	int r;
+
+	newest_of(s, n, &nw);
+	db_bind_text(st, 1, vin);
+	db_bind_int64(st, 2, now_ms);
+	bind_pair(st, 3, 4, s, nw.any, nw.any >= 0 ? s[nw.any].fix : 0);
+	bind_pair(st, 6, 5, s, nw.odo, nw.odo >= 0 ? s[nw.odo].odometer_m : 0);
+	bind_pair(st, 8, 7, s, nw.fuel, nw.fuel >= 0 ? s[nw.fuel].fuel_permille : 0);
+	bind_pair(st, 11, 9, s, nw.pos, nw.pos >= 0 ? s[nw.pos].lat_e7 : 0);
+	db_bind_opt_int64(st, 10, nw.pos >= 0, nw.pos >= 0 ? s[nw.pos].lon_e7 : 0);
+	bind_pair(st, 13, 12, s, nw.speed, nw.speed >= 0 ? s[nw.speed].speed_cms : 0);
+	bind_pair(st, 15, 14, s, nw.heading, nw.heading >= 0 ? s[nw.heading].heading_cdeg : 0);
+	db_bind_int64(st, 16, (int64_t)n);
+	r = db_step(st);
+	if (r == 1 && ret_v)
+		read_vehicle(st, ret_v);
+	db_reset(st);
+	if (r == 0) {
+		log_error("telemetry: the latest-state upsert of %s returned no row", vin);
+		return -EIO;
+	}
+	return r < 0 ? r : 0;
+}
+
+/* What one batch adds to one UTC day of the rollups. */
+struct day_acc {
+	int64_t day;
+	int64_t samples;
+	long first_odo, last_odo, first_fuel, last_fuel; /* sample indexes, -1 none */
+	int64_t driving_ms;
+	int64_t refuelled;
+	/* refuel detection: lowest level since the last refuel, and whether a rise is on */
+	int32_t low, peak;
+	int rising;
+	int have_level;
+};
+
+/* Ends a rise in progress: what it gained is a refuel. */
+static void refuel_end(struct day_acc *a)
+{
+	if (a->rising)
+		a->refuelled += a->peak - a->low;
+	a->rising = 0;
+	a->low = a->peak;
+}
+
+/* Feeds one fuel level (in batch order) to the refuel detector. */
+static void refuel_feed(struct day_acc *a, int32_t level)
+{
+	if (!a->have_level) {
+		a->have_level = 1;
+		a->low = a->peak = level;
+		return;
+	}
+	if (a->rising) {
+		if (level >= a->peak) {
+			a->peak = level;
+			return;
+		}
+		if (a->peak - level < REFUEL_MIN_PERMILLE / 2)
+			return; /* noise at the top of a fill */
+		refuel_end(a);
+		a->low = a->peak = level;
+		return;
+	}
+	if (level < a->low)
+		a->low = level;
+	if (level - a->low >= REFUEL_MIN_PERMILLE) {
+		a->rising = 1;
+		a->peak = level;
+	}
+}
+
+/* The interval sample i stands for when it moves: to its neighbour in the batch. */
+static int64_t moving_interval(const struct sample *s, size_t n, size_t i)
+{
+	int64_t dt = 0;
+
+	if (!(s[i].present & SAMPLE_SPEED) || s[i].speed_cms < MOVING_CMS)
+		return 0;
+	if (i > 0)
+		dt = s[i].time_ms - s[i - 1].time_ms;
+	else if (n > 1)
+		dt = s[1].time_ms - s[0].time_ms;
+	return dt > 0 && dt <= MAX_STEP_MS ? dt : 0;
+}
+
+/* Splits a batch by UTC day. Returns the number of days in acc. */
+static size_t days_of(const struct sample *s, size_t n, struct day_acc *acc, size_t max,
+		      size_t *ret_skipped)
+{
+	size_t ndays = 0;
+
+	*ret_skipped = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t day = telemetry_day_of(s[i].time_ms);
+		struct day_acc *a = NULL;
+
+		for (size_t k = 0; k < ndays; k++)
+			if (acc[k].day == day)
+				a = &acc[k];
+		if (!a) {
+			if (ndays == max) {
+				(*ret_skipped)++;
+				continue;
+			}
+			a = &acc[ndays++];
+			memset(a, 0, sizeof(*a));
+			a->day = day;
+			a->first_odo = a->last_odo = a->first_fuel = a->last_fuel = -1;
+		}
+		a->samples++;
+		a->driving_ms += moving_interval(s, n, i);
+		if (s[i].present & SAMPLE_ODOMETER) {
+			if (a->first_odo < 0 || s[i].time_ms < s[a->first_odo].time_ms)
+				a->first_odo = (long)i;
+			if (a->last_odo < 0 || s[i].time_ms >= s[a->last_odo].time_ms)
+				a->last_odo = (long)i;
+		}
+		if (s[i].present & SAMPLE_FUEL) {
+			if (a->first_fuel < 0 || s[i].time_ms < s[a->first_fuel].time_ms)
+				a->first_fuel = (long)i;
+			if (a->last_fuel < 0 || s[i].time_ms >= s[a->last_fuel].time_ms)
+				a->last_fuel = (long)i;
+			refuel_feed(a, s[i].fuel_permille);
+		}
+	}
+	for (size_t k = 0; k < ndays; k++)
+		refuel_end(&acc[k]);
+	return ndays;
+}
+
+static int fold_daily(struct telemetry *t, const char *vin, const struct sample *s, size_t n)
+{
+	struct db_stmt *st = t->st[ST_DAILY_UPSERT];
+	struct day_acc acc[MAX_DAYS_PER_BATCH];
+	size_t skipped, ndays = days_of(s, n, acc, MAX_DAYS_PER_BATCH, &skipped);
+	int r;
+
+	if (skipped)
+		log_debug("telemetry: a batch of %s spans over %d days: %zu samples not rolled up",
+			  vin, MAX_DAYS_PER_BATCH, skipped);
+	for (size_t k = 0; k < ndays; k++) {
+		const struct day_acc *a = &acc[k];
+
+		db_bind_text(st, 1, vin);
+		db_bind_int64(st, 2, a->day);
+		db_bind_int64(st, 3, a->samples);
+		bind_pair(st, 4, 5, s, a->first_odo, a->first_odo >= 0 ? s[a->first_odo].odometer_m : 0);
+		bind_pair(st, 6, 7, s, a->last_odo, a->last_odo >= 0 ? s[a->last_odo].odometer_m : 0);
+		db_bind_int64(st, 8, a->driving_ms);
+		bind_pair(st, 9, 10, s, a->first_fuel,
+			  a->first_fuel >= 0 ? s[a->first_fuel].fuel_permille : 0);
+		bind_pair(st, 11, 12, s, a->last_fuel,
+			  a->last_fuel >= 0 ? s[a->last_fuel].fuel_permille : 0);
+		db_bind_int64(st, 13, a->refuelled);
+		r = db_run(st);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int telemetry_put_batch(struct telemetry *t, const char *vin, uint64_t epoch, uint64_t seq,
+			const uint8_t *raw, size_t len, const struct sample *samples, size_t n,
+			int64_t received_ms, struct telemetry_vehicle *ret_v)
+{
+	struct db_stmt *st = t->st[ST_BATCH_INSERT];
+	int64_t first = samples[0].time_ms, last = samples[0].time_ms;
+	int r;
+
+	if (n == 0)
+		return -EINVAL;
+	for (size_t i = 1; i < n; i++) {
+		if (samples[i].time_ms < first)
+			first = samples[i].time_ms;
+		if (samples[i].time_ms > last)
+			last = samples[i].time_ms;
+	}
+	db_bind_text(st, 1, vin);
+	db_bind_int64(st, 2, (int64_t)epoch); /* stored as its two's-complement bits */
+	db_bind_int64(st, 3, (int64_t)seq);
+	db_bind_int64(st, 4, first);
+	db_bind_int64(st, 5, last);
+	db_bind_int64(st, 6, (int64_t)n);
+	db_bind_int64(st, 7, received_ms);
+	db_bind_blob(st, 8, raw, len);
+	r = db_run(st);
+	if (r <= 0)
+		return r; /* 0: (vin, epoch, seq) was stored before */
+	r = fold_latest(t, vin, samples, n, received_ms, ret_v);
+	if (r == 0)
+		r = fold_daily(t, vin, samples, n);
+	return r < 0 ? r : 1;
+}
+
+int telemetry_put_status(struct telemetry *t, const char *vin, const struct agent_status *as,
+			 int64_t received_ms)
+{
+	struct db_stmt *st = t->st[ST_STATUS_UPSERT];
+
+	db_bind_text(st, 1, vin);
+	db_bind_int64(st, 2, received_ms);
+	db_bind_int64(st, 3, as->state == AGENT_ONLINE ? 1 : 0);
+	db_bind_int64(st, 4, as->time_ms);
+	db_bind_text(st, 5, as->agent_version);
+	db_bind_opt_int64(st, 6, as->has_queue_depth, as->queue_depth);
+	db_bind_int64(st, 7, received_ms);
+	return db_run(st);
+}
+
+int telemetry_vehicle_get(struct telemetry *t, const char *vin, struct telemetry_vehicle *ret_v)
+{
+	struct db_stmt *st = t->st[ST_VEHICLE_GET];
+	int r;
+
+	db_bind_text(st, 1, vin);
+	r = db_step(st);
+	if (r == 1)
+		read_vehicle(st, ret_v);
+	db_reset(st);
+	return r == 1 ? 0 : r == 0 ? -ENOENT : r;
+}
+
+int telemetry_list(struct telemetry *t, const char *after, size_t limit,
+		   struct telemetry_vehicle **ret_rows, size_t *ret_n, int *ret_more)
+{
+	struct db_stmt *st = t->st[ST_VEHICLE_LIST];
+	struct telemetry_vehicle *rows;
+	size_t n = 0;
+	int r;
+
+	if (limit == 0 || limit > TELEMETRY_LIST_MAX)
+		return -EINVAL;
+	rows = calloc(limit, sizeof(*rows));
+	if (!rows)
+		return -ENOMEM;
+	db_bind_text(st, 1, after ? after : "");
+	db_bind_int64(st, 2, (int64_t)limit + 1); /* one more tells whether more follow */
+	*ret_more = 0;
+	while ((r = db_step(st)) == 1) {
+		if (n == limit) {
+			*ret_more = 1;
+			break;
+		}
+		read_vehicle(st, &rows[n++]);
+	}
+	db_reset(st);
+	if (r < 0) {
+		free(rows);
+		return r;
+	}
+	if (n == 0) {
+		free(rows);
+		rows = NULL;
+	}
+	*ret_rows = rows;
+	*ret_n = n;
+	return 0;
+}
+
+/* Oldest first; ties by epoch, then seq. */
+static int sample_cmp(const void *a, const void *b)
+{
+	const struct telemetry_sample *x = a, *y = b;
+
+	if (x->s.time_ms != y->s.time_ms)
+		return x->s.time_ms < y->s.time_ms ? -1 : 1;
+	if (x->epoch != y->epoch)
+		return x->epoch < y->epoch ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Newest first: the order history collection keeps. */
+static int sample_cmp_desc(const void *a, const void *b)
+{
+	return sample_cmp(b, a);
+}
+
+int telemetry_history(struct telemetry *t, const char *vin, int64_t from_ms, int64_t to_ms,
+		      size_t limit, struct telemetry_sample **ret_rows, size_t *ret_n,
+		      int *ret_truncated)
+{
+	struct db_stmt *st = t->st[ST_HISTORY];
+	struct telemetry_vehicle v;
+	struct telemetry_sample *rows = NULL;
+	size_t n = 0, cap = 0, keep = limit && limit < TELEMETRY_HISTORY_MAX ? limit
+									    : TELEMETRY_HISTORY_MAX;
+	int r, truncated = 0;
+
+	r = telemetry_vehicle_get(t, vin, &v);
+	if (r < 0)
+		return r;
+	db_bind_text(st, 1, vin);
+	db_bind_int64(st, 2, from_ms);
+	db_bind_int64(st, 3, to_ms);
+	while ((r = db_step(st)) == 1) {
+		uint64_t epoch = (uint64_t)db_column_int64(st, 0);
+		uint64_t seq = (uint64_t)db_column_int64(st, 1);
+		int64_t batch_last = db_column_int64(st, 3);
+		uint64_t dseq = 0;
+		size_t len = 0, m = 0;
+		const void *data = db_column_blob(st, 2, &len);
+		struct sample *s = NULL;
+
+		/*
+		 * Batches come newest last-sample first: once `keep` samples
+		 * are held, a batch whose newest sample is older than the
+		 * keep-th newest held cannot contribute, nor can any after it.
+		 */
+		if (n >= keep) {
+			qsort(rows, n, sizeof(*rows), sample_cmp_desc);
+			n = keep;
+			if (batch_last < rows[keep - 1].s.time_ms) {
+				truncated = !limit;
+				break;
+			}
+		}
+		r = codec_decode_batch(data, len, NULL, &dseq, &s, &m);
+		if (r < 0) {
+			log_error("telemetry: a stored batch of %s (seq %llu) does not decode: %s",
+				  vin, (unsigned long long)seq, strerror(-r));
+			r = 0;
+			continue;
+		}
+		for (size_t i = 0; i < m; i++) {
+			if (s[i].time_ms < from_ms || s[i].time_ms > to_ms)
+				continue;
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 256;
+				struct telemetry_sample *g;
+
+				if (ncap > keep + CODEC_MAX_SAMPLES)
+					ncap = keep + CODEC_MAX_SAMPLES;
+				g = realloc(rows, ncap * sizeof(*g));
+				if (!g) {
+					free(s);
+					r = -ENOMEM;
+					goto out;
+				}
+				rows = g;
+				cap = ncap;
+			}
+			rows[n].epoch = epoch;
+			rows[n].seq = seq;
+			rows[n].s = s[i];
+			n++;
+		}
+		free(s);
+	}
+	if (r < 0)
+		goto out;
+	qsort(rows, n, sizeof(*rows), sample_cmp_desc);
+	if (n > keep) {
+		truncated = truncated || !limit;
+		n = keep;
+	}
+	qsort(rows, n, sizeof(*rows), sample_cmp);
+	*ret_rows = n ? rows : NULL;
+	if (!n)
+		free(rows);
+	rows = NULL;
+	*ret_n = n;
+	*ret_truncated = truncated;
+	r = 0;
+out:
+	db_reset(st);
+	free(rows);
+	return r;
+}
+
+int telemetry_days(struct telemetry *t, const char *vin, int64_t from_day, int64_t to_day,
+		   struct telemetry_day **ret_rows, size_t *ret_n, int *ret_truncated)
+{
+	struct db_stmt *st = t->st[ST_DAYS];
+	struct telemetry_vehicle v;
+	struct telemetry_day *rows = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	r = telemetry_vehicle_get(t, vin, &v);
+	if (r < 0)
+		return r;
+	*ret_truncated = 0;
+	db_bind_text(st, 1, vin);
+	db_bind_int64(st, 2, from_day);
+	db_bind_int64(st, 3, to_day);
+	db_bind_int64(st, 4, TELEMETRY_DAYS_MAX + 1);
+	while ((r = db_step(st)) == 1) {
+		struct telemetry_day *d;
+
+		if (n == TELEMETRY_DAYS_MAX) {
+			*ret_truncated = 1;
+			break;
+		}
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 32;
+			struct telemetry_day *g = realloc(rows, ncap * sizeof(*g));
+
+			if (!g) {
+				r = -ENOMEM;
+				break;
+			}
+			rows = g;
+			cap = ncap;
+		}
+		d = &rows[n++];
+		memset(d, 0, sizeof(*d));
+		d->day = db_column_int64(st, 0);
+		d->samples = db_column_int64(st, 1);
+		d->has_odometer = !db_column_is_null(st, 2) && !db_column_is_null(st, 3);
+		d->first_odometer_m = db_column_int64(st, 2);
+		d->last_odometer_m = db_column_int64(st, 3);
+		d->distance_m = d->has_odometer && d->last_odometer_m > d->first_odometer_m
+					? d->last_odometer_m - d->first_odometer_m
+					: 0;
+		d->driving_ms = db_column_int64(st, 4);
+		d->has_fuel = !db_column_is_null(st, 5) && !db_column_is_null(st, 6);
+		d->first_fuel_permille = (int32_t)db_column_int64(st, 5);
+		d->last_fuel_permille = (int32_t)db_column_int64(st, 6);
+		d->fuel_refuelled_permille = db_column_int64(st, 7);
+		d->fuel_used_permille = d->first_fuel_permille - d->last_fuel_permille +
+					d->fuel_refuelled_permille;
+		if (!d->has_fuel || d->fuel_used_permille < 0)
+			d->fuel_used_permille = 0;
+	}
+	db_reset(st);
+	if (r < 0) {
+		free(rows);
+		return r;
+	}
+	*ret_rows = n ? rows : NULL;
+	if (!n)
+		free(rows);
+	*ret_n = n;
+	return 0;
+}
