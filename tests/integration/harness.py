@@ -8,6 +8,13 @@ ends, whether the test passed or not (PITSTOP_KEEP=1 keeps the dir for a
 post-mortem). Children also get PR_SET_PDEATHSIG, so a test killed by ctest's
 timeout does not leave daemons behind.
 
+The gateway's database is SQLite (a file in the temp dir) unless
+PITSTOP_TEST_DB=postgresql: then the System starts a PostgreSQL server of its
+own (scripts/pg-test-server, on a free port, in a temp dir of its own that
+belongs to the postgres user), creates a fresh database on it, and points the
+gateway's `db =` at it (db_url()). The server is stopped and its dir removed
+with everything else.
+
 Used by the test_*.py scripts next to it and by bench/; never sends traffic
 anywhere but 127.0.0.1.
 """
@@ -32,6 +39,9 @@ GATEWAY = os.path.join(BUILD_DIR, "gateway", "pitstop-gateway")
 CTL = os.path.join(BUILD_DIR, "gateway", "pitstopctl")
 BROKER_DIR = os.path.join(SOURCE_DIR, "gateway", "broker")
 DATA_DIR = os.path.join(SOURCE_DIR, "tests", "data")
+PG_TEST_SERVER = os.path.join(SOURCE_DIR, "scripts", "pg-test-server")
+PG_BIN = os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin")
+DB_BACKENDS = ("sqlite", "postgresql")
 
 VIN_A = "WP0ZZZ99ZTS392124"
 VIN_B = "WVWZZZ1JZXW000001"
@@ -114,6 +124,10 @@ class Proc:
 
 class System:
     def __init__(self, name):
+        self.db_backend = os.environ.get("PITSTOP_TEST_DB") or "sqlite"
+        if self.db_backend not in DB_BACKENDS:
+            raise ValueError("PITSTOP_TEST_DB=%s: use one of %s"
+                             % (self.db_backend, ", ".join(DB_BACKENDS)))
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="pitstop-%s-" % name)
         self.pki = os.path.join(self.dir, "pki")
@@ -122,6 +136,8 @@ class System:
         self.broker_port = None
         self.gps_port = None
         self.gateway_conf = None
+        self.pg_dir = None  # the PostgreSQL server's dir, once started
+        self.pg_url = None  # the URL of the gateway's database on it
 
     # --- lifecycle -----------------------------------------------------
     def __enter__(self):
@@ -131,14 +147,22 @@ class System:
     def __exit__(self, exc_type, exc, tb):
         for name in reversed(list(self.procs)):
             self._stopped(self.procs[name])
+        self._stop_postgres()
         failed = exc_type is not None or bool(self.problems)
         if failed:
             for name, p in self.procs.items():
                 sys.stderr.write("---- %s log (%s) ----\n%s\n" % (name, p.log_path, p.text()[-6000:]))
+            if self.pg_dir:
+                sys.stderr.write("---- postgresql log (%s) ----\n%s\n"
+                                 % (self.pg_dir, self._pg_log()[-6000:]))
         if os.environ.get("PITSTOP_KEEP"):
             sys.stderr.write("kept %s\n" % self.dir)
+            if self.pg_dir:
+                sys.stderr.write("kept %s (stopped)\n" % self.pg_dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+            if self.pg_dir:
+                shutil.rmtree(self.pg_dir, ignore_errors=True)
         if exc_type is None and self.problems:
             raise AssertionError("; ".join(self.problems))
         return False
@@ -194,6 +218,50 @@ class System:
         for vin in vins:
             subprocess.run([CTL, "pki", "vehicle", vin, self.pki], check=True,
                            capture_output=True, timeout=60)
+
+    # --- database ------------------------------------------------------
+    def db_url(self):
+        """What the gateway's `db =` key gets: the SQLite file in the temp
+        dir, or (PITSTOP_TEST_DB=postgresql) the URL of a fresh database on
+        this System's own PostgreSQL server, started on first use."""
+        if self.db_backend == "sqlite":
+            return self.path("gateway.db")
+        if not self.pg_url:
+            self._start_postgres()
+        return self.pg_url
+
+    def _start_postgres(self):
+        # Not inside self.dir: that stays private to us (0700), and the
+        # server runs as the postgres user when we are root.
+        self.pg_dir = tempfile.mkdtemp(prefix="pitstop-pg-%s-" % self.name)
+        r = subprocess.run([PG_TEST_SERVER, "start", self.pg_dir], capture_output=True,
+                           text=True, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("pg-test-server start failed (%d): %s"
+                                 % (r.returncode, r.stderr))
+        admin = r.stdout.strip()
+        r = subprocess.run([os.path.join(PG_BIN, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                            "-d", admin, "-c", "CREATE DATABASE pitstop"],
+                           capture_output=True, text=True, timeout=30)
+        if r.returncode != 0:
+            raise AssertionError("CREATE DATABASE failed (%d): %s" % (r.returncode, r.stderr))
+        self.pg_url = admin.rsplit("/", 1)[0] + "/pitstop"
+
+    def _stop_postgres(self):
+        if not self.pg_dir:
+            return
+        r = subprocess.run([PG_TEST_SERVER, "stop", self.pg_dir], capture_output=True,
+                           text=True, timeout=60)
+        if r.returncode != 0:
+            self.problems.append("pg-test-server stop failed (%d): %s"
+                                 % (r.returncode, r.stderr.strip()))
+
+    def _pg_log(self):
+        try:
+            with open(os.path.join(self.pg_dir, "server.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     # --- broker --------------------------------------------------------
     def start_broker(self, port=None, bind="127.0.0.1"):
@@ -262,7 +330,7 @@ class System:
             "cert_file": self.path("pki", "gateway.crt"),
             "key_file": self.path("pki", "gateway.key"),
             "offer_key_file": self.path("pki", "offer-signing.key"),
-            "db": self.path("gateway.db"),
+            "db": self.db_url(),
             "log_level": "debug",
         }
         conf.update(overrides)
