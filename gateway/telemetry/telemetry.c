@@ -444,9 +444,10 @@ int telemetry_put_batch(struct telemetry *t, const char *vin, uint64_t epoch, ui
 	db_bind_int64(st, 6, (int64_t)n);
 	db_bind_int64(st, 7, received_ms);
 	db_bind_blob(st, 8, raw, len);
-	r = db_run(st);
+	r = db_step(st); /* a row: inserted; none: (vin, epoch, seq) was stored before */
+	db_reset(st);
 	if (r <= 0)
-		return r; /* 0: (vin, epoch, seq) was stored before */
+		return r;
 	r = fold_latest(t, vin, samples, n, received_ms, ret_v);
 	if (r == 0)
 		r = fold_daily(t, vin, samples, n);
