@@ -26,13 +26,10 @@ static const struct {
 };
 #define N_DOMAINS (sizeof(domains) / sizeof(domains[0]))
 
-int schema_open(const char *url, enum db_mode mode, struct db **ret_db, char *err,
-		size_t errlen)
+int schema_migrate(struct db *db, char *err, size_t errlen)
 {
 	struct db_migration *all = NULL;
-	struct db *db = NULL;
 	size_t n = 0, k = 0;
-	char why[512], shown[512];
 	int r;
 
 	for (size_t i = 0; i < N_DOMAINS; i++)
@@ -45,18 +42,28 @@ int schema_open(const char *url, enum db_mode mode, struct db **ret_db, char *er
 	for (size_t i = 0; i < N_DOMAINS; i++)
 		for (size_t j = 0; j < *domains[i].count; j++)
 			all[k++] = domains[i].list[j];
+	r = db_migrate(db, all, n, err, errlen);
+	free(all);
+	return r;
+}
+
+int schema_open(const char *url, enum db_mode mode, struct db **ret_db, char *err,
+		size_t errlen)
+{
+	struct db *db = NULL;
+	char why[512], shown[512];
+	int r;
+
 	r = db_open(url, mode, &db, err, errlen);
 	if (r < 0)
-		goto out;
-	r = db_migrate(db, all, n, why, sizeof(why));
+		return r;
+	r = schema_migrate(db, why, sizeof(why));
 	if (r < 0) {
 		db_url_redact(url, shown, sizeof(shown));
 		snprintf(err, errlen, "%s: %s", shown, why);
 		db_close(db);
-		goto out;
+		return r;
 	}
 	*ret_db = db;
-out:
-	free(all);
-	return r;
+	return 0;
 }

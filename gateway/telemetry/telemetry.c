@@ -425,11 +425,12 @@ int telemetry_put_batch(struct telemetry *t, const char *vin, uint64_t epoch, ui
 			int64_t received_ms, struct telemetry_vehicle *ret_v)
 {
 	struct db_stmt *st = t->st[ST_BATCH_INSERT];
-	int64_t first = samples[0].time_ms, last = samples[0].time_ms;
+	int64_t first, last;
 	int r;
 
 	if (n == 0)
-		return -EINVAL;
+		return -EINVAL; /* before samples[0] is read: samples may be NULL */
+	first = last = samples[0].time_ms;
 	for (size_t i = 1; i < n; i++) {
 		if (samples[i].time_ms < first)
 			first = samples[i].time_ms;

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the outbox (gateway/outbox.c) with a fake publisher:
+ * Unit tests of the outbox (gateway/ingest/outbox.c) with a fake publisher:
  * order, waiting while disconnected, resending what was in flight after a
  * reconnect, expiry, a full outbox, and sent/failed counting; a receipt
  * outbox publishes on .../acks, counts acks_sent only, and its cookies never
@@ -20,10 +20,10 @@
 static const char VIN1[] = "WDB1234561A000001";
 
 struct pub {
-	int result;		/* returned by the fake */
+	int result; /* returned by the fake */
 	int calls;
 	uint64_t cookies[16];
-	uint8_t first[16];	/* first payload byte of each call */
+	uint8_t first[16]; /* first payload byte of each call */
 	char topic[128];
 };
 
@@ -43,7 +43,7 @@ static int fake(void *arg, const char *topic, const uint8_t *buf, size_t len, ui
 
 static void test_publish_and_ack(void **state)
 {
-	struct store_counters c;
+	struct counters c;
 	struct outbox *ob = NULL;
 	struct pub p = { 0 };
 	uint8_t a = 'a', b = 'b';
@@ -69,7 +69,7 @@ static void test_publish_and_ack(void **state)
 
 static void test_wait_resend_expire(void **state)
 {
-	struct store_counters c;
+	struct counters c;
 	struct outbox *ob = NULL;
 	struct pub p = { .result = -ENOTCONN };
 	uint8_t a = 'a', b = 'b';
@@ -91,7 +91,7 @@ static void test_wait_resend_expire(void **state)
 	outbox_reconnected(ob, 7000);
 	assert_int_equal(p.calls, 2);
 	assert_int_not_equal(p.cookies[0], p.cookies[1]);
-	assert_int_equal(outbox_result(ob, p.cookies[0], 1), 0);	/* stale cookie */
+	assert_int_equal(outbox_result(ob, p.cookies[0], 1), 0); /* stale cookie */
 	assert_int_equal(outbox_result(ob, p.cookies[1], 1), 1);
 	assert_int_equal(c.offers_sent, 1);
 	/* a hard error drops it */
@@ -104,7 +104,7 @@ static void test_wait_resend_expire(void **state)
 
 static void test_full(void **state)
 {
-	struct store_counters c;
+	struct counters c;
 	struct outbox *ob = NULL;
 	struct pub p = { .result = -EAGAIN };
 	uint8_t a = 'a';
@@ -115,12 +115,12 @@ static void test_full(void **state)
 	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), 0);
 	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), -ENOBUFS);
 	assert_int_equal(c.offers_failed, 1);
-	outbox_free(ob);	/* frees what it still holds */
+	outbox_free(ob); /* frees what it still holds */
 }
 
 static void test_receipt_kind(void **state)
 {
-	struct store_counters c;
+	struct counters c;
 	struct outbox *offers = NULL, *acks = NULL;
 	struct pub p = { 0 };
 	uint8_t a = 'a', b = 'b';
@@ -133,8 +133,8 @@ static void test_receipt_kind(void **state)
 	assert_int_equal(p.calls, 2);
 	assert_string_equal(p.topic, "pitstop/v1/vehicles/WDB1234561A000001/acks");
 	assert_int_not_equal(p.cookies[0], p.cookies[1]);
-	assert_int_equal(outbox_result(acks, p.cookies[0], 1), 0);	/* the offer's */
-	assert_int_equal(outbox_result(offers, p.cookies[1], 1), 0);	/* the receipt's */
+	assert_int_equal(outbox_result(acks, p.cookies[0], 1), 0);   /* the offer's */
+	assert_int_equal(outbox_result(offers, p.cookies[1], 1), 0); /* the receipt's */
 	assert_int_equal(outbox_result(acks, p.cookies[1], 1), 1);
 	assert_int_equal(c.acks_sent, 1);
 	assert_int_equal(c.offers_sent, 0);
@@ -143,7 +143,7 @@ static void test_receipt_kind(void **state)
 	p.result = -ENOTCONN;
 	assert_int_equal(outbox_add(acks, VIN1, &b, 1, 100, 0), 0);
 	assert_int_equal(outbox_add(acks, VIN1, &b, 1, 100, 0), -ENOBUFS);
-	outbox_flush(acks, 100);	/* expired */
+	outbox_flush(acks, 100); /* expired */
 	assert_int_equal(outbox_len(acks), 0);
 	p.result = 0;
 	assert_int_equal(outbox_add(acks, VIN1, &b, 1, 5000, 0), 0);

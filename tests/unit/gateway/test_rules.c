@@ -1,11 +1,12 @@
 /*
- * Unit tests of the low-fuel rule (gateway/rules.c) against a real SQLite
- * store and a sink that records offers: one offer per episode across a
- * threshold crossing, noise around the threshold, redelivered and
- * out-of-order batches, re-arming and a second episode, a restart, and a
- * failing sink.
+ * Unit tests of the low-fuel rule (gateway/offers/rules.c) on the latest
+ * state the telemetry domain returns, with a real database (whichever
+ * backend db_test_util.h selects) and a sink that records offers: one offer
+ * per episode across a threshold crossing, noise around the threshold,
+ * redelivered and out-of-order batches, re-arming and a second episode, a
+ * restart, a failing sink, and two gateway instances on one database.
  */
-#include "gw_test_util.h"
+#include "db_test_util.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -15,8 +16,11 @@
 
 #include <cmocka.h>
 
+#include "db.h"
+#include "offer_log.h"
 #include "rules.h"
-#include "store.h"
+#include "schema.h"
+#include "telemetry.h"
 
 static const char VIN1[] = "WDB1234561A000001";
 static const char VIN2[] = "WDB1234561A000002";
@@ -26,7 +30,7 @@ static const char VIN2[] = "WDB1234561A000002";
 struct sink {
 	struct offer got[MAX_OFFERS];
 	int n;
-	int fail;	/* -errno to return instead of accepting */
+	int fail; /* -errno to return instead of accepting */
 };
 
 static int record(void *arg, const struct offer *o)
@@ -40,13 +44,23 @@ static int record(void *arg, const struct offer *o)
 	return 0;
 }
 
-struct fixture {
-	char path[512];
-	struct store *s;
+/* One gateway instance's view of the database. */
+struct instance {
+	struct db *db;
+	struct telemetry *t;
+	struct offer_log *log;
 	struct rules *r;
+};
+
+struct fixture {
+	char name[64];
+	struct instance g;
 	struct sink sink;
 	uint64_t seq;
 };
+
+/* The car's queue epoch. */
+#define EPOCH 0x0123456789abcdefULL
 
 static const struct rules_config conf = {
 	.low_fuel_pct = 15,
@@ -54,16 +68,41 @@ static const struct rules_config conf = {
 	.offer_valid_s = 3600,
 };
 
+/* Opens test database name (again) as one gateway does, with rules that record into k. */
+static void instance_open(struct instance *g, const char *name, int fresh, struct sink *k)
+{
+	char url[512], err[512];
+
+	if (fresh) {
+		assert_int_equal(db_test_open(name, &g->db), 0);
+	} else {
+		assert_int_equal(db_test_url(name, url, sizeof(url)), 0);
+		assert_int_equal(db_open(url, DB_READ_WRITE, &g->db, err, sizeof(err)), 0);
+	}
+	if (schema_migrate(g->db, err, sizeof(err)) < 0)
+		fail_msg("schema_migrate: %s", err);
+	assert_int_equal(telemetry_new(g->db, &g->t), 0);
+	assert_int_equal(offer_log_new(g->db, &g->log), 0);
+	assert_int_equal(rules_new(&conf, g->db, g->log, record, k, &g->r), 0);
+}
+
+static void instance_close(struct instance *g)
+{
+	rules_free(g->r);
+	offer_log_free(g->log);
+	telemetry_free(g->t);
+	db_close(g->db);
+	memset(g, 0, sizeof(*g));
+}
+
 static int setup(void **state)
 {
 	static int count;
 	struct fixture *f = calloc(1, sizeof(*f));
-	char name[64], err[256];
 
-	snprintf(name, sizeof(name), "rules-%d.db", count++);
-	gw_test_path(f->path, sizeof(f->path), name);
-	assert_int_equal(store_open(f->path, STORE_READ_WRITE, &f->s, err, sizeof(err)), 0);
-	assert_int_equal(rules_new(&conf, f->s, record, &f->sink, &f->r), 0);
+	assert_non_null(f);
+	snprintf(f->name, sizeof(f->name), "rules_%d", count++);
+	instance_open(&f->g, f->name, 1, &f->sink);
 	*state = f;
 	return 0;
 }
@@ -72,30 +111,62 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	rules_free(f->r);
-	store_close(f->s);
+	instance_close(&f->g);
 	free(f);
 	return 0;
 }
 
+/* Whether vin's low-fuel episode is open (no row: closed). */
+static int episode_open(struct db *db, const char *vin)
+{
+	struct db_stmt *st = NULL;
+	int r, open = 0;
+
+	assert_int_equal(
+		db_prepare(db, "SELECT open FROM offer_episodes WHERE vin = $1 AND rule = $2", &st),
+		0);
+	db_bind_text(st, 1, vin);
+	db_bind_text(st, 2, RULES_LOW_FUEL);
+	r = db_step(st);
+	assert_true(r == 0 || r == 1);
+	if (r == 1)
+		open = (int)db_column_int64(st, 0);
+	db_finalize(st);
+	return open;
+}
+
 /*
- * What ingest does with a batch: store it, fold it into the latest state,
- * and run the rules only if it was new. Returns the offers issued.
+ * What ingest does with a batch of samples x[n]: store it in a
+ * transaction, and run the rules on the latest state only if it was new.
+ * Returns the offers issued.
  */
+static int put_run(struct instance *g, const char *vin, uint64_t seq, const struct sample *x,
+		   size_t n, int64_t now_ms)
+{
+	struct telemetry_vehicle v;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int r, issued = 0;
+
+	assert_int_equal(codec_encode_batch(EPOCH, seq, x, n, &buf, &len), 0);
+	assert_int_equal(db_begin(g->db), 0);
+	r = telemetry_put_batch(g->t, vin, EPOCH, seq, buf, len, x, n, now_ms, &v);
+	assert_true(r == 0 || r == 1);
+	if (r == 1) {
+		assert_string_equal(v.vin, vin);
+		issued = rules_after_batch(g->r, &v, now_ms);
+		assert_true(issued >= 0);
+	}
+	assert_int_equal(db_commit(g->db), 0);
+	free(buf);
+	return issued;
+}
+
 static int batch_seq(struct fixture *f, const char *vin, uint64_t seq, int64_t t, int32_t fuel)
 {
 	struct sample x = gw_sample(t, fuel, 481234567, 115678901);
-	int dup = 0, issued = 0;
 
-	assert_int_equal(f->s->ops->begin(f->s), 0);
-	assert_int_equal(f->s->ops->put_batch(f->s, vin, seq, &x, 1, t, &dup), 0);
-	if (!dup) {
-		assert_int_equal(f->s->ops->update_latest(f->s, vin, &x, 1), 0);
-		issued = rules_after_batch(f->r, vin, 1700000000000 + t);
-		assert_true(issued >= 0);
-	}
-	assert_int_equal(f->s->ops->commit(f->s), 0);
-	return issued;
+	return put_run(&f->g, vin, seq, &x, 1, 1700000000000 + t);
 }
 
 static int batch(struct fixture *f, int64_t t, int32_t fuel)
@@ -110,7 +181,7 @@ static void test_threshold_crossing(void **state)
 
 	assert_int_equal(batch(f, 1000, 400), 0);
 	assert_int_equal(batch(f, 2000, 151), 0);
-	assert_int_equal(batch(f, 3000, 150), 1);	/* at the threshold: <= */
+	assert_int_equal(batch(f, 3000, 150), 1); /* at the threshold: <= */
 	assert_int_equal(batch(f, 4000, 120), 0);
 	assert_int_equal(batch(f, 5000, 50), 0);
 	assert_int_equal(f->sink.n, 1);
@@ -129,17 +200,21 @@ static void test_threshold_crossing(void **state)
 	assert_int_equal(o->area_lon_e7, 115678901);
 	assert_int_equal(o->area_radius_m, 20000);
 
-	/* recorded in the store */
+	/* recorded in the offer log, and the episode is open */
 	{
-		struct store_offer_row *rows = NULL;
+		struct offer_row *rows = NULL;
 		size_t n = 0;
+		int more = -1;
 
-		assert_int_equal(f->s->ops->offer_list(f->s, VIN1, &rows, &n), 0);
+		assert_int_equal(offer_log_list(f->g.log, VIN1, &rows, &n, &more), 0);
 		assert_int_equal(n, 1);
 		assert_string_equal(rows[0].id, o->id);
-		assert_int_equal(rows[0].state, STORE_OFFER_SENT);
+		assert_int_equal(rows[0].kind, OFFER_REFUEL);
+		assert_int_equal(rows[0].state, OFFER_STATE_SENT);
+		assert_int_equal(rows[0].valid_until_ms, o->valid_until_ms);
 		free(rows);
 	}
+	assert_true(episode_open(f->g.db, VIN1));
 }
 
 static void test_noise_around_threshold(void **state)
@@ -172,8 +247,19 @@ static void test_redelivery_and_out_of_order(void **state)
 	assert_int_equal(batch_seq(f, VIN2, 8, 8000, 100), 0);
 	assert_int_equal(f->sink.n, 1);
 	/* running the rule again without new data issues nothing */
-	assert_int_equal(rules_after_batch(f->r, VIN1, 5), 0);
+	{
+		struct telemetry_vehicle v;
+
+		assert_int_equal(telemetry_vehicle_get(f->g.t, VIN1, &v), 0);
+		assert_int_equal(v.fuel_permille, 800);
+		assert_int_equal(db_begin(f->g.db), 0);
+		assert_int_equal(rules_after_batch(f->g.r, &v, 5), 0);
+		assert_int_equal(db_commit(f->g.db), 0);
+	}
 	assert_int_equal(f->sink.n, 1);
+	/* the late low batch did not close or reopen anything: VIN1 was refilled */
+	assert_false(episode_open(f->g.db, VIN1));
+	assert_false(episode_open(f->g.db, VIN2));
 }
 
 static void test_rearm_and_second_episode(void **state)
@@ -181,11 +267,11 @@ static void test_rearm_and_second_episode(void **state)
 	struct fixture *f = *state;
 
 	assert_int_equal(batch(f, 1000, 140), 1);
-	assert_int_equal(batch(f, 2000, 249), 0);	/* not yet re-armed (< 25 %) */
+	assert_int_equal(batch(f, 2000, 249), 0); /* not yet re-armed (< 25 %) */
 	assert_int_equal(batch(f, 3000, 140), 0);
-	assert_int_equal(batch(f, 4000, 250), 0);	/* re-armed at 25 % */
-	assert_int_equal(batch(f, 5000, 200), 0);	/* above 15 %: nothing */
-	assert_int_equal(batch(f, 6000, 150), 1);	/* second episode */
+	assert_int_equal(batch(f, 4000, 250), 0); /* re-armed at 25 % */
+	assert_int_equal(batch(f, 5000, 200), 0); /* above 15 %: nothing */
+	assert_int_equal(batch(f, 6000, 150), 1); /* second episode */
 	assert_int_equal(batch(f, 7000, 100), 0);
 	assert_int_equal(f->sink.n, 2);
 	assert_string_not_equal(f->sink.got[0].id, f->sink.got[1].id);
@@ -194,13 +280,10 @@ static void test_rearm_and_second_episode(void **state)
 static void test_restart_does_not_resend(void **state)
 {
 	struct fixture *f = *state;
-	char err[256];
 
 	assert_int_equal(batch(f, 1000, 100), 1);
-	rules_free(f->r);
-	store_close(f->s);
-	assert_int_equal(store_open(f->path, STORE_READ_WRITE, &f->s, err, sizeof(err)), 0);
-	assert_int_equal(rules_new(&conf, f->s, record, &f->sink, &f->r), 0);
+	instance_close(&f->g);
+	instance_open(&f->g, f->name, 0, &f->sink);
 	assert_int_equal(batch(f, 2000, 90), 0);
 	assert_int_equal(f->sink.n, 1);
 }
@@ -208,39 +291,66 @@ static void test_restart_does_not_resend(void **state)
 static void test_sink_failure_retries_later(void **state)
 {
 	struct fixture *f = *state;
-	int open = -1;
+	struct offer_row *rows = NULL;
+	size_t n = 0;
+	int more = -1;
 
 	f->sink.fail = -ENOKEY;
 	assert_int_equal(batch(f, 1000, 100), 0);
-	assert_int_equal(f->s->ops->episode_get(f->s, VIN1, RULES_LOW_FUEL, &open), 0);
-	assert_int_equal(open, 0);
+	assert_false(episode_open(f->g.db, VIN1));
+	assert_int_equal(offer_log_list(f->g.log, VIN1, &rows, &n, &more), 0);
+	assert_int_equal(n, 0); /* nothing recorded either */
 	f->sink.fail = 0;
 	assert_int_equal(batch(f, 2000, 95), 1);
 	assert_int_equal(f->sink.n, 1);
+	assert_true(episode_open(f->g.db, VIN1));
 }
 
 static void test_no_fuel_no_position(void **state)
 {
 	struct fixture *f = *state;
 	struct sample x = gw_sample(1000, 0, 0, 0);
-	int dup;
+	struct telemetry_vehicle unknown;
 
 	/* a batch without fuel changes nothing */
 	x.present = SAMPLE_ODOMETER;
-	assert_int_equal(f->s->ops->begin(f->s), 0);
-	assert_int_equal(f->s->ops->put_batch(f->s, VIN1, 1, &x, 1, 1, &dup), 0);
-	assert_int_equal(f->s->ops->update_latest(f->s, VIN1, &x, 1), 0);
-	assert_int_equal(rules_after_batch(f->r, VIN1, 1), 0);
+	assert_int_equal(put_run(&f->g, VIN1, 1, &x, 1, 1), 0);
 	/* low fuel without any position: an offer without an area */
 	x.time_ms = 2000;
 	x.present = SAMPLE_FUEL;
 	x.fuel_permille = 10;
-	assert_int_equal(f->s->ops->put_batch(f->s, VIN1, 2, &x, 1, 1, &dup), 0);
-	assert_int_equal(f->s->ops->update_latest(f->s, VIN1, &x, 1), 0);
-	assert_int_equal(rules_after_batch(f->r, VIN1, 1), 1);
-	assert_int_equal(f->s->ops->commit(f->s), 0);
+	assert_int_equal(put_run(&f->g, VIN1, 2, &x, 1, 1), 1);
 	assert_false(f->sink.got[0].has_area);
-	assert_int_equal(rules_after_batch(f->r, "WDB1234561A000009", 1), 0);	/* unknown */
+	/* a vehicle without any state (status only, say): nothing */
+	memset(&unknown, 0, sizeof(unknown));
+	snprintf(unknown.vin, sizeof(unknown.vin), "WDB1234561A000009");
+	assert_int_equal(rules_after_batch(f->g.r, &unknown, 1), 0);
+	assert_false(episode_open(f->g.db, unknown.vin));
+	assert_int_equal(f->sink.n, 1);
+}
+
+static void test_two_instances_one_offer(void **state)
+{
+	struct fixture *f = *state;
+	struct sink other = { .n = 0 };
+	struct instance b;
+	struct telemetry_vehicle v;
+	struct sample x = gw_sample(1000, 100, 481234567, 115678901);
+
+	/*
+	 * Two gateways on one database see the same low level (their own
+	 * batches of one car): the episode is opened once, by one of them.
+	 */
+	instance_open(&b, f->name, 0, &other);
+	assert_int_equal(put_run(&f->g, VIN1, 1, &x, 1, 5), 1);
+	x.time_ms = 2000;
+	x.fuel_permille = 90;
+	assert_int_equal(put_run(&b, VIN1, 2, &x, 1, 6), 0);
+	assert_int_equal(telemetry_vehicle_get(b.t, VIN1, &v), 0);
+	assert_int_equal(v.fuel_permille, 90);
+	assert_int_equal(rules_after_batch(b.r, &v, 7), 0); /* outside a transaction too */
+	assert_int_equal(f->sink.n + other.n, 1);
+	instance_close(&b);
 }
 
 static void test_bad_config(void **state)
@@ -250,10 +360,17 @@ static void test_bad_config(void **state)
 	struct rules *r = NULL;
 
 	bad.low_fuel_pct = 101;
-	assert_int_equal(rules_new(&bad, f->s, record, &f->sink, &r), -EINVAL);
+	assert_int_equal(rules_new(&bad, f->g.db, f->g.log, record, &f->sink, &r), -EINVAL);
+	bad.low_fuel_pct = -1;
+	assert_int_equal(rules_new(&bad, f->g.db, f->g.log, record, &f->sink, &r), -EINVAL);
+	bad = conf;
+	bad.low_fuel_rearm_pct = -1;
+	assert_int_equal(rules_new(&bad, f->g.db, f->g.log, record, &f->sink, &r), -EINVAL);
 	bad = conf;
 	bad.offer_valid_s = 0;
-	assert_int_equal(rules_new(&bad, f->s, record, &f->sink, &r), -EINVAL);
+	assert_int_equal(rules_new(&bad, f->g.db, f->g.log, record, &f->sink, &r), -EINVAL);
+	assert_int_equal(rules_new(&conf, f->g.db, f->g.log, NULL, &f->sink, &r), -EINVAL);
+	assert_null(r);
 	rules_free(NULL);
 }
 
@@ -267,9 +384,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_does_not_resend, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sink_failure_retries_later, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_fuel_no_position, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_instances_one_offer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_config, setup, teardown),
 	};
 
-	gw_test_dir_make();
+	fprintf(stderr, "rules tests on %s\n", db_test_backend());
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,255 @@
+/*
+ * Unit tests of the offer log (gateway/offers/offer_log.c) on whichever
+ * backend db_test_util.h selects: an offer id is issued once, its state only
+ * advances, a redelivered event is stored once, and an event for an offer
+ * of another car or one never issued stores nothing.
+ */
+#include "db_test_util.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "codec.h"
+#include "db.h"
+#include "offer_log.h"
+#include "schema.h"
+
+static const char VIN1[] = "WDB1234561A000001";
+static const char VIN2[] = "WDB1234561A000002";
+
+struct fixture {
+	struct db *db;
+	struct offer_log *log;
+};
+
+static int setup(void **state)
+{
+	static int count;
+	struct fixture *f = calloc(1, sizeof(*f));
+	char name[64], err[512];
+
+	assert_non_null(f);
+	snprintf(name, sizeof(name), "offer_log_%d", count++);
+	assert_int_equal(db_test_open(name, &f->db), 0);
+	if (schema_migrate(f->db, err, sizeof(err)) < 0)
+		fail_msg("schema_migrate: %s", err);
+	assert_int_equal(offer_log_new(f->db, &f->log), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	offer_log_free(f->log);
+	db_close(f->db);
+	free(f);
+	return 0;
+}
+
+/* The one integer sql returns, with text $1 = arg when arg is not NULL. */
+static int64_t query_int(struct db *db, const char *sql, const char *arg)
+{
+	struct db_stmt *st = NULL;
+	int64_t v;
+
+	assert_int_equal(db_prepare(db, sql, &st), 0);
+	if (arg)
+		assert_int_equal(db_bind_text(st, 1, arg), 0);
+	assert_int_equal(db_step(st), 1);
+	v = db_column_int64(st, 0);
+	db_finalize(st);
+	return v;
+}
+
+static int64_t events_of(struct fixture *f, const char *offer_id)
+{
+	return query_int(f->db, "SELECT COUNT(*) FROM offer_events WHERE offer_id = $1", offer_id);
+}
+
+static struct offer make_offer(const char *id, const char *vin)
+{
+	struct offer o;
+
+	memset(&o, 0, sizeof(o));
+	snprintf(o.id, sizeof(o.id), "%s", id);
+	snprintf(o.vin, sizeof(o.vin), "%s", vin);
+	o.kind = OFFER_REFUEL;
+	snprintf(o.title, sizeof(o.title), "Fuel low");
+	snprintf(o.body, sizeof(o.body), "Show the code at a partner station.");
+	snprintf(o.promo_code, sizeof(o.promo_code), "FUEL-ABC234");
+	o.valid_from_ms = 1000;
+	o.valid_until_ms = 3601000;
+	return o;
+}
+
+/* The state of offer id of vin, or -1 if it is not listed for vin. */
+static int offer_state(struct fixture *f, const char *vin, const char *id)
+{
+	struct offer_row *rows = NULL;
+	size_t n = 0;
+	int more = -1, st = -1;
+
+	assert_int_equal(offer_log_list(f->log, vin, &rows, &n, &more), 0);
+	assert_int_equal(more, 0);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(rows[i].id, id) == 0)
+			st = (int)rows[i].state;
+	free(rows);
+	return st;
+}
+
+static int event(struct fixture *f, const char *vin, const char *id, enum offer_action a, int64_t t,
+		 const char *reason)
+{
+	struct offer_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	snprintf(ev.offer_id, sizeof(ev.offer_id), "%s", id);
+	ev.action = a;
+	ev.time_ms = t;
+	snprintf(ev.reason, sizeof(ev.reason), "%s", reason ? reason : "");
+	return offer_log_event(f->log, vin, &ev, t + 1);
+}
+
+static void test_put_and_list(void **state)
+{
+	struct fixture *f = *state;
+	struct offer o1 = make_offer("aa01", VIN1), o2 = make_offer("aa02", VIN1);
+	struct offer other = make_offer("aa01", VIN2);
+	struct offer_row *rows = NULL;
+	size_t n = 99;
+	int more = -1;
+
+	o2.kind = OFFER_SERVICE;
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(offer_log_put(f->log, &o2, 200), 0);
+	assert_int_equal(offer_log_put(f->log, &o1, 100), 0);
+	/*
+	 * A unique violation aborts a PostgreSQL transaction: whoever expects
+	 * one puts it in a savepoint, as ingest does with every message.
+	 */
+	assert_int_equal(db_savepoint(f->db), 0);
+	assert_int_equal(offer_log_put(f->log, &o1, 300), -EEXIST);
+	assert_int_equal(db_rollback_to(f->db), 0);
+	assert_int_equal(db_savepoint(f->db), 0);
+	assert_int_equal(offer_log_put(f->log, &other, 300), -EEXIST); /* ids are global */
+	assert_int_equal(db_rollback_to(f->db), 0);
+	assert_int_equal(db_commit(f->db), 0);
+
+	assert_int_equal(offer_log_list(f->log, VIN1, &rows, &n, &more), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(more, 0);
+	/* oldest first */
+	assert_string_equal(rows[0].id, "aa01");
+	assert_int_equal(rows[0].kind, OFFER_REFUEL);
+	assert_string_equal(rows[0].title, "Fuel low");
+	assert_string_equal(rows[0].promo_code, "FUEL-ABC234");
+	assert_int_equal(rows[0].valid_from_ms, 1000);
+	assert_int_equal(rows[0].valid_until_ms, 3601000);
+	assert_int_equal(rows[0].created_ms, 100);
+	assert_int_equal(rows[0].state, OFFER_STATE_SENT);
+	assert_string_equal(rows[1].id, "aa02");
+	assert_int_equal(rows[1].kind, OFFER_SERVICE);
+	assert_int_equal(rows[1].created_ms, 200);
+	free(rows);
+
+	assert_int_equal(offer_log_list(f->log, VIN2, &rows, &n, &more), 0);
+	assert_int_equal(n, 0);
+	assert_null(rows);
+	offer_log_free(NULL);
+}
+
+static void test_events_advance_only_forward(void **state)
+{
+	struct fixture *f = *state;
+	struct offer o1 = make_offer("aa01", VIN1), o2 = make_offer("aa02", VIN1);
+	struct offer o3 = make_offer("aa03", VIN1);
+
+	assert_int_equal(offer_log_put(f->log, &o1, 100), 0);
+	assert_int_equal(offer_log_put(f->log, &o2, 200), 0);
+	assert_int_equal(offer_log_put(f->log, &o3, 300), 0);
+
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(event(f, VIN1, "aa01", OFFER_ACTION_SHOWN, 5000, NULL), 0);
+	assert_int_equal(offer_state(f, VIN1, "aa01"), OFFER_STATE_SHOWN);
+	/* redelivered: stored once */
+	assert_int_equal(event(f, VIN1, "aa01", OFFER_ACTION_SHOWN, 5000, NULL), 0);
+	assert_int_equal(events_of(f, "aa01"), 1);
+	assert_int_equal(event(f, VIN1, "aa01", OFFER_ACTION_ACCEPTED, 6000, NULL), 0);
+	assert_int_equal(offer_state(f, VIN1, "aa01"), OFFER_STATE_ACCEPTED);
+	/* a late "shown" is kept as an event but does not move the state back */
+	assert_int_equal(event(f, VIN1, "aa01", OFFER_ACTION_SHOWN, 5500, NULL), 0);
+	assert_int_equal(offer_state(f, VIN1, "aa01"), OFFER_STATE_ACCEPTED);
+	assert_int_equal(events_of(f, "aa01"), 3);
+	/* nor does another final state replace the first */
+	assert_int_equal(event(f, VIN1, "aa01", OFFER_ACTION_DISMISSED, 7000, NULL), 0);
+	assert_int_equal(offer_state(f, VIN1, "aa01"), OFFER_STATE_ACCEPTED);
+
+	/* rejected with a reason, straight from sent */
+	assert_int_equal(event(f, VIN1, "aa02", OFFER_ACTION_REJECTED, 5000, "bad signature"), 0);
+	assert_int_equal(offer_state(f, VIN1, "aa02"), OFFER_STATE_REJECTED);
+	assert_int_equal(query_int(f->db,
+				   "SELECT COUNT(*) FROM offer_events WHERE offer_id = 'aa02'"
+				   " AND reason = $1",
+				   "bad signature"),
+			 1);
+	/* dismissed */
+	assert_int_equal(event(f, VIN1, "aa03", OFFER_ACTION_DISMISSED, 5000, NULL), 0);
+	assert_int_equal(offer_state(f, VIN1, "aa03"), OFFER_STATE_DISMISSED);
+	assert_int_equal(db_commit(f->db), 0);
+	assert_int_equal(offer_state(f, VIN1, "aa01"), OFFER_STATE_ACCEPTED);
+
+	/* an action the protocol does not know */
+	assert_int_equal(event(f, VIN1, "aa01", (enum offer_action)99, 8000, NULL), -EINVAL);
+	assert_int_equal(events_of(f, "aa01"), 4);
+}
+
+static void test_event_for_unknown_offer(void **state)
+{
+	struct fixture *f = *state;
+	struct offer o1 = make_offer("aa01", VIN1);
+	int64_t before;
+
+	assert_int_equal(offer_log_put(f->log, &o1, 100), 0);
+	before = query_int(f->db, "SELECT COUNT(*) FROM offer_events", NULL);
+	assert_int_equal(before, 0);
+
+	/* never issued */
+	assert_int_equal(event(f, VIN1, "nope", OFFER_ACTION_ACCEPTED, 5000, NULL), -ENOENT);
+	/* issued, but to another car */
+	assert_int_equal(event(f, VIN2, "aa01", OFFER_ACTION_ACCEPTED, 5000, NULL), -ENOENT);
+	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM offer_events", NULL), 0);
+	assert_int_equal(offer_state(f, VIN1, "aa01"), OFFER_STATE_SENT);
+	assert_int_equal(offer_state(f, VIN2, "aa01"), -1);
+}
+
+static void test_state_names(void **state)
+{
+	(void)state;
+	assert_string_equal(offer_state_name(OFFER_STATE_SENT), "sent");
+	assert_string_equal(offer_state_name(OFFER_STATE_SHOWN), "shown");
+	assert_string_equal(offer_state_name(OFFER_STATE_ACCEPTED), "accepted");
+	assert_string_equal(offer_state_name(OFFER_STATE_DISMISSED), "dismissed");
+	assert_string_equal(offer_state_name(OFFER_STATE_REJECTED), "rejected");
+	assert_string_equal(offer_state_name((enum offer_state)42), "?");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_put_and_list, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_events_advance_only_forward, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_for_unknown_offer, setup, teardown),
+		cmocka_unit_test(test_state_names),
+	};
+
+	fprintf(stderr, "offer log tests on %s\n", db_test_backend());
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
