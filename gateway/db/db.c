@@ -118,6 +118,12 @@ int db_fail(struct db *db, int err, const char *op, const char *detail)
 		fl->suppressed++;
 		return err;
 	}
+	if (fl->suppressed && (err != fl->last_err || op != fl->last_op)) {
+		/* The count belongs to the previous failure, not to this one. */
+		log_error("db (%s): %s failed %lu more times (%s), not logged", db->drv->name,
+			  fl->last_op, fl->suppressed, strerror(-fl->last_err));
+		fl->suppressed = 0;
+	}
 	if (fl->suppressed)
 		log_error("db (%s): %s failed: %s; %lu similar failures not logged", db->drv->name,
 			  op, detail && *detail ? detail : strerror(-err), fl->suppressed);

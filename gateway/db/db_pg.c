@@ -26,9 +26,12 @@
  *
  * Cost: one round trip per statement execution (PQexecPrepared), and one per
  * BEGIN, COMMIT, SAVEPOINT, RELEASE. An ingest transaction of k statements
- * costs k + 2 round trips; on loopback a round trip is tens of microseconds,
- * across a network it dominates. Pipeline mode (libpq 14+) could send a
- * batch's statements at once; it is not used yet.
+ * costs k + 2 round trips. Measured on loopback (2 shared cores, a server
+ * with fsync=off): ~12 us per SELECT, ~15 us per INSERT, ~21 us for an
+ * empty BEGIN + COMMIT, 40-90 us when the machine is busy; SQLite does the
+ * same INSERT in ~1 us. Across a network the round trips dominate. Pipeline
+ * mode (libpq 14+) could send a batch's statements at once; it is not used
+ * yet.
  *
  * Memory: PQexecPrepared() holds the whole result in memory until the
  * statement is reset, so the number of rows is bounded only by the
@@ -318,8 +321,14 @@ static int conn_params(const char *target, enum db_mode mode, PQconninfoOption *
 			if (strcmp(o->keyword, defaults[i].key) == 0)
 				v = defaults[i].value;
 		if (strcmp(o->keyword, "options") == 0 && mode == DB_READ_ONLY) {
-			snprintf(options, options_size, "%s%s%s", v ? v : "", v ? " " : "",
-				 read_only);
+			int len = snprintf(options, options_size, "%s%s%s", v ? v : "",
+					   v ? " " : "", read_only);
+
+			if (len < 0 || (size_t)len >= options_size) {
+				snprintf(err, errlen, "postgresql: the URL's options are too long");
+				PQconninfoFree(opts);
+				return -EINVAL;
+			}
 			v = options;
 		}
 		if (!v)
@@ -409,6 +418,11 @@ static int stmt_prepare(struct pg_db *pg, struct pg_stmt *st)
 	return r;
 }
 
+/*
+ * Prepares sql on the server at once, as "s<n>", so that a statement the
+ * server refuses fails here (a syntax error is -EIO). Returns 0 and
+ * *ret_st, or the error class (logged).
+ */
 static int pg_prepare(struct db *db, const char *sql, int nparams, struct db_stmt **ret_st)
 {
 	struct pg_db *pg = pg_of(db);
@@ -428,6 +442,7 @@ static int pg_prepare(struct db *db, const char *sql, int nparams, struct db_stm
 	if (r < 0)
 		goto fail;
 	st->base.db = db;
+	st->base.nparams = nparams;
 	st->next = pg->stmts;
 	if (st->next)
 		st->next->prev = st;
@@ -451,6 +466,7 @@ static void free_decoded(struct pg_stmt *st)
 	}
 }
 
+/* Drops the result and the decoded blobs, clears the bindings. */
 static void pg_reset(struct db_stmt *base)
 {
 	struct pg_stmt *st = stmt_of(base);
@@ -505,6 +521,10 @@ static void pg_finalize(struct db_stmt *base)
 	free(st);
 }
 
+/*
+ * Bindings keep pointers until the reset: text is the caller's string (db.h
+ * says it is borrowed until then), int64 goes into st->ints. Return 0.
+ */
 static int pg_bind_int64(struct db_stmt *base, int i, int64_t v)
 {
 	struct pg_stmt *st = stmt_of(base);
@@ -604,6 +624,7 @@ static int have_column(const struct pg_stmt *st, int col)
 	       col < PQnfields(st->res);
 }
 
+/* A column of no current row, or out of range, reads as NULL. */
 static int pg_column_is_null(struct db_stmt *base, int col)
 {
 	struct pg_stmt *st = stmt_of(base);
@@ -625,6 +646,7 @@ static int64_t pg_column_int64(struct db_stmt *base, int col)
 	return strtoll(s, NULL, 10);
 }
 
+/* Valid until the next step or reset (it points into st->res). */
 static const char *pg_column_text(struct db_stmt *base, int col)
 {
 	struct pg_stmt *st = stmt_of(base);

@@ -145,9 +145,13 @@ class System:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        for name in reversed(list(self.procs)):
-            self._stopped(self.procs[name])
-        self._stop_postgres()
+        try:
+            for name in reversed(list(self.procs)):
+                self._stopped(self.procs[name])
+        finally:
+            # pg_ctl detaches the server: no PDEATHSIG, so stop it even
+            # when stopping something else failed.
+            self._stop_postgres()
         failed = exc_type is not None or bool(self.problems)
         if failed:
             for name, p in self.procs.items():
@@ -248,13 +252,24 @@ class System:
         self.pg_url = admin.rsplit("/", 1)[0] + "/pitstop"
 
     def _stop_postgres(self):
+        """Stops this System's server (never raises); SIGKILL by its pid
+        file when the script cannot."""
         if not self.pg_dir:
             return
-        r = subprocess.run([PG_TEST_SERVER, "stop", self.pg_dir], capture_output=True,
-                           text=True, timeout=60)
-        if r.returncode != 0:
+        try:
+            r = subprocess.run([PG_TEST_SERVER, "stop", self.pg_dir], capture_output=True,
+                               text=True, timeout=60)
+            if r.returncode == 0:
+                return
             self.problems.append("pg-test-server stop failed (%d): %s"
                                  % (r.returncode, r.stderr.strip()))
+        except (OSError, subprocess.SubprocessError) as e:
+            self.problems.append("pg-test-server stop failed: %s" % e)
+        try:
+            with open(os.path.join(self.pg_dir, "data", "postmaster.pid")) as f:
+                os.kill(int(f.readline()), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
 
     def _pg_log(self):
         try:
