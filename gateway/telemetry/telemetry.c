@@ -643,9 +643,10 @@ int telemetry_days(struct telemetry *t, const char *vin, int64_t from_day, int64
 	if (r < 0)
 		return r;
 	*ret_truncated = 0;
+	/* day is a 32-bit column in PostgreSQL: an open range must not overflow it. */
 	db_bind_text(st, 1, vin);
-	db_bind_int64(st, 2, from_day);
-	db_bind_int64(st, 3, to_day);
+	db_bind_int64(st, 2, from_day < INT32_MIN ? INT32_MIN : from_day);
+	db_bind_int64(st, 3, to_day > INT32_MAX ? INT32_MAX : to_day);
 	db_bind_int64(st, 4, TELEMETRY_DAYS_MAX + 1);
 	while ((r = db_step(st)) == 1) {
 		struct telemetry_day *d;
