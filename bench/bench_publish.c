@@ -40,9 +40,9 @@ struct bench {
 	uint64_t t_start, t_end;
 	int failed;
 	int wait_receipts;
-	uint64_t *sent_ms;  /* owned: publish time per batch (index seq - first_seq) */
-	uint64_t *latency;  /* owned: receipt latency per batch, 0 = none yet */
-	uint64_t receipts;  /* batches with a receipt */
+	uint64_t *sent_ms; /* owned: publish time per batch (index seq - first_seq) */
+	uint64_t *latency; /* owned: receipt latency per batch, 0 = none yet */
+	uint64_t receipts; /* batches with a receipt */
 };
 
 /* The samples of batch seq: the drive moves on by per_batch seconds a batch. */
@@ -103,8 +103,7 @@ static void bench_fill(struct bench *b)
 
 		/* Each batch carries its own seq, so each is a distinct batch. */
 		shift_samples(b, b->next_seq);
-		r = codec_encode_batch(b->epoch, b->next_seq, b->samples, b->per_batch, &buf,
-				       &len);
+		r = codec_encode_batch(b->epoch, b->next_seq, b->samples, b->per_batch, &buf, &len);
 		if (r < 0) {
 			fprintf(stderr, "encode: %s\n", strerror(-r));
 			b->failed = 1;

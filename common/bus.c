@@ -362,7 +362,6 @@ static void on_subscribe_fail(void *context, MQTTAsync_failureData5 *resp)
 	post_sub_fail(context, resp && resp->reasonCode >= 0x80 ? (int)resp->reasonCode : -EIO);
 }
 
-
 /*
  * Turns Nagle's algorithm off on every TCP socket of the process. Paho 1.3
  * never sets TCP_NODELAY and has no hook to do it, so a small write (a
@@ -381,20 +380,24 @@ static void tcp_nodelay_all(void)
 	if (!d)
 		return;
 	while ((e = readdir(d)) && seen++ < BUS_MAX_FDS) {
-		int fd = atoi(e->d_name), type = 0, one = 1;
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		int type = 0, one = 1;
 		socklen_t len = sizeof(type);
 		struct sockaddr_storage sa;
 		socklen_t salen = sizeof(sa);
 		struct stat sb;
 
-		if (fd <= 2 || fd == dirfd(d) || fstat(fd, &sb) < 0 || !S_ISSOCK(sb.st_mode))
+		if (*end || fd <= 2 || fd > INT32_MAX || fd == dirfd(d) ||
+		    fstat((int)fd, &sb) < 0 || !S_ISSOCK(sb.st_mode))
 			continue;
-		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+		if (getsockopt((int)fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+		    type != SOCK_STREAM)
 			continue;
-		if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0 ||
+		if (getsockname((int)fd, (struct sockaddr *)&sa, &salen) < 0 ||
 		    (sa.ss_family != AF_INET && sa.ss_family != AF_INET6))
 			continue;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	closedir(d);
 }

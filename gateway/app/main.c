@@ -6,7 +6,7 @@
  *
  * Start-up order (undone in reverse): config, log, database (migrated) and
  * its domains (telemetry, offers), signing key, loop, bus, ingest (loads the
- * saved counters), rules, subscriptions, signals.
+ * saved counters), rules, scheduled jobs, subscriptions, signals.
  * Everything after start-up runs on the loop thread. SIGINT/SIGTERM commit
  * what is pending, save the counters, disconnect cleanly and exit 0.
  *
@@ -23,6 +23,7 @@
 #include "crypto.h"
 #include "gwconfig.h"
 #include "ingest.h"
+#include "jobs.h"
 #include "log.h"
 #include "loop.h"
 #include "offer_log.h"
@@ -45,6 +46,7 @@ struct gateway {
 	struct bus *bus;	      /* owned */
 	struct ingest *ingest;	      /* owned */
 	struct rules *rules;	      /* owned */
+	struct jobs *jobs;	      /* owned */
 	int ready_logged;
 };
 
@@ -206,6 +208,15 @@ static int gateway_start(struct gateway *gw)
 		return r;
 	}
 	ingest_set_rules(gw->ingest, gw->rules);
+	/* Jobs take a lease per run: with several instances each runs once. */
+	r = jobs_new(gw->loop, gw->db, gw->conf.client_id, ingest_idle, gw->ingest, &gw->jobs);
+	if (r == 0)
+		r = jobs_add(gw->jobs, OFFER_LOG_EXPIRE_JOB, OFFER_LOG_EXPIRE_PERIOD_MS,
+			     offer_log_expire_job, gw->offers);
+	if (r < 0) {
+		log_error("cannot schedule the jobs: %s", strerror(-r));
+		return r;
+	}
 	/* Makes this instance visible to `pitstopctl stats` from the start. */
 	if (ingest_save_counters(gw->ingest) < 0)
 		log_warn("could not save the counters; carrying on");
@@ -239,6 +250,7 @@ static void gateway_stop(struct gateway *gw)
 	}
 	if (gw->bus)
 		bus_stop(gw->bus, STOP_TIMEOUT_MS);
+	jobs_free(gw->jobs);
 	ingest_free(gw->ingest);
 	rules_free(gw->rules);
 	bus_free(gw->bus);

@@ -47,8 +47,7 @@ int schema_migrate(struct db *db, char *err, size_t errlen)
 	return r;
 }
 
-int schema_open(const char *url, enum db_mode mode, struct db **ret_db, char *err,
-		size_t errlen)
+int schema_open(const char *url, enum db_mode mode, struct db **ret_db, char *err, size_t errlen)
 {
 	struct db *db = NULL;
 	char why[512], shown[512];

@@ -23,7 +23,6 @@ int schema_migrate(struct db *db, char *err, size_t errlen);
  * handles migrate, read-only ones fail unless the schema is current. On
  * failure err says what and the handle is closed. Returns 0 or -errno.
  */
-int schema_open(const char *url, enum db_mode mode, struct db **ret_db, char *err,
-		size_t errlen);
+int schema_open(const char *url, enum db_mode mode, struct db **ret_db, char *err, size_t errlen);
 
 #endif

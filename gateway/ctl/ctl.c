@@ -400,7 +400,8 @@ static json_t *json_vehicle(const struct telemetry_vehicle *v)
 	json_object_set_new(o, "vin", json_string(v->vin));
 	json_object_set_new(o, "odometer_km",
 			    opt_real(v->present & SAMPLE_ODOMETER, (double)v->odometer_m / 1000.0));
-	json_object_set_new(o, "fuel_pct", opt_real(v->present & SAMPLE_FUEL, v->fuel_permille / 10.0));
+	json_object_set_new(o, "fuel_pct",
+			    opt_real(v->present & SAMPLE_FUEL, v->fuel_permille / 10.0));
 	json_object_set_new(o, "lat", opt_real(v->present & SAMPLE_POSITION, v->lat_e7 / 1e7));
 	json_object_set_new(o, "lon", opt_real(v->present & SAMPLE_POSITION, v->lon_e7 / 1e7));
 	json_object_set_new(o, "speed_kmh",
@@ -496,7 +497,8 @@ static int vehicle_list(struct ctl *ctl, struct ctl_db *d, const char *after, si
 		printf("%-17s %-7s %-24s %12s %6s\n", v->vin, online_name(v->online), when,
 		       opt_fmt(b1, sizeof(b1), v->present & SAMPLE_ODOMETER, 3,
 			       (double)v->odometer_m / 1000.0),
-		       opt_fmt(b2, sizeof(b2), v->present & SAMPLE_FUEL, 1, v->fuel_permille / 10.0));
+		       opt_fmt(b2, sizeof(b2), v->present & SAMPLE_FUEL, 1,
+			       v->fuel_permille / 10.0));
 	}
 	if (more)
 		printf("(more: pitstopctl vehicle list --after %s)\n", rows[n - 1].vin);
@@ -609,8 +611,9 @@ static int vehicle_days(struct ctl *ctl, struct ctl_db *d, const char *vin, int6
 			json_object_set_new(o, "samples", json_integer(x->samples));
 			json_object_set_new(o, "distance_km",
 					    opt_real(x->has_odometer, x->distance_m / 1000.0));
-			json_object_set_new(o, "first_odometer_km",
-					    opt_real(x->has_odometer, x->first_odometer_m / 1000.0));
+			json_object_set_new(
+				o, "first_odometer_km",
+				opt_real(x->has_odometer, x->first_odometer_m / 1000.0));
 			json_object_set_new(o, "last_odometer_km",
 					    opt_real(x->has_odometer, x->last_odometer_m / 1000.0));
 			json_object_set_new(o, "driving_s", json_real(x->driving_ms / 1000.0));

@@ -498,8 +498,7 @@ static int have_migrations_table(struct db *db)
 	return r;
 }
 
-int db_migrate(struct db *db, const struct db_migration *list, size_t n, char *err,
-	       size_t errlen)
+int db_migrate(struct db *db, const struct db_migration *list, size_t n, char *err, size_t errlen)
 {
 	enum db_backend b = db_backend(db);
 	unsigned char *applied = calloc(n ? n : 1, 1);

@@ -188,7 +188,6 @@ struct db_migration {
  * database with a version this program does not know (a newer gateway
  * migrated it) is refused. On failure err says which migration and why.
  */
-int db_migrate(struct db *db, const struct db_migration *list, size_t n, char *err,
-	       size_t errlen);
+int db_migrate(struct db *db, const struct db_migration *list, size_t n, char *err, size_t errlen);
 
 #endif

@@ -38,10 +38,10 @@ struct sq_db {
 };
 
 struct sq_stmt {
-	struct db_stmt base;		/* must stay first */
-	sqlite3_stmt *st;		/* owned */
-	int map[DB_MAX_PARAMS + 1];	/* $N -> SQLite parameter index (0: unused) */
-	int done;			/* the last step returned SQLITE_DONE */
+	struct db_stmt base;	    /* must stay first */
+	sqlite3_stmt *st;	    /* owned */
+	int map[DB_MAX_PARAMS + 1]; /* $N -> SQLite parameter index (0: unused) */
+	int done;		    /* the last step returned SQLITE_DONE */
 };
 
 static struct sq_db *to_db(struct db *db)
@@ -148,7 +148,8 @@ static int sq_open(const char *path, enum db_mode mode, struct db **ret_db, char
 			goto out;
 		}
 		/* The WAL and shared-memory files SQLite just made. */
-		for (const char *sfx = "-wal"; sfx; sfx = strcmp(sfx, "-wal") == 0 ? "-shm" : NULL) {
+		for (const char *sfx = "-wal"; sfx;
+		     sfx = strcmp(sfx, "-wal") == 0 ? "-shm" : NULL) {
 			char side[4096];
 
 			snprintf(side, sizeof(side), "%s%s", path, sfx);
@@ -306,12 +307,9 @@ static int sq_tx(struct db *db, enum db_tx_op op)
 {
 	/* Short, parsed in microseconds: not worth prepared statements. */
 	static const char *const sql[DB_TX_OP_COUNT] = {
-		[DB_TX_BEGIN] = "BEGIN IMMEDIATE",
-		[DB_TX_COMMIT] = "COMMIT",
-		[DB_TX_ROLLBACK] = "ROLLBACK",
-		[DB_TX_SAVEPOINT] = "SAVEPOINT sp",
-		[DB_TX_RELEASE] = "RELEASE sp",
-		[DB_TX_ROLLBACK_TO] = "ROLLBACK TO sp",
+		[DB_TX_BEGIN] = "BEGIN IMMEDIATE", [DB_TX_COMMIT] = "COMMIT",
+		[DB_TX_ROLLBACK] = "ROLLBACK",	   [DB_TX_SAVEPOINT] = "SAVEPOINT sp",
+		[DB_TX_RELEASE] = "RELEASE sp",	   [DB_TX_ROLLBACK_TO] = "ROLLBACK TO sp",
 	};
 	static const char *const what[DB_TX_OP_COUNT] = {
 		[DB_TX_BEGIN] = "begin",

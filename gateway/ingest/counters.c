@@ -44,13 +44,13 @@ void counters_add(struct counters *sum, const struct counters *c)
 /* The field of c stored as name, or NULL for a name we do not know. */
 static uint64_t *slot(struct counters *c, const char *name)
 {
-#define X(field, help)                      \
-	if (strcmp(name, #field) == 0)      \
+#define X(field, help)                 \
+	if (strcmp(name, #field) == 0) \
 		return &c->field;
 	COUNTERS_PLAIN(X)
 #undef X
-#define X(e, nm)                                      \
-	if (strcmp(name, "rejected." #nm) == 0)       \
+#define X(e, nm)                                \
+	if (strcmp(name, "rejected." #nm) == 0) \
 		return &c->rejected[REJECT_##e];
 	COUNTERS_REJECTS(X)
 #undef X
@@ -116,8 +116,7 @@ int counters_load(struct db *db, const char *id, struct counters *ret_c)
 	return r;
 }
 
-int counters_list(struct db *db, struct counters_instance **ret_rows, size_t *ret_n,
-		  int *ret_more)
+int counters_list(struct db *db, struct counters_instance **ret_rows, size_t *ret_n, int *ret_more)
 {
 	struct counters_instance *rows = NULL, *cur = NULL;
 	struct db_stmt *st = NULL;

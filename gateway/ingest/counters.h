@@ -14,24 +14,24 @@
 #include "db.h"
 
 /* X(field, help): every plain counter, in display order. */
-#define COUNTERS_PLAIN(X)                                                        \
-	X(received, "messages delivered by the bus")                             \
-	X(stored, "telemetry batches stored (not duplicates)")                   \
-	X(samples_stored, "samples in those batches")                            \
-	X(duplicates, "batches already stored: (VIN, epoch, seq) seen")          \
-	X(offers_sent, "offers acknowledged by the broker")                      \
-	X(offers_failed, "offers that could not be built or sent")               \
-	X(acks_sent, "telemetry receipts acknowledged by the broker")            \
-	X(events, "offer events stored")                                         \
-	X(events_unknown, "offer events for offers never issued to that car")    \
+#define COUNTERS_PLAIN(X)                                                     \
+	X(received, "messages delivered by the bus")                          \
+	X(stored, "telemetry batches stored (not duplicates)")                \
+	X(samples_stored, "samples in those batches")                         \
+	X(duplicates, "batches already stored: (VIN, epoch, seq) seen")       \
+	X(offers_sent, "offers acknowledged by the broker")                   \
+	X(offers_failed, "offers that could not be built or sent")            \
+	X(acks_sent, "telemetry receipts acknowledged by the broker")         \
+	X(events, "offer events stored")                                      \
+	X(events_unknown, "offer events for offers never issued to that car") \
 	X(status, "agent status messages stored")
 
 /* X(ENUM, name): why a message was refused. */
-#define COUNTERS_REJECTS(X)       \
-	X(BAD_TOPIC, bad_topic)   \
-	X(BAD_VIN, bad_vin)       \
-	X(OVERSIZED, oversized)   \
-	X(MALFORMED, malformed)   \
+#define COUNTERS_REJECTS(X)     \
+	X(BAD_TOPIC, bad_topic) \
+	X(BAD_VIN, bad_vin)     \
+	X(OVERSIZED, oversized) \
+	X(MALFORMED, malformed) \
 	X(STORAGE, storage)
 
 enum reject {
@@ -87,7 +87,6 @@ int counters_load(struct db *db, const char *id, struct counters *ret_c);
  * Every instance's counters, by id, at most COUNTERS_INSTANCES_MAX
  * (*ret_more 1 when there were more). *ret_rows is malloc'ed.
  */
-int counters_list(struct db *db, struct counters_instance **ret_rows, size_t *ret_n,
-		  int *ret_more);
+int counters_list(struct db *db, struct counters_instance **ret_rows, size_t *ret_n, int *ret_more);
 
 #endif

@@ -33,7 +33,6 @@
  */
 #define ACK_DROP_AFTER_MS 60000
 
-
 /* An offer signed during the open transaction, published after its commit. */
 struct pending_offer {
 	char vin[VIN_LEN + 1];
@@ -279,7 +278,7 @@ static void commit_timer_fired(void *arg)
 
 /* One decoded message, whichever its kind. */
 struct decoded {
-	uint64_t epoch, seq; /* telemetry */
+	uint64_t epoch, seq;	/* telemetry */
 	struct sample *samples; /* owned, telemetry */
 	size_t n;
 	struct offer_event ev;	/* events */
@@ -353,8 +352,7 @@ static int apply_event(struct ingest *in, const char *vin, const uint8_t *buf, s
 	int r = offer_log_event(in->offers, vin, &d->ev, loop_wall_ms());
 
 	if (r == -ENOENT) {
-		log_debug("ingest: %s reported an event for unknown offer %s", vin,
-			  d->ev.offer_id);
+		log_debug("ingest: %s reported an event for unknown offer %s", vin, d->ev.offer_id);
 		delta->events_unknown++;
 		return 0;
 	}
@@ -377,8 +375,7 @@ static const struct kind kinds[] = {
 	{ "telemetry", CODEC_MAX_BATCH_BYTES, "telemetry does not decode", decode_telemetry,
 	  apply_telemetry },
 	{ "events", CODEC_MAX_EVENT_BYTES, "event does not decode", decode_event, apply_event },
-	{ "status", CODEC_MAX_STATUS_BYTES, "status does not decode", decode_status,
-	  apply_status },
+	{ "status", CODEC_MAX_STATUS_BYTES, "status does not decode", decode_status, apply_status },
 };
 #define KIND_TELEMETRY (&kinds[0])
 
@@ -498,7 +495,8 @@ void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload
 	memset(&dec, 0, sizeof(dec));
 	in->c.received++;
 	if (parse_topic(topic, vin, &k, &why) < 0) {
-		reject(in, why, why == REJECT_BAD_VIN ? "invalid VIN in topic" : "unexpected topic");
+		reject(in, why,
+		       why == REJECT_BAD_VIN ? "invalid VIN in topic" : "unexpected topic");
 		return;
 	}
 	if (len > k->max_bytes) {
@@ -580,6 +578,13 @@ void ingest_connected(struct ingest *in)
 
 	outbox_reconnected(in->outbox, now);
 	outbox_reconnected(in->ack_outbox, now);
+}
+
+int ingest_idle(void *arg)
+{
+	const struct ingest *in = arg;
+
+	return !in->in_tx;
 }
 
 int ingest_flush(struct ingest *in)

@@ -51,10 +51,10 @@ struct rules;
 struct ingest;
 
 struct ingest_params {
-	struct loop *loop;	       /* borrowed */
-	struct db *db;		       /* borrowed, opened read-write and migrated */
-	struct telemetry *telemetry;   /* borrowed, on db */
-	struct offer_log *offers;      /* borrowed, on db */
+	struct loop *loop;	      /* borrowed */
+	struct db *db;		      /* borrowed, opened read-write and migrated */
+	struct telemetry *telemetry;  /* borrowed, on db */
+	struct offer_log *offers;     /* borrowed, on db */
 	struct crypto_signer *signer; /* borrowed; NULL: offers cannot be signed */
 	const char *instance_id;      /* copied; counters are saved under it */
 	outbox_publish_fn publish;    /* publishes signed offers and receipts (QoS 1) */
@@ -100,6 +100,9 @@ void ingest_connected(struct ingest *in);
 
 /* Commits the open transaction now, if any. Returns 0 or -errno. */
 int ingest_flush(struct ingest *in);
+
+/* 1 when no ingest transaction is open (a jobs_idle_fn; arg is the ingest). */
+int ingest_idle(void *arg);
 
 /* Commits, then saves the counters now. Returns 0 or -errno. */
 int ingest_save_counters(struct ingest *in);

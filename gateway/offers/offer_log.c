@@ -15,6 +15,7 @@ enum stmt_id {
 	ST_EVENT_INSERT,
 	ST_ADVANCE,
 	ST_LIST,
+	ST_EXPIRE,
 	ST_COUNT,
 };
 
@@ -36,6 +37,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_LIST] =
 		"SELECT id, kind, title, promo_code, valid_from_ms, valid_until_ms, created_ms, state"
 		" FROM offers WHERE vin = $1 ORDER BY created_ms, id LIMIT $2",
+	/* Through the partial index offers_open_by_expiry: only open offers. */
+	[ST_EXPIRE] =
+		"UPDATE offers SET state = 'expired', state_rank = 2, state_ms = $1"
+		" WHERE state_rank < 2 AND valid_until_ms < $1 RETURNING id",
 };
 /* clang-format on */
 
@@ -44,9 +49,9 @@ struct offer_log {
 };
 
 static const char *const state_names[] = {
-	[OFFER_STATE_SENT] = "sent",	       [OFFER_STATE_SHOWN] = "shown",
-	[OFFER_STATE_ACCEPTED] = "accepted",   [OFFER_STATE_DISMISSED] = "dismissed",
-	[OFFER_STATE_REJECTED] = "rejected",
+	[OFFER_STATE_SENT] = "sent",	     [OFFER_STATE_SHOWN] = "shown",
+	[OFFER_STATE_ACCEPTED] = "accepted", [OFFER_STATE_DISMISSED] = "dismissed",
+	[OFFER_STATE_REJECTED] = "rejected", [OFFER_STATE_EXPIRED] = "expired",
 };
 #define N_STATES (sizeof(state_names) / sizeof(state_names[0]))
 
@@ -163,8 +168,26 @@ int offer_log_event(struct offer_log *l, const char *vin, const struct offer_eve
 	return db_run(st);
 }
 
-int offer_log_list(struct offer_log *l, const char *vin, struct offer_row **ret_rows,
-		   size_t *ret_n, int *ret_more)
+int offer_log_expire(struct offer_log *l, int64_t now_ms)
+{
+	struct db_stmt *st = l->st[ST_EXPIRE];
+	int r, n = 0;
+
+	db_bind_int64(st, 1, now_ms);
+	while ((r = db_step(st)) == 1)
+		n++;
+	db_reset(st);
+	return r < 0 ? r : n;
+}
+
+int offer_log_expire_job(struct db *db, int64_t now_ms, void *arg)
+{
+	(void)db; /* the offer log's statements are on it */
+	return offer_log_expire(arg, now_ms);
+}
+
+int offer_log_list(struct offer_log *l, const char *vin, struct offer_row **ret_rows, size_t *ret_n,
+		   int *ret_more)
 {
 	struct db_stmt *st = l->st[ST_LIST];
 	struct offer_row *rows = NULL;

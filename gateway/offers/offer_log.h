@@ -4,8 +4,8 @@
  * offer_episodes (gateway/offers/schema/; episodes belong to rules.c). No
  * other module touches them.
  *
- * An offer's state only advances: sent -> shown -> accepted, dismissed or
- * rejected. The order is a rank column compared inside the UPDATE, so a
+ * An offer's state only advances: sent -> shown -> accepted, dismissed,
+ * rejected or (a scheduled job, once its validity ended) expired. The order is a rank column compared inside the UPDATE, so a
  * late or redelivered event never undoes a newer one, on either backend
  * and with several gateway instances. Functions return 0 (or a count) or a
  * negative error class from db.h; db logged the failure.
@@ -29,7 +29,12 @@ enum offer_state {
 	OFFER_STATE_ACCEPTED,
 	OFFER_STATE_DISMISSED,
 	OFFER_STATE_REJECTED,
+	OFFER_STATE_EXPIRED, /* its validity ended while it was sent or shown */
 };
+
+/* The scheduled job that expires offers (jobs.h), and how often it runs. */
+#define OFFER_LOG_EXPIRE_JOB "offers_expire"
+#define OFFER_LOG_EXPIRE_PERIOD_MS 60000
 
 /* "sent", "shown", ...; never NULL ("?" when out of range). */
 const char *offer_state_name(enum offer_state st);
@@ -70,11 +75,20 @@ int offer_log_event(struct offer_log *l, const char *vin, const struct offer_eve
 		    int64_t received_ms);
 
 /*
+ * Moves every offer still sent or shown whose validity ended before now_ms
+ * to expired (final, like accepted). Returns how many, or an error class.
+ */
+int offer_log_expire(struct offer_log *l, int64_t now_ms);
+
+/* offer_log_expire() as a jobs_fn; arg is the struct offer_log. */
+int offer_log_expire_job(struct db *db, int64_t now_ms, void *arg);
+
+/*
  * Offers issued to vin, oldest first, at most OFFER_LOG_LIST_MAX (*ret_more
  * 1 when there were more: the oldest are listed). *ret_rows is malloc'ed
  * (NULL when *ret_n is 0).
  */
-int offer_log_list(struct offer_log *l, const char *vin, struct offer_row **ret_rows,
-		   size_t *ret_n, int *ret_more);
+int offer_log_list(struct offer_log *l, const char *vin, struct offer_row **ret_rows, size_t *ret_n,
+		   int *ret_more);
 
 #endif

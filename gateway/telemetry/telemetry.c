@@ -41,24 +41,24 @@ enum stmt_id {
 };
 
 /* Column list of vehicle_state read into struct telemetry_vehicle. */
-#define VEHICLE_COLS                                                                          \
-	"vin, time_ms, fix, odometer_m, fuel_permille, fuel_ms, lat_e7, lon_e7, speed_cms,"   \
+#define VEHICLE_COLS                                                                           \
+	"vin, time_ms, fix, odometer_m, fuel_permille, fuel_ms, lat_e7, lon_e7, speed_cms,"    \
 	" heading_cdeg, online, status_ms, agent_version, odometer_ms, position_ms, speed_ms," \
 	" heading_ms, batches, samples"
 
 /* A field is taken from the batch when it is newer than (or as new as) ours. */
 #define NEWER(t, col) "(" t " IS NOT NULL AND (" col " IS NULL OR " t " >= " col "))"
-#define TAKE(val, t, col_t)                                                            \
-	val " = CASE WHEN " NEWER("excluded." t, "v." col_t) " THEN excluded." val " ELSE v." \
-	    val " END"
+#define TAKE(val, t, col_t)                                                                       \
+	val " = CASE WHEN " NEWER("excluded." t, "v." col_t) " THEN excluded." val " ELSE v." val \
+							     " END"
 
 /* The earliest (FIRST) or latest (LAST) of a (value, time) pair. */
-#define FIRST(val, t)                                                                   \
-	val " = CASE WHEN d." t " IS NULL OR excluded." t " < d." t " THEN excluded." val \
+#define FIRST(val, t)                                                                         \
+	val " = CASE WHEN d." t " IS NULL OR excluded." t " < d." t " THEN excluded." val     \
 	    " ELSE d." val " END, " t " = CASE WHEN d." t " IS NULL OR excluded." t " < d." t \
 	    " THEN excluded." t " ELSE d." t " END"
-#define LAST(val, t)                                                                     \
-	val " = CASE WHEN d." t " IS NULL OR excluded." t " >= d." t " THEN excluded." val \
+#define LAST(val, t)                                                                           \
+	val " = CASE WHEN d." t " IS NULL OR excluded." t " >= d." t " THEN excluded." val     \
 	    " ELSE d." val " END, " t " = CASE WHEN d." t " IS NULL OR excluded." t " >= d." t \
 	    " THEN excluded." t " ELSE d." t " END"
 
@@ -141,7 +141,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 /* clang-format on */
 
 struct telemetry {
-	struct db *db;		     /* borrowed */
+	struct db *db;		      /* borrowed */
 	struct db_stmt *st[ST_COUNT]; /* owned */
 };
 
@@ -227,8 +227,8 @@ struct newest {
 static void newest_of(const struct sample *s, size_t n, struct newest *nw)
 {
 	long *slot[] = { &nw->odo, &nw->fuel, &nw->pos, &nw->speed, &nw->heading };
-	static const unsigned bit[] = { SAMPLE_ODOMETER, SAMPLE_FUEL, SAMPLE_POSITION,
-					SAMPLE_SPEED, SAMPLE_HEADING };
+	static const unsigned bit[] = { SAMPLE_ODOMETER, SAMPLE_FUEL, SAMPLE_POSITION, SAMPLE_SPEED,
+					SAMPLE_HEADING };
 
 	nw->any = -1;
 	for (size_t k = 0; k < 5; k++)
@@ -405,8 +405,10 @@ static int fold_daily(struct telemetry *t, const char *vin, const struct sample 
 		db_bind_text(st, 1, vin);
 		db_bind_int64(st, 2, a->day);
 		db_bind_int64(st, 3, a->samples);
-		bind_pair(st, 4, 5, s, a->first_odo, a->first_odo >= 0 ? s[a->first_odo].odometer_m : 0);
-		bind_pair(st, 6, 7, s, a->last_odo, a->last_odo >= 0 ? s[a->last_odo].odometer_m : 0);
+		bind_pair(st, 4, 5, s, a->first_odo,
+			  a->first_odo >= 0 ? s[a->first_odo].odometer_m : 0);
+		bind_pair(st, 6, 7, s, a->last_odo,
+			  a->last_odo >= 0 ? s[a->last_odo].odometer_m : 0);
 		db_bind_int64(st, 8, a->driving_ms);
 		bind_pair(st, 9, 10, s, a->first_fuel,
 			  a->first_fuel >= 0 ? s[a->first_fuel].fuel_permille : 0);
@@ -545,8 +547,8 @@ int telemetry_history(struct telemetry *t, const char *vin, int64_t from_ms, int
 	struct db_stmt *st = t->st[ST_HISTORY];
 	struct telemetry_vehicle v;
 	struct telemetry_sample *rows = NULL;
-	size_t n = 0, cap = 0, keep = limit && limit < TELEMETRY_HISTORY_MAX ? limit
-									    : TELEMETRY_HISTORY_MAX;
+	size_t n = 0, cap = 0,
+	       keep = limit && limit < TELEMETRY_HISTORY_MAX ? limit : TELEMETRY_HISTORY_MAX;
 	int r, truncated = 0;
 
 	r = telemetry_vehicle_get(t, vin, &v);
@@ -681,8 +683,8 @@ int telemetry_days(struct telemetry *t, const char *vin, int64_t from_day, int64
 		d->first_fuel_permille = (int32_t)db_column_int64(st, 5);
 		d->last_fuel_permille = (int32_t)db_column_int64(st, 6);
 		d->fuel_refuelled_permille = db_column_int64(st, 7);
-		d->fuel_used_permille = d->first_fuel_permille - d->last_fuel_permille +
-					d->fuel_refuelled_permille;
+		d->fuel_used_permille =
+			d->first_fuel_permille - d->last_fuel_permille + d->fuel_refuelled_permille;
 		if (!d->has_fuel || d->fuel_used_permille < 0)
 			d->fuel_used_permille = 0;
 	}

@@ -77,9 +77,9 @@ struct telemetry_sample {
 struct telemetry_day {
 	int64_t day; /* days since 1970-01-01 UTC */
 	int64_t samples;
-	int has_odometer;		     /* first/last odometer known */
+	int has_odometer;			   /* first/last odometer known */
 	int64_t first_odometer_m, last_odometer_m; /* at the day's first/last sample */
-	int64_t distance_m;			     /* last - first, never negative */
+	int64_t distance_m;			   /* last - first, never negative */
 	int64_t driving_ms;
 	int has_fuel;
 	int32_t first_fuel_permille, last_fuel_permille;

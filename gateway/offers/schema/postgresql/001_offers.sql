@@ -8,11 +8,13 @@ CREATE TABLE offers (
   title TEXT NOT NULL, body TEXT NOT NULL, promo_code TEXT NOT NULL,
   valid_from_ms BIGINT NOT NULL, valid_until_ms BIGINT NOT NULL,
   created_ms BIGINT NOT NULL,
-  state TEXT NOT NULL,   -- sent, shown, accepted, dismissed, rejected
+  state TEXT NOT NULL,   -- sent, shown, accepted, dismissed, rejected, expired
   state_rank SMALLINT NOT NULL,   -- 0 sent, 1 shown, 2 final: states only advance
   state_ms BIGINT NOT NULL
 );
 CREATE INDEX offers_by_vehicle ON offers (vin, created_ms);
+-- What the offers_expire job looks for: open offers by end of validity.
+CREATE INDEX offers_open_by_expiry ON offers (valid_until_ms) WHERE state_rank < 2;
 
 -- What the car said about its offers; a redelivered event is kept once.
 CREATE TABLE offer_events (
