@@ -49,7 +49,8 @@ static inline void db_test_pg_name(const char *name, char *buf, size_t size)
 {
 	size_t n;
 
-	snprintf(buf, size, "pitstop_t_%ld_%s", (long)getpid(), name);
+	if (snprintf(buf, size, "pitstop_t_%ld_%s", (long)getpid(), name) >= (int)size)
+		buf[size - 1] = '\0'; /* cut to size: test names are short and distinct early */
 	for (n = 0; buf[n]; n++)
 		buf[n] =
 			isalnum((unsigned char)buf[n]) ? (char)tolower((unsigned char)buf[n]) : '_';
@@ -110,10 +111,10 @@ static inline int db_test_admin(const char *sql)
 
 static inline void db_test_drop_all(void)
 {
-	char sql[128];
+	char sql[sizeof(db_test_created[0]) + 64];
 
 	for (int i = 0; i < db_test_ncreated; i++) {
-		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+		snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %.63s WITH (FORCE)",
 			 db_test_created[i]);
 		db_test_admin(sql);
 	}
@@ -126,7 +127,7 @@ static inline int db_test_pg_create(const char *dbname)
 	char sql[128];
 	int r, known = 0;
 
-	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+	snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %.63s WITH (FORCE)", dbname);
 	r = db_test_admin(sql);
 	if (r < 0)
 		return r;
