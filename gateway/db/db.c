@@ -419,6 +419,64 @@ int db_rollback_to(struct db *db)
 	return r;
 }
 
+/* ---- multi-row statements ---- */
+
+/* Builds rs's SQL for nrows rows; malloc'ed, or NULL. */
+static char *rows_sql(const struct db_rows *rs, int nrows)
+{
+	size_t cap = strlen(rs->head) + strlen(rs->tail) + 16 +
+		     (size_t)nrows * ((size_t)rs->ncols * 7 + 4);
+	char *sql = malloc(cap), *p;
+	int k = rs->first;
+
+	if (!sql)
+		return NULL;
+	p = sql + snprintf(sql, cap, "%s ", rs->head);
+	for (int r = 0; r < nrows; r++) {
+		p += snprintf(p, cap - (size_t)(p - sql), "%s(", r ? ", " : "");
+		for (int c = 0; c < rs->ncols; c++)
+			p += snprintf(p, cap - (size_t)(p - sql), "%s$%d", c ? ", " : "", k++);
+		p += snprintf(p, cap - (size_t)(p - sql), ")");
+	}
+	snprintf(p, cap - (size_t)(p - sql), " %s", rs->tail);
+	return sql;
+}
+
+int db_rows_get(struct db *db, struct db_rows *rs, size_t want, struct db_stmt **ret_st,
+		size_t *ret_rows)
+{
+	int cls = 0, r;
+	size_t rows = 1;
+	char *sql;
+
+	assert(want >= 1 && rs->ncols >= 1);
+	while (cls + 1 < DB_ROWS_CLASSES && rows * 2 <= want &&
+	       rs->first - 1 + (int)(rows * 2) * rs->ncols <= DB_MAX_PARAMS) {
+		rows *= 2;
+		cls++;
+	}
+	if (!rs->st[cls]) {
+		sql = rows_sql(rs, (int)rows);
+		if (!sql)
+			return -ENOMEM;
+		r = db_prepare(db, sql, &rs->st[cls]);
+		free(sql);
+		if (r < 0)
+			return r;
+	}
+	*ret_st = rs->st[cls];
+	*ret_rows = rows;
+	return 0;
+}
+
+void db_rows_free(struct db_rows *rs)
+{
+	for (int i = 0; i < DB_ROWS_CLASSES; i++) {
+		db_finalize(rs->st[i]);
+		rs->st[i] = NULL;
+	}
+}
+
 /* ---- migrations ---- */
 
 static const char migrations_table[] =

@@ -37,7 +37,7 @@
 #include <stdint.h>
 
 /* Placeholders per statement ($1..$DB_MAX_PARAMS). */
-#define DB_MAX_PARAMS 32
+#define DB_MAX_PARAMS 1024
 
 enum db_backend {
 	DB_SQLITE = 0,
@@ -127,6 +127,38 @@ void db_reset(struct db_stmt *st);
  * (schema scripts). Returns 0 or a negative error class.
  */
 int db_exec(struct db *db, const char *sql);
+
+/*
+ * Multi-row statements: one round trip for many rows, written once for any
+ * row count. A struct db_rows describes "head ROW, ROW, ... tail" where each
+ * ROW is "($first, ..., $first+ncols-1)" numbered on from row to row (e.g.
+ * head "INSERT INTO t(a, b) VALUES", ncols 2, tail "ON CONFLICT DO NOTHING").
+ * db_rows_get() hands out the prepared statement for the largest supported
+ * row count (1, 2, 4, ... DB_ROWS_MAX) not above `want`, preparing it on
+ * first use; the caller binds that many rows, runs it, and goes on with the
+ * rest. Parameters $1..$first-1 before the rows are the caller's too.
+ */
+#define DB_ROWS_MAX 64
+#define DB_ROWS_CLASSES 7 /* 1, 2, 4, ..., 64 */
+
+struct db_rows {
+	const char *head;		     /* borrowed, static */
+	const char *tail;		     /* borrowed, static; "" for none */
+	int first;			     /* number of the first row placeholder */
+	int ncols;			     /* placeholders per row */
+	struct db_stmt *st[DB_ROWS_CLASSES]; /* owned, prepared on demand */
+};
+
+/*
+ * The statement of rs for min(want, DB_ROWS_MAX) rows rounded down to a
+ * power of two, in *ret_st, and that row count in *ret_rows. want >= 1.
+ * Returns 0 or an error class.
+ */
+int db_rows_get(struct db *db, struct db_rows *rs, size_t want, struct db_stmt **ret_st,
+		size_t *ret_rows);
+
+/* Finalizes what db_rows_get() prepared. */
+void db_rows_free(struct db_rows *rs);
 
 /*
  * Transactions. One at a time: db_begin() while one is open is -EBUSY.

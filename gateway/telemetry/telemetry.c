@@ -1,10 +1,12 @@
 /*
- * The telemetry domain; see telemetry.h for what it stores and why. The
- * per-batch work is three statements, each an atomic upsert both backends
- * run as written: insert the batch (nothing if its identity exists, which
- * RETURNING tells), fold it into the latest state (returning the result,
- * so the rules need no second read), and fold it into each UTC day it
- * touches. What can be computed from the batch alone (the newest value of
+ * The telemetry domain; see telemetry.h for what it stores and why. Storing
+ * new batches is three multi-row statements (db_rows: up to DB_ROWS_MAX
+ * rows each), each an atomic upsert both backends run as written: insert the
+ * batches (nothing for an identity that exists, which RETURNING tells), fold
+ * each vehicle's new samples into its latest state (returning the result, so
+ * the rules need no second read), and fold them into each UTC day they
+ * touch. A bus drain of 500 batches is a dozen statements, not 1,500: on
+ * PostgreSQL each statement is a round trip on the loop thread. What can be computed from the batch alone (the newest value of
  * each field, the per-day aggregates) is computed here, in C, before the
  * statements run; what depends on other batches is decided inside the
  * statement (CASE on the stored row), never read first and written back.
@@ -29,9 +31,6 @@
 #define MAX_DAYS_PER_BATCH 8
 
 enum stmt_id {
-	ST_BATCH_INSERT,
-	ST_LATEST_UPSERT,
-	ST_DAILY_UPSERT,
 	ST_STATUS_UPSERT,
 	ST_VEHICLE_GET,
 	ST_VEHICLE_LIST,
@@ -65,59 +64,6 @@ enum stmt_id {
 /* The SQL reads best laid out by hand: the formatter keeps out. */
 /* clang-format off */
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_BATCH_INSERT] =
-		"INSERT INTO telemetry_batches(vin, epoch, seq, first_ms, last_ms, n_samples,"
-		" received_ms, data) VALUES($1, $2, $3, $4, $5, $6, $7, $8)"
-		" ON CONFLICT(vin, epoch, seq) DO NOTHING RETURNING seq",
-	/*
-	 * Each pair (value, its time) of the batch's newest sample carrying
-	 * it; NULL times when no sample of the batch carried the field. time
-	 * and fix go together, as do lat and lon.
-	 */
-	[ST_LATEST_UPSERT] =
-		"INSERT INTO vehicle_state AS v(vin, created_ms, time_ms, fix, odometer_m,"
-		" odometer_ms, fuel_permille, fuel_ms, lat_e7, lon_e7, position_ms, speed_cms,"
-		" speed_ms, heading_cdeg, heading_ms, batches, samples)"
-		" VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16)"
-		" ON CONFLICT(vin) DO UPDATE SET "
-		TAKE("fix", "time_ms", "time_ms") ", "
-		TAKE("time_ms", "time_ms", "time_ms") ", "
-		TAKE("odometer_m", "odometer_ms", "odometer_ms") ", "
-		TAKE("odometer_ms", "odometer_ms", "odometer_ms") ", "
-		TAKE("fuel_permille", "fuel_ms", "fuel_ms") ", "
-		TAKE("fuel_ms", "fuel_ms", "fuel_ms") ", "
-		TAKE("lat_e7", "position_ms", "position_ms") ", "
-		TAKE("lon_e7", "position_ms", "position_ms") ", "
-		TAKE("position_ms", "position_ms", "position_ms") ", "
-		TAKE("speed_cms", "speed_ms", "speed_ms") ", "
-		TAKE("speed_ms", "speed_ms", "speed_ms") ", "
-		TAKE("heading_cdeg", "heading_ms", "heading_ms") ", "
-		TAKE("heading_ms", "heading_ms", "heading_ms") ","
-		" batches = v.batches + 1, samples = v.samples + excluded.samples"
-		" RETURNING " VEHICLE_COLS,
-	/*
-	 * $12/$13: the batch's first fuel reading of the day. A refuel while
-	 * the agent was off (the car parked at the pump) shows as a rise from
-	 * the day's last stored level to it, and counts when this batch comes
-	 * after the stored ones.
-	 */
-	[ST_DAILY_UPSERT] =
-		"INSERT INTO telemetry_daily AS d(vin, day, samples, first_odo_ms, first_odometer_m,"
-		" last_odo_ms, last_odometer_m, driving_ms, first_fuel_ms, first_fuel_permille,"
-		" last_fuel_ms, last_fuel_permille, fuel_refuelled_permille)"
-		" VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-		" ON CONFLICT(vin, day) DO UPDATE SET"
-		" samples = d.samples + excluded.samples, "
-		FIRST("first_odometer_m", "first_odo_ms") ", "
-		LAST("last_odometer_m", "last_odo_ms") ","
-		" driving_ms = d.driving_ms + excluded.driving_ms, "
-		FIRST("first_fuel_permille", "first_fuel_ms") ", "
-		LAST("last_fuel_permille", "last_fuel_ms") ","
-		" fuel_refuelled_permille = d.fuel_refuelled_permille"
-		" + excluded.fuel_refuelled_permille"
-		" + CASE WHEN d.last_fuel_ms IS NOT NULL AND excluded.first_fuel_ms > d.last_fuel_ms"
-		" AND excluded.first_fuel_permille - d.last_fuel_permille >= 50"
-		" THEN excluded.first_fuel_permille - d.last_fuel_permille ELSE 0 END",
 	[ST_STATUS_UPSERT] =
 		"INSERT INTO vehicle_state AS v(vin, created_ms, online, status_ms, agent_version,"
 		" queue_depth, status_received_ms) VALUES($1, $2, $3, $4, $5, $6, $7)"
@@ -138,11 +84,77 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" FROM telemetry_daily WHERE vin = $1 AND day >= $2 AND day <= $3"
 		" ORDER BY day LIMIT $4",
 };
+/*
+ * The three writes of a new batch, as multi-row statements (db_rows): one
+ * statement stores up to DB_ROWS_MAX batches, folds up to DB_ROWS_MAX
+ * vehicles into their latest state, or up to DB_ROWS_MAX (vehicle, day)
+ * pairs into the rollups.
+ */
+static const char batch_head[] =
+	"INSERT INTO telemetry_batches(vin, epoch, seq, first_ms, last_ms, n_samples,"
+	" received_ms, data) VALUES";
+static const char batch_tail[] = "ON CONFLICT(vin, epoch, seq) DO NOTHING RETURNING vin, epoch, seq";
+#define BATCH_COLS 8
+
+/*
+ * Each pair (value, its time) of the newest sample carrying it among the
+ * vehicle's new samples; NULL times when none carried the field. time and
+ * fix go together, as do lat and lon.
+ */
+static const char latest_head[] =
+	"INSERT INTO vehicle_state AS v(vin, created_ms, time_ms, fix, odometer_m,"
+	" odometer_ms, fuel_permille, fuel_ms, lat_e7, lon_e7, position_ms, speed_cms,"
+	" speed_ms, heading_cdeg, heading_ms, batches, samples) VALUES";
+static const char latest_tail[] =
+	"ON CONFLICT(vin) DO UPDATE SET "
+	TAKE("fix", "time_ms", "time_ms") ", "
+	TAKE("time_ms", "time_ms", "time_ms") ", "
+	TAKE("odometer_m", "odometer_ms", "odometer_ms") ", "
+	TAKE("odometer_ms", "odometer_ms", "odometer_ms") ", "
+	TAKE("fuel_permille", "fuel_ms", "fuel_ms") ", "
+	TAKE("fuel_ms", "fuel_ms", "fuel_ms") ", "
+	TAKE("lat_e7", "position_ms", "position_ms") ", "
+	TAKE("lon_e7", "position_ms", "position_ms") ", "
+	TAKE("position_ms", "position_ms", "position_ms") ", "
+	TAKE("speed_cms", "speed_ms", "speed_ms") ", "
+	TAKE("speed_ms", "speed_ms", "speed_ms") ", "
+	TAKE("heading_cdeg", "heading_ms", "heading_ms") ", "
+	TAKE("heading_ms", "heading_ms", "heading_ms") ","
+	" batches = v.batches + excluded.batches, samples = v.samples + excluded.samples"
+	" RETURNING " VEHICLE_COLS;
+#define LATEST_COLS 17
+
+/*
+ * A refuel while the agent was off (the car parked at the pump) shows as a
+ * rise from the day's last stored level to the first level of what comes
+ * now, and counts when it comes after what is stored.
+ */
+static const char daily_head[] =
+	"INSERT INTO telemetry_daily AS d(vin, day, samples, first_odo_ms, first_odometer_m,"
+	" last_odo_ms, last_odometer_m, driving_ms, first_fuel_ms, first_fuel_permille,"
+	" last_fuel_ms, last_fuel_permille, fuel_refuelled_permille) VALUES";
+static const char daily_tail[] =
+	"ON CONFLICT(vin, day) DO UPDATE SET"
+	" samples = d.samples + excluded.samples, "
+	FIRST("first_odometer_m", "first_odo_ms") ", "
+	LAST("last_odometer_m", "last_odo_ms") ","
+	" driving_ms = d.driving_ms + excluded.driving_ms, "
+	FIRST("first_fuel_permille", "first_fuel_ms") ", "
+	LAST("last_fuel_permille", "last_fuel_ms") ","
+	" fuel_refuelled_permille = d.fuel_refuelled_permille"
+	" + excluded.fuel_refuelled_permille"
+	" + CASE WHEN d.last_fuel_ms IS NOT NULL AND excluded.first_fuel_ms > d.last_fuel_ms"
+	" AND excluded.first_fuel_permille - d.last_fuel_permille >= 50"
+	" THEN excluded.first_fuel_permille - d.last_fuel_permille ELSE 0 END";
+#define DAILY_COLS 13
 /* clang-format on */
 
 struct telemetry {
 	struct db *db;		      /* borrowed */
 	struct db_stmt *st[ST_COUNT]; /* owned */
+	struct db_rows batches;	      /* owned statements: insert batches */
+	struct db_rows latest;	      /* owned statements: fold latest states */
+	struct db_rows daily;	      /* owned statements: fold daily rollups */
 };
 
 int64_t telemetry_day_of(int64_t time_ms)
@@ -160,6 +172,15 @@ int telemetry_new(struct db *db, struct telemetry **ret_t)
 	if (!t)
 		return -ENOMEM;
 	t->db = db;
+	t->batches = (struct db_rows){
+		.head = batch_head, .tail = batch_tail, .first = 1, .ncols = BATCH_COLS
+	};
+	t->latest = (struct db_rows){
+		.head = latest_head, .tail = latest_tail, .first = 1, .ncols = LATEST_COLS
+	};
+	t->daily = (struct db_rows){
+		.head = daily_head, .tail = daily_tail, .first = 1, .ncols = DAILY_COLS
+	};
 	for (int i = 0; i < ST_COUNT; i++) {
 		r = db_prepare(db, stmt_sql[i], &t->st[i]);
 		if (r < 0) {
@@ -177,6 +198,9 @@ void telemetry_free(struct telemetry *t)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		db_finalize(t->st[i]);
+	db_rows_free(&t->batches);
+	db_rows_free(&t->latest);
+	db_rows_free(&t->daily);
 	free(t);
 }
 
@@ -252,33 +276,25 @@ static void bind_pair(struct db_stmt *st, int t, int v, const struct sample *s, 
 	db_bind_opt_int64(st, v, idx >= 0, value);
 }
 
-static int fold_latest(struct telemetry *t, const char *vin, const struct sample *s, size_t n,
-		       int64_t now_ms, struct telemetry_vehicle *ret_v)
+/* Binds one vehicle's latest-state row at parameter offset o (0-based). */
+static void bind_latest(struct db_stmt *st, int o, const char *vin, const struct sample *s,
+			size_t n, int64_t batches, int64_t now_ms)
 {
-	struct db_stmt *st = t->st[ST_LATEST_UPSERT];
 	struct newest nw;
-	int r;
 
 	newest_of(s, n, &nw);
-	db_bind_text(st, 1, vin);
-	db_bind_int64(st, 2, now_ms);
-	bind_pair(st, 3, 4, s, nw.any, nw.any >= 0 ? s[nw.any].fix : 0);
-	bind_pair(st, 6, 5, s, nw.odo, nw.odo >= 0 ? s[nw.odo].odometer_m : 0);
-	bind_pair(st, 8, 7, s, nw.fuel, nw.fuel >= 0 ? s[nw.fuel].fuel_permille : 0);
-	bind_pair(st, 11, 9, s, nw.pos, nw.pos >= 0 ? s[nw.pos].lat_e7 : 0);
-	db_bind_opt_int64(st, 10, nw.pos >= 0, nw.pos >= 0 ? s[nw.pos].lon_e7 : 0);
-	bind_pair(st, 13, 12, s, nw.speed, nw.speed >= 0 ? s[nw.speed].speed_cms : 0);
-	bind_pair(st, 15, 14, s, nw.heading, nw.heading >= 0 ? s[nw.heading].heading_cdeg : 0);
-	db_bind_int64(st, 16, (int64_t)n);
-	r = db_step(st);
-	if (r == 1 && ret_v)
-		read_vehicle(st, ret_v);
-	db_reset(st);
-	if (r == 0) {
-		log_error("telemetry: the latest-state upsert of %s returned no row", vin);
-		return -EIO;
-	}
-	return r < 0 ? r : 0;
+	db_bind_text(st, o + 1, vin);
+	db_bind_int64(st, o + 2, now_ms);
+	bind_pair(st, o + 3, o + 4, s, nw.any, nw.any >= 0 ? s[nw.any].fix : 0);
+	bind_pair(st, o + 6, o + 5, s, nw.odo, nw.odo >= 0 ? s[nw.odo].odometer_m : 0);
+	bind_pair(st, o + 8, o + 7, s, nw.fuel, nw.fuel >= 0 ? s[nw.fuel].fuel_permille : 0);
+	bind_pair(st, o + 11, o + 9, s, nw.pos, nw.pos >= 0 ? s[nw.pos].lat_e7 : 0);
+	db_bind_opt_int64(st, o + 10, nw.pos >= 0, nw.pos >= 0 ? s[nw.pos].lon_e7 : 0);
+	bind_pair(st, o + 13, o + 12, s, nw.speed, nw.speed >= 0 ? s[nw.speed].speed_cms : 0);
+	bind_pair(st, o + 15, o + 14, s, nw.heading,
+		  nw.heading >= 0 ? s[nw.heading].heading_cdeg : 0);
+	db_bind_int64(st, o + 16, batches);
+	db_bind_int64(st, o + 17, (int64_t)n);
 }
 
 /* What one batch adds to one UTC day of the rollups. */
@@ -389,72 +405,310 @@ static size_t days_of(const struct sample *s, size_t n, struct day_acc *acc, siz
 	return ndays;
 }
 
-static int fold_daily(struct telemetry *t, const char *vin, const struct sample *s, size_t n)
+/* Binds one (vehicle, day) rollup row at parameter offset o (0-based). */
+static void bind_day(struct db_stmt *st, int o, const char *vin, const struct sample *s,
+		     const struct day_acc *a)
 {
-	struct db_stmt *st = t->st[ST_DAILY_UPSERT];
-	struct day_acc acc[MAX_DAYS_PER_BATCH];
-	size_t skipped, ndays = days_of(s, n, acc, MAX_DAYS_PER_BATCH, &skipped);
-	int r;
+	db_bind_text(st, o + 1, vin);
+	db_bind_int64(st, o + 2, a->day);
+	db_bind_int64(st, o + 3, a->samples);
+	bind_pair(st, o + 4, o + 5, s, a->first_odo,
+		  a->first_odo >= 0 ? s[a->first_odo].odometer_m : 0);
+	bind_pair(st, o + 6, o + 7, s, a->last_odo,
+		  a->last_odo >= 0 ? s[a->last_odo].odometer_m : 0);
+	db_bind_int64(st, o + 8, a->driving_ms);
+	bind_pair(st, o + 9, o + 10, s, a->first_fuel,
+		  a->first_fuel >= 0 ? s[a->first_fuel].fuel_permille : 0);
+	bind_pair(st, o + 11, o + 12, s, a->last_fuel,
+		  a->last_fuel >= 0 ? s[a->last_fuel].fuel_permille : 0);
+	db_bind_int64(st, o + 13, a->refuelled);
+}
 
-	if (skipped)
-		log_debug("telemetry: a batch of %s spans over %d days: %zu samples not rolled up",
-			  vin, MAX_DAYS_PER_BATCH, skipped);
-	for (size_t k = 0; k < ndays; k++) {
-		const struct day_acc *a = &acc[k];
+static int item_key_cmp(const char *vin, uint64_t epoch, uint64_t seq,
+			const struct telemetry_item *b)
+{
+	int c = strcmp(vin, b->vin);
 
-		db_bind_text(st, 1, vin);
-		db_bind_int64(st, 2, a->day);
-		db_bind_int64(st, 3, a->samples);
-		bind_pair(st, 4, 5, s, a->first_odo,
-			  a->first_odo >= 0 ? s[a->first_odo].odometer_m : 0);
-		bind_pair(st, 6, 7, s, a->last_odo,
-			  a->last_odo >= 0 ? s[a->last_odo].odometer_m : 0);
-		db_bind_int64(st, 8, a->driving_ms);
-		bind_pair(st, 9, 10, s, a->first_fuel,
-			  a->first_fuel >= 0 ? s[a->first_fuel].fuel_permille : 0);
-		bind_pair(st, 11, 12, s, a->last_fuel,
-			  a->last_fuel >= 0 ? s[a->last_fuel].fuel_permille : 0);
-		db_bind_int64(st, 13, a->refuelled);
-		r = db_run(st);
+	if (c)
+		return c;
+	if (epoch != b->epoch)
+		return epoch < b->epoch ? -1 : 1;
+	return seq < b->seq ? -1 : seq > b->seq;
+}
+
+/* Orders indexes into items (the context) by VIN, epoch, seq. */
+static int item_idx_cmp(const void *x, const void *y, void *items)
+{
+	const struct telemetry_item *it = items, *a = &it[*(const size_t *)x];
+
+	return item_key_cmp(a->vin, a->epoch, a->seq, &it[*(const size_t *)y]);
+}
+
+/*
+ * Inserts the batches of order[0..n) (indexes into items, sorted, no two
+ * alike) and marks in items[].new_batch those the database did not have.
+ */
+static int insert_batches(struct telemetry *t, struct telemetry_item *items, const size_t *order,
+			  size_t n, int64_t received_ms)
+{
+	for (size_t done = 0; done < n;) {
+		struct db_stmt *st;
+		size_t rows;
+		int r = db_rows_get(t->db, &t->batches, n - done, &st, &rows);
+
 		if (r < 0)
 			return r;
+		for (size_t k = 0; k < rows; k++) {
+			const struct telemetry_item *it = &items[order[done + k]];
+			int64_t first = it->samples[0].time_ms, last = first;
+			int o = (int)k * BATCH_COLS;
+
+			for (size_t i = 1; i < it->n; i++) {
+				if (it->samples[i].time_ms < first)
+					first = it->samples[i].time_ms;
+				if (it->samples[i].time_ms > last)
+					last = it->samples[i].time_ms;
+			}
+			db_bind_text(st, o + 1, it->vin);
+			/* stored as its two's-complement bits */
+			db_bind_int64(st, o + 2, (int64_t)it->epoch);
+			db_bind_int64(st, o + 3, (int64_t)it->seq);
+			db_bind_int64(st, o + 4, first);
+			db_bind_int64(st, o + 5, last);
+			db_bind_int64(st, o + 6, (int64_t)it->n);
+			db_bind_int64(st, o + 7, received_ms);
+			db_bind_blob(st, o + 8, it->raw, it->len);
+		}
+		/* A row back for each batch that was new: find it among these rows. */
+		while ((r = db_step(st)) == 1) {
+			const char *vin = db_column_text(st, 0);
+			uint64_t epoch = (uint64_t)db_column_int64(st, 1);
+			uint64_t seq = (uint64_t)db_column_int64(st, 2);
+			size_t lo = done, hi = done + rows;
+
+			while (vin && lo < hi) {
+				size_t mid = lo + (hi - lo) / 2;
+				int c = item_key_cmp(vin, epoch, seq, &items[order[mid]]);
+
+				if (c == 0) {
+					items[order[mid]].new_batch = 1;
+					break;
+				}
+				if (c < 0)
+					hi = mid;
+				else
+					lo = mid + 1;
+			}
+		}
+		db_reset(st);
+		if (r < 0)
+			return r;
+		done += rows;
 	}
 	return 0;
+}
+
+/* One vehicle's new samples of this call, in (epoch, seq) order. */
+struct vehicle_new {
+	const char *vin;  /* borrowed from the items */
+	struct sample *s; /* owned */
+	size_t n;
+	int64_t batches;
+};
+
+/* Folds the vehicles' new samples into their latest state; fills ret_v[]. */
+static int fold_latest(struct telemetry *t, const struct vehicle_new *vn, size_t nv, int64_t now_ms,
+		       struct telemetry_vehicle *ret_v)
+{
+	size_t got = 0;
+
+	for (size_t done = 0; done < nv;) {
+		struct db_stmt *st;
+		size_t rows;
+		int r = db_rows_get(t->db, &t->latest, nv - done, &st, &rows);
+
+		if (r < 0)
+			return r;
+		for (size_t k = 0; k < rows; k++)
+			bind_latest(st, (int)k * LATEST_COLS, vn[done + k].vin, vn[done + k].s,
+				    vn[done + k].n, vn[done + k].batches, now_ms);
+		while ((r = db_step(st)) == 1 && got < nv)
+			read_vehicle(st, &ret_v[got++]);
+		db_reset(st);
+		if (r < 0)
+			return r;
+		done += rows;
+	}
+	if (got != nv) {
+		log_error("telemetry: the latest-state upsert returned %zu rows for %zu vehicles",
+			  got, nv);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Folds the vehicles' new samples into their daily rollups. */
+static int fold_daily(struct telemetry *t, const struct vehicle_new *vn, size_t nv)
+{
+	struct day_acc acc[MAX_DAYS_PER_BATCH];
+	const struct sample *src[DB_ROWS_MAX];
+	struct day_acc rows_acc[DB_ROWS_MAX];
+	const char *rows_vin[DB_ROWS_MAX];
+	size_t pending = 0;
+	int r = 0;
+
+	/* Gathers (vehicle, day) rows and sends them DB_ROWS_MAX at a time. */
+	for (size_t v = 0; v <= nv && r == 0; v++) {
+		size_t skipped = 0, ndays = 0;
+
+		if (v < nv) {
+			ndays = days_of(vn[v].s, vn[v].n, acc, MAX_DAYS_PER_BATCH, &skipped);
+			if (skipped)
+				log_debug("telemetry: new samples of %s span over %d days: %zu "
+					  "not rolled up",
+					  vn[v].vin, MAX_DAYS_PER_BATCH, skipped);
+		}
+		for (size_t k = 0; k <= ndays && r == 0; k++) {
+			if (k < ndays) {
+				rows_acc[pending] = acc[k];
+				rows_vin[pending] = vn[v].vin;
+				src[pending] = vn[v].s;
+				pending++;
+			}
+			/* Flush when full, or everything at the very end. */
+			while (pending && (pending == DB_ROWS_MAX || (v == nv && k == ndays))) {
+				struct db_stmt *st;
+				size_t rows;
+
+				r = db_rows_get(t->db, &t->daily, pending, &st, &rows);
+				if (r < 0)
+					break;
+				for (size_t i = 0; i < rows; i++)
+					bind_day(st, (int)i * DAILY_COLS, rows_vin[i], src[i],
+						 &rows_acc[i]);
+				r = db_run(st);
+				if (r < 0)
+					break;
+				memmove(rows_acc, rows_acc + rows,
+					(pending - rows) * sizeof(rows_acc[0]));
+				memmove(rows_vin, rows_vin + rows,
+					(pending - rows) * sizeof(rows_vin[0]));
+				memmove(src, src + rows, (pending - rows) * sizeof(src[0]));
+				pending -= rows;
+			}
+		}
+	}
+	return r;
+}
+
+int telemetry_put_batches(struct telemetry *t, struct telemetry_item *items, size_t n,
+			  int64_t received_ms, struct telemetry_vehicle **ret_v, size_t *ret_nv)
+{
+	struct vehicle_new *vn = NULL;
+	struct telemetry_vehicle *v = NULL;
+	size_t *order = NULL, m = 0, nv = 0;
+	int r;
+
+	*ret_v = NULL;
+	*ret_nv = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (items[i].n == 0 || !items[i].samples)
+			return -EINVAL;
+		items[i].new_batch = 0;
+	}
+	if (n == 0)
+		return 0;
+	order = malloc(n * sizeof(*order));
+	vn = calloc(n, sizeof(*vn));
+	if (!order || !vn) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	qsort_r(order, n, sizeof(*order), item_idx_cmp, items);
+	/* The same batch twice in one call is stored (and counted new) once. */
+	for (size_t i = 0; i < n; i++)
+		if (m == 0 || item_idx_cmp(&order[m - 1], &order[i], items) != 0)
+			order[m++] = order[i];
+	r = insert_batches(t, items, order, m, received_ms);
+	if (r < 0)
+		goto out;
+
+	/* Each vehicle's new samples, batch after batch in (epoch, seq) order. */
+	for (size_t i = 0; i < m;) {
+		const char *vin = items[order[i]].vin;
+		size_t j = i, total = 0, at = 0;
+
+		for (; j < m && strcmp(items[order[j]].vin, vin) == 0; j++)
+			if (items[order[j]].new_batch)
+				total += items[order[j]].n;
+		if (total) {
+			struct vehicle_new *x = &vn[nv];
+
+			x->s = malloc(total * sizeof(*x->s));
+			if (!x->s) {
+				r = -ENOMEM;
+				goto out;
+			}
+			x->vin = vin;
+			nv++;
+			for (size_t k = i; k < j; k++) {
+				const struct telemetry_item *it = &items[order[k]];
+
+				if (!it->new_batch)
+					continue;
+				memcpy(x->s + at, it->samples, it->n * sizeof(*x->s));
+				at += it->n;
+				x->batches++;
+			}
+			x->n = total;
+		}
+		i = j;
+	}
+	if (nv == 0)
+		goto out;
+	v = calloc(nv, sizeof(*v));
+	if (!v) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = fold_latest(t, vn, nv, received_ms, v);
+	if (r == 0)
+		r = fold_daily(t, vn, nv);
+	if (r == 0) {
+		*ret_v = v;
+		*ret_nv = nv;
+		v = NULL;
+	}
+out:
+	for (size_t i = 0; vn && i < nv; i++)
+		free(vn[i].s);
+	free(vn);
+	free(v);
+	free(order);
+	return r;
 }
 
 int telemetry_put_batch(struct telemetry *t, const char *vin, uint64_t epoch, uint64_t seq,
 			const uint8_t *raw, size_t len, const struct sample *samples, size_t n,
 			int64_t received_ms, struct telemetry_vehicle *ret_v)
 {
-	struct db_stmt *st = t->st[ST_BATCH_INSERT];
-	int64_t first, last;
-	int r;
+	struct telemetry_item it = { .vin = vin,
+				     .epoch = epoch,
+				     .seq = seq,
+				     .raw = raw,
+				     .len = len,
+				     .samples = samples,
+				     .n = n };
+	struct telemetry_vehicle *v = NULL;
+	size_t nv = 0;
+	int r = telemetry_put_batches(t, &it, 1, received_ms, &v, &nv);
 
-	if (n == 0)
-		return -EINVAL; /* before samples[0] is read: samples may be NULL */
-	first = last = samples[0].time_ms;
-	for (size_t i = 1; i < n; i++) {
-		if (samples[i].time_ms < first)
-			first = samples[i].time_ms;
-		if (samples[i].time_ms > last)
-			last = samples[i].time_ms;
-	}
-	db_bind_text(st, 1, vin);
-	db_bind_int64(st, 2, (int64_t)epoch); /* stored as its two's-complement bits */
-	db_bind_int64(st, 3, (int64_t)seq);
-	db_bind_int64(st, 4, first);
-	db_bind_int64(st, 5, last);
-	db_bind_int64(st, 6, (int64_t)n);
-	db_bind_int64(st, 7, received_ms);
-	db_bind_blob(st, 8, raw, len);
-	r = db_step(st); /* a row: inserted; none: (vin, epoch, seq) was stored before */
-	db_reset(st);
-	if (r <= 0)
-		return r;
-	r = fold_latest(t, vin, samples, n, received_ms, ret_v);
-	if (r == 0)
-		r = fold_daily(t, vin, samples, n);
-	return r < 0 ? r : 1;
+	if (r == 0 && nv == 1 && ret_v)
+		*ret_v = v[0];
+	free(v);
+	return r < 0 ? r : it.new_batch;
 }
 
 int telemetry_put_status(struct telemetry *t, const char *vin, const struct agent_status *as,

@@ -114,6 +114,30 @@ int telemetry_put_batch(struct telemetry *t, const char *vin, uint64_t epoch, ui
 			const uint8_t *raw, size_t len, const struct sample *samples, size_t n,
 			int64_t received_ms, struct telemetry_vehicle *ret_v);
 
+/* One batch for telemetry_put_batches(): in, then out (new_batch). */
+struct telemetry_item {
+	const char *vin; /* borrowed */
+	uint64_t epoch, seq;
+	const uint8_t *raw; /* borrowed: the encoded batch as received */
+	size_t len;
+	const struct sample *samples; /* borrowed: raw decoded, n >= 1 */
+	size_t n;
+	int new_batch; /* out: 1 when stored by this call, 0 when stored before */
+};
+
+/*
+ * telemetry_put_batch() for n batches at once, in a handful of multi-row
+ * statements instead of three per batch: the batches, then each vehicle's
+ * new samples (its new batches in (epoch, seq) order, as one run of
+ * samples) folded into its latest state and daily rollups. The same batch
+ * twice in items is stored once (the second is not new). *ret_v is a
+ * malloc'ed array of the latest state of each vehicle that got a new batch
+ * (*ret_nv of them; NULL when none). Inside the caller's transaction; on an
+ * error the caller rolls back (some statements may have run).
+ */
+int telemetry_put_batches(struct telemetry *t, struct telemetry_item *items, size_t n,
+			  int64_t received_ms, struct telemetry_vehicle **ret_v, size_t *ret_nv);
+
 /*
  * Records an agent status for vin (creating the vehicle if needed). A
  * status older than the stored one (by its time_ms) changes nothing: a
