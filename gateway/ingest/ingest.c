@@ -22,6 +22,11 @@
 #include "vin.h"
 
 #define DEFAULT_MAX_PENDING 500
+/*
+ * Samples the telemetry of one transaction may hold in memory before it is
+ * stored (about 10 MB): a drain is committed early past it.
+ */
+#define DRAIN_MAX_SAMPLES 200000
 #define COUNTERS_PERIOD_MS 1000
 #define REJECT_LOG_PERIOD_MS 60000
 #define TOPIC_PREFIX "pitstop/v1/vehicles/"
@@ -49,6 +54,19 @@ struct pending_ack {
 	char vin[VIN_LEN + 1];
 	uint64_t epoch;
 	uint64_t seq;
+};
+
+/*
+ * A telemetry batch of the open transaction, decoded and waiting to be
+ * stored with the rest of the drain in a few multi-row statements.
+ */
+struct drained {
+	char vin[VIN_LEN + 1];
+	uint64_t epoch, seq;
+	uint8_t *raw; /* owned: the payload as received */
+	size_t len;
+	struct sample *samples; /* owned */
+	size_t n;
 };
 
 /* What the open transaction will add to the counters when it commits. */
@@ -88,6 +106,11 @@ struct ingest {
 	struct pending_ack *acks; /* owned, max_pending entries */
 	size_t nacks;
 	uint64_t *ack_seqs; /* owned, max_pending entries: scratch of acks_publish() */
+	/* Telemetry of the open transaction, stored at commit; one per message. */
+	struct drained *drain; /* owned, max_pending entries */
+	size_t ndrain;
+	size_t drain_samples;
+	struct telemetry_item *items; /* owned, max_pending entries: scratch of flush_drain() */
 
 	struct outbox *outbox;	   /* owned: signed offers */
 	struct outbox *ack_outbox; /* owned: telemetry receipts */
@@ -126,6 +149,20 @@ static void pending_clear_from(struct ingest *in, size_t from)
 	}
 }
 
+/* Frees the drained telemetry from index from on. */
+static void drain_clear_from(struct ingest *in, size_t from)
+{
+	while (in->ndrain > from) {
+		struct drained *x = &in->drain[--in->ndrain];
+
+		in->drain_samples -= x->n;
+		free(x->raw);
+		free(x->samples);
+		x->raw = NULL;
+		x->samples = NULL;
+	}
+}
+
 /* Undoes the whole open transaction; what it held is counted as lost. */
 static void abort_tx(struct ingest *in)
 {
@@ -141,8 +178,11 @@ static void abort_tx(struct ingest *in)
 	in->c.rejected[REJECT_STORAGE] += in->tx.messages;
 	memset(&in->tx, 0, sizeof(in->tx));
 	pending_clear_from(in, 0);
+	drain_clear_from(in, 0);
 	in->nacks = 0; /* nothing of it is safe: no receipt, the cars resend */
 }
+
+static int flush_drain(struct ingest *in);
 
 /* Orders pending acks by VIN, epoch, then seq. */
 static int ack_cmp(const void *a, const void *b)
@@ -219,6 +259,9 @@ static int commit_tx(struct ingest *in)
 		loop_cancel_timer(in->loop, in->commit_timer);
 		in->commit_timer = 0;
 	}
+	r = flush_drain(in);
+	if (r < 0)
+		return r; /* the transaction is gone (abort_tx) */
 	/*
 	 * The counters go into the same transaction as the data they count,
 	 * so `pitstopctl stats` never disagrees with `vehicle history`.
@@ -292,6 +335,7 @@ struct decoded {
  */
 struct kind {
 	const char *name; /* the topic's last level */
+	int drained;	  /* 1: kept until the commit and stored with the drain */
 	size_t max_bytes;
 	const char *bad; /* the reject detail when it does not decode */
 	int (*decode)(const uint8_t *buf, size_t len, struct decoded *d);
@@ -372,10 +416,11 @@ static int apply_status(struct ingest *in, const char *vin, const uint8_t *buf, 
 }
 
 static const struct kind kinds[] = {
-	{ "telemetry", CODEC_MAX_BATCH_BYTES, "telemetry does not decode", decode_telemetry,
+	{ "telemetry", 1, CODEC_MAX_BATCH_BYTES, "telemetry does not decode", decode_telemetry,
 	  apply_telemetry },
-	{ "events", CODEC_MAX_EVENT_BYTES, "event does not decode", decode_event, apply_event },
-	{ "status", CODEC_MAX_STATUS_BYTES, "status does not decode", decode_status, apply_status },
+	{ "events", 0, CODEC_MAX_EVENT_BYTES, "event does not decode", decode_event, apply_event },
+	{ "status", 0, CODEC_MAX_STATUS_BYTES, "status does not decode", decode_status,
+	  apply_status },
 };
 #define KIND_TELEMETRY (&kinds[0])
 
@@ -483,6 +528,126 @@ static int apply_in_savepoint(struct ingest *in, const struct kind *k, const cha
 	return r;
 }
 
+/* Keeps a decoded batch for the drain (takes d->samples). Returns 0 or -ENOMEM. */
+static int drain_add(struct ingest *in, const char *vin, const uint8_t *payload, size_t len,
+		     struct decoded *d)
+{
+	struct drained *x;
+
+	assert(in->ndrain < in->max_pending); /* one per message, committed at max_pending */
+	x = &in->drain[in->ndrain];
+	x->raw = malloc(len ? len : 1);
+	if (!x->raw)
+		return -ENOMEM;
+	memcpy(x->raw, payload, len);
+	memcpy(x->vin, vin, sizeof(x->vin));
+	x->len = len;
+	x->epoch = d->epoch;
+	x->seq = d->seq;
+	x->samples = d->samples;
+	x->n = d->n;
+	d->samples = NULL;
+	in->drain_samples += x->n;
+	in->ndrain++;
+	return 0;
+}
+
+/* Counts one stored or duplicate batch and remembers it for its receipt. */
+static void drained_done(struct ingest *in, const struct drained *x, int new_batch)
+{
+	if (new_batch) {
+		in->tx.stored++;
+		in->tx.samples_stored += x->n;
+	} else {
+		log_debug("ingest: %s batch %llu (epoch %016llx) is a duplicate", x->vin,
+			  (unsigned long long)x->seq, (unsigned long long)x->epoch);
+		in->tx.duplicates++;
+	}
+	ack_remember(in, x->vin, x->epoch, x->seq); /* stored or a duplicate: both are safe */
+}
+
+/*
+ * Stores the drained telemetry of the open transaction: all of it at once
+ * (telemetry_put_batches(), then the rules over the vehicles it changed),
+ * in a savepoint. If that fails, it is undone and each batch is stored
+ * alone in a savepoint of its own (as a drain of one batch always is), so
+ * one bad batch costs only itself (counted as rejected{storage}, no
+ * receipt: the car sends it again) and a passing failure costs nothing.
+ * Returns 0, or an error class when the transaction had to be aborted.
+ */
+static int flush_drain(struct ingest *in)
+{
+	size_t n = in->ndrain, mark = in->npending, nv = 0;
+	struct telemetry_vehicle *v = NULL;
+	int64_t now = loop_wall_ms();
+	int r;
+
+	if (n == 0)
+		return 0;
+	if (n == 1)
+		goto one_by_one; /* all at once would be the same, with nothing to fall back on */
+	for (size_t i = 0; i < n; i++) {
+		const struct drained *x = &in->drain[i];
+
+		in->items[i] = (struct telemetry_item){ .vin = x->vin,
+							.epoch = x->epoch,
+							.seq = x->seq,
+							.raw = x->raw,
+							.len = x->len,
+							.samples = x->samples,
+							.n = x->n };
+	}
+	r = db_savepoint(in->db);
+	if (r < 0) {
+		abort_tx(in);
+		return r;
+	}
+	r = telemetry_put_batches(in->telemetry, in->items, n, now, &v, &nv);
+	if (r == 0 && in->rules)
+		r = rules_after_batches(in->rules, v, nv, now);
+	free(v);
+	if (r >= 0) {
+		r = db_release(in->db);
+		if (r < 0) {
+			pending_clear_from(in, mark);
+			abort_tx(in);
+			return r;
+		}
+		for (size_t i = 0; i < n; i++)
+			drained_done(in, &in->drain[i], in->items[i].new_batch);
+		drain_clear_from(in, 0);
+		return 0;
+	}
+	pending_clear_from(in, mark);
+	if (db_rollback_to(in->db) < 0) {
+		abort_tx(in);
+		return -EIO;
+	}
+	log_warn("ingest: storing %zu batches at once failed (%s); storing them one by one", n,
+		 strerror(-r));
+one_by_one:
+	for (size_t i = 0; i < n; i++) {
+		struct drained *x = &in->drain[i];
+		struct decoded dec = {
+			.epoch = x->epoch, .seq = x->seq, .samples = x->samples, .n = x->n
+		};
+		struct tx_delta d;
+
+		r = apply_in_savepoint(in, KIND_TELEMETRY, x->vin, x->raw, x->len, &dec, &d);
+		if (!in->in_tx)
+			return r < 0 ? r : -EIO; /* aborted: the drain went with it */
+		in->tx.messages--;		 /* it is counted now, one way or the other */
+		if (r < 0) {
+			reject(in, REJECT_STORAGE, "storing it failed");
+			continue;
+		}
+		in->tx.messages++;
+		drained_done(in, x, d.stored != 0);
+	}
+	drain_clear_from(in, 0);
+	return 0;
+}
+
 void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload, size_t len)
 {
 	char vin[VIN_LEN + 1];
@@ -513,6 +678,17 @@ void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload
 		reject(in, REJECT_STORAGE, "cannot open a transaction");
 		goto out;
 	}
+	if (k->drained) {
+		r = drain_add(in, vin, payload, len, &dec);
+		if (r < 0) {
+			reject(in, REJECT_STORAGE, "out of memory");
+			goto out;
+		}
+		in->tx.messages++;
+		if (in->tx.messages >= in->max_pending || in->drain_samples >= DRAIN_MAX_SAMPLES)
+			commit_tx(in);
+		goto out;
+	}
 	r = apply_in_savepoint(in, k, vin, payload, len, &dec, &d);
 	if (r < 0) {
 		reject(in, REJECT_STORAGE, "storing it failed");
@@ -525,8 +701,6 @@ void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload
 	in->tx.events_unknown += d.events_unknown;
 	in->tx.status += d.status;
 	in->tx.messages++;
-	if (k == KIND_TELEMETRY) /* stored or a duplicate: both are safe */
-		ack_remember(in, vin, dec.epoch, dec.seq);
 	if (in->tx.messages >= in->max_pending)
 		commit_tx(in);
 out:
@@ -656,7 +830,10 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 	in->pending = calloc(in->max_pending, sizeof(*in->pending));
 	in->acks = calloc(in->max_pending, sizeof(*in->acks));
 	in->ack_seqs = calloc(in->max_pending, sizeof(*in->ack_seqs));
-	if (!in->instance_id || !in->pending || !in->acks || !in->ack_seqs) {
+	in->drain = calloc(in->max_pending, sizeof(*in->drain));
+	in->items = calloc(in->max_pending, sizeof(*in->items));
+	if (!in->instance_id || !in->pending || !in->acks || !in->ack_seqs || !in->drain ||
+	    !in->items) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -684,6 +861,8 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 fail:
 	outbox_free(in->ack_outbox);
 	outbox_free(in->outbox);
+	free(in->items);
+	free(in->drain);
 	free(in->ack_seqs);
 	free(in->acks);
 	free(in->pending);
@@ -703,8 +882,11 @@ void ingest_free(struct ingest *in)
 	if (in->counters_timer)
 		loop_cancel_timer(in->loop, in->counters_timer);
 	pending_clear_from(in, 0);
+	drain_clear_from(in, 0);
 	outbox_free(in->ack_outbox);
 	outbox_free(in->outbox);
+	free(in->items);
+	free(in->drain);
 	free(in->ack_seqs);
 	free(in->acks);
 	free(in->pending);

@@ -33,10 +33,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 };
 /* clang-format on */
 
+/* Closing many episodes at once: the vehicles are the rows of an IN list. */
+static const char close_many_head[] = "UPDATE offer_episodes SET open = 0, changed_ms = $1"
+				      " WHERE rule = $2 AND open = 1 AND vin IN (";
+static const char close_many_tail[] = ") RETURNING vin";
+
 struct rules {
 	struct rules_config conf;
 	struct offer_log *log;	      /* borrowed */
+	struct db *db;		      /* borrowed */
 	struct db_stmt *st[ST_COUNT]; /* owned */
+	struct db_rows close_many;    /* owned statements */
 	rules_offer_fn sink;
 	void *arg;
 };
@@ -57,6 +64,10 @@ int rules_new(const struct rules_config *conf, struct db *db, struct offer_log *
 	if (!r->conf.offer_radius_m)
 		r->conf.offer_radius_m = DEFAULT_RADIUS_M;
 	r->log = log;
+	r->db = db;
+	r->close_many = (struct db_rows){
+		.head = close_many_head, .tail = close_many_tail, .first = 3, .ncols = 1
+	};
 	r->sink = sink;
 	r->arg = arg;
 	for (int i = 0; i < ST_COUNT; i++) {
@@ -76,6 +87,7 @@ void rules_free(struct rules *r)
 		return;
 	for (int i = 0; i < ST_COUNT; i++)
 		db_finalize(r->st[i]);
+	db_rows_free(&r->close_many);
 	free(r);
 }
 
@@ -128,35 +140,31 @@ static int build_refuel_offer(const struct rules *r, const struct telemetry_vehi
 	return 0;
 }
 
-/*
- * The low-fuel rule. Returns 1 if it issued an offer, 0, or an error class.
- * The episode is opened first, atomically: only the instance whose statement
- * opened it builds and records the offer. If the offer cannot be built the
- * episode is closed again in the same transaction, so the next batch tries
- * again.
- */
-static int low_fuel(struct rules *r, const struct telemetry_vehicle *v, int64_t now_ms)
+/* The fuel levels (0.1 %) the low-fuel rule opens at and re-arms at. */
+static int32_t low_level(const struct rules *r)
 {
-	int32_t low = r->conf.low_fuel_pct * 10;
-	int32_t rearm = (r->conf.low_fuel_pct + r->conf.low_fuel_rearm_pct) * 10;
-	struct offer o;
-	int ret;
+	return r->conf.low_fuel_pct * 10;
+}
 
-	if (!(v->present & SAMPLE_FUEL))
-		return 0;
-	if (v->fuel_permille >= rearm) {
-		ret = episode(r, ST_CLOSE, v->vin, RULES_LOW_FUEL, now_ms);
-		if (ret == 1)
-			log_debug("rules: %s low-fuel episode closed at %d permille", v->vin,
-				  v->fuel_permille);
-		return ret < 0 ? ret : 0;
-	}
-	if (v->fuel_permille > low)
-		return 0;
-	ret = episode(r, ST_OPEN, v->vin, RULES_LOW_FUEL, now_ms);
+static int32_t rearm_level(const struct rules *r)
+{
+	return (r->conf.low_fuel_pct + r->conf.low_fuel_rearm_pct) * 10;
+}
+
+/*
+ * Opens v's low-fuel episode and issues its offer. Returns 1 if it issued
+ * one, 0 (already open, or the offer could not be built: the episode is
+ * closed again in the same transaction, so the next batch tries again), or
+ * an error class. The episode is opened first, atomically: only the
+ * instance whose statement opened it builds and records the offer.
+ */
+static int low_fuel_open(struct rules *r, const struct telemetry_vehicle *v, int64_t now_ms)
+{
+	struct offer o;
+	int ret = episode(r, ST_OPEN, v->vin, RULES_LOW_FUEL, now_ms);
+
 	if (ret <= 0)
 		return ret; /* 0: already open */
-
 	ret = build_refuel_offer(r, v, now_ms, &o);
 	if (ret == 0)
 		ret = r->sink(r->arg, &o);
@@ -172,7 +180,60 @@ static int low_fuel(struct rules *r, const struct telemetry_vehicle *v, int64_t 
 	return 1;
 }
 
+/* Closes the low-fuel episodes of vins[0..n), DB_ROWS_MAX per statement. */
+static int low_fuel_close(struct rules *r, const char *const *vins, size_t n, int64_t now_ms)
+{
+	for (size_t done = 0; done < n;) {
+		struct db_stmt *st;
+		size_t rows;
+		int ret = db_rows_get(r->db, &r->close_many, n - done, &st, &rows);
+
+		if (ret < 0)
+			return ret;
+		db_bind_int64(st, 1, now_ms);
+		db_bind_text(st, 2, RULES_LOW_FUEL);
+		for (size_t k = 0; k < rows; k++)
+			db_bind_text(st, 3 + (int)k, vins[done + k]);
+		while ((ret = db_step(st)) == 1)
+			log_debug("rules: %s low-fuel episode closed", db_column_text(st, 0));
+		db_reset(st);
+		if (ret < 0)
+			return ret;
+		done += rows;
+	}
+	return 0;
+}
+
+int rules_after_batches(struct rules *r, const struct telemetry_vehicle *v, size_t n,
+			int64_t now_ms)
+{
+	const char *close[DB_ROWS_MAX];
+	size_t nclose = 0;
+	int issued = 0, ret;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!(v[i].present & SAMPLE_FUEL))
+			continue;
+		if (v[i].fuel_permille >= rearm_level(r)) {
+			close[nclose++] = v[i].vin;
+			if (nclose == DB_ROWS_MAX) {
+				ret = low_fuel_close(r, close, nclose, now_ms);
+				if (ret < 0)
+					return ret;
+				nclose = 0;
+			}
+		} else if (v[i].fuel_permille <= low_level(r)) {
+			ret = low_fuel_open(r, &v[i], now_ms);
+			if (ret < 0)
+				return ret;
+			issued += ret;
+		}
+	}
+	ret = low_fuel_close(r, close, nclose, now_ms);
+	return ret < 0 ? ret : issued;
+}
+
 int rules_after_batch(struct rules *r, const struct telemetry_vehicle *v, int64_t now_ms)
 {
-	return low_fuel(r, v, now_ms);
+	return rules_after_batches(r, v, 1, now_ms);
 }

@@ -67,4 +67,12 @@ void rules_free(struct rules *r);
  */
 int rules_after_batch(struct rules *r, const struct telemetry_vehicle *v, int64_t now_ms);
 
+/*
+ * rules_after_batch() for n vehicles at once (what telemetry_put_batches()
+ * returned for a drain): episodes to close are closed DB_ROWS_MAX per
+ * statement. Returns the number of offers issued, or an error class.
+ */
+int rules_after_batches(struct rules *r, const struct telemetry_vehicle *v, size_t n,
+			int64_t now_ms);
+
 #endif

@@ -377,14 +377,23 @@ static void test_offer_signed_and_published_after_commit(void **state)
 }
 
 /*
- * Makes the statement after `skip` more successful ones fail as a backend
- * would (-EIO). A telemetry message runs: the batch INSERT, the latest-state
- * upsert, one rollup upsert per day; then the rules: the episode upsert and
- * the offer INSERT.
+ * Makes the step after `skip` more successful ones fail as a backend would
+ * (-EIO), and `count` steps from there on (a statement returning rows takes
+ * a step per row and one more). Telemetry is stored at
+ * the commit. A drain of one batch runs: the batch INSERT, the
+ * latest-state upsert, one rollup upsert per day; then the rules: the
+ * episode close (fuel high) or open and the offer INSERT (fuel low). A drain
+ * of several batches runs the same statements once for all of them; if one
+ * fails, the drain is undone and each batch is stored alone, as above.
  */
+static void fail_statements(struct fixture *f, unsigned skip, unsigned count)
+{
+	db_fault_inject(f->db, DB_FAULT_STEP, skip, count, -EIO);
+}
+
 static void fail_statement(struct fixture *f, unsigned skip)
 {
-	db_fault_inject(f->db, DB_FAULT_STEP, skip, 1, -EIO);
+	fail_statements(f, skip, 1);
 }
 
 static void test_storage_error_keeps_running(void **state)
@@ -393,8 +402,10 @@ static void test_storage_error_keeps_running(void **state)
 	const struct counters *c = ingest_counters(f->in);
 
 	send_batch(f, 1, 1000, 500, 2);
+	assert_int_equal(ingest_flush(f->in), 0);
 	fail_statement(f, 0);
 	send_batch(f, 666, 3000, 500, 2); /* fails: undone alone */
+	assert_int_equal(ingest_flush(f->in), 0);
 	send_batch(f, 2, 5000, 500, 2);
 	assert_int_equal(ingest_flush(f->in), 0);
 	assert_int_equal(c->rejected[REJECT_STORAGE], 1);
@@ -466,6 +477,58 @@ static void test_failure_after_the_batch_row_leaves_nothing(void **state)
 	assert_true(episode_open(f, VIN1));
 }
 
+static void test_drain_stored_at_once_or_one_by_one(void **state)
+{
+	struct fixture *f = *state;
+	const struct counters *c = ingest_counters(f->in);
+	static const uint64_t want[] = { 1, 2, 3 }, want3[] = { 7, 666 };
+	struct telemetry_vehicle v;
+
+	/* Three batches, one drain: stored at once, one receipt. */
+	send_batch(f, 1, 1000, 500, 2);
+	send_batch(f, 2, 3000, 500, 2);
+	send_batch(f, 3, 5000, 500, 2);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(c->stored, 3);
+	assert_int_equal(c->samples_stored, 6);
+	assert_int_equal(f->nack, 1);
+	assert_ack(f, 0, VIN1, EPOCH, want, 3);
+
+	/*
+	 * A failure in the middle of storing them at once (the latest-state
+	 * upsert, after the batch rows went in) is undone and every batch is
+	 * stored on its own: nothing lost, nothing twice.
+	 */
+	fail_statement(f, 1);
+	send_batch(f, 4, 7000, 500, 2);
+	send_batch(f, 5, 9000, 500, 2);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(c->stored, 5);
+	assert_int_equal(c->duplicates, 0);
+	assert_int_equal(c->rejected[REJECT_STORAGE], 0);
+	assert_int_equal(history_len(f), 10);
+	assert_int_equal(telemetry_vehicle_get(f->t, VIN1, &v), 0);
+	assert_int_equal(v.batches, 5);
+	assert_int_equal(v.samples, 10);
+
+	/*
+	 * A batch that fails again on its own costs only itself. Faults count
+	 * steps: the INSERT of the three takes four (a row back for each, then
+	 * done), the fifth (the latest-state upsert) fails, and so does the
+	 * next, batch 6's INSERT on its own.
+	 */
+	fail_statements(f, 4, 2);
+	send_batch(f, 6, 11000, 500, 1);
+	send_batch(f, 666, 12000, 500, 1);
+	send_batch(f, 7, 13000, 500, 1);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(c->rejected[REJECT_STORAGE], 1);
+	assert_int_equal(c->stored, 7);
+	assert_int_equal(history_len(f), 12);
+	assert_int_equal(f->nack, 3);
+	assert_ack(f, 2, VIN1, EPOCH, want3, 2); /* not 6: the car sends it again */
+}
+
 static void test_busy_retried_once(void **state)
 {
 	struct fixture *f = *state;
@@ -493,10 +556,11 @@ static void test_savepoint_failure_aborts_transaction(void **state)
 	const struct counters *c = ingest_counters(f->in);
 	static const uint64_t want[] = { 1, 2 };
 
-	/* when a message cannot even be isolated, the whole transaction goes */
+	/* when the drain cannot even be isolated, the whole transaction goes */
 	send_batch(f, 1, 1000, 500, 1);
 	db_fault_inject(f->db, DB_FAULT_SAVEPOINT, 0, 1, -EIO);
 	send_batch(f, 2, 2000, 500, 1);
+	assert_true(ingest_flush(f->in) < 0);
 	assert_int_equal(c->rejected[REJECT_STORAGE], 2); /* both messages lost */
 	assert_int_equal(ingest_flush(f->in), 0);	  /* nothing left to commit */
 	assert_int_equal(c->stored, 0);
@@ -818,7 +882,8 @@ static void test_no_receipt_for_rejects(void **state)
 	ingest_message(f->in, T_TELEMETRY, big, CODEC_MAX_BATCH_BYTES + 1); /* oversized */
 	ingest_message(f->in, "pitstop/v1/vehicles/SHORT/telemetry", garbage, 1);
 	fail_statement(f, 0);
-	send_batch(f, 666, 1000, 500, 1); /* storage fails */
+	send_batch(f, 666, 1000, 500, 1); /* storage fails (at the commit) */
+	assert_int_equal(ingest_flush(f->in), 0);
 	assert_int_equal(codec_encode_status(&st, &buf, &len), 0);
 	ingest_message(f->in, T_STATUS, buf, len); /* not telemetry */
 	free(buf);
@@ -831,8 +896,11 @@ static void test_no_receipt_for_rejects(void **state)
 	assert_int_equal(c->status, 1);
 	assert_int_equal(f->nack, 0);
 
-	/* beside a good batch, only the good one is named */
-	fail_statement(f, 0);
+	/*
+	 * Beside a good batch, only the good one is named: storing both at once
+	 * fails, then storing 666 alone fails too.
+	 */
+	fail_statements(f, 0, 2);
 	send_batch(f, 666, 1000, 500, 1);
 	send_batch(f, 9, 9000, 500, 1);
 	ingest_message(f->in, T_TELEMETRY, garbage, sizeof(garbage));
@@ -1027,6 +1095,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_after_the_batch_row_leaves_nothing,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_retried_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drain_stored_at_once_or_one_by_one, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_savepoint_failure_aborts_transaction, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure_rolls_back, setup, teardown),
