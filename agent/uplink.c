@@ -285,7 +285,7 @@ static void on_receipt(struct uplink *u, const uint8_t *payload, size_t len)
 	size_t n = 0;
 	int r, deleted = 0;
 
-	r = codec_decode_ack(payload, len, &epoch, &seqs, &n);
+	r = codec_decode_ack(payload, len, &epoch, NULL, &seqs, &n);
 	if (r < 0) {
 		now = loop_now_ms();
 		u->bad_receipts++;

@@ -75,7 +75,7 @@ static void on_receipt(struct bench *b, const uint8_t *buf, size_t len)
 	uint64_t *seqs = NULL, epoch = 0, now = loop_now_ms();
 	size_t n = 0;
 
-	if (codec_decode_ack(buf, len, &epoch, &seqs, &n) < 0 || epoch != b->epoch) {
+	if (codec_decode_ack(buf, len, &epoch, NULL, &seqs, &n) < 0 || epoch != b->epoch) {
 		free(seqs);
 		return;
 	}

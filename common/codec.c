@@ -459,8 +459,8 @@ out:
 	return r;
 }
 
-int codec_encode_ack(uint64_t epoch, const uint64_t *seqs, size_t n, uint8_t **ret_buf,
-		     size_t *ret_len)
+int codec_encode_ack(uint64_t epoch, int64_t gateway_time_ms, const uint64_t *seqs, size_t n,
+		     uint8_t **ret_buf, size_t *ret_len)
 {
 	Pitstop__V1__TelemetryAck a = PITSTOP__V1__TELEMETRY_ACK__INIT;
 
@@ -472,13 +472,14 @@ int codec_encode_ack(uint64_t epoch, const uint64_t *seqs, size_t n, uint8_t **r
 		if (seqs[i] == 0)
 			return -EINVAL;
 	a.epoch = epoch;
+	a.gateway_time_ms = gateway_time_ms;
 	a.n_seqs = n;
 	a.seqs = (uint64_t *)seqs;
 	return pack_message(&a.base, CODEC_MAX_ACK_BYTES, ret_buf, ret_len);
 }
 
-int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint64_t **ret_seqs,
-		     size_t *ret_n)
+int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t *ret_epoch,
+		     int64_t *ret_gateway_time_ms, uint64_t **ret_seqs, size_t *ret_n)
 {
 	Pitstop__V1__TelemetryAck *a;
 	uint64_t *seqs = NULL;
@@ -508,6 +509,8 @@ int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint64
 	memcpy(seqs, a->seqs, a->n_seqs * sizeof(*seqs));
 	if (ret_epoch)
 		*ret_epoch = a->epoch;
+	if (ret_gateway_time_ms)
+		*ret_gateway_time_ms = a->gateway_time_ms;
 	*ret_seqs = seqs;
 	*ret_n = a->n_seqs;
 	r = 0;

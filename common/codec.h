@@ -86,13 +86,15 @@ int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint
 
 /*
  * TelemetryAck: the batches (seqs, 1..CODEC_MAX_ACK_SEQS of them, none 0) of
- * queue epoch `epoch` the gateway has stored for one vehicle. decode returns
- * a malloc'ed array, and the epoch in *ret_epoch unless ret_epoch is NULL.
+ * queue epoch `epoch` the gateway has stored for one vehicle, and the
+ * gateway's clock when it sent it (unix ms, 0 for none). decode returns a
+ * malloc'ed array, the epoch in *ret_epoch and the time in
+ * *ret_gateway_time_ms (either may be NULL).
  */
-int codec_encode_ack(uint64_t epoch, const uint64_t *seqs, size_t n, uint8_t **ret_buf,
-		     size_t *ret_len);
-int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint64_t **ret_seqs,
-		     size_t *ret_n);
+int codec_encode_ack(uint64_t epoch, int64_t gateway_time_ms, const uint64_t *seqs, size_t n,
+		     uint8_t **ret_buf, size_t *ret_len);
+int codec_decode_ack(const uint8_t *buf, size_t len, uint64_t *ret_epoch,
+		     int64_t *ret_gateway_time_ms, uint64_t **ret_seqs, size_t *ret_n);
 
 enum offer_action {
 	OFFER_ACTION_SHOWN = 1,

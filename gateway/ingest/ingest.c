@@ -222,7 +222,7 @@ static void acks_publish(struct ingest *in, int64_t now)
 			size_t k = n - off < CODEC_MAX_ACK_SEQS ? n - off : CODEC_MAX_ACK_SEQS;
 			uint8_t *buf = NULL;
 			size_t len = 0;
-			int r = codec_encode_ack(epoch, in->ack_seqs + off, k, &buf, &len);
+			int r = codec_encode_ack(epoch, now, in->ack_seqs + off, k, &buf, &len);
 
 			if (r < 0) {
 				log_warn("ingest: cannot encode a receipt for %zu batches: %s", k,

@@ -100,7 +100,7 @@ static void receipt(struct fixture *f, uint64_t epoch, const uint64_t *seqs, siz
 	uint8_t *buf = NULL;
 	size_t len = 0;
 
-	assert_int_equal(codec_encode_ack(epoch, seqs, n, &buf, &len), 0);
+	assert_int_equal(codec_encode_ack(epoch, 0, seqs, n, &buf, &len), 0);
 	ev.topic = f->u->t_acks;
 	ev.payload = buf;
 	ev.len = len;

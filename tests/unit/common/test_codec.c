@@ -78,9 +78,12 @@ static size_t round_trip(uint64_t seq, const struct sample *s, size_t n)
  */
 static void test_epoch_round_trip(void **state)
 {
-	struct sample s = { .time_ms = 1763900000000, .present = SAMPLE_FUEL, .fuel_permille = 500 };
+	struct sample s = { .time_ms = 1763900000000,
+			    .present = SAMPLE_FUEL,
+			    .fuel_permille = 500 };
 	const uint64_t epoch = 0xfedcba9876543210ull, seqs[2] = { 7, 9 };
 	uint64_t got_epoch = 1, got_seq = 0, *got_seqs = NULL;
+	int64_t got_time = 0;
 	uint8_t *buf = NULL, *buf0 = NULL;
 	size_t len = 0, len0 = 0, n = 0;
 	struct sample *got = NULL;
@@ -99,8 +102,9 @@ static void test_epoch_round_trip(void **state)
 	free(buf);
 	free(buf0);
 
-	assert_int_equal(codec_encode_ack(epoch, seqs, 2, &buf, &len), 0);
-	assert_int_equal(codec_decode_ack(buf, len, &got_epoch, &got_seqs, &n), 0);
+	assert_int_equal(codec_encode_ack(epoch, 1764590000123, seqs, 2, &buf, &len), 0);
+	assert_int_equal(codec_decode_ack(buf, len, &got_epoch, &got_time, &got_seqs, &n), 0);
+	assert_true(got_time == 1764590000123);
 	assert_true(got_epoch == epoch);
 	assert_int_equal(n, 2);
 	assert_int_equal(got_seqs[1], 9);
@@ -134,7 +138,8 @@ static void test_batch_all_presence_combinations(void **state)
 			for (size_t i = 0; i < 6; i++) {
 				s[i] = plain_sample(i);
 				/* vary presence per sample too: some samples lack bits */
-				s[i].present = i % 3 == 1 ? mask & (ALL_BITS ^ (1u << (i % 5))) : mask;
+				s[i].present =
+					i % 3 == 1 ? mask & (ALL_BITS ^ (1u << (i % 5))) : mask;
 				s[i].fix = (enum fix_mode)((fix + (int)i) % 4);
 				/* absent values must be ignored, even when out of range */
 				if (!(s[i].present & SAMPLE_FUEL))
@@ -203,35 +208,87 @@ struct bad_sample_case {
 	void (*mutate)(struct sample *s);
 };
 
-static void m_time_neg(struct sample *s) { s->time_ms = -1; }
-static void m_time_big(struct sample *s) { s->time_ms = TIME_MAX + 1; }
-static void m_odo_neg(struct sample *s) { s->odometer_m = -1; }
-static void m_odo_big(struct sample *s) { s->odometer_m = ODO_MAX + 1; }
-static void m_fuel_neg(struct sample *s) { s->fuel_permille = -1; }
-static void m_fuel_big(struct sample *s) { s->fuel_permille = 1001; }
-static void m_lat_lo(struct sample *s) { s->lat_e7 = -900000001; }
-static void m_lat_hi(struct sample *s) { s->lat_e7 = 900000001; }
-static void m_lon_lo(struct sample *s) { s->lon_e7 = -1800000001; }
-static void m_lon_hi(struct sample *s) { s->lon_e7 = 1800000001; }
-static void m_speed_neg(struct sample *s) { s->speed_cms = -1; }
-static void m_speed_big(struct sample *s) { s->speed_cms = 20000; }
-static void m_head_neg(struct sample *s) { s->heading_cdeg = -1; }
-static void m_head_big(struct sample *s) { s->heading_cdeg = 36000; }
-static void m_fix_big(struct sample *s) { s->fix = (enum fix_mode)4; }
-static void m_bit5(struct sample *s) { s->present |= 1u << 5; }
-static void m_bit8(struct sample *s) { s->present |= 1u << 8; }
+static void m_time_neg(struct sample *s)
+{
+	s->time_ms = -1;
+}
+static void m_time_big(struct sample *s)
+{
+	s->time_ms = TIME_MAX + 1;
+}
+static void m_odo_neg(struct sample *s)
+{
+	s->odometer_m = -1;
+}
+static void m_odo_big(struct sample *s)
+{
+	s->odometer_m = ODO_MAX + 1;
+}
+static void m_fuel_neg(struct sample *s)
+{
+	s->fuel_permille = -1;
+}
+static void m_fuel_big(struct sample *s)
+{
+	s->fuel_permille = 1001;
+}
+static void m_lat_lo(struct sample *s)
+{
+	s->lat_e7 = -900000001;
+}
+static void m_lat_hi(struct sample *s)
+{
+	s->lat_e7 = 900000001;
+}
+static void m_lon_lo(struct sample *s)
+{
+	s->lon_e7 = -1800000001;
+}
+static void m_lon_hi(struct sample *s)
+{
+	s->lon_e7 = 1800000001;
+}
+static void m_speed_neg(struct sample *s)
+{
+	s->speed_cms = -1;
+}
+static void m_speed_big(struct sample *s)
+{
+	s->speed_cms = 20000;
+}
+static void m_head_neg(struct sample *s)
+{
+	s->heading_cdeg = -1;
+}
+static void m_head_big(struct sample *s)
+{
+	s->heading_cdeg = 36000;
+}
+static void m_fix_big(struct sample *s)
+{
+	s->fix = (enum fix_mode)4;
+}
+static void m_bit5(struct sample *s)
+{
+	s->present |= 1u << 5;
+}
+static void m_bit8(struct sample *s)
+{
+	s->present |= 1u << 8;
+}
 
 static void test_batch_encode_rejects_out_of_range(void **state)
 {
 	static const struct bad_sample_case cases[] = {
-		{ "time<0", m_time_neg }, { "time>2^53", m_time_big },
+		{ "time<0", m_time_neg },    { "time>2^53", m_time_big },
 		{ "odometer<0", m_odo_neg }, { "odometer>1e10", m_odo_big },
-		{ "fuel<0", m_fuel_neg }, { "fuel>1000", m_fuel_big },
-		{ "lat<-90", m_lat_lo }, { "lat>90", m_lat_hi },
-		{ "lon<-180", m_lon_lo }, { "lon>180", m_lon_hi },
-		{ "speed<0", m_speed_neg }, { "speed>=200m/s", m_speed_big },
+		{ "fuel<0", m_fuel_neg },    { "fuel>1000", m_fuel_big },
+		{ "lat<-90", m_lat_lo },     { "lat>90", m_lat_hi },
+		{ "lon<-180", m_lon_lo },    { "lon>180", m_lon_hi },
+		{ "speed<0", m_speed_neg },  { "speed>=200m/s", m_speed_big },
 		{ "heading<0", m_head_neg }, { "heading>=360", m_head_big },
-		{ "fix>3", m_fix_big }, { "present bit 5", m_bit5 }, { "present bit 8", m_bit8 },
+		{ "fix>3", m_fix_big },	     { "present bit 5", m_bit5 },
+		{ "present bit 8", m_bit8 },
 	};
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
@@ -242,7 +299,7 @@ static void test_batch_encode_rejects_out_of_range(void **state)
 		cases[c].mutate(&s[2]);
 		print_message("  %s\n", cases[c].name);
 		assert_int_equal(codec_encode_batch(0, 1, s, 3, &buf, &len), -EINVAL);
-		assert_string_equal((char *)buf, "sentinel");	/* untouched */
+		assert_string_equal((char *)buf, "sentinel"); /* untouched */
 		assert_int_equal(len, 4242);
 	}
 }
@@ -343,9 +400,10 @@ static const int64_t T2[] = { 1000, 1000 };
 static const int64_t O2[] = { 10, 5 };
 static const int32_t V2[] = { 10, -5 };
 
-#define GOOD2 .seq = 1, .n_flags = 2, .flags = F2, .n_time = 2, .time = T2, .n_odo = 2, \
-	      .odo = O2, .n_fuel = 2, .fuel = V2, .n_lat = 2, .lat = V2, .n_lon = 2, .lon = V2, \
-	      .n_speed = 2, .speed = V2, .n_head = 2, .head = V2
+#define GOOD2                                                                                \
+	.seq = 1, .n_flags = 2, .flags = F2, .n_time = 2, .time = T2, .n_odo = 2, .odo = O2, \
+	.n_fuel = 2, .fuel = V2, .n_lat = 2, .lat = V2, .n_lon = 2, .lon = V2, .n_speed = 2, \
+	.speed = V2, .n_head = 2, .head = V2
 
 static void test_batch_decode_column_rules(void **state)
 {
@@ -378,8 +436,15 @@ static void test_batch_decode_column_rules(void **state)
 	r = good, r.n_head = 3, r.head = three;
 	expect_raw("heading long", &r, -EBADMSG);
 	/* only sample 0 has a position: one entry in lat and lon, none elsewhere */
-	r = (struct raw_batch){ .seq = 1, .n_flags = 2, .flags = f_one_pos, .n_time = 2,
-				.time = T2, .n_lat = 1, .lat = one, .n_lon = 1, .lon = one };
+	r = (struct raw_batch){ .seq = 1,
+				.n_flags = 2,
+				.flags = f_one_pos,
+				.n_time = 2,
+				.time = T2,
+				.n_lat = 1,
+				.lat = one,
+				.n_lon = 1,
+				.lon = one };
 	expect_raw("sparse columns", &r, 0);
 	r.n_odo = 1, r.odo = O2;
 	expect_raw("value for an absent column", &r, -EBADMSG);
@@ -392,8 +457,13 @@ static void test_batch_decode_unknown_bits(void **state)
 					  (1u << 5) | (1u << 7) | (1u << 10) | (3u << 8) };
 	static const int64_t t[] = { 1000, 1 };
 	static const int32_t fuel[] = { 42 };
-	struct raw_batch r = { .seq = 3, .n_flags = 2, .flags = flags, .n_time = 2, .time = t,
-			       .n_fuel = 1, .fuel = fuel };
+	struct raw_batch r = { .seq = 3,
+			       .n_flags = 2,
+			       .flags = flags,
+			       .n_time = 2,
+			       .time = t,
+			       .n_fuel = 1,
+			       .fuel = fuel };
 	struct sample *got = NULL;
 	uint64_t seq = 0;
 	size_t len, n = 0;
@@ -440,10 +510,23 @@ static void test_batch_decode_range_after_undelta(void **state)
 	static const int64_t o1[] = { 5 };
 	static const int32_t v1[] = { 5 };
 
-	struct raw_batch base = { .seq = 1, .n_flags = 2, .flags = f2, .n_time = 2, .time = t_ok,
-				  .n_odo = 2, .odo = o_ok, .n_fuel = 2, .fuel = ok, .n_lat = 2,
-				  .lat = ok, .n_lon = 2, .lon = ok, .n_speed = 2, .speed = ok,
-				  .n_head = 2, .head = ok };
+	struct raw_batch base = { .seq = 1,
+				  .n_flags = 2,
+				  .flags = f2,
+				  .n_time = 2,
+				  .time = t_ok,
+				  .n_odo = 2,
+				  .odo = o_ok,
+				  .n_fuel = 2,
+				  .fuel = ok,
+				  .n_lat = 2,
+				  .lat = ok,
+				  .n_lon = 2,
+				  .lon = ok,
+				  .n_speed = 2,
+				  .speed = ok,
+				  .n_head = 2,
+				  .head = ok };
 	struct raw_batch r;
 
 	expect_raw("in range", &base, 0);
@@ -479,10 +562,23 @@ static void test_batch_decode_range_after_undelta(void **state)
 	expect_raw("speed 200 m/s", &r, -EBADMSG);
 	r = base, r.head = head_over;
 	expect_raw("heading 360", &r, -EBADMSG);
-	r = (struct raw_batch){ .seq = 1, .n_flags = 1, .flags = f1, .n_time = 1, .time = t1,
-				.n_odo = 1, .odo = o1, .n_fuel = 1, .fuel = v1, .n_lat = 1,
-				.lat = lat_first, .n_lon = 1, .lon = v1, .n_speed = 1,
-				.speed = v1, .n_head = 1, .head = v1 };
+	r = (struct raw_batch){ .seq = 1,
+				.n_flags = 1,
+				.flags = f1,
+				.n_time = 1,
+				.time = t1,
+				.n_odo = 1,
+				.odo = o1,
+				.n_fuel = 1,
+				.fuel = v1,
+				.n_lat = 1,
+				.lat = lat_first,
+				.n_lon = 1,
+				.lon = v1,
+				.n_speed = 1,
+				.speed = v1,
+				.n_head = 1,
+				.head = v1 };
 	expect_raw("first value absolute, out of range", &r, -EBADMSG);
 }
 
@@ -562,20 +658,20 @@ static size_t simulate_drive(struct sample *s, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		double target = (i / 120) % 4 == 0 ? 0 : (i / 120) % 4 == 3 ? 27 : 13;
-		double jitter = (double)(rnd() % 2001) / 1000.0 - 1.0;	/* -1..1 */
+		double jitter = (double)(rnd() % 2001) / 1000.0 - 1.0; /* -1..1 */
 
 		speed += (target - speed) * 0.1 + 0.3 * jitter;
 		if (speed < 0.05)
 			speed = 0;
 		if (speed > 0)
-			heading += 1.5 * jitter + ((i / 45) % 7 == 3 ? 6 : 0);	/* turns */
+			heading += 1.5 * jitter + ((i / 45) % 7 == 3 ? 6 : 0); /* turns */
 		heading = fmod(heading + 360.0, 360.0);
 		lat += speed * cos(heading * M_PI / 180) / 111320.0;
 		lon += speed * sin(heading * M_PI / 180) / (111320.0 * cos(lat * M_PI / 180));
 		odo += speed;
 		if (i % 90 == 89 && fuel > 0)
 			fuel--;
-		t += 1000 + (int64_t)(rnd() % 7) - 3;	/* sampling jitter */
+		t += 1000 + (int64_t)(rnd() % 7) - 3; /* sampling jitter */
 		s[i] = (struct sample){
 			.time_ms = t,
 			.present = ALL_BITS,
@@ -645,7 +741,8 @@ static void test_offer_event_round_trip(void **state)
 
 		snprintf(ev.offer_id, sizeof(ev.offer_id), "%s", rep('i', CODEC_MAX_ID - 1));
 		if (a == OFFER_ACTION_REJECTED)
-			snprintf(ev.reason, sizeof(ev.reason), "%s", rep('r', CODEC_MAX_REASON - 1));
+			snprintf(ev.reason, sizeof(ev.reason), "%s",
+				 rep('r', CODEC_MAX_REASON - 1));
 		assert_int_equal(codec_encode_offer_event(&ev, &buf, &len), 0);
 		memset(&got, 0x55, sizeof(got));
 		assert_int_equal(codec_decode_offer_event(buf, len, &got), 0);
@@ -697,7 +794,7 @@ static void test_offer_event_rejects(void **state)
 	buf = pack_msg(&e.base, &len);
 	assert_int_equal(codec_decode_offer_event(buf, len, &got), -EBADMSG);
 	free(buf);
-	assert_int_equal(got.time_ms, (int64_t)0x5555555555555555);	/* untouched */
+	assert_int_equal(got.time_ms, (int64_t)0x5555555555555555); /* untouched */
 	assert_int_equal(codec_decode_offer_event(big, sizeof(big), &got), -EMSGSIZE);
 	assert_int_equal(codec_decode_offer_event((const uint8_t *)"\xff\xff", 2, &got), -EBADMSG);
 }
@@ -714,8 +811,8 @@ static void test_status_round_trip_and_rejects(void **state)
 		int has;
 		uint32_t depth, want;
 	} q[] = {
-		{ 0, 17, 0 },		/* not sent: reads back as absent, 0 */
-		{ 1, 0, 0 },		/* depth 0 is a value, not absence */
+		{ 0, 17, 0 }, /* not sent: reads back as absent, 0 */
+		{ 1, 0, 0 },  /* depth 0 is a value, not absence */
 		{ 1, UINT32_MAX, UINT32_MAX },
 	};
 
@@ -850,7 +947,7 @@ static void test_offer_rejects(void **state)
 	o.area_lon_e7 = 1800000001;
 	assert_int_equal(codec_encode_offer(&o, &buf, &len), -EINVAL);
 	o = sample_offer(0);
-	o.area_lon_e7 = 1800000001;	/* ignored without has_area */
+	o.area_lon_e7 = 1800000001; /* ignored without has_area */
 	assert_int_equal(codec_encode_offer(&o, &buf, &len), 0);
 	free(buf);
 	memset(o.title, 'x', sizeof(o.title));
@@ -874,7 +971,8 @@ static void test_signed_offer_round_trip_and_rejects(void **state)
 		sig[i] = (uint8_t)(i * 7);
 	assert_int_equal(codec_encode_offer(&o, &offer_buf, &offer_len), 0);
 	assert_int_equal(codec_encode_signed_offer(offer_buf, offer_len, sig, 71,
-						   "0123456789abcdef", &buf, &len), 0);
+						   "0123456789abcdef", &buf, &len),
+			 0);
 	assert_int_equal(codec_decode_signed_offer(buf, len, &so), 0);
 	assert_int_equal(so.offer_len, offer_len);
 	assert_memory_equal(so.offer, offer_buf, offer_len);
@@ -883,22 +981,25 @@ static void test_signed_offer_round_trip_and_rejects(void **state)
 	assert_string_equal(so.key_id, "0123456789abcdef");
 	codec_signed_offer_free(&so);
 	assert_null(so.offer);
-	codec_signed_offer_free(&so);	/* twice is harmless */
+	codec_signed_offer_free(&so); /* twice is harmless */
 	codec_signed_offer_free(NULL);
 	free(buf);
 
 	/* encode: bad arguments */
 	assert_int_equal(codec_encode_signed_offer(offer_buf, offer_len, sig, CODEC_MAX_SIG + 1,
-						   "k", &buf, &len), -EINVAL);
+						   "k", &buf, &len),
+			 -EINVAL);
 	assert_int_equal(codec_encode_signed_offer(offer_buf, offer_len, sig, 0, "k", &buf, &len),
 			 -EINVAL);
 	assert_int_equal(codec_encode_signed_offer(offer_buf, 0, sig, 8, "k", &buf, &len), -EINVAL);
 	assert_int_equal(codec_encode_signed_offer(offer_buf, offer_len, sig, 8,
-						   rep('k', CODEC_MAX_KEY_ID), &buf, &len), -EINVAL);
+						   rep('k', CODEC_MAX_KEY_ID), &buf, &len),
+			 -EINVAL);
 	big = calloc(1, CODEC_MAX_OFFER_BYTES + 1);
 	assert_non_null(big);
 	assert_int_equal(codec_encode_signed_offer(big, CODEC_MAX_OFFER_BYTES - 10, sig, 72, "k",
-						   &buf, &len), -EMSGSIZE);
+						   &buf, &len),
+			 -EMSGSIZE);
 
 	/* decode: hostile messages */
 	memset(&sentinel, 0x55, sizeof(sentinel));
