@@ -867,12 +867,13 @@ int telemetry_history(struct telemetry *t, const char *vin, int64_t from_ms, int
 	}
 	if (r < 0)
 		goto out;
-	qsort(rows, n, sizeof(*rows), sample_cmp_desc);
 	if (n > keep) {
+		qsort(rows, n, sizeof(*rows), sample_cmp_desc);
 		truncated = truncated || !limit;
 		n = keep;
 	}
-	qsort(rows, n, sizeof(*rows), sample_cmp);
+	if (n)
+		qsort(rows, n, sizeof(*rows), sample_cmp);
 	*ret_rows = n ? rows : NULL;
 	if (!n)
 		free(rows);
