@@ -281,6 +281,7 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 	oc.vin = conf->vin;
 	oc.verifier = a->verifier;
 	oc.max_speed_kmh = conf->display_max_speed_kmh;
+	oc.max_validity_ms = (int64_t)conf->offer_max_validity_s * 1000;
 	r = offers_new(&oc, a->display, on_offer_event, a, loop_wall_ms(), &a->offers);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot open %s: %s", path, strerror(-r));

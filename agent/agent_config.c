@@ -63,6 +63,8 @@ const struct config_option agent_config_table[] = {
 	    "offer card file (default <state_dir>/screen.txt)"),
 	OPT(display_max_speed_kmh, CONFIG_INT, 0, 300, "5",
 	    "offers are shown only at or below this speed"),
+	OPT(offer_max_validity_s, CONFIG_INT, 60, 31536000, "2592000",
+	    "offers valid for longer than this (valid_until - valid_from) are refused"),
 	OPT(receipt_timeout_ms, CONFIG_INT, 1000, 3600000, "60000",
 	    "publish a batch again when the gateway has not confirmed it this long after the "
 	    "broker took it"),

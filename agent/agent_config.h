@@ -28,6 +28,7 @@ struct agent_config {
 	int batch_max_age_ms;
 	char *display_file;	   /* owned; default <state_dir>/screen.txt */
 	int display_max_speed_kmh; /* offers wait while driving faster */
+	int offer_max_validity_s;  /* longer offer validity windows are refused */
 	int queue_max_batches;	   /* bound on stored batches; oldest dropped */
 	int receipt_timeout_ms;	   /* sent batch without gateway receipt: resend */
 	char *log_level;	   /* owned; error, warn, info or debug */

@@ -1,7 +1,8 @@
 /*
- * Displays; see display.h. The file display writes <path>.tmp, fsyncs it,
- * renames it over <path> and fsyncs the directory, so a reader (or a power
- * cut) sees the old card or the new one, never half of one.
+ * Displays; see display.h. The file display writes <path>.tmp (mode 0600,
+ * whatever the umask), fsyncs it, renames it over <path> and fsyncs the
+ * directory, so a reader (or a power cut) sees the old card or the new one,
+ * never half of one.
  */
 #include "display.h"
 
@@ -12,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileperm.h"
 #include "log.h"
 
 struct file_display {
@@ -94,13 +97,20 @@ static int file_show(struct display *d, const struct offer *o, int64_t shown_at_
 {
 	struct file_display *fd = (struct file_display *)d;
 	char until[32];
-	FILE *f;
-	int r = 0;
+	FILE *f = NULL;
+	int r = 0, fdn;
 
-	f = fopen(fd->tmp, "we");
+	/* 0600 whatever the umask: the card holds a promo code. */
+	fdn = open(fd->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, FILEPERM_MODE);
+	if (fdn >= 0 && fchmod(fdn, FILEPERM_MODE) == 0)
+		f = fdopen(fdn, "w");
 	if (!f) {
 		r = -errno;
-		log_error("display: cannot write %s: %s", fd->tmp, strerror(errno));
+		if (fdn >= 0) {
+			close(fdn);
+			unlink(fd->tmp);
+		}
+		log_error("display: cannot write %s: %s", fd->tmp, strerror(-r));
 		return r;
 	}
 	display_format_time(o->valid_until_ms, until, sizeof(until));

@@ -5,7 +5,8 @@
  * demo or a kiosk UI can watch. A real screen comes later behind the same
  * interface.
  *
- * File format, written atomically (temporary file + fsync + rename):
+ * File format, written atomically (temporary file + fsync + rename), mode
+ * 0600 whatever the umask (it holds promo codes):
  *   offer_id: <id>
  *   kind: refuel|service|inspection|loyalty|test_drive
  *   title: <title>

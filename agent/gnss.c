@@ -65,9 +65,15 @@ static void gnss_disconnect(struct gnss *g)
 	g->connected = 0;
 	g->fd = -1;
 	g->last_mode = FIX_UNKNOWN;
+	g->have_fix = 0; /* a fix from before the gap says nothing about now */
 }
 
-/* Takes what one report says; keeps it only if it is a usable fix. */
+/*
+ * Takes what one report says; keeps it only if it is a usable fix. A report
+ * of no fix (mode below 2D) forgets the fix at once: gpsd says the receiver
+ * has lost it, so the next sample carries no position (the staleness limit
+ * only covers a gpsd that goes quiet).
+ */
 static void gnss_take(struct gnss *g)
 {
 	const struct gps_data_t *d = &g->gd;
@@ -79,9 +85,14 @@ static void gnss_take(struct gnss *g)
 		       : d->fix.mode == MODE_2D	    ? FIX_2D
 		       : d->fix.mode == MODE_NO_FIX ? FIX_NONE
 						    : FIX_UNKNOWN;
-	if (d->fix.mode < MODE_2D || !(d->set & LATLON_SET) || !isfinite(d->fix.latitude) ||
-	    !isfinite(d->fix.longitude) || fabs(d->fix.latitude) > 90 ||
-	    fabs(d->fix.longitude) > 180)
+	if (d->fix.mode < MODE_2D) {
+		if (g->have_fix)
+			log_debug("gnss: no fix (mode %d): position cleared", (int)d->fix.mode);
+		g->have_fix = 0;
+		return;
+	}
+	if (!(d->set & LATLON_SET) || !isfinite(d->fix.latitude) || !isfinite(d->fix.longitude) ||
+	    fabs(d->fix.latitude) > 90 || fabs(d->fix.longitude) > 180)
 		return;
 	memset(&f, 0, sizeof(f));
 	f.mode = g->last_mode;

@@ -2,8 +2,9 @@
  * GNSS position from gpsd, through libgps, on the event loop: the gpsd
  * socket is polled like any other fd and read only when it is readable, so
  * the loop never waits for gpsd. The module keeps the latest usable fix
- * (mode >= 2D with finite latitude/longitude), calls it stale 5 s after the
- * last one, and reconnects with backoff (1 s doubling to 30 s) when gpsd goes
+ * (mode >= 2D with finite latitude/longitude), forgets it at once when gpsd
+ * reports no fix (mode below 2D) or goes away, calls it stale 5 s after the
+ * last one otherwise (gpsd gone quiet), and reconnects with backoff (1 s doubling to 30 s) when gpsd goes
  * away or cannot be reached.
  *
  * Caveat: libgps's gps_open() connects with a blocking connect(); for gpsd on

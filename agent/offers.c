@@ -4,6 +4,8 @@
  * separate from the telemetry queue so neither can lock or corrupt the
  * other):
  *   seen(id, valid_until_ms)                  accepted ids, pruned on expiry
+ *        and never before (at most OFFERS_MAX_SEEN; when full, new offers
+ *        are refused)
  *   current(slot = 1, state, offer, shown_at_ms)  the one current offer,
  *        as its verified Offer bytes; state 1 waiting, 2 shown
  * Offers arrive rarely, so statements are prepared per call.
@@ -11,6 +13,7 @@
 #include "offers.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 
 #include "crypto.h"
 #include "display.h"
+#include "fileperm.h"
 #include "log.h"
 #include "sqlerr.h"
 
@@ -28,6 +32,7 @@ struct offers {
 	struct crypto_verifier *verifier; /* borrowed, may be NULL */
 	char vin[18];
 	double max_speed_kmh;
+	int64_t max_validity_ms; /* longest valid_until - valid_from accepted */
 	offers_event_fn fn;
 	void *arg;
 	enum offers_state state; /* of cur */
@@ -163,20 +168,33 @@ static int seen_before(struct offers *o, const char *id)
 	return r;
 }
 
-/* Records an accepted id, keeping at most OFFERS_MAX_SEEN (earliest expiry goes). */
+/* The number of remembered ids, or -errno. */
+static int seen_count(struct offers *o)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r;
+
+	rc = sqlite3_prepare_v2(o->db, "SELECT count(*) FROM seen", -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		r = sqlite3_column_int(s, 0);
+	else
+		r = offers_fail(o, "count offer ids", rc);
+	sqlite3_finalize(s);
+	return r;
+}
+
+/*
+ * Records an accepted id. Never evicts one: an id leaves the table only when
+ * its offer has expired (prune), and offers_handle refuses new offers while
+ * OFFERS_MAX_SEEN unexpired ids are kept.
+ */
 static int remember(struct offers *o, const struct offer *off)
 {
 	sqlite3_stmt *s = NULL;
-	char sql[160];
 	int rc, r;
 
-	snprintf(sql, sizeof(sql),
-		 "DELETE FROM seen WHERE id IN (SELECT id FROM seen ORDER BY valid_until_ms"
-		 " LIMIT max(0, (SELECT count(*) FROM seen) - %d))",
-		 OFFERS_MAX_SEEN - 1);
-	r = exec(o, sql, "bound offer ids");
-	if (r < 0)
-		return r;
 	rc = sqlite3_prepare_v2(o->db,
 				"INSERT OR REPLACE INTO seen(id, valid_until_ms)"
 				" VALUES (?1, ?2)",
@@ -239,12 +257,41 @@ int offers_handle(struct offers *o, const uint8_t *payload, size_t len, int64_t 
 		r = reject(o, off.id, "wrong vehicle", now_ms);
 		goto out;
 	}
+	/* Unsigned: the difference of two int64 may not fit an int64. */
+	if (off.valid_until_ms > off.valid_from_ms &&
+	    (uint64_t)off.valid_until_ms - (uint64_t)off.valid_from_ms >
+		    (uint64_t)o->max_validity_ms) {
+		char why[CODEC_MAX_REASON];
+
+		snprintf(why, sizeof(why),
+			 "validity window too long (%" PRIu64 " s, at most %" PRId64 " s)",
+			 ((uint64_t)off.valid_until_ms - (uint64_t)off.valid_from_ms) / 1000,
+			 o->max_validity_ms / 1000);
+		r = reject(o, off.id, why, now_ms);
+		goto out;
+	}
 	if (now_ms < off.valid_from_ms) {
 		r = reject(o, off.id, "not yet valid", now_ms);
 		goto out;
 	}
 	if (now_ms > off.valid_until_ms) {
 		r = reject(o, off.id, "expired", now_ms);
+		goto out;
+	}
+	/*
+	 * The replay table must hold this id until the offer expires, and it
+	 * never evicts a live id (that would let a redelivery show it again):
+	 * when it is full of live ids, the new offer is refused instead.
+	 */
+	prune(o, now_ms);
+	r = seen_count(o);
+	if (r < 0)
+		goto out;
+	if (r >= OFFERS_MAX_SEEN) {
+		char why[CODEC_MAX_REASON];
+
+		snprintf(why, sizeof(why), "replay table full (%d offers still valid)", r);
+		r = reject(o, off.id, why, now_ms);
 		goto out;
 	}
 	copy = malloc(so.offer_len);
@@ -391,9 +438,18 @@ int offers_new(const struct offers_config *conf, struct display *display, offers
 	snprintf(o->vin, sizeof(o->vin), "%s", conf->vin);
 	o->verifier = conf->verifier;
 	o->max_speed_kmh = conf->max_speed_kmh;
+	o->max_validity_ms =
+		conf->max_validity_ms > 0 ? conf->max_validity_ms : OFFERS_MAX_VALIDITY_MS;
 	o->display = display;
 	o->fn = fn;
 	o->arg = arg;
+	/* 0600 before SQLite makes it 0644: it holds promo codes. */
+	r = fileperm_private(conf->db_path);
+	if (r < 0) {
+		log_error("offers: cannot create %s with mode 0600: %s", conf->db_path,
+			  strerror(-r));
+		goto fail;
+	}
 	rc = sqlite3_open_v2(conf->db_path, &o->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 			     NULL);
 	if (rc != SQLITE_OK) {
@@ -404,6 +460,10 @@ int offers_new(const struct offers_config *conf, struct display *display, offers
 	r = exec(o, offers_schema, "create schema");
 	if (r < 0)
 		goto fail;
+	r = fileperm_sqlite_sidecars(conf->db_path);
+	if (r < 0)
+		log_warn("offers: cannot set the mode of %s-wal/-shm to 0600: %s", conf->db_path,
+			 strerror(-r));
 	prune(o, now_ms);
 	r = load_current(o, now_ms);
 	if (r < 0)

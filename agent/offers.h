@@ -6,12 +6,18 @@
  * this order: it decodes (else "malformed"), its key_id is the configured
  * offer-signing key's ("unknown key"), the ECDSA signature verifies over
  * exactly the Offer bytes ("bad signature"), those bytes decode as an Offer
- * ("malformed"), its vin is ours ("wrong vehicle"), and now is within
- * [valid_from, valid_until] ("not yet valid", "expired"). A rejected offer is
+ * ("malformed"), its vin is ours ("wrong vehicle"), its validity window
+ * valid_until - valid_from is at most max_validity_ms ("validity window too
+ * long (<n> s, at most <m> s)"), now is within [valid_from, valid_until]
+ * ("not yet valid", "expired"), and the replay table has room ("replay table
+ * full (<n> offers still valid)"). A rejected offer is
  * logged at warn ("offer <id or ?> rejected: <reason>"; the id is given only
  * once the signature verified) and reported as an Event REJECTED. An offer
  * whose id was already accepted (QoS 1 redelivery) is ignored; accepted ids
- * are kept with their expiry in offers.db and pruned once expired.
+ * are kept with their expiry in offers.db and pruned once expired, never
+ * before: while OFFERS_MAX_SEEN unexpired ids are kept, new offers are
+ * refused rather than an id evicted (an evicted id would be shown again on
+ * redelivery). The window bound keeps every id's stay in the table short.
  *
  * Driver safety: a card is never put on screen while the speed is above
  * max_speed_kmh, or unknown (NaN); the offer waits (persisted) and is shown at
@@ -36,13 +42,16 @@ struct crypto_verifier;
 struct display;
 struct offers;
 
-#define OFFERS_MAX_SEEN 10000 /* accepted ids remembered at most */
+#define OFFERS_MAX_SEEN 10000 /* unexpired accepted ids remembered at most */
+/* Default longest validity window (valid_until - valid_from): 30 days. */
+#define OFFERS_MAX_VALIDITY_MS (30LL * 24 * 3600 * 1000)
 
 struct offers_config {
 	const char *db_path;		  /* offers.db, created if missing */
 	const char *vin;		  /* ours */
 	struct crypto_verifier *verifier; /* borrowed; NULL: every offer is "unknown key" */
 	double max_speed_kmh;		  /* shown only at or below this speed */
+	int64_t max_validity_ms;	  /* longer windows are refused; 0 = default */
 };
 
 /* Called for every Event to report (SHOWN, REJECTED); ev is borrowed. */

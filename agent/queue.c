@@ -27,9 +27,10 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "fileperm.h"
 #include "log.h"
-#include "sqlerr.h"
 #include "loop.h"
+#include "sqlerr.h"
 
 #define QUEUE_LOG_REPEAT_MS 60000 /* same failing operation: log once a minute */
 #define QUEUE_BUSY_TIMEOUT_MS 100 /* never block the loop for long */
@@ -332,6 +333,12 @@ int queue_open(const char *path, unsigned max_batches, struct queue **ret_q)
 	if (!q)
 		return -ENOMEM;
 	q->max_batches = max_batches;
+	/* 0600 before SQLite makes it 0644: it holds the car's positions. */
+	r = fileperm_private(path);
+	if (r < 0) {
+		log_error("queue: cannot create %s with mode 0600: %s", path, strerror(-r));
+		goto fail;
+	}
 	rc = sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (rc != SQLITE_OK) {
 		r = queue_fail(q, "open database", rc);
@@ -351,6 +358,11 @@ int queue_open(const char *path, unsigned max_batches, struct queue **ret_q)
 		r = queue_fail(q, "set journal mode", rc);
 		goto fail;
 	}
+	/* SQLite gave -wal and -shm the main file's mode; older agents' were 0644. */
+	r = fileperm_sqlite_sidecars(path);
+	if (r < 0)
+		log_warn("queue: cannot set the mode of %s-wal/-shm to 0600: %s", path,
+			 strerror(-r));
 	r = queue_create(q);
 	if (r < 0)
 		goto fail;

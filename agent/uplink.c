@@ -29,6 +29,23 @@
  */
 #define UPLINK_RECEIPT_SLACK_MS 1000
 #define UPLINK_BAD_RECEIPT_LOG_MS 60000 /* malformed receipts: log once a minute */
+#define UPLINK_CLOCK_LOG_MS 600000	/* wrong clock: warn once every 10 minutes */
+/*
+ * A receipt that makes our clock look ahead may only be late (held by the
+ * broker for our session while we were offline): "ahead" is believed only
+ * when every receipt over this long says so (see clock_check).
+ */
+#define UPLINK_CLOCK_WINDOW_MS 60000
+
+/*
+ * Rate limit for one kind of repeated log line: throttle_pass() says whether
+ * to log now, and counts what it holds back.
+ */
+struct throttle {
+	int used;	     /* a line was logged */
+	uint64_t last_ms;    /* when (monotonic) */
+	uint64_t suppressed; /* lines held back since */
+};
 
 struct held_event {
 	uint8_t *buf; /* owned, encoded Event */
@@ -59,7 +76,16 @@ struct uplink {
 	int bound_logged;	     /* "waiting for receipts" logged since the last
 					 * receipt */
 	uint64_t bad_receipts;	     /* malformed receipts since start */
-	uint64_t bad_receipt_log_ms; /* when one was last logged (monotonic) */
+	struct throttle bad_receipt_log;
+	/* Our wall clock against the gateway's (the receipts' gateway_time_ms). */
+	int clock_known;	     /* clock_skew_ms holds a judgement */
+	int64_t clock_skew_ms;	     /* ours - gateway's, as last judged */
+	int clock_bad;		     /* that judgement was beyond the limit */
+	uint64_t clock_window_ms;    /* UPLINK_CLOCK_WINDOW_MS (tests shorten it) */
+	unsigned clock_win_n;	     /* receipts in the "ahead" window */
+	uint64_t clock_win_start_ms; /* monotonic time of its first receipt */
+	int64_t clock_win_min_ms;    /* least skew seen in it */
+	struct throttle clock_log;
 	struct held_event events[UPLINK_MAX_EVENTS]; /* ring */
 	size_t ev_head, ev_count;
 	uint64_t events_dropped;
@@ -67,6 +93,101 @@ struct uplink {
 
 static void send_batches(struct uplink *u);
 static void receipt_due(void *arg);
+
+/*
+ * Returns 1 if a throttled line may be logged at now_ms (the first one, then
+ * one per period_ms), else counts it as held back and returns 0.
+ */
+static int throttle_pass(struct throttle *t, uint64_t now_ms, uint64_t period_ms)
+{
+	if (t->used && now_ms - t->last_ms < period_ms) {
+		t->suppressed++;
+		return 0;
+	}
+	t->used = 1;
+	t->last_ms = now_ms;
+	t->suppressed = 0;
+	return 1;
+}
+
+/* Writes |ms| as "3d04h", "3h02m" or "4m05s" into buf. */
+static void format_span(int64_t ms, char *buf, size_t len)
+{
+	uint64_t s = (ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms) / 1000;
+
+	if (s >= 86400)
+		snprintf(buf, len, "%" PRIu64 "d%02" PRIu64 "h", s / 86400, s % 86400 / 3600);
+	else if (s >= 3600)
+		snprintf(buf, len, "%" PRIu64 "h%02" PRIu64 "m", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, len, "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
+}
+
+/* Records a judgement of our clock (skew = ours - gateway's) and logs it. */
+static void clock_judge(struct uplink *u, int64_t skew_ms, uint64_t now_ms)
+{
+	char span[32];
+
+	u->clock_known = 1;
+	u->clock_skew_ms = skew_ms;
+	format_span(skew_ms, span, sizeof(span));
+	if (skew_ms > UPLINK_CLOCK_MAX_SKEW_MS || skew_ms < -UPLINK_CLOCK_MAX_SKEW_MS) {
+		u->clock_bad = 1;
+		if (throttle_pass(&u->clock_log, now_ms, UPLINK_CLOCK_LOG_MS))
+			log_warn("clock is %s %s the gateway's: samples are dated wrong; check the "
+				 "time source",
+				 span, skew_ms > 0 ? "ahead of" : "behind");
+	} else if (u->clock_bad) {
+		u->clock_bad = 0;
+		u->clock_log.used = 0; /* a new error is reported at once */
+		log_info("clock agrees with the gateway's again (%s %s)", span,
+			 skew_ms >= 0 ? "ahead" : "behind");
+	}
+}
+
+/*
+ * A receipt carrying the gateway's clock (0: not sent) arrived now. A
+ * receipt is never early, only late, so our wall clock minus the gateway's
+ * is an upper bound of our clock's error: at or below the limit (including
+ * far behind) it is judged at once. Above the limit the receipt may just be
+ * late (held for our session while we were offline, delivered at the next
+ * connect), so "ahead" is judged only when every receipt over
+ * UPLINK_CLOCK_WINDOW_MS (two at least) says so, by the least skew among
+ * them; a receipt within the limit ends the window.
+ */
+static void clock_check(struct uplink *u, int64_t gateway_time_ms)
+{
+	uint64_t now = loop_now_ms();
+	int64_t skew;
+
+	if (gateway_time_ms <= 0)
+		return;
+	skew = loop_wall_ms() - gateway_time_ms;
+	if (skew <= UPLINK_CLOCK_MAX_SKEW_MS) {
+		u->clock_win_n = 0;
+		clock_judge(u, skew, now);
+		return;
+	}
+	if (u->clock_win_n == 0) {
+		u->clock_win_start_ms = now;
+		u->clock_win_min_ms = skew;
+	} else if (skew < u->clock_win_min_ms) {
+		u->clock_win_min_ms = skew;
+	}
+	u->clock_win_n++;
+	if (u->clock_win_n >= 2 && now - u->clock_win_start_ms >= u->clock_window_ms) {
+		u->clock_win_n = 0;
+		clock_judge(u, u->clock_win_min_ms, now);
+	}
+}
+
+int uplink_clock_skew_ms(const struct uplink *u, int64_t *ret_ms)
+{
+	if (!u->clock_known)
+		return -ENODATA;
+	*ret_ms = u->clock_skew_ms;
+	return 0;
+}
 
 /*
  * Arms the receipt timer for the oldest sent batch's deadline (plus the
@@ -278,26 +399,26 @@ static void on_published(struct uplink *u, uint64_t cookie)
  * under our VIN (the one before a wipe, still held for our persistent
  * session or redelivered): its seqs are not ours, so it deletes nothing.
  * A malformed receipt changes nothing and is logged at most once a minute.
+ * The gateway's clock in a receipt is checked against ours (clock_check).
  */
 static void on_receipt(struct uplink *u, const uint8_t *payload, size_t len)
 {
-	uint64_t *seqs = NULL, now, epoch = 0;
+	uint64_t *seqs = NULL, epoch = 0;
+	int64_t gateway_time_ms = 0;
 	size_t n = 0;
 	int r, deleted = 0;
 
-	r = codec_decode_ack(payload, len, &epoch, NULL, &seqs, &n);
+	r = codec_decode_ack(payload, len, &epoch, &gateway_time_ms, &seqs, &n);
 	if (r < 0) {
-		now = loop_now_ms();
 		u->bad_receipts++;
-		if (u->bad_receipts == 1 ||
-		    now - u->bad_receipt_log_ms >= UPLINK_BAD_RECEIPT_LOG_MS) {
+		if (throttle_pass(&u->bad_receipt_log, loop_now_ms(), UPLINK_BAD_RECEIPT_LOG_MS))
 			log_warn("malformed receipt (%zu bytes) ignored: %s (%" PRIu64
 				 " since start)",
 				 len, strerror(-r), u->bad_receipts);
-			u->bad_receipt_log_ms = now;
-		}
 		return;
 	}
+	/* Any receipt tells the gateway's time, whatever queue it is for. */
+	clock_check(u, gateway_time_ms);
 	if (epoch != queue_epoch(u->queue)) {
 		log_debug("receipt for %zu batches of queue epoch %016" PRIx64
 			  " ignored (ours is %016" PRIx64 ")",
@@ -419,6 +540,7 @@ int uplink_new(struct loop *loop, const struct uplink_config *conf, struct queue
 	snprintf(u->t_offers, sizeof(u->t_offers), "pitstop/v1/vehicles/%s/offers", conf->vin);
 	snprintf(u->t_events, sizeof(u->t_events), "pitstop/v1/vehicles/%s/events", conf->vin);
 	snprintf(u->t_acks, sizeof(u->t_acks), "pitstop/v1/vehicles/%s/acks", conf->vin);
+	u->clock_window_ms = UPLINK_CLOCK_WINDOW_MS;
 	u->receipt_timeout_ms = conf->receipt_timeout_ms > 0 ? (uint64_t)conf->receipt_timeout_ms
 							     : UPLINK_RECEIPT_TIMEOUT_MS;
 	will.time_ms = loop_wall_ms();

@@ -32,6 +32,13 @@
  * so a car whose certificate does not match its VIN logs one line a minute,
  * not a window's worth. Other publish failures pause for UPLINK_RETRY_MS.
  *
+ * Clock check: a receipt carries the gateway's clock (gateway_time_ms).
+ * When our wall clock is more than UPLINK_CLOCK_MAX_SKEW_MS off, the agent
+ * logs at warn, at most once every 10 minutes, "clock is 3h02m ahead of the
+ * gateway's: samples are dated wrong; check the time source", and at info
+ * when it agrees again. A late receipt makes us look ahead, never behind,
+ * so "ahead" is believed only when it holds over a minute of receipts.
+ *
  * Events (offer SHOWN/REJECTED) are published QoS 1 on .../events when
  * connected, else held in a small memory buffer (UPLINK_MAX_EVENTS, oldest
  * dropped) and sent after the next connect; they are not persisted.
@@ -49,6 +56,8 @@
 #define UPLINK_RETRY_MS 5000
 #define UPLINK_MAX_EVENTS 32
 #define UPLINK_RECEIPT_TIMEOUT_MS 60000 /* default receipt_timeout_ms */
+/* Our wall clock this far from the gateway's is wrong (warned). */
+#define UPLINK_CLOCK_MAX_SKEW_MS (5 * 60 * 1000)
 
 struct loop;
 struct queue;
@@ -89,6 +98,13 @@ void uplink_send_event(struct uplink *u, const struct offer_event *ev);
  * disconnects, waiting up to timeout_ms for in-flight messages.
  */
 void uplink_shutdown(struct uplink *u, int timeout_ms);
+
+/*
+ * Our wall clock minus the gateway's, in ms, as last judged from receipts
+ * (see "Clock check" above). Returns 0 and *ret_ms, or -ENODATA when no
+ * receipt carried the gateway's time yet.
+ */
+int uplink_clock_skew_ms(const struct uplink *u, int64_t *ret_ms);
 
 /* Accepts NULL. */
 void uplink_free(struct uplink *u);

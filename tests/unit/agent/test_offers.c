@@ -4,7 +4,10 @@
  * mbedTLS per test: the configured offer-signing key and a stranger's. Each
  * test builds signed offers the way the gateway does (codec_encode_offer,
  * crypto_sign, codec_encode_signed_offer) and checks what is shown, what is
- * rejected and why, what is reported as events, and the driver-safety rules.
+ * rejected and why, what is reported as events, and the driver-safety rules,
+ * the bound on validity windows, the replay table that refuses new offers
+ * rather than forget a live id, and the 0600 modes of offers.db, its WAL and
+ * the screen file.
  */
 #include <errno.h>
 #include <math.h>
@@ -18,6 +21,7 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/ecp.h>
@@ -97,7 +101,7 @@ static void on_event(const struct offer_event *ev, void *arg)
 
 static void open_offers(struct fixture *f, int64_t now)
 {
-	struct offers_config oc = { f->db, VIN, f->verifier, 5.0 };
+	struct offers_config oc = { f->db, VIN, f->verifier, 5.0, 0 };
 
 	assert_int_equal(offers_new(&oc, f->display, on_event, f, now, &f->o), 0);
 }
@@ -306,7 +310,7 @@ static void test_malformed(void **state)
 static void test_no_key_configured(void **state)
 {
 	struct fixture *f = *state;
-	struct offers_config oc = { f->db, VIN, NULL, 5.0 };
+	struct offers_config oc = { f->db, VIN, NULL, 5.0, 0 };
 	struct offer o = make_offer("no-key");
 
 	assert_int_equal(offers_new(&oc, f->display, on_event, f, NOW, &f->o), 0);
@@ -421,6 +425,138 @@ static void test_newer_replaces(void **state)
 	expect_event(f, 2, "third", OFFER_ACTION_SHOWN, "");
 }
 
+#define DAY (24 * HOUR)
+
+static void test_validity_window_bounded(void **state)
+{
+	struct fixture *f = *state;
+	struct offers_config oc = { f->db, VIN, f->verifier, 5.0, HOUR };
+	struct offer o = make_offer("thirty-days");
+
+	open_offers(f, NOW);
+	/* The default bound, 30 days, is inside. */
+	o.valid_from_ms = NOW - HOUR;
+	o.valid_until_ms = o.valid_from_ms + 30 * DAY;
+	assert_int_equal(deliver(f, &o, NONE, NOW, 0), OFFERS_SHOWN);
+	o = make_offer("a-second-more");
+	o.valid_from_ms = NOW - HOUR;
+	o.valid_until_ms = o.valid_from_ms + 30 * DAY + 1000;
+	assert_int_equal(deliver(f, &o, NONE, NOW, 0), OFFERS_REJECTED);
+	expect_event(f, 1, "a-second-more", OFFER_ACTION_REJECTED,
+		     "validity window too long (2592001 s, at most 2592000 s)");
+	/* What was shown in the attack: 292 million years. */
+	o = make_offer("forever");
+	o.valid_from_ms = 0;
+	o.valid_until_ms = INT64_MAX;
+	assert_int_equal(deliver(f, &o, NONE, NOW, 0), OFFERS_REJECTED);
+	expect_event(f, 2, "forever", OFFER_ACTION_REJECTED,
+		     "validity window too long (9223372036854775 s, at most 2592000 s)");
+	o.valid_from_ms = INT64_MIN;
+	assert_int_equal(deliver(f, &o, NONE, NOW, 0), OFFERS_REJECTED);
+	assert_int_equal(offers_current(f->o, NULL, 0), OFFERS_STATE_SHOWN);
+	/* A configured bound. */
+	offers_free(f->o);
+	f->o = NULL;
+	assert_int_equal(offers_new(&oc, f->display, on_event, f, NOW, &f->o), 0);
+	o = make_offer("two-hours");
+	o.valid_from_ms = NOW - HOUR;
+	o.valid_until_ms = NOW + HOUR;
+	assert_int_equal(deliver(f, &o, NONE, NOW, 0), OFFERS_REJECTED);
+	expect_event(f, 4, "two-hours", OFFER_ACTION_REJECTED,
+		     "validity window too long (7200 s, at most 3600 s)");
+	o = make_offer("one-hour");
+	o.valid_from_ms = NOW - HOUR / 2;
+	o.valid_until_ms = NOW + HOUR / 2;
+	assert_int_equal(deliver(f, &o, NONE, NOW, 0), OFFERS_SHOWN);
+}
+
+/* Puts n ids valid until valid_until straight into offers.db's replay table. */
+static void fill_seen(struct fixture *f, int n, int64_t valid_until)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+
+	assert_int_equal(sqlite3_open(f->db, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, "INSERT INTO seen(id, valid_until_ms) VALUES (?1, ?2)",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	for (int i = 0; i < n; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "filler-%d", i);
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 2, valid_until);
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+}
+
+static void test_replay_table_full_refuses(void **state)
+{
+	struct fixture *f = *state;
+	struct offer live = make_offer("live");
+	struct offer more = make_offer("one-too-many");
+	struct offer later = make_offer("after-expiry");
+	char id[CODEC_MAX_ID];
+
+	open_offers(f, NOW);
+	fill_seen(f, OFFERS_MAX_SEEN - 1, NOW + HOUR);
+	live.valid_until_ms = NOW + 2 * HOUR;
+	more.valid_until_ms = NOW + 2 * HOUR;
+	assert_int_equal(deliver(f, &live, NONE, NOW, 0), OFFERS_SHOWN);
+	/* Full of live ids: the new offer is refused, nothing is evicted. */
+	assert_int_equal(deliver(f, &more, NONE, NOW + 1000, 0), OFFERS_REJECTED);
+	expect_event(f, 1, "one-too-many", OFFER_ACTION_REJECTED,
+		     "replay table full (10000 offers still valid)");
+	assert_int_equal(offers_current(f->o, id, sizeof(id)), OFFERS_STATE_SHOWN);
+	assert_string_equal(id, "live");
+	assert_int_equal(deliver(f, &live, NONE, NOW + 2000, 0), OFFERS_DUPLICATE);
+	/* Once the fillers have expired there is room again. */
+	later.valid_until_ms = NOW + 2 * HOUR;
+	assert_int_equal(deliver(f, &later, NONE, NOW + HOUR + 1, 0), OFFERS_SHOWN);
+	assert_int_equal(deliver(f, &live, NONE, NOW + HOUR + 2, 0), OFFERS_DUPLICATE);
+	assert_int_equal(deliver(f, &more, NONE, NOW + HOUR + 3, 0), OFFERS_SHOWN);
+	assert_int_equal(f->nevents, 4);
+}
+
+/* The permission bits of path (-1 if it does not exist). */
+static int file_mode(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+static void test_files_private_whatever_umask(void **state)
+{
+	struct fixture *f = *state;
+	struct offer o = make_offer("private");
+	mode_t old = umask(0);
+	char side[320];
+
+	open_offers(f, NOW);
+	assert_int_equal(deliver(f, &o, NONE, NOW, 0), OFFERS_SHOWN);
+	assert_int_equal(file_mode(f->db), 0600);
+	snprintf(side, sizeof(side), "%s-wal", f->db);
+	assert_int_equal(file_mode(side), 0600);
+	snprintf(side, sizeof(side), "%s-shm", f->db);
+	assert_int_equal(file_mode(side), 0600);
+	assert_int_equal(file_mode(f->screen), 0600);
+	/* A screen file and a database an older agent left 0644 are tightened. */
+	offers_free(f->o);
+	f->o = NULL;
+	assert_int_equal(chmod(f->db, 0644), 0);
+	assert_int_equal(chmod(f->screen, 0644), 0);
+	open_offers(f, NOW + 1000); /* writes the shown card again */
+	assert_int_equal(file_mode(f->db), 0600);
+	assert_int_equal(file_mode(f->screen), 0600);
+	umask(old);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -433,6 +569,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expired_while_waiting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shown_offer_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_replaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_validity_window_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replay_table_full_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_files_private_whatever_umask, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

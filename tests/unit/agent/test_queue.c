@@ -8,7 +8,9 @@
  * at most QUEUE_MAX_UNCONFIRMED are published and unconfirmed), the
  * bound drops the oldest batch and counts it persistently, and the queue
  * epoch (random, non-zero and persistent for a new queue, created in the
- * schema's transaction; 0 kept for a queue.db made by a pre-epoch agent).
+ * schema's transaction; 0 kept for a queue.db made by a pre-epoch agent),
+ * and file modes (queue.db and its -wal/-shm are 0600 whatever the umask,
+ * also when an older agent left them 0644).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -18,6 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -639,6 +642,53 @@ static void test_legacy_queue_keeps_epoch_zero(void **state)
 	expect_peek(f, 3, 2);
 }
 
+/* The permission bits of path (-1 if it does not exist). */
+static int file_mode(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+/* queue.db, -wal and -shm of f are all 0600. */
+static void expect_private(struct fixture *f)
+{
+	char side[320];
+
+	assert_int_equal(file_mode(f->db), 0600);
+	snprintf(side, sizeof(side), "%s-wal", f->db);
+	assert_int_equal(file_mode(side), 0600);
+	snprintf(side, sizeof(side), "%s-shm", f->db);
+	assert_int_equal(file_mode(side), 0600);
+}
+
+static void test_files_private_whatever_umask(void **state)
+{
+	struct fixture *f = *state;
+	mode_t old = umask(0);
+	char side[320];
+	uint64_t seq;
+	FILE *fp;
+
+	assert_int_equal(queue_open(f->db, 10, &f->q), 0);
+	add_samples(f, 0, 3);
+	assert_int_equal(queue_seal(f->q, 30, &seq), 3);
+	expect_private(f);
+	queue_close(f->q);
+	f->q = NULL;
+	/* Files an older agent left world-readable are tightened at open. */
+	assert_int_equal(chmod(f->db, 0644), 0);
+	snprintf(side, sizeof(side), "%s-wal", f->db);
+	fp = fopen(side, "a"); /* SQLite removes the WAL at a clean close */
+	assert_non_null(fp);
+	fclose(fp);
+	assert_int_equal(chmod(side, 0666), 0);
+	assert_int_equal(queue_open(f->db, 10, &f->q), 0);
+	add_samples(f, 3, 1);
+	expect_private(f);
+	umask(old);
+}
+
 static void test_bad_arguments(void **state)
 {
 	struct fixture *f = *state;
@@ -672,6 +722,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_epoch_created_with_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_queue_keeps_epoch_zero, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_files_private_whatever_umask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 	};
 
