@@ -21,7 +21,10 @@ struct gw_config {
 	char *db;	      /* SQLite path or sqlite:PATH */
 	int low_fuel_pct;
 	int low_fuel_rearm_pct;
+	int low_fuel_rearm_hold_s;
 	int offer_valid_s;
+	int offers_per_day_max;
+	int max_clock_ahead_s;
 	char *log_level;
 	char *log_file; /* NULL: stderr */
 };

@@ -154,8 +154,13 @@ static int gateway_start(struct gateway *gw)
 		return r;
 	}
 	r = telemetry_new(gw->db, &gw->telemetry);
-	if (r == 0)
+	if (r == 0) {
+		struct telemetry_limits lim = telemetry_limits_default();
+
+		lim.max_ahead_ms = (int64_t)gw->conf.max_clock_ahead_s * 1000;
+		telemetry_set_limits(gw->telemetry, &lim);
 		r = offer_log_new(gw->db, &gw->offers);
+	}
 	if (r < 0) {
 		log_error("cannot prepare the database statements: %s", strerror(-r));
 		return r;
@@ -202,6 +207,8 @@ static int gateway_start(struct gateway *gw)
 	rc.low_fuel_pct = gw->conf.low_fuel_pct;
 	rc.low_fuel_rearm_pct = gw->conf.low_fuel_rearm_pct;
 	rc.offer_valid_s = gw->conf.offer_valid_s;
+	rc.low_fuel_rearm_hold_s = gw->conf.low_fuel_rearm_hold_s;
+	rc.offers_per_day_max = gw->conf.offers_per_day_max;
 	r = rules_new(&rc, gw->db, gw->offers, ingest_offer_sink, gw->ingest, &gw->rules);
 	if (r < 0) {
 		log_error("cannot set up the rules: %s", strerror(-r));

@@ -30,6 +30,9 @@ void counters_each(const struct counters *c,
 #define X(e, name) fn("rejected." #name, c->rejected[REJECT_##e], arg);
 	COUNTERS_REJECTS(X)
 #undef X
+#define X(e, name, what) fn("implausible." #name, c->implausible[TELEMETRY_IMPL_##e], arg);
+	TELEMETRY_IMPLAUSIBLE(X)
+#undef X
 }
 
 void counters_add(struct counters *sum, const struct counters *c)
@@ -39,6 +42,8 @@ void counters_add(struct counters *sum, const struct counters *c)
 #undef X
 	for (int i = 0; i < REJECT_COUNT; i++)
 		sum->rejected[i] += c->rejected[i];
+	for (int i = 0; i < TELEMETRY_IMPL_COUNT; i++)
+		sum->implausible[i] += c->implausible[i];
 }
 
 /* The field of c stored as name, or NULL for a name we do not know. */
@@ -53,6 +58,11 @@ static uint64_t *slot(struct counters *c, const char *name)
 	if (strcmp(name, "rejected." #nm) == 0) \
 		return &c->rejected[REJECT_##e];
 	COUNTERS_REJECTS(X)
+#undef X
+#define X(e, nm, what)                             \
+	if (strcmp(name, "implausible." #nm) == 0) \
+		return &c->implausible[TELEMETRY_IMPL_##e];
+	TELEMETRY_IMPLAUSIBLE(X)
 #undef X
 	return NULL; /* written by a newer gateway: ignored */
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "telemetry.h"
 
 /* X(field, help): every plain counter, in display order. */
 #define COUNTERS_PLAIN(X)                                                     \
@@ -24,7 +25,8 @@
 	X(acks_sent, "telemetry receipts acknowledged by the broker")         \
 	X(events, "offer events stored")                                      \
 	X(events_unknown, "offer events for offers never issued to that car") \
-	X(status, "agent status messages stored")
+	X(status, "agent status messages stored")                             \
+	X(status_ahead, "agent status messages dated too far ahead: set apart")
 
 /* X(ENUM, name): why a message was refused. */
 #define COUNTERS_REJECTS(X)     \
@@ -46,6 +48,8 @@ struct counters {
 	COUNTERS_PLAIN(X)
 #undef X
 	uint64_t rejected[REJECT_COUNT];
+	/* samples (and statuses) set apart, by reason (TELEMETRY_IMPLAUSIBLE) */
+	uint64_t implausible[TELEMETRY_IMPL_COUNT];
 };
 
 /* "bad_topic", ... for a reject reason; NULL when out of range. */
@@ -53,7 +57,8 @@ const char *counters_reject_name(enum reject r);
 
 /*
  * Calls fn for every counter of c with its stored name ("received", ...,
- * "rejected.bad_topic", ...) and value, in display order.
+ * "rejected.bad_topic", ..., "implausible.future", ...) and value, in
+ * display order.
  */
 void counters_each(const struct counters *c,
 		   void (*fn)(const char *name, uint64_t value, void *arg), void *arg);

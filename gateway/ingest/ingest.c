@@ -71,7 +71,8 @@ struct drained {
 
 /* What the open transaction will add to the counters when it commits. */
 struct tx_delta {
-	uint64_t stored, samples_stored, duplicates, events, events_unknown, status;
+	uint64_t stored, samples_stored, duplicates, events, events_unknown, status, status_ahead;
+	uint32_t implausible[TELEMETRY_IMPL_COUNT]; /* a transaction holds < 2^32 samples */
 	uint64_t messages; /* messages applied in the transaction */
 };
 
@@ -273,6 +274,9 @@ static int commit_tx(struct ingest *in)
 	next.events += in->tx.events;
 	next.events_unknown += in->tx.events_unknown;
 	next.status += in->tx.status;
+	next.status_ahead += in->tx.status_ahead;
+	for (int i = 0; i < TELEMETRY_IMPL_COUNT; i++)
+		next.implausible[i] += in->tx.implausible[i];
 	r = counters_save(in->db, in->instance_id, &next, now);
 	if (r == 0)
 		r = db_commit(in->db);
@@ -365,27 +369,32 @@ static int decode_status(const uint8_t *buf, size_t len, struct decoded *d)
 static int apply_telemetry(struct ingest *in, const char *vin, const uint8_t *buf, size_t len,
 			   struct decoded *d, struct tx_delta *delta)
 {
+	struct telemetry_item it = { .vin = vin,
+				     .epoch = d->epoch,
+				     .seq = d->seq,
+				     .raw = buf,
+				     .len = len,
+				     .samples = d->samples,
+				     .n = d->n };
 	int64_t now = loop_wall_ms();
-	struct telemetry_vehicle v;
+	struct telemetry_vehicle *v = NULL;
+	size_t nv = 0;
 	int r;
 
-	r = telemetry_put_batch(in->telemetry, vin, d->epoch, d->seq, buf, len, d->samples, d->n,
-				now, &v);
+	r = telemetry_put_batches(in->telemetry, &it, 1, now, &v, &nv);
+	if (r == 0 && in->rules)
+		r = rules_after_batches(in->rules, v, nv, now);
+	free(v);
 	if (r < 0)
 		return r;
-	if (r == 0) {
-		log_debug("ingest: %s batch %llu (epoch %016llx) is a duplicate", vin,
-			  (unsigned long long)d->seq, (unsigned long long)d->epoch);
+	if (!it.new_batch) {
 		delta->duplicates++;
 		return 0;
 	}
-	if (in->rules) {
-		r = rules_after_batch(in->rules, &v, now);
-		if (r < 0)
-			return r;
-	}
 	delta->stored++;
 	delta->samples_stored += d->n;
+	for (int i = 0; i < TELEMETRY_IMPL_COUNT; i++)
+		delta->implausible[i] += it.implausible[i];
 	return 0;
 }
 
@@ -408,10 +417,16 @@ static int apply_event(struct ingest *in, const char *vin, const uint8_t *buf, s
 static int apply_status(struct ingest *in, const char *vin, const uint8_t *buf, size_t len,
 			struct decoded *d, struct tx_delta *delta)
 {
-	int r = telemetry_put_status(in->telemetry, vin, &d->st, loop_wall_ms());
+	int implausible = 0;
+	int r = telemetry_put_status(in->telemetry, vin, &d->st, loop_wall_ms(), &implausible);
 
-	if (r == 0)
+	if (r == 0 && implausible) {
+		log_debug("ingest: %s sent a status dated %lld ms ahead; set apart", vin,
+			  (long long)(d->st.time_ms - loop_wall_ms()));
+		delta->status_ahead++;
+	} else if (r == 0) {
 		delta->status++;
+	}
 	return r;
 }
 
@@ -553,11 +568,14 @@ static int drain_add(struct ingest *in, const char *vin, const uint8_t *payload,
 }
 
 /* Counts one stored or duplicate batch and remembers it for its receipt. */
-static void drained_done(struct ingest *in, const struct drained *x, int new_batch)
+static void drained_done(struct ingest *in, const struct drained *x, int new_batch,
+			 const uint32_t *implausible)
 {
 	if (new_batch) {
 		in->tx.stored++;
 		in->tx.samples_stored += x->n;
+		for (int i = 0; implausible && i < TELEMETRY_IMPL_COUNT; i++)
+			in->tx.implausible[i] += implausible[i];
 	} else {
 		log_debug("ingest: %s batch %llu (epoch %016llx) is a duplicate", x->vin,
 			  (unsigned long long)x->seq, (unsigned long long)x->epoch);
@@ -614,7 +632,8 @@ static int flush_drain(struct ingest *in)
 			return r;
 		}
 		for (size_t i = 0; i < n; i++)
-			drained_done(in, &in->drain[i], in->items[i].new_batch);
+			drained_done(in, &in->drain[i], in->items[i].new_batch,
+				     in->items[i].implausible);
 		drain_clear_from(in, 0);
 		return 0;
 	}
@@ -642,7 +661,7 @@ one_by_one:
 			continue;
 		}
 		in->tx.messages++;
-		drained_done(in, x, d.stored != 0);
+		drained_done(in, x, d.stored != 0, d.implausible);
 	}
 	drain_clear_from(in, 0);
 	return 0;
@@ -700,6 +719,9 @@ void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload
 	in->tx.events += d.events;
 	in->tx.events_unknown += d.events_unknown;
 	in->tx.status += d.status;
+	in->tx.status_ahead += d.status_ahead;
+	for (int i = 0; i < TELEMETRY_IMPL_COUNT; i++)
+		in->tx.implausible[i] += d.implausible[i];
 	in->tx.messages++;
 	if (in->tx.messages >= in->max_pending)
 		commit_tx(in);

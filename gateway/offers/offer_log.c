@@ -16,6 +16,7 @@ enum stmt_id {
 	ST_ADVANCE,
 	ST_LIST,
 	ST_EXPIRE,
+	ST_COUNT_SINCE,
 	ST_COUNT,
 };
 
@@ -41,6 +42,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_EXPIRE] =
 		"UPDATE offers SET state = 'expired', state_rank = 2, state_ms = $1"
 		" WHERE state_rank < 2 AND valid_until_ms < $1 RETURNING id",
+	[ST_COUNT_SINCE] = "SELECT COUNT(*) FROM offers WHERE vin = $1 AND created_ms >= $2",
 };
 /* clang-format on */
 
@@ -166,6 +168,23 @@ int offer_log_event(struct offer_log *l, const char *vin, const struct offer_eve
 	db_bind_int64(st, 4, ev->time_ms);
 	db_bind_int64(st, 5, rank);
 	return db_run(st);
+}
+
+int offer_log_count_since(struct offer_log *l, const char *vin, int64_t since_ms)
+{
+	struct db_stmt *st = l->st[ST_COUNT_SINCE];
+	int r;
+	int64_t n = 0;
+
+	db_bind_text(st, 1, vin);
+	db_bind_int64(st, 2, since_ms);
+	r = db_step(st);
+	if (r == 1)
+		n = db_column_int64(st, 0);
+	db_reset(st);
+	if (r < 0)
+		return r;
+	return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 int offer_log_expire(struct offer_log *l, int64_t now_ms)

@@ -74,6 +74,9 @@ int offer_log_put(struct offer_log *l, const struct offer *o, int64_t created_ms
 int offer_log_event(struct offer_log *l, const char *vin, const struct offer_event *ev,
 		    int64_t received_ms);
 
+/* How many offers vin was issued at or after since_ms, or an error class. */
+int offer_log_count_since(struct offer_log *l, const char *vin, int64_t since_ms);
+
 /*
  * Moves every offer still sent or shown whose validity ended before now_ms
  * to expired (final, like accepted). Returns how many, or an error class.

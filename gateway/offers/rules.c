@@ -34,9 +34,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 /* clang-format on */
 
 /* Closing many episodes at once: the vehicles are the rows of an IN list. */
-static const char close_many_head[] = "UPDATE offer_episodes SET open = 0, changed_ms = $1"
-				      " WHERE rule = $2 AND open = 1 AND vin IN (";
-static const char close_many_tail[] = ") RETURNING vin";
+/*
+ * The re-arm level was seen ($1 = now): note since when, and close the
+ * episodes where it has held since $3 (= now - hold) or longer.
+ */
+static const char close_many_head[] =
+	"UPDATE offer_episodes SET"
+	" open = CASE WHEN COALESCE(high_since_ms, $1) <= $3 THEN 0 ELSE 1 END,"
+	" high_since_ms = CASE WHEN COALESCE(high_since_ms, $1) <= $3 THEN NULL"
+	" ELSE COALESCE(high_since_ms, $1) END, changed_ms = $1"
+	" WHERE rule = $2 AND open = 1 AND vin IN (";
+static const char close_many_tail[] = ") RETURNING vin, open";
+/* The level fell below re-arm again: the hold starts over. */
+static const char unhold_head[] =
+	"UPDATE offer_episodes SET high_since_ms = NULL"
+	" WHERE rule = $1 AND open = 1 AND high_since_ms IS NOT NULL AND vin IN (";
+static const char unhold_tail[] = ")";
 
 struct rules {
 	struct rules_config conf;
@@ -44,6 +57,7 @@ struct rules {
 	struct db *db;		      /* borrowed */
 	struct db_stmt *st[ST_COUNT]; /* owned */
 	struct db_rows close_many;    /* owned statements */
+	struct db_rows unhold;	      /* owned statements */
 	rules_offer_fn sink;
 	void *arg;
 };
@@ -55,7 +69,8 @@ int rules_new(const struct rules_config *conf, struct db *db, struct offer_log *
 	int ret;
 
 	if (conf->low_fuel_pct < 0 || conf->low_fuel_pct > 100 || conf->low_fuel_rearm_pct < 0 ||
-	    conf->offer_valid_s <= 0 || !sink)
+	    conf->offer_valid_s <= 0 || conf->low_fuel_rearm_hold_s < 0 ||
+	    conf->offers_per_day_max < 0 || !sink)
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -66,7 +81,10 @@ int rules_new(const struct rules_config *conf, struct db *db, struct offer_log *
 	r->log = log;
 	r->db = db;
 	r->close_many = (struct db_rows){
-		.head = close_many_head, .tail = close_many_tail, .first = 3, .ncols = 1
+		.head = close_many_head, .tail = close_many_tail, .first = 4, .ncols = 1
+	};
+	r->unhold = (struct db_rows){
+		.head = unhold_head, .tail = unhold_tail, .first = 2, .ncols = 1
 	};
 	r->sink = sink;
 	r->arg = arg;
@@ -88,6 +106,7 @@ void rules_free(struct rules *r)
 	for (int i = 0; i < ST_COUNT; i++)
 		db_finalize(r->st[i]);
 	db_rows_free(&r->close_many);
+	db_rows_free(&r->unhold);
 	free(r);
 }
 
@@ -165,6 +184,16 @@ static int low_fuel_open(struct rules *r, const struct telemetry_vehicle *v, int
 
 	if (ret <= 0)
 		return ret; /* 0: already open */
+	if (r->conf.offers_per_day_max) {
+		ret = offer_log_count_since(r->log, v->vin, now_ms - 86400000LL);
+		if (ret < 0)
+			return ret;
+		if (ret >= r->conf.offers_per_day_max) {
+			log_info("rules: %s is low on fuel but got %d offers in 24 h: none sent",
+				 v->vin, ret);
+			return 0; /* the episode stays open: no offer until it re-arms */
+		}
+	}
 	ret = build_refuel_offer(r, v, now_ms, &o);
 	if (ret == 0)
 		ret = r->sink(r->arg, &o);
@@ -180,22 +209,37 @@ static int low_fuel_open(struct rules *r, const struct telemetry_vehicle *v, int
 	return 1;
 }
 
-/* Closes the low-fuel episodes of vins[0..n), DB_ROWS_MAX per statement. */
-static int low_fuel_close(struct rules *r, const char *const *vins, size_t n, int64_t now_ms)
+/*
+ * Runs rs over vins[0..n), DB_ROWS_MAX a statement: close (the re-arm level
+ * is seen: close where it held long enough) or unhold (it is not: start the
+ * hold over).
+ */
+static int for_vins(struct rules *r, struct db_rows *rs, const char *const *vins, size_t n,
+		    int64_t now_ms)
 {
+	int close = rs == &r->close_many;
+
 	for (size_t done = 0; done < n;) {
 		struct db_stmt *st;
 		size_t rows;
-		int ret = db_rows_get(r->db, &r->close_many, n - done, &st, &rows);
+		int ret = db_rows_get(r->db, rs, n - done, &st, &rows);
 
 		if (ret < 0)
 			return ret;
-		db_bind_int64(st, 1, now_ms);
-		db_bind_text(st, 2, RULES_LOW_FUEL);
+		if (close) {
+			db_bind_int64(st, 1, now_ms);
+			db_bind_text(st, 2, RULES_LOW_FUEL);
+			db_bind_int64(st, 3,
+				      now_ms - (int64_t)r->conf.low_fuel_rearm_hold_s * 1000);
+		} else {
+			db_bind_text(st, 1, RULES_LOW_FUEL);
+		}
 		for (size_t k = 0; k < rows; k++)
-			db_bind_text(st, 3 + (int)k, vins[done + k]);
+			db_bind_text(st, rs->first + (int)k, vins[done + k]);
 		while ((ret = db_step(st)) == 1)
-			log_debug("rules: %s low-fuel episode closed", db_column_text(st, 0));
+			if (close && db_column_int64(st, 1) == 0)
+				log_debug("rules: %s low-fuel episode closed",
+					  db_column_text(st, 0));
 		db_reset(st);
 		if (ret < 0)
 			return ret;
@@ -204,32 +248,46 @@ static int low_fuel_close(struct rules *r, const char *const *vins, size_t n, in
 	return 0;
 }
 
+/* Collects vin into list (DB_ROWS_MAX), running rs when it is full. */
+static int add_vin(struct rules *r, struct db_rows *rs, const char **list, size_t *n,
+		   const char *vin, int64_t now_ms)
+{
+	int ret = 0;
+
+	list[(*n)++] = vin;
+	if (*n == DB_ROWS_MAX) {
+		ret = for_vins(r, rs, list, *n, now_ms);
+		*n = 0;
+	}
+	return ret;
+}
+
 int rules_after_batches(struct rules *r, const struct telemetry_vehicle *v, size_t n,
 			int64_t now_ms)
 {
-	const char *close[DB_ROWS_MAX];
-	size_t nclose = 0;
-	int issued = 0, ret;
+	const char *close[DB_ROWS_MAX], *unhold[DB_ROWS_MAX];
+	size_t nclose = 0, nunhold = 0;
+	int issued = 0, ret = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && ret >= 0; i++) {
 		if (!(v[i].present & SAMPLE_FUEL))
 			continue;
 		if (v[i].fuel_permille >= rearm_level(r)) {
-			close[nclose++] = v[i].vin;
-			if (nclose == DB_ROWS_MAX) {
-				ret = low_fuel_close(r, close, nclose, now_ms);
-				if (ret < 0)
-					return ret;
-				nclose = 0;
-			}
-		} else if (v[i].fuel_permille <= low_level(r)) {
+			ret = add_vin(r, &r->close_many, close, &nclose, v[i].vin, now_ms);
+			continue;
+		}
+		if (r->conf.low_fuel_rearm_hold_s)
+			ret = add_vin(r, &r->unhold, unhold, &nunhold, v[i].vin, now_ms);
+		if (ret >= 0 && v[i].fuel_permille <= low_level(r)) {
 			ret = low_fuel_open(r, &v[i], now_ms);
-			if (ret < 0)
-				return ret;
-			issued += ret;
+			if (ret > 0)
+				issued += ret;
 		}
 	}
-	ret = low_fuel_close(r, close, nclose, now_ms);
+	if (ret >= 0)
+		ret = for_vins(r, &r->close_many, close, nclose, now_ms);
+	if (ret >= 0)
+		ret = for_vins(r, &r->unhold, unhold, nunhold, now_ms);
 	return ret < 0 ? ret : issued;
 }
 

@@ -9,9 +9,12 @@
  *
  * Low fuel (the first rule): when the latest fuel level (by sample time) is
  * at or below low_fuel_pct and no low-fuel episode is open for the car, the
- * rule opens one and issues one REFUEL offer. The episode closes only when
- * the level is back at or above low_fuel_pct + low_fuel_rearm_pct, so a
- * level wobbling around the threshold gives one offer, not one per wobble.
+ * rule opens one and issues one REFUEL offer, unless the car already got
+ * offers_per_day_max offers in the last 24 h (the episode then opens without
+ * one). The episode closes only when the level has been back at or above
+ * low_fuel_pct + low_fuel_rearm_pct for low_fuel_rearm_hold_s (a plausible
+ * refuel: the tank stays full), so a level wobbling around the threshold, or
+ * swinging between empty and full, gives one offer, not one per swing.
  * Episodes are persisted: a restart, a redelivered batch or an old batch
  * arriving late issues nothing new. An episode opens in one atomic
  * statement (INSERT ... ON CONFLICT DO UPDATE ... WHERE closed RETURNING),
@@ -36,6 +39,13 @@ struct rules_config {
 	int low_fuel_rearm_pct;	 /* >= 0: close the episode this far above it */
 	int offer_valid_s;	 /* > 0: how long an offer is valid */
 	uint32_t offer_radius_m; /* 0 = 20 km */
+	/*
+	 * >= 0: the re-arm level must hold this long (gateway time, s) before
+	 * the episode closes; 0 closes at once. A fuel reading swinging up and
+	 * down (a broken or hostile sender) then yields no second offer.
+	 */
+	int low_fuel_rearm_hold_s;
+	int offers_per_day_max; /* > 0: at most this many offers per car per 24 h; 0: no cap */
 };
 
 /*

@@ -76,7 +76,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"SELECT " VEHICLE_COLS " FROM vehicle_state WHERE vin > $1 ORDER BY vin LIMIT $2",
 	/* Newest batches first, so a limit can stop early. */
 	[ST_HISTORY] =
-		"SELECT epoch, seq, data, last_ms FROM telemetry_batches"
+		"SELECT epoch, seq, data, last_ms, implausible FROM telemetry_batches"
 		" WHERE vin = $1 AND last_ms >= $2 AND first_ms <= $3 ORDER BY last_ms DESC",
 	[ST_DAYS] =
 		"SELECT day, samples, first_odometer_m, last_odometer_m, driving_ms,"
@@ -92,9 +92,9 @@ static const char *const stmt_sql[ST_COUNT] = {
  */
 static const char batch_head[] =
 	"INSERT INTO telemetry_batches(vin, epoch, seq, first_ms, last_ms, n_samples,"
-	" received_ms, data) VALUES";
+	" received_ms, data, implausible, implausible_reasons) VALUES";
 static const char batch_tail[] = "ON CONFLICT(vin, epoch, seq) DO NOTHING RETURNING vin, epoch, seq";
-#define BATCH_COLS 8
+#define BATCH_COLS 10
 
 /*
  * Each pair (value, its time) of the newest sample carrying it among the
@@ -147,6 +147,11 @@ static const char daily_tail[] =
 	" AND excluded.first_fuel_permille - d.last_fuel_permille >= 50"
 	" THEN excluded.first_fuel_permille - d.last_fuel_permille ELSE 0 END";
 #define DAILY_COLS 13
+
+/* The stored odometer of the vehicles of a call, to judge new readings by. */
+static const char odo_head[] =
+	"SELECT vin, odometer_m, odometer_ms FROM vehicle_state WHERE vin IN (";
+static const char odo_tail[] = ")";
 /* clang-format on */
 
 struct telemetry {
@@ -155,7 +160,37 @@ struct telemetry {
 	struct db_rows batches;	      /* owned statements: insert batches */
 	struct db_rows latest;	      /* owned statements: fold latest states */
 	struct db_rows daily;	      /* owned statements: fold daily rollups */
+	struct db_rows odo;	      /* owned statements: stored odometers */
+	struct telemetry_limits limits;
 };
+
+static const char *const implausible_names[TELEMETRY_IMPL_COUNT] = {
+#define X(e, name, what) [TELEMETRY_IMPL_##e] = #name,
+	TELEMETRY_IMPLAUSIBLE(X)
+#undef X
+};
+
+const char *telemetry_implausible_name(enum telemetry_implausible r)
+{
+	return (unsigned)r < TELEMETRY_IMPL_COUNT ? implausible_names[r] : NULL;
+}
+
+struct telemetry_limits telemetry_limits_default(void)
+{
+	return (struct telemetry_limits){
+		.max_ahead_ms = 5 * 60 * 1000,
+		.min_time_ms = 1420070400000LL, /* 2015-01-01T00:00:00Z */
+		.max_speed_cms = 8334,		/* 300 km/h */
+		.odo_back_m = 100,
+		.odo_max_speed_cms = 8334,
+		.odo_slack_m = 1000,
+	};
+}
+
+void telemetry_set_limits(struct telemetry *t, const struct telemetry_limits *l)
+{
+	t->limits = *l;
+}
 
 int64_t telemetry_day_of(int64_t time_ms)
 {
@@ -181,6 +216,7 @@ int telemetry_new(struct db *db, struct telemetry **ret_t)
 	t->daily = (struct db_rows){
 		.head = daily_head, .tail = daily_tail, .first = 1, .ncols = DAILY_COLS
 	};
+	t->odo = (struct db_rows){ .head = odo_head, .tail = odo_tail, .first = 1, .ncols = 1 };
 	for (int i = 0; i < ST_COUNT; i++) {
 		r = db_prepare(db, stmt_sql[i], &t->st[i]);
 		if (r < 0) {
@@ -201,6 +237,7 @@ void telemetry_free(struct telemetry *t)
 	db_rows_free(&t->batches);
 	db_rows_free(&t->latest);
 	db_rows_free(&t->daily);
+	db_rows_free(&t->odo);
 	free(t);
 }
 
@@ -278,7 +315,7 @@ static void bind_pair(struct db_stmt *st, int t, int v, const struct sample *s, 
 
 /* Binds one vehicle's latest-state row at parameter offset o (0-based). */
 static void bind_latest(struct db_stmt *st, int o, const char *vin, const struct sample *s,
-			size_t n, int64_t batches, int64_t now_ms)
+			size_t n, int64_t batches, int64_t samples, int64_t now_ms)
 {
 	struct newest nw;
 
@@ -294,7 +331,7 @@ static void bind_latest(struct db_stmt *st, int o, const char *vin, const struct
 	bind_pair(st, o + 15, o + 14, s, nw.heading,
 		  nw.heading >= 0 ? s[nw.heading].heading_cdeg : 0);
 	db_bind_int64(st, o + 16, batches);
-	db_bind_int64(st, o + 17, (int64_t)n);
+	db_bind_int64(st, o + 17, samples);
 }
 
 /* What one batch adds to one UTC day of the rollups. */
@@ -449,7 +486,8 @@ static int item_idx_cmp(const void *x, const void *y, void *items)
  * alike) and marks in items[].new_batch those the database did not have.
  */
 static int insert_batches(struct telemetry *t, struct telemetry_item *items, const size_t *order,
-			  size_t n, int64_t received_ms)
+			  size_t n, int64_t received_ms, uint8_t *const *bitmaps,
+			  const unsigned *reasons)
 {
 	for (size_t done = 0; done < n;) {
 		struct db_stmt *st;
@@ -478,6 +516,11 @@ static int insert_batches(struct telemetry *t, struct telemetry_item *items, con
 			db_bind_int64(st, o + 6, (int64_t)it->n);
 			db_bind_int64(st, o + 7, received_ms);
 			db_bind_blob(st, o + 8, it->raw, it->len);
+			if (reasons[order[done + k]])
+				db_bind_blob(st, o + 9, bitmaps[order[done + k]], (it->n + 7) / 8);
+			else
+				db_bind_null(st, o + 9);
+			db_bind_int64(st, o + 10, reasons[order[done + k]]);
 		}
 		/* A row back for each batch that was new: find it among these rows. */
 		while ((r = db_step(st)) == 1) {
@@ -508,12 +551,13 @@ static int insert_batches(struct telemetry *t, struct telemetry_item *items, con
 	return 0;
 }
 
-/* One vehicle's new samples of this call, in (epoch, seq) order. */
+/* One vehicle's new samples of this call, in (epoch, seq) order, without those set apart. */
 struct vehicle_new {
 	const char *vin;  /* borrowed from the items */
-	struct sample *s; /* owned */
+	struct sample *s; /* owned: the plausible ones */
 	size_t n;
 	int64_t batches;
+	int64_t samples; /* all new samples, implausible ones too */
 };
 
 /* Folds the vehicles' new samples into their latest state; fills ret_v[]. */
@@ -531,7 +575,8 @@ static int fold_latest(struct telemetry *t, const struct vehicle_new *vn, size_t
 			return r;
 		for (size_t k = 0; k < rows; k++)
 			bind_latest(st, (int)k * LATEST_COLS, vn[done + k].vin, vn[done + k].s,
-				    vn[done + k].n, vn[done + k].batches, now_ms);
+				    vn[done + k].n, vn[done + k].batches, vn[done + k].samples,
+				    now_ms);
 		while ((r = db_step(st)) == 1 && got < nv)
 			read_vehicle(st, &ret_v[got++]);
 		db_reset(st);
@@ -561,7 +606,7 @@ static int fold_daily(struct telemetry *t, const struct vehicle_new *vn, size_t 
 	for (size_t v = 0; v <= nv && r == 0; v++) {
 		size_t skipped = 0, ndays = 0;
 
-		if (v < nv) {
+		if (v < nv && vn[v].n) {
 			ndays = days_of(vn[v].s, vn[v].n, acc, MAX_DAYS_PER_BATCH, &skipped);
 			if (skipped)
 				log_debug("telemetry: new samples of %s span over %d days: %zu "
@@ -601,12 +646,88 @@ static int fold_daily(struct telemetry *t, const struct vehicle_new *vn, size_t 
 	return r;
 }
 
+/* The last plausible odometer reading seen for a vehicle, and when. */
+struct odo_ref {
+	int known;
+	int64_t m, ms;
+};
+
+/* Reads the stored odometer of each distinct VIN of order[0..m) into refs[]. */
+static int read_odometers(struct telemetry *t, const struct telemetry_item *items,
+			  const size_t *order, size_t m, const size_t *group, size_t ngroups,
+			  struct odo_ref *refs)
+{
+	(void)m;
+	for (size_t done = 0; done < ngroups;) {
+		struct db_stmt *st;
+		size_t rows;
+		int r = db_rows_get(t->db, &t->odo, ngroups - done, &st, &rows);
+
+		if (r < 0)
+			return r;
+		for (size_t k = 0; k < rows; k++)
+			db_bind_text(st, 1 + (int)k, items[order[group[done + k]]].vin);
+		while ((r = db_step(st)) == 1) {
+			const char *vin = db_column_text(st, 0);
+
+			for (size_t k = 0; vin && k < rows; k++)
+				if (strcmp(vin, items[order[group[done + k]]].vin) == 0 &&
+				    !db_column_is_null(st, 2)) {
+					refs[done + k].known = 1;
+					refs[done + k].m = db_column_int64(st, 1);
+					refs[done + k].ms = db_column_int64(st, 2);
+				}
+		}
+		db_reset(st);
+		if (r < 0)
+			return r;
+		done += rows;
+	}
+	return 0;
+}
+
+/*
+ * Judges one sample against the limits and the last plausible odometer.
+ * Returns the TELEMETRY_IMPL_* reason, or -1 when plausible (then ref moves
+ * on to its odometer reading).
+ */
+static int judge(const struct telemetry_limits *l, const struct sample *x, int64_t received_ms,
+		 struct odo_ref *ref)
+{
+	if (l->max_ahead_ms && x->time_ms > received_ms + l->max_ahead_ms)
+		return TELEMETRY_IMPL_FUTURE;
+	if (l->min_time_ms && x->time_ms < l->min_time_ms)
+		return TELEMETRY_IMPL_CLOCK;
+	if (l->max_speed_cms && (x->present & SAMPLE_SPEED) && x->speed_cms > l->max_speed_cms)
+		return TELEMETRY_IMPL_SPEED;
+	if (!(x->present & SAMPLE_ODOMETER))
+		return -1;
+	if (ref->known && x->time_ms >= ref->ms) {
+		int64_t dt = x->time_ms - ref->ms;
+
+		if (l->odo_back_m && x->odometer_m < ref->m - l->odo_back_m)
+			return TELEMETRY_IMPL_ODO_BACK;
+		if (l->odo_max_speed_cms &&
+		    x->odometer_m - ref->m > dt * l->odo_max_speed_cms / 100000 + l->odo_slack_m)
+			return TELEMETRY_IMPL_ODO_JUMP;
+	}
+	if (!ref->known || x->time_ms >= ref->ms) {
+		ref->known = 1;
+		ref->m = x->odometer_m;
+		ref->ms = x->time_ms;
+	}
+	return -1;
+}
+
 int telemetry_put_batches(struct telemetry *t, struct telemetry_item *items, size_t n,
 			  int64_t received_ms, struct telemetry_vehicle **ret_v, size_t *ret_nv)
 {
 	struct vehicle_new *vn = NULL;
 	struct telemetry_vehicle *v = NULL;
-	size_t *order = NULL, m = 0, nv = 0;
+	size_t *order = NULL, *group = NULL, m = 0, nv = 0, ngroups = 0;
+	struct odo_ref *refs = NULL;
+	uint8_t **bitmaps = NULL; /* per item: implausible samples, NULL: none */
+	unsigned *reasons = NULL; /* per item: TELEMETRY_IMPL_* bits */
 	int r;
 
 	*ret_v = NULL;
@@ -615,6 +736,7 @@ int telemetry_put_batches(struct telemetry *t, struct telemetry_item *items, siz
 		if (items[i].n == 0 || !items[i].samples)
 			return -EINVAL;
 		items[i].new_batch = 0;
+		memset(items[i].implausible, 0, sizeof(items[i].implausible));
 	}
 	if (n == 0)
 		return 0;
@@ -631,40 +753,84 @@ int telemetry_put_batches(struct telemetry *t, struct telemetry_item *items, siz
 	for (size_t i = 0; i < n; i++)
 		if (m == 0 || item_idx_cmp(&order[m - 1], &order[i], items) != 0)
 			order[m++] = order[i];
-	r = insert_batches(t, items, order, m, received_ms);
+	/* The first index (into order) of each VIN's run. */
+	group = malloc(m * sizeof(*group));
+	refs = calloc(m, sizeof(*refs));
+	bitmaps = calloc(n, sizeof(*bitmaps));
+	reasons = calloc(n, sizeof(*reasons));
+	if (!group || !refs || !bitmaps || !reasons) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < m; i++)
+		if (i == 0 || strcmp(items[order[i - 1]].vin, items[order[i]].vin) != 0)
+			group[ngroups++] = i;
+	r = read_odometers(t, items, order, m, group, ngroups, refs);
 	if (r < 0)
 		goto out;
+	/* Judge every sample, batch after batch in (epoch, seq) order per VIN. */
+	for (size_t g = 0; g < ngroups; g++) {
+		size_t end = g + 1 < ngroups ? group[g + 1] : m;
 
-	/* Each vehicle's new samples, batch after batch in (epoch, seq) order. */
-	for (size_t i = 0; i < m;) {
-		const char *vin = items[order[i]].vin;
-		size_t j = i, total = 0, at = 0;
+		for (size_t k = group[g]; k < end; k++) {
+			struct telemetry_item *it = &items[order[k]];
 
-		for (; j < m && strcmp(items[order[j]].vin, vin) == 0; j++)
-			if (items[order[j]].new_batch)
-				total += items[order[j]].n;
-		if (total) {
-			struct vehicle_new *x = &vn[nv];
+			for (size_t i = 0; i < it->n; i++) {
+				int why = judge(&t->limits, &it->samples[i], received_ms, &refs[g]);
 
-			x->s = malloc(total * sizeof(*x->s));
-			if (!x->s) {
-				r = -ENOMEM;
-				goto out;
-			}
-			x->vin = vin;
-			nv++;
-			for (size_t k = i; k < j; k++) {
-				const struct telemetry_item *it = &items[order[k]];
-
-				if (!it->new_batch)
+				if (why < 0)
 					continue;
-				memcpy(x->s + at, it->samples, it->n * sizeof(*x->s));
-				at += it->n;
+				if (!bitmaps[order[k]]) {
+					bitmaps[order[k]] = calloc((it->n + 7) / 8, 1);
+					if (!bitmaps[order[k]]) {
+						r = -ENOMEM;
+						goto out;
+					}
+				}
+				bitmaps[order[k]][i / 8] |= (uint8_t)(1u << (i % 8));
+				reasons[order[k]] |= 1u << why;
+				it->implausible[why]++;
+			}
+		}
+	}
+	r = insert_batches(t, items, order, m, received_ms, bitmaps, reasons);
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (!items[i].new_batch)
+			memset(items[i].implausible, 0, sizeof(items[i].implausible));
+
+	/* Each vehicle's new plausible samples, batch after batch in (epoch, seq) order. */
+	for (size_t g = 0; g < ngroups; g++) {
+		size_t i = group[g], j = g + 1 < ngroups ? group[g + 1] : m, total = 0, at = 0;
+		struct vehicle_new *x = &vn[nv];
+
+		for (size_t k = i; k < j; k++)
+			if (items[order[k]].new_batch) {
+				total += items[order[k]].n;
 				x->batches++;
 			}
-			x->n = total;
+		if (!x->batches)
+			continue;
+		x->s = malloc(total * sizeof(*x->s));
+		if (!x->s) {
+			r = -ENOMEM;
+			goto out;
 		}
-		i = j;
+		x->vin = items[order[i]].vin;
+		x->samples = (int64_t)total;
+		nv++;
+		for (size_t k = i; k < j; k++) {
+			const struct telemetry_item *it = &items[order[k]];
+			const uint8_t *bm = bitmaps[order[k]];
+
+			if (!it->new_batch)
+				continue;
+			for (size_t q = 0; q < it->n; q++)
+				if (!bm || !(bm[q / 8] & (1u << (q % 8))))
+					x->s[at++] = it->samples[q];
+		}
+		x->n = at;
 	}
 	if (nv == 0)
 		goto out;
@@ -684,6 +850,12 @@ int telemetry_put_batches(struct telemetry *t, struct telemetry_item *items, siz
 out:
 	for (size_t i = 0; vn && i < nv; i++)
 		free(vn[i].s);
+	for (size_t i = 0; bitmaps && i < n; i++)
+		free(bitmaps[i]);
+	free(bitmaps);
+	free(reasons);
+	free(refs);
+	free(group);
 	free(vn);
 	free(v);
 	free(order);
@@ -712,9 +884,17 @@ int telemetry_put_batch(struct telemetry *t, const char *vin, uint64_t epoch, ui
 }
 
 int telemetry_put_status(struct telemetry *t, const char *vin, const struct agent_status *as,
-			 int64_t received_ms)
+			 int64_t received_ms, int *ret_implausible)
 {
 	struct db_stmt *st = t->st[ST_STATUS_UPSERT];
+
+	if (ret_implausible)
+		*ret_implausible = 0;
+	if (t->limits.max_ahead_ms && as->time_ms > received_ms + t->limits.max_ahead_ms) {
+		if (ret_implausible)
+			*ret_implausible = 1;
+		return 0;
+	}
 
 	db_bind_text(st, 1, vin);
 	db_bind_int64(st, 2, received_ms);
@@ -818,6 +998,8 @@ int telemetry_history(struct telemetry *t, const char *vin, int64_t from_ms, int
 		uint64_t dseq = 0;
 		size_t len = 0, m = 0;
 		const void *data = db_column_blob(st, 2, &len);
+		const uint8_t *bm;
+		size_t bmlen = 0;
 		struct sample *s = NULL;
 
 		/*
@@ -840,6 +1022,8 @@ int telemetry_history(struct telemetry *t, const char *vin, int64_t from_ms, int
 			r = 0;
 			continue;
 		}
+		/* Read after decoding: a driver may reuse its blob buffer per call. */
+		bm = db_column_blob(st, 4, &bmlen);
 		for (size_t i = 0; i < m; i++) {
 			if (s[i].time_ms < from_ms || s[i].time_ms > to_ms)
 				continue;
@@ -860,6 +1044,7 @@ int telemetry_history(struct telemetry *t, const char *vin, int64_t from_ms, int
 			}
 			rows[n].epoch = epoch;
 			rows[n].seq = seq;
+			rows[n].implausible = bm && i / 8 < bmlen && (bm[i / 8] & (1u << (i % 8)));
 			rows[n].s = s[i];
 			n++;
 		}

@@ -37,6 +37,45 @@
 #define TELEMETRY_DAYS_MAX 3660	      /* rollup rows: ten years */
 #define TELEMETRY_LIST_MAX 10000      /* vehicles in one page of telemetry_list() */
 
+/*
+ * Why a sample is implausible, defined once: X(ENUM, name, what). Such
+ * samples are stored (the batch is kept whole and acknowledged, so a car
+ * with a wrong clock loses nothing and stops resending) but set apart:
+ * never folded into the latest state, the daily rollups or the rules.
+ */
+#define TELEMETRY_IMPLAUSIBLE(X)                                                         \
+	X(FUTURE, future, "dated more than max_ahead_ms after it was received")          \
+	X(CLOCK, clock_unset, "dated before 2015: the car's clock was never set")        \
+	X(SPEED, speed, "faster than 300 km/h")                                          \
+	X(ODO_BACK, odometer_backwards, "odometer more than 100 m below an earlier one") \
+	X(ODO_JUMP, odometer_jump, "odometer further than 300 km/h allows since an earlier one")
+
+enum telemetry_implausible {
+#define X(e, name, what) TELEMETRY_IMPL_##e,
+	TELEMETRY_IMPLAUSIBLE(X)
+#undef X
+		TELEMETRY_IMPL_COUNT,
+};
+
+/* "future", ...; NULL when out of range. */
+const char *telemetry_implausible_name(enum telemetry_implausible r);
+
+/*
+ * The plausibility limits; a zero field turns its check off. telemetry_new()
+ * starts with every check off; the gateway sets telemetry_limits_default().
+ */
+struct telemetry_limits {
+	int64_t max_ahead_ms;	   /* sample or status dated this far after receipt */
+	int64_t min_time_ms;	   /* dated before this: the clock was never set */
+	int32_t max_speed_cms;	   /* faster than this */
+	int64_t odo_back_m;	   /* odometer this far below an earlier one */
+	int32_t odo_max_speed_cms; /* odometer growing faster than this ... */
+	int64_t odo_slack_m;	   /* ... plus this much */
+};
+
+/* 5 min ahead, 2015-01-01, 300 km/h, 100 m back, 300 km/h + 1 km. */
+struct telemetry_limits telemetry_limits_default(void);
+
 /* Agent status as last reported. */
 enum telemetry_online {
 	TELEMETRY_ONLINE_UNKNOWN = -1,
@@ -70,6 +109,7 @@ struct telemetry_vehicle {
 struct telemetry_sample {
 	uint64_t epoch;
 	uint64_t seq;
+	int implausible; /* set apart at ingest (see TELEMETRY_IMPLAUSIBLE) */
 	struct sample s;
 };
 
@@ -98,6 +138,9 @@ int telemetry_new(struct db *db, struct telemetry **ret_t);
 /* Frees the statements. Accepts NULL. */
 void telemetry_free(struct telemetry *t);
 
+/* Sets the plausibility limits (copied). */
+void telemetry_set_limits(struct telemetry *t, const struct telemetry_limits *l);
+
 /* The domain's migrations, for db_migrate() (generated from schema/). */
 extern const struct db_migration telemetry_migrations[];
 extern const size_t telemetry_migrations_count;
@@ -123,6 +166,8 @@ struct telemetry_item {
 	const struct sample *samples; /* borrowed: raw decoded, n >= 1 */
 	size_t n;
 	int new_batch; /* out: 1 when stored by this call, 0 when stored before */
+	/* out, for a new batch: its samples set apart, by reason */
+	uint32_t implausible[TELEMETRY_IMPL_COUNT];
 };
 
 /*
@@ -141,10 +186,13 @@ int telemetry_put_batches(struct telemetry *t, struct telemetry_item *items, siz
 /*
  * Records an agent status for vin (creating the vehicle if needed). A
  * status older than the stored one (by its time_ms) changes nothing: a
- * retained or redelivered status may arrive late.
+ * retained or redelivered status may arrive late. A status dated more than
+ * max_ahead after received_ms changes nothing either and returns 0 with
+ * *ret_implausible 1 (a clock far ahead would keep the car "online" for
+ * ever; only with limits set); ret_implausible may be NULL.
  */
 int telemetry_put_status(struct telemetry *t, const char *vin, const struct agent_status *st,
-			 int64_t received_ms);
+			 int64_t received_ms, int *ret_implausible);
 
 /* Latest state and status of vin; -ENOENT if the vehicle is unknown. */
 int telemetry_vehicle_get(struct telemetry *t, const char *vin, struct telemetry_vehicle *ret_v);

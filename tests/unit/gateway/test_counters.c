@@ -181,14 +181,17 @@ static void test_names_each_add(void **state)
 	fill(&a, &b);
 	memset(&x, 0, sizeof(x));
 	counters_each(&a, collect, &x);
-	assert_int_equal(x.n, plain + REJECT_COUNT);
+	assert_int_equal(x.n, plain + REJECT_COUNT + TELEMETRY_IMPL_COUNT);
 	assert_string_equal(x.names[0], "received");
 	assert_int_equal(x.values[0], 10);
 	assert_string_equal(x.names[1], "stored");
 	assert_string_equal(x.names[plain], "rejected.bad_topic");
 	assert_string_equal(x.names[plain + REJECT_MALFORMED], "rejected.malformed");
 	assert_int_equal(x.values[plain + REJECT_MALFORMED], 2);
-	assert_string_equal(x.names[x.n - 1], "rejected.storage");
+	assert_string_equal(x.names[plain + REJECT_COUNT - 1], "rejected.storage");
+	assert_string_equal(x.names[plain + REJECT_COUNT + TELEMETRY_IMPL_FUTURE],
+			    "implausible.future");
+	assert_string_equal(x.names[x.n - 1], "implausible.odometer_jump");
 	for (size_t i = 0; i < x.n; i++)
 		for (size_t j = i + 1; j < x.n; j++)
 			assert_string_not_equal(x.names[i], x.names[j]);
@@ -199,6 +202,10 @@ static void test_names_each_add(void **state)
 	assert_int_equal(a.rejected[REJECT_STORAGE], 1);
 	assert_int_equal(a.rejected[REJECT_MALFORMED], 2);
 	assert_int_equal(a.events_unknown, 2);
+	a.implausible[TELEMETRY_IMPL_SPEED] = 3;
+	b.implausible[TELEMETRY_IMPL_SPEED] = 4;
+	counters_add(&a, &b);
+	assert_int_equal(a.implausible[TELEMETRY_IMPL_SPEED], 7);
 
 	assert_string_equal(counters_reject_name(REJECT_BAD_TOPIC), "bad_topic");
 	assert_string_equal(counters_reject_name(REJECT_BAD_VIN), "bad_vin");

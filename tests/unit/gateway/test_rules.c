@@ -174,6 +174,71 @@ static int batch(struct fixture *f, int64_t t, int32_t fuel)
 	return batch_seq(f, VIN1, ++f->seq, t, fuel);
 }
 
+/* Rules that re-arm only after the level held 600 s, and give at most 2 offers a day. */
+static const struct rules_config conf_guarded = {
+	.low_fuel_pct = 15,
+	.low_fuel_rearm_pct = 10,
+	.offer_valid_s = 3600,
+	.low_fuel_rearm_hold_s = 600,
+	.offers_per_day_max = 2,
+};
+
+static void use_guarded_rules(struct fixture *f)
+{
+	rules_free(f->g.r);
+	assert_int_equal(rules_new(&conf_guarded, f->g.db, f->g.log, record, &f->sink, &f->g.r), 0);
+}
+
+/*
+ * A fuel reading swinging between empty and full (a broken sensor, or a car
+ * collecting promo codes) gives one offer per plausible refuel: the full
+ * level must hold 600 s of gateway time before the episode re-arms.
+ */
+static void test_swinging_fuel_one_offer_per_refuel(void **state)
+{
+	struct fixture *f = *state;
+
+	use_guarded_rules(f);
+	assert_int_equal(batch(f, 1000, 100), 1);
+	for (int i = 0; i < 20; i++) { /* 20 swings in 40 s */
+		assert_int_equal(batch(f, 2000 + 2000 * i, 1000), 0);
+		assert_int_equal(batch(f, 3000 + 2000 * i, 10), 0);
+	}
+	assert_int_equal(f->sink.n, 1);
+	assert_true(episode_open(f->g.db, VIN1));
+
+	/* a real refuel: full, and it stays full */
+	assert_int_equal(batch(f, 100000, 950), 0);
+	assert_int_equal(batch(f, 100000 + 599999, 950), 0);
+	assert_true(episode_open(f->g.db, VIN1)); /* not quite 600 s */
+	assert_int_equal(batch(f, 100000 + 600000, 950), 0);
+	assert_false(episode_open(f->g.db, VIN1));
+	assert_int_equal(batch(f, 800000, 120), 1);
+	assert_int_equal(f->sink.n, 2);
+}
+
+/* At most offers_per_day_max offers a car in 24 h, whatever the episodes. */
+static void test_offers_per_day_capped(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t = 1000;
+
+	use_guarded_rules(f);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(batch(f, t, 100), i < 2 ? 1 : 0); /* the third is capped */
+		assert_int_equal(batch(f, t + 1000, 950), 0);
+		assert_int_equal(batch(f, t + 601000, 950), 0); /* re-armed */
+		t += 700000;
+	}
+	assert_int_equal(f->sink.n, 2);
+	/* a day after the first two, the next episode gets its offer again */
+	t = 1000 + 86400000 + 3 * 700000;
+	assert_int_equal(batch(f, t, 950), 0);
+	assert_int_equal(batch(f, t + 601000, 950), 0);
+	assert_int_equal(batch(f, t + 700000, 100), 1);
+	assert_int_equal(f->sink.n, 3);
+}
+
 static void test_threshold_crossing(void **state)
 {
 	struct fixture *f = *state;
@@ -378,6 +443,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_threshold_crossing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swinging_fuel_one_offer_per_refuel, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_offers_per_day_capped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_noise_around_threshold, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redelivery_and_out_of_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rearm_and_second_episode, setup, teardown),

@@ -337,11 +337,11 @@ static void test_status(void **state)
 	st.has_queue_depth = 1;
 	st.queue_depth = 12;
 	assert_int_equal(db_begin(f->db), 0);
-	assert_int_equal(telemetry_put_status(f->t, VIN1, &st, 1), 0);
+	assert_int_equal(telemetry_put_status(f->t, VIN1, &st, 1, NULL), 0);
 	st.state = AGENT_OFFLINE;
 	st.time_ms = 1000; /* older: changes nothing */
 	snprintf(st.agent_version, sizeof(st.agent_version), "0.9.0");
-	assert_int_equal(telemetry_put_status(f->t, VIN1, &st, 2), 0);
+	assert_int_equal(telemetry_put_status(f->t, VIN1, &st, 2, NULL), 0);
 	assert_int_equal(db_commit(f->db), 0);
 	assert_int_equal(telemetry_vehicle_get(f->t, VIN1, &v), 0);
 	assert_false(v.has_sample);
@@ -359,7 +359,7 @@ static void test_status(void **state)
 	st.time_ms = 3000;
 	st.has_queue_depth = 0;
 	assert_int_equal(db_begin(f->db), 0);
-	assert_int_equal(telemetry_put_status(f->t, VIN1, &st, 3), 0);
+	assert_int_equal(telemetry_put_status(f->t, VIN1, &st, 3, NULL), 0);
 	assert_int_equal(db_commit(f->db), 0);
 	assert_int_equal(telemetry_vehicle_get(f->t, VIN1, &v), 0);
 	assert_int_equal(v.online, TELEMETRY_OFFLINE);
@@ -394,7 +394,7 @@ static void test_list_pages(void **state)
 			continue;
 		}
 		assert_int_equal(db_begin(f->db), 0);
-		assert_int_equal(telemetry_put_status(f->t, vins[i], &st, 1), 0);
+		assert_int_equal(telemetry_put_status(f->t, vins[i], &st, 1, NULL), 0);
 		assert_int_equal(db_commit(f->db), 0);
 	}
 
