@@ -554,6 +554,7 @@ static int vehicle_history(struct ctl *ctl, struct ctl_db *d, const char *vin, i
 				o, "heading_deg",
 				opt_real(x->present & SAMPLE_HEADING, x->heading_cdeg / 100.0));
 			json_object_set_new(o, "fix", json_fix(x->fix));
+			json_object_set_new(o, "implausible", json_boolean(rows[i].implausible));
 			json_array_append_new(arr, o);
 		}
 		free(rows);
@@ -566,7 +567,7 @@ static int vehicle_history(struct ctl *ctl, struct ctl_db *d, const char *vin, i
 		char when[40], b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
 
 		iso8601(x->time_ms, when, sizeof(when));
-		printf("%-8" PRIu64 " %-24s %12s %6s %12s %13s %7s %7s %4s\n", rows[i].seq, when,
+		printf("%-8" PRIu64 " %-24s %12s %6s %12s %13s %7s %7s %4s%s\n", rows[i].seq, when,
 		       opt_fmt(b1, sizeof(b1), x->present & SAMPLE_ODOMETER, 0,
 			       (double)x->odometer_m),
 		       opt_fmt(b2, sizeof(b2), x->present & SAMPLE_FUEL, 1,
@@ -576,7 +577,8 @@ static int vehicle_history(struct ctl *ctl, struct ctl_db *d, const char *vin, i
 		       opt_fmt(b5, sizeof(b5), x->present & SAMPLE_SPEED, 1, x->speed_cms * 0.036),
 		       opt_fmt(b6, sizeof(b6), x->present & SAMPLE_HEADING, 2,
 			       x->heading_cdeg / 100.0),
-		       fix_name(x->fix) ? fix_name(x->fix) : "-");
+		       fix_name(x->fix) ? fix_name(x->fix) : "-",
+		       rows[i].implausible ? "  (implausible: set apart)" : "");
 	}
 	free(rows);
 	return 0;
