@@ -217,21 +217,24 @@ static int cmd_pki(struct ctl *ctl)
 
 /* ---- stats ---- */
 
+/* "group.name" counters go into a "group" object: {"rejected": {"bad_vin": 0, ...}}. */
 static void json_counter(const char *name, uint64_t value, void *arg)
 {
-	json_t *obj = arg;
+	const char *dot = strchr(name, '.');
+	json_t *obj = arg, *group;
+	char key[64];
 
-	if (strncmp(name, "rejected.", 9) == 0) {
-		json_t *rej = json_object_get(obj, "rejected");
-
-		if (!rej) {
-			rej = json_object();
-			json_object_set_new(obj, "rejected", rej);
-		}
-		json_object_set_new(rej, name + 9, json_integer((json_int_t)value));
+	if (!dot || (size_t)(dot - name) >= sizeof(key)) {
+		json_object_set_new(obj, name, json_integer((json_int_t)value));
 		return;
 	}
-	json_object_set_new(obj, name, json_integer((json_int_t)value));
+	snprintf(key, sizeof(key), "%.*s", (int)(dot - name), name);
+	group = json_object_get(obj, key);
+	if (!group) {
+		group = json_object();
+		json_object_set_new(obj, key, group);
+	}
+	json_object_set_new(group, dot + 1, json_integer((json_int_t)value));
 }
 
 /* Adds the counters of c to obj (json_integer is 64-bit signed). */
