@@ -182,12 +182,33 @@ static char *trim(char *s)
 	return s;
 }
 
+/*
+ * Reads one line, its '\n' included, into buf (NUL-terminated) and returns
+ * its length, NUL bytes inside it counted (fgets() cannot tell them from the
+ * end); 0 at end of file or on a read error. A line longer than size - 1
+ * bytes is cut there, and the rest comes with the next call.
+ */
+static size_t read_line(FILE *f, char *buf, size_t size)
+{
+	size_t n = 0;
+	int c;
+
+	while (n + 1 < size && (c = getc(f)) != EOF) {
+		buf[n++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
 int config_load(const char *path, const struct config_option *table, void *conf, char *err,
 		size_t errlen)
 {
 	char line[CONFIG_MAX_LINE + 2];
 	char where[512];
 	unsigned lineno = 0;
+	size_t len;
 	FILE *f;
 	int r = 0;
 
@@ -198,15 +219,21 @@ int config_load(const char *path, const struct config_option *table, void *conf,
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	while (fgets(line, sizeof(line), f)) {
+	while ((len = read_line(f, line, sizeof(line))) > 0) {
 		char *name, *value, *eq;
-		size_t len = strlen(line);
 
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%u", path, lineno);
 		if (len > CONFIG_MAX_LINE) {
 			snprintf(err, errlen, "%s: line longer than %d bytes", where,
 				 CONFIG_MAX_LINE);
+			r = -EINVAL;
+			goto out;
+		}
+		/* The text after a NUL would be dropped unseen (and a long line's rest
+		 * read as a line of its own): refuse it. */
+		if (strlen(line) != len) {
+			snprintf(err, errlen, "%s: NUL byte in line", where);
 			r = -EINVAL;
 			goto out;
 		}

@@ -1,8 +1,10 @@
 /*
  * libFuzzer target for common/codec.c: every input goes through every
- * codec_decode_*(). Whatever decodes must re-encode, and decode again to the
- * same values (for telemetry batches this checks the delta coding and the
- * range checks against each other). A failed check calls abort(), which
+ * codec_decode_*(): the messages a car sends (TelemetryBatch with its queue
+ * epoch, Event, Status) and the ones it reads (TelemetryAck with the
+ * gateway's clock, SignedOffer and the Offer it carries). Whatever decodes
+ * must re-encode, and decode again to the same values (for telemetry batches
+ * this checks the delta coding and the range checks against each other). A failed check calls abort(), which
  * libFuzzer and the corpus replay (replay_main.c) both report.
  */
 #include <stdint.h>
@@ -14,12 +16,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond) \
-	do { \
-		if (!(cond)) { \
-			fprintf(stderr, "fuzz_codec: check failed at line %d: %s\n", __LINE__, #cond); \
-			abort(); \
-		} \
+#define CHECK(cond)                                                                            \
+	do {                                                                                   \
+		if (!(cond)) {                                                                 \
+			fprintf(stderr, "fuzz_codec: check failed at line %d: %s\n", __LINE__, \
+				#cond);                                                        \
+			abort();                                                               \
+		}                                                                              \
 	} while (0)
 
 static int samples_equal(const struct sample *a, const struct sample *b)
@@ -51,6 +54,31 @@ static void fuzz_batch(const uint8_t *data, size_t size)
 	free(s2);
 }
 
+static void fuzz_ack(const uint8_t *data, size_t size)
+{
+	uint64_t *s1 = NULL, *s2 = NULL, ep1 = 0, ep2 = 0;
+	int64_t t1 = 0, t2 = 0;
+	size_t n1 = 0, n2 = 0, len = 0;
+	uint8_t *buf = NULL;
+
+	if (codec_decode_ack(data, size, &ep1, &t1, &s1, &n1) != 0)
+		return;
+	CHECK(n1 >= 1 && n1 <= CODEC_MAX_ACK_SEQS);
+	for (size_t i = 0; i < n1; i++)
+		CHECK(s1[i] != 0);
+	CHECK(codec_encode_ack(ep1, t1, s1, n1, &buf, &len) == 0);
+	CHECK(len <= CODEC_MAX_ACK_BYTES);
+	CHECK(codec_decode_ack(buf, len, &ep2, &t2, &s2, &n2) == 0);
+	CHECK(ep1 == ep2 && t1 == t2 && n1 == n2 && memcmp(s1, s2, n1 * sizeof(*s1)) == 0);
+	/* the epoch and the clock are optional outputs */
+	free(s2);
+	s2 = NULL;
+	CHECK(codec_decode_ack(buf, len, NULL, NULL, &s2, &n2) == 0 && n2 == n1);
+	free(buf);
+	free(s1);
+	free(s2);
+}
+
 static void fuzz_event(const uint8_t *data, size_t size)
 {
 	struct offer_event a, b;
@@ -76,7 +104,8 @@ static void fuzz_status(const uint8_t *data, size_t size)
 		return;
 	CHECK(codec_encode_status(&a, &buf, &len) == 0);
 	CHECK(codec_decode_status(buf, len, &b) == 0);
-	CHECK(a.state == b.state && a.time_ms == b.time_ms && a.has_queue_depth == b.has_queue_depth);
+	CHECK(a.state == b.state && a.time_ms == b.time_ms &&
+	      a.has_queue_depth == b.has_queue_depth);
 	CHECK(a.queue_depth == b.queue_depth && strcmp(a.agent_version, b.agent_version) == 0);
 	free(buf);
 }
@@ -129,6 +158,7 @@ static void fuzz_signed_offer(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	fuzz_batch(data, size);
+	fuzz_ack(data, size);
 	fuzz_event(data, size);
 	fuzz_status(data, size);
 	fuzz_offer(data, size);
