@@ -208,6 +208,7 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 	struct offers_config oc;
 	struct agent *a;
 	char *path = NULL;
+	struct stat st;
 	int r;
 
 	a = calloc(1, sizeof(*a));
@@ -243,6 +244,10 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 			 strerror(errno));
 		goto fail;
 	}
+	/* Not changed: it may be a directory the agent does not own alone. */
+	if (stat(conf->state_dir, &st) == 0 && (st.st_mode & 077))
+		log_warn("state_dir %s is mode %04o: others can list it (its files are 0600)",
+			 conf->state_dir, (unsigned)(st.st_mode & 07777));
 
 	path = path_join(conf->state_dir, "queue.db");
 	if (!path) {
