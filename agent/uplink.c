@@ -515,6 +515,11 @@ static void on_bus_event(const struct bus_event *ev, void *arg)
 		 * connect.
 		 */
 		break;
+	case BUS_DROPPED:
+		/* The loop fell far behind (bus.h): a dropped receipt costs a resend. */
+		log_warn("%llu messages from the broker dropped while the agent was behind",
+			 (unsigned long long)ev->cookie);
+		break;
 	}
 }
 

@@ -100,6 +100,8 @@ struct bus {
 	unsigned session_expiry_s;
 	unsigned max_inflight;
 	size_t max_queued;
+	size_t max_bytes;	/* max_queued_bytes */
+	char *droppable_suffix; /* owned, NULL: none */
 
 	/* Loop-thread state. */
 	int started; /* between bus_start() and bus_stop() */
@@ -116,6 +118,8 @@ struct bus {
 	pthread_mutex_t mu;
 	struct bus_msg *pending_head, *pending_tail;
 	size_t npending_messages;   /* MSG_MESSAGE entries only */
+	size_t pending_bytes;	    /* their payload bytes */
+	uint64_t dropped;	    /* messages dropped over max_bytes, not yet reported */
 	struct bus_ticket *tickets; /* all unanswered tickets */
 	unsigned inflight;	    /* tickets of the current generation */
 	unsigned generation;	    /* bumped on every connect attempt */
@@ -170,10 +174,35 @@ static void bus_post(struct bus *bus, struct bus_msg *m)
 	else
 		bus->pending_head = m;
 	bus->pending_tail = m;
-	if (m->kind == MSG_MESSAGE)
+	if (m->kind == MSG_MESSAGE) {
 		bus->npending_messages++;
+		bus->pending_bytes += m->len;
+	}
 	pthread_mutex_unlock(&bus->mu);
 	loop_waker_signal(bus->waker);
+}
+
+/*
+ * Whether a received message of len bytes on topic must be dropped because
+ * the loop is too far behind (max_bytes; see bus.h). Counts it if so. Any
+ * thread.
+ */
+static int over_bound(struct bus *bus, const char *topic, size_t tlen, size_t len)
+{
+	size_t sl = bus->droppable_suffix ? strlen(bus->droppable_suffix) : 0;
+	int droppable = !bus->droppable_suffix ||
+			(tlen >= sl && memcmp(topic + tlen - sl, bus->droppable_suffix, sl) == 0);
+	size_t bound = droppable ? bus->max_bytes : 2 * bus->max_bytes;
+	int drop;
+
+	pthread_mutex_lock(&bus->mu);
+	drop = bus->pending_bytes + len > bound;
+	if (drop)
+		bus->dropped++;
+	pthread_mutex_unlock(&bus->mu);
+	if (drop)
+		loop_waker_signal(bus->waker); /* so the loop reports it */
+	return drop;
 }
 
 /*
@@ -252,8 +281,10 @@ static void on_disconnected(void *context, MQTTProperties *props, enum MQTTReaso
  * there is no flow control to be had here: blocking deadlocks against Paho's
  * mutex, which it holds around this call, and returning 0 makes Paho offer
  * the message again only once per receive cycle (a stall of seconds per
- * message). The backlog is logged when it passes max_queued; see
- * docs/architecture.md for why telemetry stays safe (receipts).
+ * message). The backlog is logged when it passes max_queued, and bounded
+ * by max_bytes: past it messages are dropped (droppable ones first) and
+ * counted; see docs/architecture.md for why telemetry stays safe
+ * (receipts).
  */
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
 {
@@ -261,6 +292,11 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	struct bus_msg *m;
 	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
 
+	if (over_bound(bus, topic, tlen, msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0)) {
+		MQTTAsync_freeMessage(&msg);
+		MQTTAsync_free(topic);
+		return 1; /* taken, and dropped: reported as BUS_DROPPED */
+	}
 	m = bus_msg_new(MSG_MESSAGE);
 	if (!m)
 		return 0; /* out of memory: Paho keeps the message for later */
@@ -583,6 +619,7 @@ static void bus_drain(void *arg)
 {
 	struct bus *bus = arg;
 	struct bus_msg *list;
+	uint64_t dropped;
 	size_t n;
 
 	pthread_mutex_lock(&bus->mu);
@@ -590,7 +627,16 @@ static void bus_drain(void *arg)
 	bus->pending_head = bus->pending_tail = NULL;
 	n = bus->npending_messages;
 	bus->npending_messages = 0;
+	bus->pending_bytes = 0;
+	dropped = bus->dropped;
+	bus->dropped = 0;
 	pthread_mutex_unlock(&bus->mu);
+
+	if (dropped) {
+		struct bus_event ev = { .type = BUS_DROPPED, .cookie = dropped };
+
+		bus->fn(&ev, bus->arg);
+	}
 
 	if (n > bus->max_queued && loop_now_ms() - bus->backlog_logged_ms >= 60000) {
 		bus->backlog_logged_ms = loop_now_ms();
@@ -659,6 +705,8 @@ int bus_new(struct loop *loop, const struct bus_config *conf, bus_event_fn fn, v
 	bus->session_expiry_s = conf->session_expiry_s;
 	bus->max_inflight = conf->max_inflight ? conf->max_inflight : 64;
 	bus->max_queued = conf->max_queued_events ? conf->max_queued_events : 4096;
+	bus->max_bytes = conf->max_queued_bytes ? conf->max_queued_bytes : (size_t)64 << 20;
+	bus->droppable_suffix = dup_or_null(conf->droppable_suffix, &failed);
 	bus->backoff_ms = BUS_BACKOFF_MIN_MS;
 	if (failed) {
 		r = -ENOMEM;
@@ -832,6 +880,7 @@ void bus_free(struct bus *bus)
 	free(bus->cert_file);
 	free(bus->key_file);
 	free(bus->will_topic);
+	free(bus->droppable_suffix);
 	free(bus->will_payload);
 	free(bus);
 }

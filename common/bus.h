@@ -52,12 +52,23 @@ struct bus_config {
 	unsigned max_inflight;	  /* QoS>0 publishes awaiting ack; 0 = 64 */
 	size_t max_queued_events; /* Paho -> loop backlog that is logged as a
 					 * warning (not a limit: see bus.c); 0 = 4096 */
+	/*
+	 * Payload bytes of received messages waiting for the loop, at most
+	 * (0 = 64 MiB). Paho has acknowledged them already (no flow control),
+	 * so past the bound a message is dropped and reported (BUS_DROPPED):
+	 * those whose topic ends with droppable_suffix first (their senders
+	 * send them again: telemetry without a receipt), the others only past
+	 * twice the bound. NULL droppable_suffix: all alike, at the bound.
+	 */
+	size_t max_queued_bytes;
+	const char *droppable_suffix;
 };
 
 enum bus_event_type {
 	BUS_CONNECTED,	      /* session_present is set */
 	BUS_DISCONNECTED,     /* reason_code: MQTT v5 reason or -errno */
 	BUS_MESSAGE,	      /* topic, payload, len, qos */
+	BUS_DROPPED,	      /* cookie: messages dropped over max_queued_bytes since the last */
 	BUS_PUBLISHED,	      /* cookie */
 	BUS_PUBLISH_FAILED,   /* cookie, reason_code */
 	BUS_SUBSCRIBE_FAILED, /* topic, reason_code */

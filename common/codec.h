@@ -20,7 +20,8 @@
 #define CODEC_MAX_BATCH_BYTES (128 * 1024) /* encoded telemetry batch */
 #define CODEC_MAX_EVENT_BYTES 4096
 #define CODEC_MAX_ACK_SEQS 4096 /* seqs in one TelemetryAck */
-#define CODEC_MAX_ACK_BYTES (CODEC_MAX_ACK_SEQS * 10 + 16)
+/* seqs as varints (10 bytes at most), their packed header, epoch and clock */
+#define CODEC_MAX_ACK_BYTES (CODEC_MAX_ACK_SEQS * 10 + 48)
 #define CODEC_MAX_STATUS_BYTES 1024
 #define CODEC_MAX_OFFER_BYTES 8192 /* a SignedOffer, signature included */
 #define CODEC_MAX_ID 64		   /* offer id, incl. NUL */

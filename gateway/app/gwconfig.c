@@ -38,6 +38,9 @@ const struct config_option gw_config_table[] = {
 	    "at most this many offers per car in 24 h (0: no cap)"),
 	OPT(max_clock_ahead_s, CONFIG_INT, 10, 86400, "300",
 	    "samples and status dated further ahead of their receipt are set apart"),
+	OPT(max_backlog_mb, CONFIG_INT, 1, 4096, "64",
+	    "messages waiting for the loop, at most (MiB): past it telemetry is dropped (the cars"
+	    " resend it), past twice that anything"),
 	{ "log_level", CONFIG_STRING, offsetof(struct gw_config, log_level), 0, 0, "info",
 	  "error, warn, info or debug", log_level_check },
 	OPT(log_file, CONFIG_STRING, 0, 0, NULL, "log to this file instead of stderr"),

@@ -25,6 +25,7 @@ struct gw_config {
 	int offer_valid_s;
 	int offers_per_day_max;
 	int max_clock_ahead_s;
+	int max_backlog_mb;
 	char *log_level;
 	char *log_file; /* NULL: stderr */
 };

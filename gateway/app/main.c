@@ -98,6 +98,9 @@ static void on_bus_event(const struct bus_event *ev, void *arg)
 			 bus_reason_string(ev->reason_code), ev->reason_code);
 		ingest_published(gw->ingest, ev->cookie, 0);
 		break;
+	case BUS_DROPPED:
+		ingest_dropped(gw->ingest, ev->cookie);
+		break;
 	case BUS_SUBSCRIBE_FAILED:
 		log_error("subscription to %s failed: %s (%d)", ev->topic ? ev->topic : "?",
 			  bus_reason_string(ev->reason_code), ev->reason_code);
@@ -183,6 +186,9 @@ static int gateway_start(struct gateway *gw)
 	bc.key_file = gw->conf.key_file;
 	bc.clean_start = 0;
 	bc.session_expiry_s = SESSION_EXPIRY_S;
+	/* A dropped batch has no receipt: its car sends it again. */
+	bc.max_queued_bytes = (size_t)gw->conf.max_backlog_mb << 20;
+	bc.droppable_suffix = "/telemetry";
 	r = bus_new(gw->loop, &bc, on_bus_event, gw, &gw->bus);
 	if (r < 0) {
 		log_error("cannot set up the MQTT client: %s", strerror(-r));

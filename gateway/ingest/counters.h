@@ -34,7 +34,8 @@
 	X(BAD_VIN, bad_vin)     \
 	X(OVERSIZED, oversized) \
 	X(MALFORMED, malformed) \
-	X(STORAGE, storage)
+	X(STORAGE, storage)     \
+	X(BACKLOG, backlog)
 
 enum reject {
 #define X(e, name) REJECT_##e,

@@ -768,6 +768,15 @@ void ingest_published(struct ingest *in, uint64_t cookie, int ok)
 	outbox_flush(in->ack_outbox, now);
 }
 
+void ingest_dropped(struct ingest *in, uint64_t n)
+{
+	if (n == 0)
+		return;
+	in->c.received += n;
+	in->c.rejected[REJECT_BACKLOG] += n - 1;
+	reject(in, REJECT_BACKLOG, "the gateway was too far behind the broker");
+}
+
 void ingest_connected(struct ingest *in)
 {
 	int64_t now = loop_wall_ms();

@@ -95,6 +95,13 @@ void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload
  */
 void ingest_published(struct ingest *in, uint64_t cookie, int ok);
 
+/*
+ * The bus dropped n messages while ingest was too far behind (BUS_DROPPED):
+ * counted as received and rejected{backlog}. Telemetry among them has no
+ * receipt, so the cars send it again.
+ */
+void ingest_dropped(struct ingest *in, uint64_t n);
+
 /* The bus (re)connected: offers and receipts in flight are sent again. */
 void ingest_connected(struct ingest *in);
 

@@ -102,6 +102,19 @@ static void test_epoch_round_trip(void **state)
 	free(buf);
 	free(buf0);
 
+	{ /* the worst case fits: every seq 10 bytes, epoch and clock */
+		uint64_t *many = malloc(CODEC_MAX_ACK_SEQS * sizeof(*many));
+
+		assert_non_null(many);
+		for (size_t i = 0; i < CODEC_MAX_ACK_SEQS; i++)
+			many[i] = UINT64_MAX - i;
+		assert_int_equal(codec_encode_ack(UINT64_MAX, INT64_MIN, many, CODEC_MAX_ACK_SEQS,
+						  &buf, &len),
+				 0);
+		assert_true(len <= CODEC_MAX_ACK_BYTES);
+		free(buf);
+		free(many);
+	}
 	assert_int_equal(codec_encode_ack(epoch, 1764590000123, seqs, 2, &buf, &len), 0);
 	assert_int_equal(codec_decode_ack(buf, len, &got_epoch, &got_time, &got_seqs, &n), 0);
 	assert_true(got_time == 1764590000123);

@@ -188,7 +188,7 @@ static void test_names_each_add(void **state)
 	assert_string_equal(x.names[plain], "rejected.bad_topic");
 	assert_string_equal(x.names[plain + REJECT_MALFORMED], "rejected.malformed");
 	assert_int_equal(x.values[plain + REJECT_MALFORMED], 2);
-	assert_string_equal(x.names[plain + REJECT_COUNT - 1], "rejected.storage");
+	assert_string_equal(x.names[plain + REJECT_COUNT - 1], "rejected.backlog");
 	assert_string_equal(x.names[plain + REJECT_COUNT + TELEMETRY_IMPL_FUTURE],
 			    "implausible.future");
 	assert_string_equal(x.names[x.n - 1], "implausible.odometer_jump");
