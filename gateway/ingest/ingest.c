@@ -73,7 +73,7 @@ struct drained {
 struct tx_delta {
 	uint64_t stored, samples_stored, duplicates, events, events_unknown, status, status_ahead;
 	uint32_t implausible[TELEMETRY_IMPL_COUNT]; /* a transaction holds < 2^32 samples */
-	uint64_t messages; /* messages applied in the transaction */
+	uint64_t messages;			    /* messages applied in the transaction */
 };
 
 /* Once-a-minute logging per reject reason. */
