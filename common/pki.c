@@ -39,12 +39,16 @@
 #include <mbedtls/asn1write.h>
 #include <mbedtls/bignum.h>
 #include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
 
 #include "vin.h"
@@ -432,6 +436,8 @@ static struct pki_file *file_at(struct pki_file *files, size_t i, const char *na
 	return &files[i];
 }
 
+static int crl_update(const char *dir, const mbedtls_x509_buf *add, char *err, size_t errlen);
+
 int pki_init(const char *dir, char *err, size_t errlen)
 {
 	enum { K_CA, K_BROKER, K_GATEWAY, K_OFFER, NKEYS };
@@ -512,6 +518,12 @@ int pki_init(const char *dir, char *err, size_t errlen)
 	}
 	if (r == 0)
 		r = write_files(dir, files, nf, err, errlen);
+	if (r == 0) {
+		r = crl_update(dir, NULL, err, errlen); /* the broker needs a list, if empty */
+		for (size_t i = nf; r < 0 && i-- > 0;)
+			if (join(path, dir, files[i].name, NULL, 0) == 0)
+				unlink(path);
+	}
 out:
 	if (files) {
 		mbedtls_platform_zeroize(files, PKI_MAX_FILES * sizeof(*files));
@@ -601,35 +613,28 @@ static int load_ca(const char *dir, mbedtls_x509_crt *ca, mbedtls_pk_context *ca
 	return 0;
 }
 
-int pki_issue_vehicle(const char *dir, const char *vin, char *err, size_t errlen)
+/*
+ * Issues a client certificate CN=cn as files crt_name/key_name (relative to
+ * dir, inside the existing or new subdirectory subdir, NULL for none), valid
+ * years but never past the CA. -EEXIST if crt_name exists.
+ */
+static int issue_client(const char *dir, const char *cn, const char *subdir, const char *crt_name,
+			const char *key_name, int years, char *err, size_t errlen)
 {
 	mbedtls_x509_crt ca;
 	mbedtls_pk_context ca_key, key;
 	struct pki_file *files = NULL;
 	struct pki_rng rng;
-	char path[PATH_MAX], name[64], subject[32], issuer[256], ca_until[15];
+	char path[PATH_MAX], subject[PKI_GATEWAY_NAME_MAX + 8], issuer[256], ca_until[15];
 	int r;
 
-	seterr(err, errlen, "%s", "");
 	mbedtls_x509_crt_init(&ca);
 	mbedtls_pk_init(&ca_key);
 	mbedtls_pk_init(&key);
 	r = rng_init(&rng, err, errlen);
 	if (r < 0)
 		goto out;
-	if (!dir || !*dir || !vin) {
-		seterr(err, errlen, "%s",
-		       !vin ? "invalid VIN: none given" : "no PKI directory given");
-		r = -EINVAL;
-		goto out;
-	}
-	if (!vin_valid(vin)) {
-		vin_reason(vin, err, errlen);
-		r = -EINVAL;
-		goto out;
-	}
-	snprintf(name, sizeof(name), "vehicles/%s.crt", vin);
-	r = join(path, dir, name, err, errlen);
+	r = join(path, dir, crt_name, err, errlen);
 	if (r < 0)
 		goto out;
 	if (access(path, F_OK) == 0) {
@@ -640,11 +645,13 @@ int pki_issue_vehicle(const char *dir, const char *vin, char *err, size_t errlen
 	r = load_ca(dir, &ca, &ca_key, err, errlen);
 	if (r < 0)
 		goto out;
-	r = join(path, dir, "vehicles", err, errlen);
-	if (r == 0)
-		r = ensure_dir(path, err, errlen);
-	if (r < 0)
-		goto out;
+	if (subdir) {
+		r = join(path, dir, subdir, err, errlen);
+		if (r == 0)
+			r = ensure_dir(path, err, errlen);
+		if (r < 0)
+			goto out;
+	}
 	if (mbedtls_x509_dn_gets(issuer, sizeof(issuer), &ca.subject) < 0) {
 		seterr(err, errlen, "ca.crt: subject name too long");
 		r = -EINVAL;
@@ -661,13 +668,11 @@ int pki_issue_vehicle(const char *dir, const char *vin, char *err, size_t errlen
 		seterr(err, errlen, "out of memory");
 		goto out;
 	}
-	snprintf(subject, sizeof(subject), "CN=%s", vin);
-	snprintf(name, sizeof(name), "vehicles/%s.key", vin);
-	r = key_pem(&key, file_at(files, 0, name, MODE_KEY)->pem, err, errlen);
-	snprintf(name, sizeof(name), "vehicles/%s.crt", vin);
+	snprintf(subject, sizeof(subject), "CN=%s", cn);
+	r = key_pem(&key, file_at(files, 0, key_name, MODE_KEY)->pem, err, errlen);
 	if (r == 0)
-		r = make_cert(ROLE_CLIENT, subject, PKI_VEHICLE_YEARS, &key, &ca_key, issuer,
-			      ca_until, &rng, file_at(files, 1, name, MODE_CERT)->pem, err, errlen);
+		r = make_cert(ROLE_CLIENT, subject, years, &key, &ca_key, issuer, ca_until, &rng,
+			      file_at(files, 1, crt_name, MODE_CERT)->pem, err, errlen);
 	if (r == 0)
 		r = write_files(dir, files, 2, err, errlen);
 out:
@@ -679,5 +684,476 @@ out:
 	mbedtls_pk_free(&ca_key);
 	mbedtls_x509_crt_free(&ca);
 	rng_free(&rng);
+	return r;
+}
+
+int pki_issue_vehicle(const char *dir, const char *vin, char *err, size_t errlen)
+{
+	char crt[64], key[64];
+
+	seterr(err, errlen, "%s", "");
+	if (!dir || !*dir || !vin) {
+		seterr(err, errlen, "%s",
+		       !vin ? "invalid VIN: none given" : "no PKI directory given");
+		return -EINVAL;
+	}
+	if (!vin_valid(vin)) {
+		vin_reason(vin, err, errlen);
+		return -EINVAL;
+	}
+	snprintf(crt, sizeof(crt), "vehicles/%s.crt", vin);
+	snprintf(key, sizeof(key), "vehicles/%s.key", vin);
+	return issue_client(dir, vin, "vehicles", crt, key, PKI_VEHICLE_YEARS, err, errlen);
+}
+
+/*
+ * Where name's certificate and key live in a PKI dir: vehicles/<VIN>.*,
+ * gateway.* for the first gateway, gateways/<name>.* for the others.
+ * -EINVAL (with a reason) if name is neither a VIN nor a gateway name.
+ */
+static int cert_files(const char *name, char crt[96], char key[96], const char **ret_subdir,
+		      char *err, size_t errlen)
+{
+	const char *subdir = NULL;
+
+	if (name && vin_valid(name)) {
+		subdir = "vehicles";
+	} else if (pki_gateway_name_valid(name)) {
+		if (strcmp(name, PKI_GATEWAY_CN) != 0)
+			subdir = "gateways";
+	} else {
+		seterr(err, errlen,
+		       "'%s' is neither a VIN nor a gateway name (" PKI_GATEWAY_CN
+		       " or " PKI_GATEWAY_CN "-<a-z0-9->, at most %d characters)",
+		       name ? name : "", PKI_GATEWAY_NAME_MAX);
+		return -EINVAL;
+	}
+	if (subdir) {
+		snprintf(crt, 96, "%s/%s.crt", subdir, name);
+		snprintf(key, 96, "%s/%s.key", subdir, name);
+	} else {
+		snprintf(crt, 96, "gateway.crt");
+		snprintf(key, 96, "gateway.key");
+	}
+	*ret_subdir = subdir;
+	return 0;
+}
+
+int pki_issue_gateway(const char *dir, const char *name, char *err, size_t errlen)
+{
+	char crt[96], key[96];
+	const char *subdir;
+	int r;
+
+	seterr(err, errlen, "%s", "");
+	if (!dir || !*dir) {
+		seterr(err, errlen, "no PKI directory given");
+		return -EINVAL;
+	}
+	if (!pki_gateway_name_valid(name)) {
+		seterr(err, errlen,
+		       "invalid gateway name '%s': use " PKI_GATEWAY_CN " or " PKI_GATEWAY_CN
+		       "-<suffix> (a-z, 0-9, -), at most %d characters",
+		       name ? name : "", PKI_GATEWAY_NAME_MAX);
+		return -EINVAL;
+	}
+	r = cert_files(name, crt, key, &subdir, err, errlen);
+	if (r < 0)
+		return r;
+	return issue_client(dir, name, subdir, crt, key, PKI_LEAF_YEARS, err, errlen);
+}
+
+int pki_cert_cn(const char *path, char *ret_cn, size_t cn_size, char *err, size_t errlen)
+{
+	const mbedtls_x509_name *n;
+	mbedtls_x509_crt crt;
+	int r = -EINVAL, mbed;
+
+	seterr(err, errlen, "%s", "");
+	mbedtls_x509_crt_init(&crt);
+	errno = 0;
+	mbed = mbedtls_x509_crt_parse_file(&crt, path);
+	if (mbed == MBEDTLS_ERR_PK_FILE_IO_ERROR) {
+		r = errno > 0 ? -errno : -EIO;
+		seterr(err, errlen, "%s: %s", path, strerror(-r));
+		goto out;
+	}
+	if (mbed < 0) { /* > 0: some PEM blocks failed; the first one parsed */
+		seterr(err, errlen, "%s: not a certificate", path);
+		goto out;
+	}
+	for (n = &crt.subject; n; n = n->next)
+		if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0)
+			break;
+	if (!n || n->val.len == 0 || memchr(n->val.p, '\0', n->val.len)) {
+		seterr(err, errlen, "%s: the certificate has no subject CN", path);
+		goto out;
+	}
+	if (n->val.len >= cn_size) {
+		seterr(err, errlen, "%s: subject CN too long", path);
+		r = -ENAMETOOLONG;
+		goto out;
+	}
+	memcpy(ret_cn, n->val.p, n->val.len);
+	ret_cn[n->val.len] = '\0';
+	r = 0;
+out:
+	mbedtls_x509_crt_free(&crt);
+	return r;
+}
+
+/* ---- the revocation list ---- */
+
+/* An upper bound on a CRL's entries (each is ~40 bytes of DER). */
+#define PKI_CRL_MAX_ENTRIES 1000000
+#define PKI_CRL_ENTRY_DER 64 /* bytes reserved per entry: serial <= 20 B + time + headers */
+#define PKI_CRL_FIXED_DER 1024
+#define PKI_CRL_NAME "ca.crl"
+
+/* One revoked certificate: its serial (DER INTEGER content) and when. */
+struct crl_entry {
+	const unsigned char *serial; /* borrowed */
+	size_t serial_len;
+	char when[15]; /* "YYYYMMDDhhmmss" UTC */
+};
+
+/*
+ * Writes an X.509 Time ("YYYYMMDDhhmmss") before *p: UTCTime through 2049,
+ * GeneralizedTime from 2050 (RFC 5280 4.1.2.5). Returns its length.
+ */
+static int write_time(unsigned char **p, unsigned char *start, const char t[15])
+{
+	char z[16];
+	int utc = strncmp(t, "2050", 4) < 0 && strncmp(t, "1950", 4) >= 0;
+
+	snprintf(z, sizeof(z), "%sZ", utc ? t + 2 : t);
+	return mbedtls_asn1_write_tagged_string(
+		p, start, utc ? MBEDTLS_ASN1_UTC_TIME : MBEDTLS_ASN1_GENERALIZED_TIME, z,
+		strlen(z));
+}
+
+/* Writes AlgorithmIdentifier ecdsa-with-SHA256, parameters absent (RFC 5758). */
+static int write_sig_alg(unsigned char **p, unsigned char *start)
+{
+	const char *oid;
+	size_t oid_len, len = 0;
+	int ret;
+
+	ret = mbedtls_oid_get_oid_by_sig_alg(MBEDTLS_PK_ECDSA, MBEDTLS_MD_SHA256, &oid, &oid_len);
+	if (ret)
+		return ret;
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_oid(p, start, oid, oid_len));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(p, start, len));
+	MBEDTLS_ASN1_CHK_ADD(
+		len,
+		mbedtls_asn1_write_tag(p, start, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+	return (int)len;
+}
+
+/*
+ * Puts a tag and length before the len content bytes that precede *p (a
+ * SEQUENCE, OCTET STRING, ...). Returns the header's length, not the total.
+ */
+static int wrap(unsigned char **p, unsigned char *start, size_t len, unsigned char tag)
+{
+	size_t n = 0;
+	int ret;
+
+	MBEDTLS_ASN1_CHK_ADD(n, mbedtls_asn1_write_len(p, start, len));
+	MBEDTLS_ASN1_CHK_ADD(n, mbedtls_asn1_write_tag(p, start, tag));
+	return (int)n;
+}
+
+#define SEQ (MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE)
+
+/*
+ * TBSCertList (RFC 5280 5.1) before *p: v2, ecdsa-with-SHA256, issuer = the
+ * CA's subject, thisUpdate now, nextUpdate = the CA's notAfter, the entries,
+ * and a cRLNumber extension of number. Returns its length.
+ */
+static int write_tbs(unsigned char **p, unsigned char *start, const mbedtls_x509_crt *ca,
+		     const struct crl_entry *entries, size_t n, int number, const char now[15],
+		     const char until[15])
+{
+	size_t len = 0, sub;
+	int ret;
+
+	/* crlExtensions [0] EXPLICIT SEQUENCE { cRLNumber } */
+	sub = 0;
+	MBEDTLS_ASN1_CHK_ADD(sub, mbedtls_asn1_write_int(p, start, number));
+	MBEDTLS_ASN1_CHK_ADD(sub, wrap(p, start, sub, MBEDTLS_ASN1_OCTET_STRING));
+	MBEDTLS_ASN1_CHK_ADD(sub, mbedtls_asn1_write_oid(p, start, MBEDTLS_OID_CRL_NUMBER,
+							 MBEDTLS_OID_SIZE(MBEDTLS_OID_CRL_NUMBER)));
+	MBEDTLS_ASN1_CHK_ADD(sub, wrap(p, start, sub, SEQ)); /* Extension */
+	MBEDTLS_ASN1_CHK_ADD(sub, wrap(p, start, sub, SEQ)); /* Extensions */
+	MBEDTLS_ASN1_CHK_ADD(
+		sub, wrap(p, start, sub, MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_ASN1_CONSTRUCTED));
+	len += sub;
+	/* revokedCertificates, absent when empty */
+	if (n > 0) {
+		sub = 0;
+		for (size_t i = n; i-- > 0;) {
+			size_t e = 0;
+
+			MBEDTLS_ASN1_CHK_ADD(e, write_time(p, start, entries[i].when));
+			MBEDTLS_ASN1_CHK_ADD(
+				e, mbedtls_asn1_write_raw_buffer(p, start, entries[i].serial,
+								 entries[i].serial_len));
+			MBEDTLS_ASN1_CHK_ADD(
+				e, mbedtls_asn1_write_len(p, start, entries[i].serial_len));
+			MBEDTLS_ASN1_CHK_ADD(
+				e, mbedtls_asn1_write_tag(p, start, MBEDTLS_ASN1_INTEGER));
+			MBEDTLS_ASN1_CHK_ADD(e, wrap(p, start, e, SEQ));
+			sub += e;
+		}
+		MBEDTLS_ASN1_CHK_ADD(sub, wrap(p, start, sub, SEQ));
+		len += sub;
+	}
+	MBEDTLS_ASN1_CHK_ADD(len, write_time(p, start, until));
+	MBEDTLS_ASN1_CHK_ADD(len, write_time(p, start, now));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_raw_buffer(p, start, ca->subject_raw.p,
+								ca->subject_raw.len));
+	MBEDTLS_ASN1_CHK_ADD(len, write_sig_alg(p, start));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_int(p, start, 1)); /* v2 */
+	MBEDTLS_ASN1_CHK_ADD(len, wrap(p, start, len, SEQ));
+	return (int)len;
+}
+
+/*
+ * CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm,
+ * signatureValue } before *p. Returns its length.
+ */
+static int write_signed(unsigned char **p, unsigned char *start, const unsigned char *tbs,
+			size_t tbs_len, const unsigned char *sig, size_t sig_len)
+{
+	size_t len = 0;
+	int ret;
+
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_bitstring(p, start, sig, sig_len * 8));
+	MBEDTLS_ASN1_CHK_ADD(len, write_sig_alg(p, start));
+	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_raw_buffer(p, start, tbs, tbs_len));
+	MBEDTLS_ASN1_CHK_ADD(len, wrap(p, start, len, SEQ));
+	return (int)len;
+}
+
+/*
+ * Signs and writes dir/ca.crl with entries[0..n) (PEM, 0644, replaced
+ * atomically through ca.crl.tmp). number is the cRLNumber.
+ */
+static int write_crl(const char *dir, const mbedtls_x509_crt *ca, mbedtls_pk_context *ca_key,
+		     const struct crl_entry *entries, size_t n, int number, struct pki_rng *rng,
+		     char *err, size_t errlen)
+{
+	size_t cap = PKI_CRL_FIXED_DER + n * PKI_CRL_ENTRY_DER, pem_cap = cap * 2;
+	unsigned char *tbs = malloc(cap), *der = malloc(cap), *pem = malloc(pem_cap);
+	unsigned char hash[32], sig[MBEDTLS_ECDSA_MAX_LEN];
+	char now[15], until[15], path[PATH_MAX], tmp[PATH_MAX];
+	size_t sig_len = 0, tbs_len, len = 0, olen = 0;
+	unsigned char *p, *q;
+	int r = 0, ret;
+
+	if (!tbs || !der || !pem) {
+		seterr(err, errlen, "out of memory");
+		r = -ENOMEM;
+		goto out;
+	}
+	format_time(time(NULL), now);
+	x509_time_string(&ca->valid_to, until);
+	p = tbs + cap;
+	ret = write_tbs(&p, tbs, ca, entries, n, number, now, until);
+	if (ret < 0)
+		goto fail;
+	tbs_len = (size_t)ret;
+	ret = mbedtls_sha256_ret(p, tbs_len, hash, 0);
+	if (ret == 0)
+		ret = mbedtls_pk_sign(ca_key, MBEDTLS_MD_SHA256, hash, sizeof(hash), sig, &sig_len,
+				      mbedtls_ctr_drbg_random, &rng->drbg);
+	if (ret)
+		goto fail;
+	q = der + cap;
+	ret = write_signed(&q, der, p, tbs_len, sig, sig_len);
+	if (ret < 0)
+		goto fail;
+	len = (size_t)ret;
+	ret = mbedtls_pem_write_buffer("-----BEGIN X509 CRL-----\n", "-----END X509 CRL-----\n", q,
+				       len, pem, pem_cap, &olen);
+	if (ret)
+		goto fail;
+	r = join(path, dir, PKI_CRL_NAME, err, errlen);
+	if (r == 0)
+		r = join(tmp, dir, PKI_CRL_NAME ".tmp", err, errlen);
+	if (r < 0)
+		goto out;
+	unlink(tmp); /* a leftover of a run that died */
+	r = write_new_file(tmp, pem, strlen((char *)pem), MODE_CERT, err, errlen);
+	if (r == 0 && rename(tmp, path) < 0) {
+		r = -errno;
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+	goto out;
+fail:
+	r = mbed_fail(ret, "writing the revocation list", err, errlen);
+out:
+	free(tbs);
+	free(der);
+	free(pem);
+	return r;
+}
+
+/*
+ * Reads dir/ca.crl into crl (initialised by the caller; a missing file is an
+ * empty list) and checks it is the CA's. Returns the number of entries.
+ */
+static int read_crl(const char *dir, const mbedtls_x509_crt *ca, mbedtls_x509_crl *crl, char *err,
+		    size_t errlen)
+{
+	char path[PATH_MAX];
+	const mbedtls_x509_crl_entry *e;
+	int r, mbed, n = 0;
+
+	r = join(path, dir, PKI_CRL_NAME, err, errlen);
+	if (r < 0)
+		return r;
+	if (access(path, F_OK) != 0 && errno == ENOENT)
+		return 0;
+	mbed = mbedtls_x509_crl_parse_file(crl, path);
+	if (mbed != 0) {
+		seterr(err, errlen, "%s: not a revocation list; fix or remove it", path);
+		return -EINVAL;
+	}
+	if (crl->issuer_raw.len != ca->subject_raw.len ||
+	    memcmp(crl->issuer_raw.p, ca->subject_raw.p, ca->subject_raw.len) != 0 ||
+	    crl->next != NULL) {
+		seterr(err, errlen, "%s: not the revocation list of this CA", path);
+		return -EINVAL;
+	}
+	for (e = &crl->entry; e && e->serial.len > 0; e = e->next)
+		n++;
+	if (n > PKI_CRL_MAX_ENTRIES) {
+		seterr(err, errlen, "%s: more than %d entries", path, PKI_CRL_MAX_ENTRIES);
+		return -E2BIG;
+	}
+	return n;
+}
+
+/*
+ * Writes dir/ca.crl with the entries already in it, plus add (a certificate's
+ * serial, NULL for none). Returns 1 if add was new, 0 if it was listed
+ * already (the file is then left alone) or add is NULL.
+ */
+static int crl_update(const char *dir, const mbedtls_x509_buf *add, char *err, size_t errlen)
+{
+	mbedtls_x509_crt ca;
+	mbedtls_x509_crl crl;
+	mbedtls_pk_context ca_key;
+	struct crl_entry *entries = NULL;
+	const mbedtls_x509_crl_entry *e;
+	struct pki_rng rng;
+	size_t n = 0;
+	int r, count;
+
+	mbedtls_x509_crt_init(&ca);
+	mbedtls_x509_crl_init(&crl);
+	mbedtls_pk_init(&ca_key);
+	r = rng_init(&rng, err, errlen);
+	if (r == 0)
+		r = load_ca(dir, &ca, &ca_key, err, errlen);
+	if (r < 0)
+		goto out;
+	count = read_crl(dir, &ca, &crl, err, errlen);
+	if (count < 0) {
+		r = count;
+		goto out;
+	}
+	entries = calloc((size_t)count + 1, sizeof(*entries));
+	if (!entries) {
+		seterr(err, errlen, "out of memory");
+		r = -ENOMEM;
+		goto out;
+	}
+	for (e = &crl.entry; count > 0 && e && e->serial.len > 0; e = e->next) {
+		if (add && e->serial.len == add->len &&
+		    memcmp(e->serial.p, add->p, add->len) == 0) {
+			r = 0; /* already revoked: nothing to write */
+			goto out;
+		}
+		entries[n].serial = e->serial.p;
+		entries[n].serial_len = e->serial.len;
+		x509_time_string(&e->revocation_date, entries[n].when);
+		n++;
+	}
+	if (add) {
+		entries[n].serial = add->p;
+		entries[n].serial_len = add->len;
+		format_time(time(NULL), entries[n].when);
+		n++;
+	}
+	/* Entries are only ever added, so their count numbers the lists in order. */
+	r = write_crl(dir, &ca, &ca_key, entries, n, (int)n, &rng, err, errlen);
+	if (r == 0 && add)
+		r = 1;
+out:
+	free(entries);
+	mbedtls_pk_free(&ca_key);
+	mbedtls_x509_crl_free(&crl);
+	mbedtls_x509_crt_free(&ca);
+	rng_free(&rng);
+	return r;
+}
+
+int pki_revoke(const char *dir, const char *name, char *err, size_t errlen)
+{
+	char crt[96], key[96], path[PATH_MAX], to[PATH_MAX], moved[PKI_GATEWAY_NAME_MAX + 96];
+	const char *subdir;
+	mbedtls_x509_crt cert;
+	char hex[2 * 20 + 1];
+	int r, mbed;
+
+	seterr(err, errlen, "%s", "");
+	mbedtls_x509_crt_init(&cert);
+	if (!dir || !*dir) {
+		seterr(err, errlen, "no PKI directory given");
+		return -EINVAL;
+	}
+	r = cert_files(name, crt, key, &subdir, err, errlen);
+	if (r == 0)
+		r = join(path, dir, crt, err, errlen);
+	if (r < 0)
+		goto out;
+	errno = 0;
+	mbed = mbedtls_x509_crt_parse_file(&cert, path);
+	if (mbed == MBEDTLS_ERR_PK_FILE_IO_ERROR) {
+		r = errno > 0 ? -errno : -EIO;
+		seterr(err, errlen, "no certificate for %s: %s: %s", name, path, strerror(-r));
+		goto out;
+	}
+	if (mbed != 0 || cert.serial.len == 0 || cert.serial.len > 20) {
+		seterr(err, errlen, "%s: not a certificate of this PKI", path);
+		r = -EINVAL;
+		goto out;
+	}
+	r = crl_update(dir, &cert.serial, err, errlen);
+	if (r < 0)
+		goto out;
+	/* Out of the way, so the name can get a replacement certificate. */
+	for (size_t i = 0; i < cert.serial.len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", cert.serial.p[i]);
+	r = join(to, dir, "revoked", err, errlen);
+	if (r == 0)
+		r = ensure_dir(to, err, errlen);
+	for (int k = 0; r == 0 && k < 2; k++) {
+		snprintf(moved, sizeof(moved), "revoked/%s.%s.%s", name, hex, k ? "key" : "crt");
+		r = join(path, dir, k ? key : crt, err, errlen);
+		if (r == 0)
+			r = join(to, dir, moved, err, errlen);
+		if (r == 0 && rename(path, to) < 0 && !(k == 1 && errno == ENOENT)) {
+			r = -errno;
+			seterr(err, errlen, "revoked in ca.crl, but cannot move %s to %s: %s", path,
+			       to, strerror(errno));
+		}
+	}
+out:
+	mbedtls_x509_crt_free(&cert);
 	return r;
 }

@@ -8,21 +8,88 @@
  *   broker.crt broker.key             CN=pitstop-broker, SAN DNS:localhost, IP:127.0.0.1
  *   gateway.crt gateway.key           CN=pitstop-gateway (client auth)
  *   offer-signing.key offer-signing.pub   offer signing key pair (PEM)
- * and by pki_issue_vehicle(dir, vin):
+ *   ca.crl                            the CA's revocation list (empty at first)
+ * by pki_issue_vehicle(dir, vin):
  *   vehicles/<VIN>.crt vehicles/<VIN>.key   CN=<VIN> (client auth)
+ * by pki_issue_gateway(dir, name), one per gateway instance:
+ *   gateways/<name>.crt gateways/<name>.key CN=<name> (client auth)
+ *   (name pitstop-gateway is the first instance: gateway.crt/.key above)
+ * and by pki_revoke(dir, name):
+ *   ca.crl rewritten with that certificate's serial added; the certificate
+ *   and key moved to revoked/<name>.<serial hex>.crt/.key, so a replacement
+ *   can be issued under the same name.
  *
  * Returns 0 or a negative errno; -EEXIST when pki_init would overwrite an
- * existing CA, -EINVAL for a bad VIN. err receives a one-line reason.
+ * existing CA, -EINVAL for a bad VIN or gateway name. err receives a
+ * one-line reason.
  */
 #ifndef PITSTOP_PKI_H
 #define PITSTOP_PKI_H
 
 #include <stddef.h>
+#include <string.h>
 
 #define PKI_GATEWAY_CN "pitstop-gateway"
 #define PKI_BROKER_CN "pitstop-broker"
 
 int pki_init(const char *dir, char *err, size_t errlen);
 int pki_issue_vehicle(const char *dir, const char *vin, char *err, size_t errlen);
+
+/* Longest gateway name (certificate CN), without the NUL. */
+#define PKI_GATEWAY_NAME_MAX 64
+
+/*
+ * 1 if name is a gateway identity: PKI_GATEWAY_CN, or PKI_GATEWAY_CN "-"
+ * followed by one or more of [a-z0-9-], at most PKI_GATEWAY_NAME_MAX
+ * characters in all; else 0. Inline, so that the broker plugin
+ * (gateway/broker/plugin), which links nothing but libc, grants gateway
+ * rights by this very rule.
+ */
+static inline int pki_gateway_name_valid(const char *name)
+{
+	static const char prefix[] = PKI_GATEWAY_CN;
+	size_t len, plen = sizeof(prefix) - 1;
+
+	if (!name)
+		return 0;
+	len = strnlen(name, PKI_GATEWAY_NAME_MAX + 1);
+	if (len > PKI_GATEWAY_NAME_MAX || strncmp(name, prefix, plen) != 0)
+		return 0;
+	if (len == plen)
+		return 1;
+	if (name[plen] != '-' || len == plen + 1)
+		return 0;
+	for (size_t i = plen + 1; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * Issues a gateway instance's client certificate with CN = name (valid per
+ * pki_gateway_name_valid()). -EEXIST if that name already has one.
+ */
+int pki_issue_gateway(const char *dir, const char *name, char *err, size_t errlen);
+
+/*
+ * Revokes the certificate of name (a VIN or a gateway name) issued in dir:
+ * adds its serial to dir/ca.crl (written anew, signed by the CA, replaced
+ * atomically) and moves the certificate and key to dir/revoked/. Returns 0;
+ * -ENOENT if name has no certificate in dir, -EINVAL for a name that is
+ * neither. The broker reads ca.crl at start (docs/operations.md says when
+ * else).
+ */
+int pki_revoke(const char *dir, const char *name, char *err, size_t errlen);
+
+/*
+ * Writes the subject CN of the first certificate in the PEM file path into
+ * ret_cn[cn_size] (untouched on failure). Returns 0; -ENOENT and friends if
+ * the file cannot be read, -EINVAL if it holds no certificate or no CN,
+ * -ENAMETOOLONG if the CN does not fit.
+ */
+int pki_cert_cn(const char *path, char *ret_cn, size_t cn_size, char *err, size_t errlen);
 
 #endif

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "loop.h"
 #include "offer_log.h"
+#include "pki.h"
 #include "rules.h"
 #include "schema.h"
 #include "telemetry.h"
@@ -106,6 +107,28 @@ static void on_bus_event(const struct bus_event *ev, void *arg)
 			  bus_reason_string(ev->reason_code), ev->reason_code);
 		break;
 	}
+}
+
+/*
+ * The broker takes the client id from the certificate's CN
+ * (use_username_as_clientid), so a client_id that differs names counters,
+ * leases and the log after an instance the broker does not know. Warns once;
+ * not fatal (the gateway works, under the broker's name).
+ */
+static void warn_identity(const struct gw_config *conf)
+{
+	char cn[PKI_GATEWAY_NAME_MAX + 1], err[512];
+	int r;
+
+	if (!conf->cert_file)
+		return;
+	r = pki_cert_cn(conf->cert_file, cn, sizeof(cn), err, sizeof(err));
+	if (r < 0)
+		log_warn("cannot read the CN of cert_file: %s", err);
+	else if (strcmp(cn, conf->client_id) != 0)
+		log_warn("client_id %s is not the certificate's CN %s: the broker calls this "
+			 "instance %s; set client_id = %s",
+			 conf->client_id, cn, cn, cn);
 }
 
 static void on_signal(int signo, void *arg)
@@ -337,6 +360,7 @@ int main(int argc, char **argv)
 		}
 	}
 
+	warn_identity(&gw.conf);
 	r = gateway_start(&gw);
 	if (r == 0) {
 		r = loop_run(gw.loop);

@@ -55,6 +55,10 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  pki init DIR                 make the fleet CA, broker, gateway and offer keys\n"
 		"  pki vehicle VIN DIR          issue a vehicle certificate (CN=VIN)\n"
+		"  pki gateway NAME DIR         issue a gateway instance's certificate (CN=NAME:\n"
+		"                               pitstop-gateway-<a-z0-9->)\n"
+		"  pki revoke VIN|NAME DIR      revoke that certificate: add it to DIR/ca.crl\n"
+		"                               (reload the broker: docs/operations.md)\n"
 		"  stats                        gateway counters, totals and per instance\n"
 		"  vehicle list [--after VIN] [--limit N]  vehicles, in VIN order\n"
 		"  vehicle show VIN             latest state of a vehicle\n"
@@ -209,6 +213,30 @@ static int cmd_pki(struct ctl *ctl)
 		if (r < 0)
 			return die(1, "pki vehicle: %s", *err ? err : strerror(-r));
 		printf("certificate for %s written to %s/vehicles/\n", ctl->argv[2], ctl->argv[3]);
+		return 0;
+	}
+	if (ctl->argc == 4 && strcmp(ctl->argv[1], "gateway") == 0) {
+		if (!pki_gateway_name_valid(ctl->argv[2]))
+			return die(EXIT_USAGE,
+				   "'%s' is not a gateway name: " PKI_GATEWAY_CN
+				   " or " PKI_GATEWAY_CN
+				   "-<suffix> (a-z, 0-9, -), at most %d characters",
+				   ctl->argv[2], PKI_GATEWAY_NAME_MAX);
+		r = pki_issue_gateway(ctl->argv[3], ctl->argv[2], err, sizeof(err));
+		if (r < 0)
+			return die(1, "pki gateway: %s", *err ? err : strerror(-r));
+		printf("certificate for gateway %s written to %s\n", ctl->argv[2], ctl->argv[3]);
+		return 0;
+	}
+	if (ctl->argc == 4 && strcmp(ctl->argv[1], "revoke") == 0) {
+		r = pki_revoke(ctl->argv[3], ctl->argv[2], err, sizeof(err));
+		if (r == -EINVAL && !vin_valid(ctl->argv[2]) &&
+		    !pki_gateway_name_valid(ctl->argv[2]))
+			return die(EXIT_USAGE, "pki revoke: %s", err);
+		if (r < 0)
+			return die(1, "pki revoke: %s", *err ? err : strerror(-r));
+		printf("%s revoked in %s/ca.crl; reload the broker to apply it\n", ctl->argv[2],
+		       ctl->argv[3]);
 		return 0;
 	}
 	usage(stderr);

@@ -37,6 +37,7 @@ BUILD_DIR = os.environ.get("PITSTOP_BUILD_DIR", os.path.join(SOURCE_DIR, "build"
 AGENT = os.path.join(BUILD_DIR, "agent", "pitstop-agent")
 GATEWAY = os.path.join(BUILD_DIR, "gateway", "pitstop-gateway")
 CTL = os.path.join(BUILD_DIR, "gateway", "pitstopctl")
+BROKER_PLUGIN = os.path.join(BUILD_DIR, "gateway", "broker", "pitstop_broker.so")
 BROKER_DIR = os.path.join(SOURCE_DIR, "gateway", "broker")
 DATA_DIR = os.path.join(SOURCE_DIR, "tests", "data")
 PG_TEST_SERVER = os.path.join(SOURCE_DIR, "scripts", "pg-test-server")
@@ -217,6 +218,29 @@ class System:
         r = self.ctl(*args, check=False)
         return r if not isinstance(r, subprocess.CompletedProcess) else None
 
+    @staticmethod
+    def gateway_identity(name):
+        """The certificate CN (= MQTT client id) of gateway instance name:
+        pitstop-<name> when that is a gateway name (gateway ->
+        pitstop-gateway, gateway-2 -> pitstop-gateway-2), else
+        pitstop-gateway-<name> (gw1 -> pitstop-gateway-gw1)."""
+        cn = "pitstop-" + name
+        if cn == "pitstop-gateway" or cn.startswith("pitstop-gateway-"):
+            return cn
+        return "pitstop-gateway-" + name
+
+    def gateway_cert(self, cn):
+        """(cert, key) paths of gateway identity cn: gateway.crt for the
+        first one (pki init), else issued on first use with pitstopctl pki
+        gateway."""
+        if cn == "pitstop-gateway":
+            return self.path("pki", "gateway.crt"), self.path("pki", "gateway.key")
+        crt = self.path("pki", "gateways", cn + ".crt")
+        if not os.path.exists(crt):
+            subprocess.run([CTL, "pki", "gateway", cn, self.pki], check=True,
+                           capture_output=True, timeout=60)
+        return crt, self.path("pki", "gateways", cn + ".key")
+
     def make_pki(self, *vins):
         subprocess.run([CTL, "pki", "init", self.pki], check=True, capture_output=True, timeout=60)
         for vin in vins:
@@ -279,7 +303,11 @@ class System:
             return ""
 
     # --- broker --------------------------------------------------------
-    def start_broker(self, port=None, bind="127.0.0.1"):
+    def start_broker(self, port=None, bind="127.0.0.1", plugin_opts=None):
+        """Starts mosquitto with the shipped config. plugin_opts: {name:
+        value} replacing (or adding) the config's plugin_opt_<name> lines,
+        e.g. {"vehicle_msgs_per_s": "100000"} for a test that needs one car
+        to flood the gateway past the broker's per-car budget."""
         self.broker_port = port or self.broker_port or free_port()
         self.broker_bind = bind
         data = self.path("broker-data")
@@ -288,9 +316,12 @@ class System:
             conf = f.read()
         for k, v in {"@USER@": getpass.getuser(), "@PORT@": str(self.broker_port),
                      "@BIND@": bind, "@PKI@": self.pki,
-                     "@ACL@": os.path.join(BROKER_DIR, "acl"), "@DATA@": data,
+                     "@PLUGIN@": BROKER_PLUGIN, "@DATA@": data,
                      "@LOG@": self.path("mosquitto.log")}.items():
             conf = conf.replace(k, v)
+        for k, v in (plugin_opts or {}).items():
+            lines = [l for l in conf.splitlines() if not l.startswith("plugin_opt_%s " % k)]
+            conf = "\n".join(lines) + "\nplugin_opt_%s %s\n" % (k, v)
         if os.environ.get("PITSTOP_BROKER_DEBUG"):
             conf += "log_type all\n"
         path = self.path("mosquitto.conf")
@@ -308,9 +339,12 @@ class System:
             return ""
 
     def mqtt_pub(self, topic, payload_file, cert="gateway"):
-        """Publishes a file's bytes with mosquitto_pub as the gateway (or a vehicle)."""
+        """Publishes a file's bytes with mosquitto_pub as a gateway (or a
+        vehicle). The gateway side is an identity of its own,
+        pitstop-gateway-tool: the broker ties client ids to certificates, so
+        borrowing a running gateway's certificate would kick it off."""
         if cert == "gateway":
-            crt, key = self.path("pki", "gateway.crt"), self.path("pki", "gateway.key")
+            crt, key = self.gateway_cert("pitstop-gateway-tool")
         else:
             crt = self.path("pki", "vehicles", cert + ".crt")
             key = self.path("pki", "vehicles", cert + ".key")
@@ -338,12 +372,17 @@ class System:
         return path
 
     def start_gateway(self, name="gateway", **overrides):
+        """Starts instance name with a certificate of its own
+        (gateway_identity(name), issued on first use) and client_id = its CN,
+        as the broker requires."""
+        cn = self.gateway_identity(name)
+        crt, key = self.gateway_cert(cn)
         conf = {
             "broker_uri": "ssl://127.0.0.1:%d" % self.broker_port,
-            "client_id": "pitstop-%s" % name,
+            "client_id": cn,
             "ca_file": self.path("pki", "ca.crt"),
-            "cert_file": self.path("pki", "gateway.crt"),
-            "key_file": self.path("pki", "gateway.key"),
+            "cert_file": crt,
+            "key_file": key,
             "offer_key_file": self.path("pki", "offer-signing.key"),
             "db": self.db_url(),
             "log_level": "debug",

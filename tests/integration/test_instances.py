@@ -30,8 +30,8 @@ def test():
         s.make_pki(*VINS)
         s.start_broker()
         s.start_gpsfake()
-        s.start_gateway(name="gw1", low_fuel_pct="15")
-        s.start_gateway(name="gw2", low_fuel_pct="15")
+        s.start_gateway(name="gateway-1", low_fuel_pct="15")
+        s.start_gateway(name="gateway-2", low_fuel_pct="15")
         for i, vin in enumerate(VINS):
             s.start_agent(vin, signals(s, "signals-%d.csv" % i, 24.0 + i), name="agent-%d" % i,
                           batch_max_samples="1", batch_max_age_ms="1000",
@@ -52,7 +52,7 @@ def test():
 
         stats = s.ctl("stats")
         per = {x["id"]: x for x in stats["instances"]}
-        assert per["pitstop-gw1"]["stored"] > 0 and per["pitstop-gw2"]["stored"] > 0, \
+        assert per["pitstop-gateway-1"]["stored"] > 0 and per["pitstop-gateway-2"]["stored"] > 0, \
             "one instance stored nothing: %r" % {k: v["stored"] for k, v in per.items()}
         total_batches = 0
         for vin in VINS:
@@ -72,8 +72,8 @@ def test():
                 vin, len(offers), offers)
             total_batches += len(seqs)
         assert stats["stored"] == total_batches, (stats["stored"], total_batches)
-        print("two instances: %s batches stored by gw1, %s by gw2, %d duplicates; one offer "
-              "per car" % (per["pitstop-gw1"]["stored"], per["pitstop-gw2"]["stored"],
+        print("two instances: %s batches stored by gw1, %s by gateway-2, %d duplicates; one offer "
+              "per car" % (per["pitstop-gateway-1"]["stored"], per["pitstop-gateway-2"]["stored"],
                            stats["duplicates"]))
 
 

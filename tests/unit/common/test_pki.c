@@ -27,6 +27,7 @@
 
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
 
 #include "crypto.h"
@@ -127,6 +128,7 @@ static void test_init(void **state)
 		{ "broker.crt", 0644 }, { "broker.key", 0600 },
 		{ "gateway.crt", 0644 }, { "gateway.key", 0600 },
 		{ "offer-signing.key", 0600 }, { "offer-signing.pub", 0644 },
+		{ "ca.crl", 0644 },
 	};
 	char err[256] = "stale";
 	mode_t old = umask(0);	/* modes must not depend on the umask */
@@ -423,6 +425,159 @@ static void test_issue_vehicle_without_or_wrong_ca(void **state)
 	assert_int_not_equal(access(at(other, "vehicles/WVWZZZ1JZXW000002.key"), F_OK), 0);
 }
 
+static void test_gateway_names(void **state)
+{
+	static const struct {
+		const char *name;
+		int ok;
+	} cases[] = {
+		{ "pitstop-gateway", 1 },
+		{ "pitstop-gateway-2", 1 },
+		{ "pitstop-gateway-eu-west-1", 1 },
+		{ "pitstop-gateway-x-", 1 },
+		{ "pitstop-gateway-", 0 },
+		{ "pitstop-gateway2", 0 },
+		{ "pitstop-gateway-A", 0 },
+		{ "pitstop-gateway-a/b", 0 },
+		{ "pitstop-gateway-a.b", 0 },
+		{ "pitstop-gateway-../x", 0 },
+		{ "pitstop-gw1", 0 },
+		{ "pitstop-broker", 0 },
+		{ "PITSTOP-GATEWAY", 0 },
+		{ "", 0 },
+		{ VIN1, 0 },
+		/* 64 characters is the most */
+		{ "pitstop-gateway-012345678901234567890123456789012345678901234567", 1 },
+		{ "pitstop-gateway-0123456789012345678901234567890123456789012345679", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		print_message("  '%s' -> %d\n", cases[i].name, cases[i].ok);
+		assert_int_equal(pki_gateway_name_valid(cases[i].name), cases[i].ok);
+	}
+	assert_int_equal(pki_gateway_name_valid(NULL), 0);
+}
+
+static void test_issue_gateway(void **state)
+{
+	char err[256] = "stale", cn[PKI_GATEWAY_NAME_MAX + 1] = "", out[4096];
+	char small[8];
+	mode_t old = umask(0077);
+	int r = pki_issue_gateway(dir, "pitstop-gateway-2", err, sizeof(err));
+
+	umask(old);
+	assert_int_equal(r, 0);
+	assert_string_equal(err, "");
+	assert_int_equal(mode_of(at(dir, "gateways/pitstop-gateway-2.crt")), 0644);
+	assert_int_equal(mode_of(at(dir, "gateways/pitstop-gateway-2.key")), 0600);
+	check_leaf(at(dir, "gateways/pitstop-gateway-2.crt"),
+		   at(dir, "gateways/pitstop-gateway-2.key"), "pitstop-gateway-2",
+		   MBEDTLS_OID_CLIENT_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH),
+		   MBEDTLS_OID_SERVER_AUTH, MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH), 2);
+	assert_int_equal(pki_cert_cn(at(dir, "gateways/pitstop-gateway-2.crt"), cn, sizeof(cn), err,
+				     sizeof(err)),
+			 0);
+	assert_string_equal(cn, "pitstop-gateway-2");
+	assert_int_equal(pki_cert_cn(at(dir, "gateway.crt"), cn, sizeof(cn), err, sizeof(err)), 0);
+	assert_string_equal(cn, PKI_GATEWAY_CN);
+	/* too small a buffer, no file, not a certificate: ret_cn untouched */
+	memcpy(small, "keep", 5);
+	assert_int_equal(
+		pki_cert_cn(at(dir, "gateway.crt"), small, sizeof(small), err, sizeof(err)),
+		-ENAMETOOLONG);
+	assert_string_equal(small, "keep");
+	assert_int_equal(pki_cert_cn(at(dir, "nope.crt"), small, sizeof(small), err, sizeof(err)),
+			 -ENOENT);
+	assert_int_equal(pki_cert_cn(at(dir, "ca.key"), small, sizeof(small), err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(small, "keep");
+
+	/* again, the first instance (pki init's), a bad name */
+	assert_int_equal(pki_issue_gateway(dir, "pitstop-gateway-2", err, sizeof(err)), -EEXIST);
+	assert_int_equal(pki_issue_gateway(dir, PKI_GATEWAY_CN, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "gateway.crt"));
+	assert_int_equal(pki_issue_gateway(dir, "pitstop-gateway-../../x", err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "gateway name"));
+	assert_int_equal(pki_issue_gateway(dir, VIN1, err, sizeof(err)), -EINVAL);
+
+	if (!have_openssl)
+		skip();
+	assert_int_equal(run(out, sizeof(out),
+			     "openssl verify -CAfile ca.crt -purpose sslclient "
+			     "gateways/pitstop-gateway-2.crt"),
+			 0);
+}
+
+/* 1 if dir/ca.crl lists the serial of the certificate at path. */
+static int crl_lists(const char *path)
+{
+	mbedtls_x509_crt crt;
+	mbedtls_x509_crl crl;
+	const mbedtls_x509_crl_entry *e;
+	int found = 0;
+
+	load_crt(&crt, path);
+	mbedtls_x509_crl_init(&crl);
+	assert_int_equal(mbedtls_x509_crl_parse_file(&crl, at(dir, "ca.crl")), 0);
+	for (e = &crl.entry; e && e->serial.len; e = e->next)
+		if (e->serial.len == crt.serial.len &&
+		    memcmp(e->serial.p, crt.serial.p, crt.serial.len) == 0)
+			found = 1;
+	mbedtls_x509_crl_free(&crl);
+	mbedtls_x509_crt_free(&crt);
+	return found;
+}
+
+static void test_revoke(void **state)
+{
+	char err[256] = "", out[4096];
+	const char *vin2 = "WVWZZZ1JZXW000003";
+
+	assert_int_equal(pki_issue_vehicle(dir, vin2, err, sizeof(err)), 0);
+	assert_int_equal(run(NULL, 0, "cp vehicles/%s.crt revoked-copy.crt", vin2), 0);
+	assert_int_equal(run(NULL, 0, "cp gateways/pitstop-gateway-2.crt gw2-copy.crt"), 0);
+	assert_false(crl_lists(at(dir, "revoked-copy.crt")));
+
+	assert_int_equal(pki_revoke(dir, vin2, err, sizeof(err)), 0);
+	assert_true(crl_lists(at(dir, "revoked-copy.crt")));
+	assert_int_equal(mode_of(at(dir, "ca.crl")), 0644);
+	assert_int_not_equal(access(at(dir, "vehicles/WVWZZZ1JZXW000003.crt"), F_OK), 0);
+	assert_int_equal(run(NULL, 0, "ls revoked/%s.*.crt revoked/%s.*.key", vin2, vin2), 0);
+	/* nothing left to revoke under that name; a replacement can be issued */
+	assert_int_equal(pki_revoke(dir, vin2, err, sizeof(err)), -ENOENT);
+	assert_int_equal(pki_issue_vehicle(dir, vin2, err, sizeof(err)), 0);
+
+	/* a second entry keeps the first */
+	assert_int_equal(pki_revoke(dir, "pitstop-gateway-2", err, sizeof(err)), 0);
+	assert_true(crl_lists(at(dir, "revoked-copy.crt")));
+	assert_true(crl_lists(at(dir, "gw2-copy.crt")));
+	assert_false(crl_lists(at(dir, "vehicles/WVWZZZ1JZXW000003.crt")));
+	assert_false(crl_lists(at(dir, "gateway.crt")));
+
+	assert_int_equal(pki_revoke(dir, "not-a-name", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "neither a VIN nor a gateway name"));
+	assert_int_equal(pki_revoke(dir, "WVWZZZ1JZXW000009", err, sizeof(err)), -ENOENT);
+
+	if (!have_openssl)
+		skip();
+	assert_int_equal(run(out, sizeof(out), "openssl crl -in ca.crl -noout -CAfile ca.crt"), 0);
+	assert_non_null(strstr(out, "verify OK"));
+	assert_int_equal(run(out, sizeof(out), "openssl crl -in ca.crl -noout -text"), 0);
+	assert_non_null(strstr(out, "Version 2"));
+	assert_non_null(strstr(out, "X509v3 CRL Number"));
+	assert_int_not_equal(run(out, sizeof(out),
+				 "openssl verify -crl_check -CAfile ca.crt "
+				 "-CRLfile ca.crl revoked-copy.crt"),
+			     0);
+	assert_non_null(strstr(out, "certificate revoked"));
+	assert_int_equal(run(out, sizeof(out),
+			     "openssl verify -crl_check -CAfile ca.crt "
+			     "-CRLfile ca.crl gateway.crt vehicles/%s.crt",
+			     vin2),
+			 0);
+}
+
 static void test_init_rollback_and_bad_dirs(void **state)
 {
 	char err[256] = "";
@@ -469,6 +624,9 @@ int main(void)
 		cmocka_unit_test(test_issue_vehicle),
 		cmocka_unit_test(test_issue_vehicle_bad_vin),
 		cmocka_unit_test(test_issue_vehicle_without_or_wrong_ca),
+		cmocka_unit_test(test_gateway_names),
+		cmocka_unit_test(test_issue_gateway),
+		cmocka_unit_test(test_revoke),
 		cmocka_unit_test(test_init_rollback_and_bad_dirs),
 	};
 
