@@ -14,6 +14,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "sdnotify.h"
 
 #define SHUTDOWN_TIMEOUT_MS 2000
 
@@ -95,6 +96,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_info("ready");
+	sdnotify_send("READY=1\nSTATUS=sampling; telemetry is queued and sent when the broker is "
+		      "reachable");
 	r = loop_run(loop);
 	if (r < 0)
 		log_error("event loop failed: %s", strerror(-r));

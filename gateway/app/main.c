@@ -30,6 +30,7 @@
 #include "pki.h"
 #include "rules.h"
 #include "schema.h"
+#include "sdnotify.h"
 #include "telemetry.h"
 
 #define SESSION_EXPIRY_S 86400
@@ -81,6 +82,7 @@ static void on_bus_event(const struct bus_event *ev, void *arg)
 				 gw->conf.broker_uri, gw->conf.client_id,
 				 *gw->conf.share_group ? "in group " : "without a share group",
 				 gw->conf.share_group, db, db_backend_name(db_backend(gw->db)));
+			sdnotify_send("READY=1\nSTATUS=connected to the broker, ingesting");
 			gw->ready_logged = 1;
 		}
 		ingest_connected(gw->ingest);
