@@ -303,11 +303,12 @@ class System:
             return ""
 
     # --- broker --------------------------------------------------------
-    def start_broker(self, port=None, bind="127.0.0.1", plugin_opts=None):
+    def start_broker(self, port=None, bind="127.0.0.1", plugin_opts=None, settings=None):
         """Starts mosquitto with the shipped config. plugin_opts: {name:
         value} replacing (or adding) the config's plugin_opt_<name> lines,
         e.g. {"vehicle_msgs_per_s": "100000"} for a test that needs one car
-        to flood the gateway past the broker's per-car budget."""
+        to flood the gateway past the broker's per-car budget; settings:
+        the same for any other line ({"max_queued_bytes": "8388608"})."""
         self.broker_port = port or self.broker_port or free_port()
         self.broker_bind = bind
         data = self.path("broker-data")
@@ -319,9 +320,11 @@ class System:
                      "@PLUGIN@": BROKER_PLUGIN, "@DATA@": data,
                      "@LOG@": self.path("mosquitto.log")}.items():
             conf = conf.replace(k, v)
-        for k, v in (plugin_opts or {}).items():
-            lines = [l for l in conf.splitlines() if not l.startswith("plugin_opt_%s " % k)]
-            conf = "\n".join(lines) + "\nplugin_opt_%s %s\n" % (k, v)
+        opts = {"plugin_opt_" + k: v for k, v in (plugin_opts or {}).items()}
+        opts.update(settings or {})
+        for k, v in opts.items():
+            lines = [l for l in conf.splitlines() if not l.startswith(k + " ")]
+            conf = "\n".join(lines) + "\n%s %s\n" % (k, v)
         if os.environ.get("PITSTOP_BROKER_DEBUG"):
             conf += "log_type all\n"
         path = self.path("mosquitto.conf")
@@ -390,8 +393,10 @@ class System:
         conf.update(overrides)
         conf = {k: v for k, v in conf.items() if v is not None}
         self.gateway_conf = self.write_conf(name + ".conf", conf)
+        log = self.path(name + ".log")
+        seen = os.path.getsize(log) if os.path.exists(log) else 0  # a restart appends
         p = self.start(name, [GATEWAY, "--config", self.gateway_conf])
-        wait_for(lambda: "ready" in p.text() or not p.alive(), 20, name + " ready")
+        wait_for(lambda: "ready" in p.text()[seen:] or not p.alive(), 20, name + " ready")
         assert p.alive(), name + " exited:\n" + p.text()
         return p
 
