@@ -1102,6 +1102,16 @@ out:
 	return r;
 }
 
+int pki_write_crl(const char *dir, char *err, size_t errlen)
+{
+	seterr(err, errlen, "%s", "");
+	if (!dir || !*dir) {
+		seterr(err, errlen, "no PKI directory given");
+		return -EINVAL;
+	}
+	return crl_update(dir, NULL, err, errlen);
+}
+
 int pki_revoke(const char *dir, const char *name, char *err, size_t errlen)
 {
 	char crt[96], key[96], path[PATH_MAX], to[PATH_MAX], moved[PKI_GATEWAY_NAME_MAX + 96];

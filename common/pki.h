@@ -85,6 +85,13 @@ int pki_issue_gateway(const char *dir, const char *name, char *err, size_t errle
 int pki_revoke(const char *dir, const char *name, char *err, size_t errlen);
 
 /*
+ * Writes dir/ca.crl anew with the entries it already has (none if it does
+ * not exist): for a PKI made before pki_init wrote one, since the broker
+ * refuses to start when its crlfile is missing. Returns 0 or a negative errno.
+ */
+int pki_write_crl(const char *dir, char *err, size_t errlen);
+
+/*
  * Writes the subject CN of the first certificate in the PEM file path into
  * ret_cn[cn_size] (untouched on failure). Returns 0; -ENOENT and friends if
  * the file cannot be read, -EINVAL if it holds no certificate or no CN,

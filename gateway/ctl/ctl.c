@@ -59,6 +59,7 @@ static void usage(FILE *f)
 		"                               pitstop-gateway-<a-z0-9->)\n"
 		"  pki revoke VIN|NAME DIR      revoke that certificate: add it to DIR/ca.crl\n"
 		"                               (reload the broker: docs/operations.md)\n"
+		"  pki crl DIR                  write DIR/ca.crl anew (for a PKI older than it)\n"
 		"  stats                        gateway counters, totals and per instance\n"
 		"  vehicle list [--after VIN] [--limit N]  vehicles, in VIN order\n"
 		"  vehicle show VIN             latest state of a vehicle\n"
@@ -226,6 +227,13 @@ static int cmd_pki(struct ctl *ctl)
 		if (r < 0)
 			return die(1, "pki gateway: %s", *err ? err : strerror(-r));
 		printf("certificate for gateway %s written to %s\n", ctl->argv[2], ctl->argv[3]);
+		return 0;
+	}
+	if (ctl->argc == 3 && strcmp(ctl->argv[1], "crl") == 0) {
+		r = pki_write_crl(ctl->argv[2], err, sizeof(err));
+		if (r < 0)
+			return die(1, "pki crl: %s", *err ? err : strerror(-r));
+		printf("revocation list written to %s/ca.crl\n", ctl->argv[2]);
 		return 0;
 	}
 	if (ctl->argc == 4 && strcmp(ctl->argv[1], "revoke") == 0) {

@@ -555,6 +555,15 @@ static void test_revoke(void **state)
 	assert_false(crl_lists(at(dir, "vehicles/WVWZZZ1JZXW000003.crt")));
 	assert_false(crl_lists(at(dir, "gateway.crt")));
 
+	/* rewriting keeps the entries; a PKI without a list gets an empty one */
+	assert_int_equal(pki_write_crl(dir, err, sizeof(err)), 0);
+	assert_true(crl_lists(at(dir, "revoked-copy.crt")));
+	assert_true(crl_lists(at(dir, "gw2-copy.crt")));
+	assert_int_equal(run(NULL, 0, "mv ca.crl ca.crl.keep"), 0);
+	assert_int_equal(pki_write_crl(dir, err, sizeof(err)), 0);
+	assert_false(crl_lists(at(dir, "revoked-copy.crt")));
+	assert_int_equal(run(NULL, 0, "mv ca.crl.keep ca.crl"), 0);
+
 	assert_int_equal(pki_revoke(dir, "not-a-name", err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "neither a VIN nor a gateway name"));
 	assert_int_equal(pki_revoke(dir, "WVWZZZ1JZXW000009", err, sizeof(err)), -ENOENT);
