@@ -21,6 +21,13 @@ from harness import BUILD_DIR, DATA_DIR, PG_BIN, VIN_A, VIN_B, System, run, wait
 os.environ["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=2").lstrip(":")
 
 
+# One car stands in for a fleet catching up after an outage: the broker's
+# per-car publish budget, which would stop one car long before the gateway
+# notices, is lifted.
+LIFTED = {"vehicle_msgs_per_s": "100000", "vehicle_msgs_burst": "10000000",
+          "vehicle_bytes_per_s": "1073741824", "vehicle_bytes_burst": "17179869184"}
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -47,7 +54,7 @@ def lock_database(s, seconds):
 def test():
     with System("backlog") as s:
         s.make_pki(VIN_A, VIN_B)
-        s.start_broker()
+        s.start_broker(plugin_opts=LIFTED)
         s.start_gpsfake()
         gw = s.start_gateway(max_backlog_mb="4", log_level="info")
         agent = s.start_agent(VIN_B, os.path.join(DATA_DIR, "drive.csv"), batch_max_samples="2",
@@ -96,7 +103,10 @@ def test():
               % (base / 1024, peak[0] / 1024, growth, st["rejected"]["backlog"], st["stored"],
                  len(hist), len(seqs)))
         assert st["rejected"]["backlog"] > 0, st
-        assert growth < 24, "the gateway grew by %.1f MiB" % growth
+        # Unbounded, the same run grew it by 400+ MiB. ASan's redzones and
+        # shadow memory roughly double what the heap takes.
+        limit = 48 if "ASAN_OPTIONS" in os.environ else 24
+        assert growth < limit, "the gateway grew by %.1f MiB" % growth
         del agent
 
 
