@@ -7,7 +7,7 @@ set -u
 dir=${1:?usage: banned.sh SOURCE_DIR}
 banned='strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol|atoll|atof|strncpy|strncat|tmpnam|mktemp'
 hits=$(grep -nE "(^|[^_[:alnum:]])($banned)[[:space:]]*\(" \
-	"$dir"/common/*.c "$dir"/agent/*.c "$dir"/gateway/*/*.c "$dir"/bench/*.c 2>/dev/null)
+	"$dir"/common/*.c "$dir"/agent/*.c "$dir"/gateway/*/*.c "$dir"/gateway/*/*/*.c "$dir"/bench/*.c 2>/dev/null)
 if [ -n "$hits" ]; then
 	echo "banned functions used:"
 	echo "$hits"
