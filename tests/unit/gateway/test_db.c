@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -476,6 +477,37 @@ static void test_read_only_handle(void **state)
 }
 
 /* PostgreSQL: a row lock held by another connection past lock_timeout is -EBUSY. */
+/*
+ * The gateway's SQLite file and its WAL and shared-memory files hold every
+ * car's positions: 0600 whatever the umask (on PostgreSQL the server owns
+ * its files).
+ */
+static void test_sqlite_files_private(void **state)
+{
+	char path[512], side[600], err[256];
+	struct db *db = NULL;
+	struct stat sb;
+	mode_t old;
+
+	(void)state;
+	if (on_pg())
+		skip();
+	gw_test_path(path, sizeof(path), "private.db");
+	old = umask(0);
+	assert_int_equal(db_open(path, DB_READ_WRITE, &db, err, sizeof(err)), 0);
+	assert_int_equal(db_exec(db, "CREATE TABLE t (x INTEGER)"), 0);
+	umask(old);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	snprintf(side, sizeof(side), "%s-wal", path);
+	assert_int_equal(stat(side, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	assert_int_equal(stat(side, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	db_close(db);
+}
+
 static void test_pg_lock_timeout_is_busy(void **state)
 {
 	struct db *a, *b = NULL;
@@ -585,6 +617,7 @@ int main(void)
 		cmocka_unit_test(test_migrate_refuses_newer_database),
 		cmocka_unit_test(test_migrate_failure_rolls_back),
 		cmocka_unit_test(test_read_only_handle),
+		cmocka_unit_test(test_sqlite_files_private),
 		cmocka_unit_test(test_pg_lock_timeout_is_busy),
 		cmocka_unit_test(test_pg_reconnect),
 		cmocka_unit_test(test_pg_open_failure),
