@@ -199,7 +199,7 @@ static void test_clock_ahead_warned_once(void **state)
 {
 	struct fixture *f = *state;
 	const uint64_t none[] = { 999 }; /* a seq we do not hold */
-	int64_t skew;
+	int64_t skew = 0;
 
 	log_init("test", LOG_LEVEL_INFO);
 	assert_int_equal(log_open_file(f->log), 0);
@@ -241,7 +241,7 @@ static void test_late_receipt_is_not_a_wrong_clock(void **state)
 {
 	struct fixture *f = *state;
 	const uint64_t none[] = { 999 }; /* a seq we do not hold */
-	int64_t skew;
+	int64_t skew = 0;
 
 	log_init("test", LOG_LEVEL_INFO);
 	assert_int_equal(log_open_file(f->log), 0);
