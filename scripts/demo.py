@@ -21,7 +21,7 @@ def main():
         line("fleet PKI (EC P-256, mbedTLS) in %s" % s.pki)
         s.make_pki(VIN_A)
         s.start_broker()
-        line("mosquitto on 127.0.0.1:%d (TLS, client certificates, ACL)" % s.broker_port)
+        line("mosquitto on 127.0.0.1:%d (TLS, client certificates, the pitstop broker plugin)" % s.broker_port)
         s.start_gpsfake()
         line("gpsd (gpsfake) on 127.0.0.1:%d replaying tests/data/route.nmea" % s.gps_port)
         s.start_gateway(log_level="info")
