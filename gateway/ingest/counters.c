@@ -5,6 +5,8 @@
  */
 #include "counters.h"
 
+#include "grow.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,17 +153,10 @@ int counters_list(struct db *db, struct counters_instance **ret_rows, size_t *re
 				*ret_more = 1;
 				break;
 			}
-			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 4;
-				struct counters_instance *g = realloc(rows, ncap * sizeof(*g));
-
-				if (!g) {
-					r = -ENOMEM;
-					break;
-				}
-				rows = g;
-				cap = ncap;
-			}
+			r = grow_for((void **)&rows, &cap, n, sizeof(*rows), 4,
+				     COUNTERS_INSTANCES_MAX);
+			if (r < 0)
+				break;
 			cur = &rows[n++];
 			memset(cur, 0, sizeof(*cur));
 			snprintf(cur->id, sizeof(cur->id), "%s", inst);

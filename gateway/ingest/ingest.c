@@ -842,6 +842,20 @@ void ingest_set_rules(struct ingest *in, struct rules *rules)
 	in->rules = rules;
 }
 
+/* Frees what ingest_new() allocated (no timers, nothing pending). */
+static void release(struct ingest *in)
+{
+	outbox_free(in->ack_outbox);
+	outbox_free(in->outbox);
+	free(in->items);
+	free(in->drain);
+	free(in->ack_seqs);
+	free(in->acks);
+	free(in->pending);
+	free(in->instance_id);
+	free(in);
+}
+
 int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 {
 	struct ingest *in;
@@ -890,15 +904,7 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 	*ret_ingest = in;
 	return 0;
 fail:
-	outbox_free(in->ack_outbox);
-	outbox_free(in->outbox);
-	free(in->items);
-	free(in->drain);
-	free(in->ack_seqs);
-	free(in->acks);
-	free(in->pending);
-	free(in->instance_id);
-	free(in);
+	release(in);
 	return r;
 }
 
@@ -914,13 +920,5 @@ void ingest_free(struct ingest *in)
 		loop_cancel_timer(in->loop, in->counters_timer);
 	pending_clear_from(in, 0);
 	drain_clear_from(in, 0);
-	outbox_free(in->ack_outbox);
-	outbox_free(in->outbox);
-	free(in->items);
-	free(in->drain);
-	free(in->ack_seqs);
-	free(in->acks);
-	free(in->pending);
-	free(in->instance_id);
-	free(in);
+	release(in);
 }

@@ -5,6 +5,8 @@
  */
 #include "offer_log.h"
 
+#include "grow.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,17 +225,9 @@ int offer_log_list(struct offer_log *l, const char *vin, struct offer_row **ret_
 			*ret_more = 1;
 			break;
 		}
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct offer_row *g = realloc(rows, ncap * sizeof(*g));
-
-			if (!g) {
-				r = -ENOMEM;
-				break;
-			}
-			rows = g;
-			cap = ncap;
-		}
+		r = grow_for((void **)&rows, &cap, n, sizeof(*rows), 16, OFFER_LOG_LIST_MAX);
+		if (r < 0)
+			break;
 		row = &rows[n++];
 		memset(row, 0, sizeof(*row));
 		db_column_copy(st, 0, row->id, sizeof(row->id));

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "log.h"
 
 #define DAY_MS 86400000LL
@@ -1027,20 +1028,11 @@ int telemetry_history(struct telemetry *t, const char *vin, int64_t from_ms, int
 		for (size_t i = 0; i < m; i++) {
 			if (s[i].time_ms < from_ms || s[i].time_ms > to_ms)
 				continue;
-			if (n == cap) {
-				size_t ncap = cap ? cap * 2 : 256;
-				struct telemetry_sample *g;
-
-				if (ncap > keep + CODEC_MAX_SAMPLES)
-					ncap = keep + CODEC_MAX_SAMPLES;
-				g = realloc(rows, ncap * sizeof(*g));
-				if (!g) {
-					free(s);
-					r = -ENOMEM;
-					goto out;
-				}
-				rows = g;
-				cap = ncap;
+			r = grow_for((void **)&rows, &cap, n, sizeof(*rows), 256,
+				     keep + CODEC_MAX_SAMPLES);
+			if (r < 0) {
+				free(s);
+				goto out;
 			}
 			rows[n].epoch = epoch;
 			rows[n].seq = seq;
@@ -1097,17 +1089,9 @@ int telemetry_days(struct telemetry *t, const char *vin, int64_t from_day, int64
 			*ret_truncated = 1;
 			break;
 		}
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			struct telemetry_day *g = realloc(rows, ncap * sizeof(*g));
-
-			if (!g) {
-				r = -ENOMEM;
-				break;
-			}
-			rows = g;
-			cap = ncap;
-		}
+		r = grow_for((void **)&rows, &cap, n, sizeof(*rows), 32, TELEMETRY_DAYS_MAX);
+		if (r < 0)
+			break;
 		d = &rows[n++];
 		memset(d, 0, sizeof(*d));
 		d->day = db_column_int64(st, 0);
