@@ -21,7 +21,8 @@
 /* Prints the command line and every config option with its default. */
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: pitstop-agent --config FILE\n\noptions of FILE (name = value):\n");
+	fprintf(f, "usage: pitstop-agent --config FILE | --version | --help\n\n"
+		   "options of FILE (name = value):\n");
 	for (const struct config_option *o = agent_config_table; o->name; o++)
 		fprintf(f, "  %-22s %s%s%s%s\n", o->name, o->help, o->def ? " (default " : "",
 			o->def ? o->def : "", o->def ? ")" : "");
@@ -53,13 +54,20 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("pitstop-agent %s\n", PITSTOP_VERSION);
+			return 0;
 		} else {
-			usage(stderr);
+			fprintf(stderr, "pitstop-agent: %s: %s; try pitstop-agent --help\n",
+				argv[i],
+				strcmp(argv[i], "--config") == 0 ? "needs a FILE"
+								 : "unknown argument");
 			return 2;
 		}
 	}
 	if (!path) {
-		usage(stderr);
+		fprintf(stderr,
+			"pitstop-agent: --config FILE is required; try pitstop-agent --help\n");
 		return 2;
 	}
 	memset(&conf, 0, sizeof(conf));

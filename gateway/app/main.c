@@ -55,7 +55,12 @@ struct gateway {
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: pitstop-gateway --config FILE [--log-level error|warn|info|debug]\n"
-		   "Receives vehicle telemetry over MQTT, stores it and sends signed offers.\n");
+		   "       pitstop-gateway --version | --help\n"
+		   "Receives vehicle telemetry over MQTT, stores it and sends signed offers.\n\n"
+		   "options of FILE (name = value):\n");
+	for (const struct config_option *o = gw_config_table; o->name; o++)
+		fprintf(f, "  %-22s %s%s%s%s\n", o->name, o->help, o->def ? " (default " : "",
+			o->def ? o->def : "", o->def ? ")" : "");
 }
 
 /* Publishes one signed offer or telemetry receipt; the outboxes call this. */
@@ -305,6 +310,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gateway gw;
@@ -324,13 +330,23 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
-		default:
-			usage(stderr);
+		case 'V':
+			printf("pitstop-gateway %s\n", PITSTOP_VERSION);
+			return 0;
+		default: /* getopt said what was wrong */
+			fprintf(stderr, "try pitstop-gateway --help\n");
 			return 2;
 		}
 	}
-	if (optind != argc || !config_path) {
-		usage(stderr);
+	if (optind != argc) {
+		fprintf(stderr,
+			"pitstop-gateway: unexpected argument '%s'; try pitstop-gateway --help\n",
+			argv[optind]);
+		return 2;
+	}
+	if (!config_path) {
+		fprintf(stderr,
+			"pitstop-gateway: --config FILE is required; try pitstop-gateway --help\n");
 		return 2;
 	}
 	if (level_arg && log_level_parse(level_arg) < 0) {

@@ -952,7 +952,7 @@ out:
 
 /*
  * Takes the global options out of argv wherever they are. Returns 0, 1 for
- * --help, or EXIT_USAGE.
+ * --help, 3 for --version, or EXIT_USAGE.
  */
 static int parse_globals(struct ctl *ctl, int argc, char **argv)
 {
@@ -976,6 +976,8 @@ static int parse_globals(struct ctl *ctl, int argc, char **argv)
 			ctl->json = 1;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			return 1;
+		} else if (strcmp(a, "--version") == 0) {
+			return 3;
 		} else {
 			if (ctl->argc == MAX_ARGS) {
 				die(EXIT_USAGE, "too many arguments");
@@ -1000,12 +1002,14 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (r == 3) {
+		printf("pitstopctl %s\n", PITSTOP_VERSION);
+		return 0;
+	}
 	if (r)
 		return r;
-	if (ctl.argc == 0) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
+	if (ctl.argc == 0)
+		return die(EXIT_USAGE, "which command? try pitstopctl --help");
 	if (strcmp(ctl.argv[0], "pki") == 0)
 		return cmd_pki(&ctl);
 	if (strcmp(ctl.argv[0], "stats") == 0)
@@ -1018,7 +1022,5 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	fprintf(stderr, "pitstopctl: unknown command '%s'\n", ctl.argv[0]);
-	usage(stderr);
-	return EXIT_USAGE;
+	return die(EXIT_USAGE, "unknown command '%s'; try pitstopctl --help", ctl.argv[0]);
 }
