@@ -221,6 +221,28 @@ void db_finalize(struct db_stmt *st)
 		st->db->drv->finalize(st);
 }
 
+int db_prepare_all(struct db *db, const char *const *sql, size_t n, struct db_stmt **st)
+{
+	for (size_t i = 0; i < n; i++) {
+		int r = db_prepare(db, sql[i], &st[i]);
+
+		if (r < 0) {
+			st[i] = NULL;
+			db_finalize_all(st, i);
+			return r;
+		}
+	}
+	return 0;
+}
+
+void db_finalize_all(struct db_stmt **st, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		db_finalize(st[i]);
+		st[i] = NULL;
+	}
+}
+
 /* -EINVAL unless $i exists in st. */
 static int check_param(const struct db_stmt *st, int i)
 {
@@ -322,6 +344,21 @@ int db_exec(struct db *db, const char *sql)
 	return db->drv->exec(db, sql);
 }
 
+const char *db_tx_op_name(enum db_tx_op op)
+{
+	/* Literals: db_fail() throttles by the name's address. */
+	static const char *const names[DB_TX_OP_COUNT] = {
+		[DB_TX_BEGIN] = "begin",
+		[DB_TX_COMMIT] = "commit",
+		[DB_TX_ROLLBACK] = "rollback",
+		[DB_TX_SAVEPOINT] = "savepoint",
+		[DB_TX_RELEASE] = "release savepoint",
+		[DB_TX_ROLLBACK_TO] = "rollback to savepoint",
+	};
+
+	return (unsigned)op < DB_TX_OP_COUNT ? names[op] : "transaction";
+}
+
 int db_begin(struct db *db)
 {
 	int r;
@@ -421,8 +458,7 @@ int db_rollback_to(struct db *db)
 
 /* ---- multi-row statements ---- */
 
-/* Builds rs's SQL for nrows rows; malloc'ed, or NULL. */
-static char *rows_sql(const struct db_rows *rs, int nrows)
+char *db_rows_sql(const struct db_rows *rs, int nrows)
 {
 	size_t cap = strlen(rs->head) + strlen(rs->tail) + 16 +
 		     (size_t)nrows * ((size_t)rs->ncols * 7 + 4);
@@ -456,7 +492,7 @@ int db_rows_get(struct db *db, struct db_rows *rs, size_t want, struct db_stmt *
 		cls++;
 	}
 	if (!rs->st[cls]) {
-		sql = rows_sql(rs, (int)rows);
+		sql = db_rows_sql(rs, (int)rows);
 		if (!sql)
 			return -ENOMEM;
 		r = db_prepare(db, sql, &rs->st[cls]);

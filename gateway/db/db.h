@@ -90,6 +90,15 @@ int db_prepare(struct db *db, const char *sql, struct db_stmt **ret_st);
 /* Frees a statement. Accepts NULL. */
 void db_finalize(struct db_stmt *st);
 
+/*
+ * Prepares sql[0..n) into st[0..n) (a domain's statement table). On failure
+ * finalizes what it prepared, leaves st all NULL and returns the error.
+ */
+int db_prepare_all(struct db *db, const char *const *sql, size_t n, struct db_stmt **st);
+
+/* Finalizes st[0..n) and sets them NULL. */
+void db_finalize_all(struct db_stmt **st, size_t n);
+
 /* Binds parameter $i (1-based). Return 0 or -EINVAL (no such parameter). */
 int db_bind_int64(struct db_stmt *st, int i, int64_t v);
 int db_bind_null(struct db_stmt *st, int i);
@@ -156,6 +165,9 @@ struct db_rows {
  */
 int db_rows_get(struct db *db, struct db_rows *rs, size_t want, struct db_stmt **ret_st,
 		size_t *ret_rows);
+
+/* rs's SQL text for exactly nrows rows (malloc'ed, caller frees; NULL: no memory). */
+char *db_rows_sql(const struct db_rows *rs, int nrows);
 
 /* Finalizes what db_rows_get() prepared. */
 void db_rows_free(struct db_rows *rs);

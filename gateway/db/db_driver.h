@@ -27,6 +27,9 @@ enum db_tx_op {
 	DB_TX_OP_COUNT,
 };
 
+/* "begin", "commit", ...: the operation names failures are logged under. */
+const char *db_tx_op_name(enum db_tx_op op);
+
 struct db_driver {
 	const char *name; /* "sqlite", "postgresql" */
 	enum db_backend backend;

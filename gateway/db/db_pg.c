@@ -742,16 +742,6 @@ static const char *const tx_sql[DB_TX_OP_COUNT] = {
 	[DB_TX_ROLLBACK_TO] = "ROLLBACK TO SAVEPOINT db_sp",
 };
 
-/* The operation names in failure logs (literals, for the throttle). */
-static const char *const tx_op_name[DB_TX_OP_COUNT] = {
-	[DB_TX_BEGIN] = "begin",
-	[DB_TX_COMMIT] = "commit",
-	[DB_TX_ROLLBACK] = "rollback",
-	[DB_TX_SAVEPOINT] = "savepoint",
-	[DB_TX_RELEASE] = "release savepoint",
-	[DB_TX_ROLLBACK_TO] = "rollback to savepoint",
-};
-
 /* Sends one transaction-control statement. Returns 0 or the error class (logged). */
 static int tx_send(struct pg_db *pg, enum db_tx_op op)
 {
@@ -759,10 +749,10 @@ static int tx_send(struct pg_db *pg, enum db_tx_op op)
 	int r = 0;
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		r = pg_fail(pg, res, tx_op_name[op], NULL);
+		r = pg_fail(pg, res, db_tx_op_name(op), NULL);
 	else if (op == DB_TX_COMMIT && strcmp(PQcmdStatus(res), "ROLLBACK") == 0)
 		/* The transaction had failed: the server rolled it back. */
-		r = db_fail(&pg->base, -EIO, tx_op_name[op],
+		r = db_fail(&pg->base, -EIO, db_tx_op_name(op),
 			    "the transaction had failed; COMMIT rolled it back");
 	PQclear(res);
 	return r;

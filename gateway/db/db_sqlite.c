@@ -311,18 +311,10 @@ static int sq_tx(struct db *db, enum db_tx_op op)
 		[DB_TX_ROLLBACK] = "ROLLBACK",	   [DB_TX_SAVEPOINT] = "SAVEPOINT sp",
 		[DB_TX_RELEASE] = "RELEASE sp",	   [DB_TX_ROLLBACK_TO] = "ROLLBACK TO sp",
 	};
-	static const char *const what[DB_TX_OP_COUNT] = {
-		[DB_TX_BEGIN] = "begin",
-		[DB_TX_COMMIT] = "commit",
-		[DB_TX_ROLLBACK] = "rollback",
-		[DB_TX_SAVEPOINT] = "savepoint",
-		[DB_TX_RELEASE] = "release savepoint",
-		[DB_TX_ROLLBACK_TO] = "rollback to savepoint",
-	};
 	struct sq_db *q = to_db(db);
 	int rc = sqlite3_exec(q->h, sql[op], NULL, NULL, NULL);
 
-	return rc == SQLITE_OK ? 0 : sq_fail(q, rc, what[op]);
+	return rc == SQLITE_OK ? 0 : sq_fail(q, rc, db_tx_op_name(op));
 }
 
 static int sq_tx_alive(struct db *db)

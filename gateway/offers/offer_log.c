@@ -80,12 +80,10 @@ int offer_log_new(struct db *db, struct offer_log **ret)
 
 	if (!l)
 		return -ENOMEM;
-	for (int i = 0; i < ST_COUNT; i++) {
-		r = db_prepare(db, stmt_sql[i], &l->st[i]);
-		if (r < 0) {
-			offer_log_free(l);
-			return r;
-		}
+	r = db_prepare_all(db, stmt_sql, ST_COUNT, l->st);
+	if (r < 0) {
+		offer_log_free(l);
+		return r;
 	}
 	*ret = l;
 	return 0;
@@ -95,8 +93,7 @@ void offer_log_free(struct offer_log *l)
 {
 	if (!l)
 		return;
-	for (int i = 0; i < ST_COUNT; i++)
-		db_finalize(l->st[i]);
+	db_finalize_all(l->st, ST_COUNT);
 	free(l);
 }
 

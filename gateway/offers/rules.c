@@ -88,12 +88,10 @@ int rules_new(const struct rules_config *conf, struct db *db, struct offer_log *
 	};
 	r->sink = sink;
 	r->arg = arg;
-	for (int i = 0; i < ST_COUNT; i++) {
-		ret = db_prepare(db, stmt_sql[i], &r->st[i]);
-		if (ret < 0) {
-			rules_free(r);
-			return ret;
-		}
+	ret = db_prepare_all(db, stmt_sql, ST_COUNT, r->st);
+	if (ret < 0) {
+		rules_free(r);
+		return ret;
 	}
 	*ret_rules = r;
 	return 0;
@@ -103,8 +101,7 @@ void rules_free(struct rules *r)
 {
 	if (!r)
 		return;
-	for (int i = 0; i < ST_COUNT; i++)
-		db_finalize(r->st[i]);
+	db_finalize_all(r->st, ST_COUNT);
 	db_rows_free(&r->close_many);
 	db_rows_free(&r->unhold);
 	free(r);

@@ -218,12 +218,10 @@ int telemetry_new(struct db *db, struct telemetry **ret_t)
 		.head = daily_head, .tail = daily_tail, .first = 1, .ncols = DAILY_COLS
 	};
 	t->odo = (struct db_rows){ .head = odo_head, .tail = odo_tail, .first = 1, .ncols = 1 };
-	for (int i = 0; i < ST_COUNT; i++) {
-		r = db_prepare(db, stmt_sql[i], &t->st[i]);
-		if (r < 0) {
-			telemetry_free(t);
-			return r;
-		}
+	r = db_prepare_all(db, stmt_sql, ST_COUNT, t->st);
+	if (r < 0) {
+		telemetry_free(t);
+		return r;
 	}
 	*ret_t = t;
 	return 0;
@@ -233,8 +231,7 @@ void telemetry_free(struct telemetry *t)
 {
 	if (!t)
 		return;
-	for (int i = 0; i < ST_COUNT; i++)
-		db_finalize(t->st[i]);
+	db_finalize_all(t->st, ST_COUNT);
 	db_rows_free(&t->batches);
 	db_rows_free(&t->latest);
 	db_rows_free(&t->daily);
@@ -653,12 +650,11 @@ struct odo_ref {
 	int64_t m, ms;
 };
 
-/* Reads the stored odometer of each distinct VIN of order[0..m) into refs[]. */
+/* Reads the stored odometer of each VIN group (group[g]: its first index in order) into refs[g]. */
 static int read_odometers(struct telemetry *t, const struct telemetry_item *items,
-			  const size_t *order, size_t m, const size_t *group, size_t ngroups,
+			  const size_t *order, const size_t *group, size_t ngroups,
 			  struct odo_ref *refs)
 {
-	(void)m;
 	for (size_t done = 0; done < ngroups;) {
 		struct db_stmt *st;
 		size_t rows;
@@ -766,7 +762,7 @@ int telemetry_put_batches(struct telemetry *t, struct telemetry_item *items, siz
 	for (size_t i = 0; i < m; i++)
 		if (i == 0 || strcmp(items[order[i - 1]].vin, items[order[i]].vin) != 0)
 			group[ngroups++] = i;
-	r = read_odometers(t, items, order, m, group, ngroups, refs);
+	r = read_odometers(t, items, order, group, ngroups, refs);
 	if (r < 0)
 		goto out;
 	/* Judge every sample, batch after batch in (epoch, seq) order per VIN. */
