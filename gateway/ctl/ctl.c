@@ -507,11 +507,12 @@ static int vehicle_show(struct ctl *ctl, struct ctl_db *d, const char *vin)
 
 static int vehicle_list(struct ctl *ctl, struct ctl_db *d, const char *after, size_t limit)
 {
+	struct telemetry_list_filter f = { .after_vin = after, .limit = limit };
 	struct telemetry_vehicle *rows = NULL;
 	size_t n = 0;
 	int r, more = 0;
 
-	r = telemetry_list(d->telemetry, after, limit, &rows, &n, &more);
+	r = telemetry_list(d->telemetry, &f, &rows, &n, &more);
 	if (r < 0)
 		return die(1, "listing the vehicles failed: %s", strerror(-r));
 	if (ctl->json) {

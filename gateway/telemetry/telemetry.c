@@ -46,6 +46,18 @@ enum stmt_id {
 	" heading_cdeg, online, status_ms, agent_version, odometer_ms, position_ms, speed_ms," \
 	" heading_ms, batches, samples"
 
+/* When a vehicle was last seen (0: never): see struct telemetry_list_filter. */
+#define SEEN                                                                             \
+	"(CASE WHEN time_ms IS NOT NULL AND (status_ms IS NULL OR time_ms >= status_ms)" \
+	" THEN time_ms ELSE COALESCE(status_ms, 0) END)"
+/* The VIN set's placeholders: $8..$71, TELEMETRY_LIST_VINS_MAX of them. */
+#define LIST_VIN_PARAM0 8
+#define LIST_VIN_PARAMS                                                                            \
+	"$8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, " \
+	"$26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, "    \
+	"$43, $44, $45, $46, $47, $48, $49, $50, $51, $52, $53, $54, $55, $56, $57, $58, $59, "    \
+	"$60, $61, $62, $63, $64, $65, $66, $67, $68, $69, $70, $71"
+
 /* A field is taken from the batch when it is newer than (or as new as) ours. */
 #define NEWER(t, col) "(" t " IS NOT NULL AND (" col " IS NULL OR " t " >= " col "))"
 #define TAKE(val, t, col_t)                                                                       \
@@ -73,8 +85,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" queue_depth = excluded.queue_depth, status_received_ms = excluded.status_received_ms"
 		" WHERE v.status_ms IS NULL OR v.status_ms <= excluded.status_ms",
 	[ST_VEHICLE_GET] = "SELECT " VEHICLE_COLS " FROM vehicle_state WHERE vin = $1",
+	/*
+	 * One statement for every filter: a bound that is off binds its
+	 * widest value ($2, $3) or a 0 flag ($4, $6); the VIN set is
+	 * TELEMETRY_LIST_VINS_MAX placeholders, the unused ones NULL (which
+	 * match nothing). SEEN is telemetry_vehicle.seen_ms in SQL.
+	 */
 	[ST_VEHICLE_LIST] =
-		"SELECT " VEHICLE_COLS " FROM vehicle_state WHERE vin > $1 ORDER BY vin LIMIT $2",
+		"SELECT " VEHICLE_COLS " FROM vehicle_state WHERE vin > $1"
+		" AND " SEEN " >= $2 AND " SEEN " < $3"
+		" AND ($4 = 0 OR fuel_permille <= $5)"
+		" AND ($6 = 0 OR vin IN (" LIST_VIN_PARAMS "))"
+		" ORDER BY vin LIMIT $7",
 	/* Newest batches first, so a limit can stop early. */
 	[ST_HISTORY] =
 		"SELECT epoch, seq, data, last_ms, implausible FROM telemetry_batches"
@@ -273,6 +295,11 @@ static void read_vehicle(struct db_stmt *st, struct telemetry_vehicle *v)
 		    : db_column_int64(st, 10) ? TELEMETRY_ONLINE
 					      : TELEMETRY_OFFLINE;
 	v->status_time_ms = db_column_int64(st, 11);
+	/* as SEEN: a vehicle without a status has online unknown */
+	v->seen_ms = v->has_sample && (v->online == TELEMETRY_ONLINE_UNKNOWN ||
+				       v->time_ms >= v->status_time_ms)
+			     ? v->time_ms
+			     : v->status_time_ms;
 	db_column_copy(st, 12, v->agent_version, sizeof(v->agent_version));
 	v->batches = db_column_int64(st, 17);
 	v->samples = db_column_int64(st, 18);
@@ -916,7 +943,7 @@ int telemetry_vehicle_get(struct telemetry *t, const char *vin, struct telemetry
 	return r == 1 ? 0 : r == 0 ? -ENOENT : r;
 }
 
-int telemetry_list(struct telemetry *t, const char *after, size_t limit,
+int telemetry_list(struct telemetry *t, const struct telemetry_list_filter *f,
 		   struct telemetry_vehicle **ret_rows, size_t *ret_n, int *ret_more)
 {
 	struct db_stmt *st = t->st[ST_VEHICLE_LIST];
@@ -924,16 +951,31 @@ int telemetry_list(struct telemetry *t, const char *after, size_t limit,
 	size_t n = 0;
 	int r;
 
-	if (limit == 0 || limit > TELEMETRY_LIST_MAX)
+	if (f->limit == 0 || f->limit > TELEMETRY_LIST_MAX)
 		return -EINVAL;
-	rows = calloc(limit, sizeof(*rows));
+	if (f->has_max_fuel && (f->max_fuel_permille < 0 || f->max_fuel_permille > 1000))
+		return -EINVAL;
+	if (f->vins && f->n_vins > TELEMETRY_LIST_VINS_MAX)
+		return -EINVAL;
+	for (size_t i = 0; f->vins && i < f->n_vins; i++)
+		if (!f->vins[i])
+			return -EINVAL;
+	rows = calloc(f->limit, sizeof(*rows));
 	if (!rows)
 		return -ENOMEM;
-	db_bind_text(st, 1, after ? after : "");
-	db_bind_int64(st, 2, (int64_t)limit + 1); /* one more tells whether more follow */
+	db_bind_text(st, 1, f->after_vin ? f->after_vin : "");
+	db_bind_int64(st, 2, f->seen_since_ms ? f->seen_since_ms : INT64_MIN);
+	db_bind_int64(st, 3, f->seen_before_ms ? f->seen_before_ms : INT64_MAX);
+	db_bind_int64(st, 4, f->has_max_fuel ? 1 : 0);
+	db_bind_int64(st, 5, f->has_max_fuel ? f->max_fuel_permille : 0);
+	db_bind_int64(st, 6, f->vins ? 1 : 0);
+	db_bind_int64(st, 7, (int64_t)f->limit + 1); /* one more tells whether more follow */
+	for (size_t i = 0; i < TELEMETRY_LIST_VINS_MAX; i++)
+		db_bind_text(st, LIST_VIN_PARAM0 + (int)i,
+			     f->vins && i < f->n_vins ? f->vins[i] : NULL);
 	*ret_more = 0;
 	while ((r = db_step(st)) == 1) {
-		if (n == limit) {
+		if (n == f->limit) {
 			*ret_more = 1;
 			break;
 		}

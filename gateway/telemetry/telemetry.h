@@ -101,6 +101,7 @@ struct telemetry_vehicle {
 	int32_t heading_cdeg;
 	enum telemetry_online online;
 	int64_t status_time_ms; /* time of the status that set online; 0 none */
+	int64_t seen_ms;	/* newest of time_ms (with a sample) and status_time_ms */
 	char agent_version[CODEC_MAX_VERSION];
 	int64_t batches, samples; /* stored for this vehicle */
 };
@@ -198,12 +199,45 @@ int telemetry_put_status(struct telemetry *t, const char *vin, const struct agen
 int telemetry_vehicle_get(struct telemetry *t, const char *vin, struct telemetry_vehicle *ret_v);
 
 /*
- * Vehicles in VIN order, starting after `after` ("" for the first page), at
- * most limit (1..TELEMETRY_LIST_MAX) of them. *ret_rows is malloc'ed (NULL
- * when *ret_n is 0); *ret_more is 1 when more vehicles follow (ask again
- * with after = the last VIN returned).
+ * What telemetry_list() returns: the vehicles matching every bound that is
+ * set, in VIN order, one page at a time. A zeroed struct (with a limit) is
+ * every vehicle. Shared by pitstopctl vehicle list and the HTTP API, so both
+ * mean the same by "seen" and "low fuel".
+ *
+ * "Seen" is the newest of the vehicle's newest plausible sample time and its
+ * last status time (struct telemetry_vehicle.seen_ms): the car's own clock,
+ * which ingest keeps from running more than max_ahead_ms ahead. A vehicle
+ * with neither counts as seen at 0 (never).
  */
-int telemetry_list(struct telemetry *t, const char *after, size_t limit,
+#define TELEMETRY_LIST_VINS_MAX 64 /* n_vins bound: one statement, fixed placeholders */
+
+struct telemetry_list_filter {
+	const char
+		*after_vin; /* borrowed; keyset page: VINs after this; NULL or "" from the first */
+	size_t limit;	    /* 1..TELEMETRY_LIST_MAX vehicles in this page */
+	int64_t seen_since_ms;	   /* seen at or after this; 0: no bound */
+	int64_t seen_before_ms;	   /* seen strictly before this (or never); 0: no bound */
+	int has_max_fuel;	   /* 1: only fuel level known and <= max_fuel_permille */
+	int32_t max_fuel_permille; /* 0..1000 (0.1 %) */
+	/*
+	 * The VIN set, borrowed: NULL for all vehicles; otherwise only these
+	 * n_vins (0..TELEMETRY_LIST_VINS_MAX) VINs, so an empty set lists
+	 * nothing (a fleet with no cars sees no cars, never all of them).
+	 * Unknown VINs are simply not listed; duplicates are harmless.
+	 */
+	const char *const *vins;
+	size_t n_vins;
+};
+
+/*
+ * The vehicles matching f, in VIN order, at most f->limit of them.
+ * *ret_rows is malloc'ed (NULL when *ret_n is 0); *ret_more is 1 when more
+ * matching vehicles follow (ask again with after_vin = the last VIN
+ * returned). -EINVAL for a limit out of range, more than
+ * TELEMETRY_LIST_VINS_MAX VINs, a NULL entry in vins or a fuel bound out of
+ * 0..1000.
+ */
+int telemetry_list(struct telemetry *t, const struct telemetry_list_filter *f,
 		   struct telemetry_vehicle **ret_rows, size_t *ret_n, int *ret_more);
 
 /*

@@ -4,7 +4,7 @@
  * PITSTOP_TEST_PG_URL is set), migrated the way the gateway migrates
  * (schema_migrate()): batches identified by (VIN, epoch, seq) and stored
  * once, the latest state by sample time, history order, range and limit,
- * status, the vehicle list and its pages, the daily rollups (distance,
+ * status, the vehicle list, its pages and filters (seen, low fuel, a VIN set), the daily rollups (distance,
  * driving time, refuels, midnight), savepoints and rollbacks, and a
  * read-only second handle.
  */
@@ -370,6 +370,15 @@ static void test_status(void **state)
 	assert_int_equal(v.fuel_permille, 500);
 }
 
+/* telemetry_list() with only a page (after, limit). */
+static int list_page(struct fixture *f, const char *after, size_t limit,
+		     struct telemetry_vehicle **ret_rows, size_t *ret_n, int *ret_more)
+{
+	struct telemetry_list_filter lf = { .after_vin = after, .limit = limit };
+
+	return telemetry_list(f->t, &lf, ret_rows, ret_n, ret_more);
+}
+
 static void test_list_pages(void **state)
 {
 	struct fixture *f = *state;
@@ -382,7 +391,7 @@ static void test_list_pages(void **state)
 	size_t n = 99;
 	int more = -1;
 
-	assert_int_equal(telemetry_list(f->t, "", 10, &rows, &n, &more), 0);
+	assert_int_equal(list_page(f, "", 10, &rows, &n, &more), 0);
 	assert_int_equal(n, 0);
 	assert_null(rows);
 	assert_int_equal(more, 0);
@@ -398,7 +407,7 @@ static void test_list_pages(void **state)
 		assert_int_equal(db_commit(f->db), 0);
 	}
 
-	assert_int_equal(telemetry_list(f->t, "", 2, &rows, &n, &more), 0);
+	assert_int_equal(list_page(f, "", 2, &rows, &n, &more), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(more, 1);
 	assert_string_equal(rows[0].vin, "WDB1234561A000001");
@@ -408,30 +417,171 @@ static void test_list_pages(void **state)
 	assert_false(rows[1].has_sample);
 	assert_int_equal(rows[1].online, TELEMETRY_ONLINE);
 	free(rows);
-	assert_int_equal(telemetry_list(f->t, "WDB1234561A000002", 2, &rows, &n, &more), 0);
+	assert_int_equal(list_page(f, "WDB1234561A000002", 2, &rows, &n, &more), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(more, 1);
 	assert_string_equal(rows[0].vin, "WDB1234561A000003");
 	assert_string_equal(rows[1].vin, "WDB1234561A000004");
 	free(rows);
 	/* the last page: exactly full is not "more" */
-	assert_int_equal(telemetry_list(f->t, "WDB1234561A000003", 2, &rows, &n, &more), 0);
+	assert_int_equal(list_page(f, "WDB1234561A000003", 2, &rows, &n, &more), 0);
 	assert_int_equal(n, 2);
 	assert_int_equal(more, 0);
 	assert_string_equal(rows[1].vin, "WDB1234561A000005");
 	free(rows);
-	assert_int_equal(telemetry_list(f->t, "WDB1234561A000004", 2, &rows, &n, &more), 0);
+	assert_int_equal(list_page(f, "WDB1234561A000004", 2, &rows, &n, &more), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(more, 0);
 	free(rows);
-	assert_int_equal(telemetry_list(f->t, NULL, 5, &rows, &n, &more), 0);
+	assert_int_equal(list_page(f, NULL, 5, &rows, &n, &more), 0);
 	assert_int_equal(n, 5);
 	assert_int_equal(more, 0);
 	free(rows);
 
-	assert_int_equal(telemetry_list(f->t, "", 0, &rows, &n, &more), -EINVAL);
-	assert_int_equal(telemetry_list(f->t, "", TELEMETRY_LIST_MAX + 1, &rows, &n, &more),
-			 -EINVAL);
+	assert_int_equal(list_page(f, "", 0, &rows, &n, &more), -EINVAL);
+	assert_int_equal(list_page(f, "", TELEMETRY_LIST_MAX + 1, &rows, &n, &more), -EINVAL);
+}
+
+/* The VINs a filtered list returns, joined by ","; rows freed. */
+static const char *list_vins(struct fixture *f, const struct telemetry_list_filter *lf,
+			     int *ret_more)
+{
+	static char buf[2048];
+	struct telemetry_vehicle *rows = NULL;
+	size_t n = 99, len = 0;
+	int more = -1;
+
+	assert_int_equal(telemetry_list(f->t, lf, &rows, &n, &more), 0);
+	buf[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%s%s", i ? "," : "",
+					rows[i].vin + 14);
+	free(rows);
+	if (ret_more)
+		*ret_more = more;
+	return buf;
+}
+
+/* Records a status of vin dated time_ms. */
+static void status_at(struct fixture *f, const char *vin, enum agent_state s, int64_t time_ms)
+{
+	struct agent_status st = { .state = s, .time_ms = time_ms };
+
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(telemetry_put_status(f->t, vin, &st, time_ms, NULL), 0);
+	assert_int_equal(db_commit(f->db), 0);
+}
+
+static void test_list_filters(void **state)
+{
+	struct fixture *f = *state;
+	/* 001: sample at T0+1h, fuel 12.0 %; 002: sample at T0, fuel 15.0 %, status at T0+2h;
+	 * 003: status only, at T0+30min; 004: sample at T0+3h without fuel; 005: fuel 60 % */
+	static const char *const V[] = { "WDB1234561A000001", "WDB1234561A000002",
+					 "WDB1234561A000003", "WDB1234561A000004",
+					 "WDB1234561A000005" };
+	const int64_t H = 3600000;
+	struct sample a = gw_sample(T0 + H, 120, 0, 0), b = gw_sample(T0, 150, 0, 0),
+		      d = gw_sample(T0 + 3 * H, 0, 0, 0), e = gw_sample(T0 + 4 * H, 600, 0, 0);
+	struct telemetry_list_filter lf = { .limit = 10 };
+	struct telemetry_vehicle v, *rows = NULL;
+	const char *vins[TELEMETRY_LIST_VINS_MAX + 1];
+	char many[TELEMETRY_LIST_VINS_MAX][VIN_LEN + 1];
+	size_t n;
+	int more;
+
+	a.odometer_m = b.odometer_m = d.odometer_m = e.odometer_m = 1000; /* t / 100 is too far */
+	d.present &= ~SAMPLE_FUEL;
+	put(f, V[0], E1, 1, &a, 1, NULL);
+	put(f, V[1], E1, 1, &b, 1, NULL);
+	status_at(f, V[1], AGENT_ONLINE, T0 + 2 * H);
+	status_at(f, V[2], AGENT_OFFLINE, T0 + H / 2);
+	put(f, V[3], E1, 1, &d, 1, NULL);
+	put(f, V[4], E1, 1, &e, 1, NULL);
+	assert_string_equal(list_vins(f, &lf, NULL), "001,002,003,004,005");
+
+	/* seen: the newer of the newest sample and the status */
+	assert_int_equal(telemetry_vehicle_get(f->t, V[0], &v), 0);
+	assert_int_equal(v.seen_ms, T0 + H);
+	assert_int_equal(telemetry_vehicle_get(f->t, V[1], &v), 0);
+	assert_int_equal(v.seen_ms, T0 + 2 * H);
+	assert_int_equal(telemetry_vehicle_get(f->t, V[2], &v), 0);
+	assert_int_equal(v.seen_ms, T0 + H / 2);
+
+	lf.seen_since_ms = T0 + H; /* at or after */
+	assert_string_equal(list_vins(f, &lf, NULL), "001,002,004,005");
+	lf.seen_before_ms = T0 + 3 * H; /* strictly before */
+	assert_string_equal(list_vins(f, &lf, NULL), "001,002");
+	lf.seen_since_ms = 0;
+	assert_string_equal(list_vins(f, &lf, NULL), "001,002,003");
+	lf.seen_before_ms = T0 + H / 2;
+	assert_string_equal(list_vins(f, &lf, NULL), "");
+	lf.seen_before_ms = 0;
+
+	/* low fuel: a known level at or below the bound; no fuel is not low */
+	lf.has_max_fuel = 1;
+	lf.max_fuel_permille = 150;
+	assert_string_equal(list_vins(f, &lf, NULL), "001,002");
+	lf.max_fuel_permille = 149;
+	assert_string_equal(list_vins(f, &lf, NULL), "001");
+	lf.max_fuel_permille = 1000;
+	assert_string_equal(list_vins(f, &lf, NULL), "001,002,005");
+	lf.seen_since_ms = T0 + 2 * H; /* bounds combine */
+	assert_string_equal(list_vins(f, &lf, NULL), "002,005");
+	lf.seen_since_ms = 0;
+	lf.has_max_fuel = 0;
+
+	/* a VIN set: only those; unknown ones are not listed; empty lists none */
+	vins[0] = V[4];
+	vins[1] = "WDB1234561A000009";
+	vins[2] = V[1];
+	vins[3] = V[1];
+	lf.vins = vins;
+	lf.n_vins = 4;
+	assert_string_equal(list_vins(f, &lf, NULL), "002,005");
+	lf.n_vins = 0;
+	assert_string_equal(list_vins(f, &lf, NULL), "");
+	/* keyset pages over a filtered list: more counts matching rows only */
+	lf.vins = NULL;
+	lf.has_max_fuel = 1;
+	lf.max_fuel_permille = 600;
+	lf.limit = 2;
+	assert_string_equal(list_vins(f, &lf, &more), "001,002");
+	assert_int_equal(more, 1);
+	lf.after_vin = V[1];
+	assert_string_equal(list_vins(f, &lf, &more), "005");
+	assert_int_equal(more, 0);
+	lf.after_vin = V[0];
+	lf.max_fuel_permille = 150;
+	assert_string_equal(list_vins(f, &lf, &more), "002");
+	assert_int_equal(more, 0);
+	lf.after_vin = NULL;
+	lf.has_max_fuel = 0;
+	lf.limit = 10;
+
+	/* the full set: the last placeholder binds too */
+	for (size_t i = 0; i < TELEMETRY_LIST_VINS_MAX; i++) {
+		snprintf(many[i], sizeof(many[i]), "WDB1234561B%06zu", i);
+		vins[i] = many[i];
+	}
+	vins[TELEMETRY_LIST_VINS_MAX - 1] = V[2];
+	lf.vins = vins;
+	lf.n_vins = TELEMETRY_LIST_VINS_MAX;
+	assert_string_equal(list_vins(f, &lf, NULL), "003");
+
+	/* out of bounds */
+	lf.n_vins = TELEMETRY_LIST_VINS_MAX + 1;
+	vins[TELEMETRY_LIST_VINS_MAX] = V[0];
+	assert_int_equal(telemetry_list(f->t, &lf, &rows, &n, &more), -EINVAL);
+	lf.n_vins = 2;
+	vins[1] = NULL;
+	assert_int_equal(telemetry_list(f->t, &lf, &rows, &n, &more), -EINVAL);
+	lf.vins = NULL;
+	lf.has_max_fuel = 1;
+	lf.max_fuel_permille = 1001;
+	assert_int_equal(telemetry_list(f->t, &lf, &rows, &n, &more), -EINVAL);
+	lf.max_fuel_permille = -1;
+	assert_int_equal(telemetry_list(f->t, &lf, &rows, &n, &more), -EINVAL);
 }
 
 static void test_daily_rollup(void **state)
@@ -663,6 +813,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_status, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daily_rollup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daily_rollup_midnight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_savepoint_and_rollback, setup, teardown),
