@@ -41,6 +41,23 @@ const struct config_option gw_config_table[] = {
 	OPT(max_backlog_mb, CONFIG_INT, 1, 4096, "64",
 	    "messages waiting for the loop, at most (MiB): past it telemetry is dropped (the cars"
 	    " resend it), past twice that anything"),
+	OPT(api_listen, CONFIG_STRING, 0, 0, "127.0.0.1:8080",
+	    "HTTP API and console address host:port (empty: none); HTTPS with api_cert_file,"
+	    " plain HTTP only on a loopback address"),
+	OPT(api_socket, CONFIG_STRING, 0, 0, "/run/pitstop/api.sock",
+	    "local API socket for pitstopctl (empty: none): root and the gateway's own user are"
+	    " the local operator there"),
+	OPT(api_cert_file, CONFIG_STRING, 0, 0, NULL,
+	    "HTTPS certificate (PEM, may hold the chain) for api_listen"),
+	OPT(api_key_file, CONFIG_STRING, 0, 0, NULL, "HTTPS private key (PEM) for api_listen"),
+	OPT(api_session_ttl_s, CONFIG_INT, 300, 7 * 86400, "43200",
+	    "how long a console login lasts (s)"),
+	OPT(console_dir, CONFIG_STRING, 0, 0, "/usr/share/pitstop/console",
+	    "the web console's files"),
+	OPT(javascript_dir, CONFIG_STRING, 0, 0, "/usr/share/javascript",
+	    "Debian's JavaScript libraries (Leaflet, Chart.js) for the console"),
+	OPT(map_tiles_dir, CONFIG_STRING, 0, 0, NULL,
+	    "optional offline map tiles Z/X/Y.png for the console (none: vector map only)"),
 	{ "log_level", CONFIG_STRING, offsetof(struct gw_config, log_level), 0, 0, "info",
 	  "error, warn, info or debug", log_level_check },
 	OPT(log_file, CONFIG_STRING, 0, 0, NULL, "log to this file instead of stderr"),

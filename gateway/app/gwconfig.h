@@ -26,6 +26,14 @@ struct gw_config {
 	int offers_per_day_max;
 	int max_clock_ahead_s;
 	int max_backlog_mb;
+	char *api_listen;    /* "host:port" or "" */
+	char *api_socket;    /* unix socket path or "" */
+	char *api_cert_file; /* NULL: plain HTTP (loopback only) */
+	char *api_key_file;
+	int api_session_ttl_s;
+	char *console_dir;
+	char *javascript_dir;
+	char *map_tiles_dir; /* NULL: none */
 	char *log_level;
 	char *log_file; /* NULL: stderr */
 };
