@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,7 +76,7 @@
 /* The role a certificate is made for. */
 enum pki_role {
 	ROLE_CA,
-	ROLE_SERVER, /* the broker: serverAuth, SAN localhost/127.0.0.1 */
+	ROLE_SERVER, /* the broker: serverAuth, subjectAltName (struct pki_names) */
 	ROLE_CLIENT, /* gateway, vehicles: clientAuth */
 };
 
@@ -233,20 +234,94 @@ static int write_general_name(unsigned char **p, unsigned char *start, int tag,
 	return (int)len;
 }
 
-/* Adds subjectAltName = DNS:localhost, IP:127.0.0.1 (the broker's names). */
-static int set_broker_san(mbedtls_x509write_cert *crt)
+/* What pki_init() puts in the broker's subjectAltName. */
+static const char *const default_dns[] = { "localhost" };
+static const char *const default_ip[] = { "127.0.0.1" };
+static const struct pki_names default_names = { default_dns, 1, default_ip, 1 };
+
+/* 1 if s is a DNS name we put in a certificate: labels of [A-Za-z0-9-], dots between. */
+static int dns_name_valid(const char *s)
 {
-	static const unsigned char ip[4] = { 127, 0, 0, 1 };
-	static const char dns[] = "localhost";
-	unsigned char buf[64];
+	size_t len = strnlen(s, PKI_DNS_NAME_MAX + 1), label = 0;
+
+	if (len == 0 || len > PKI_DNS_NAME_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-'))
+			return 0;
+		if (c == '-' && label == 0)
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0 && s[len - 1] != '-';
+}
+
+int pki_names_check(const struct pki_names *names, char *err, size_t errlen)
+{
+	unsigned char addr[16];
+
+	if (names->n_dns + names->n_ip == 0) {
+		seterr(err, errlen, "the broker needs at least one DNS name or IP address");
+		return -EINVAL;
+	}
+	if (names->n_dns + names->n_ip > PKI_BROKER_NAMES_MAX) {
+		seterr(err, errlen, "%zu broker names: at most %d", names->n_dns + names->n_ip,
+		       PKI_BROKER_NAMES_MAX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < names->n_dns; i++)
+		if (!names->dns[i] || !dns_name_valid(names->dns[i])) {
+			seterr(err, errlen,
+			       "'%s' is not a DNS name (letters, digits and - in dot-separated "
+			       "labels, at most %d characters)",
+			       names->dns[i] ? names->dns[i] : "", PKI_DNS_NAME_MAX);
+			return -EINVAL;
+		}
+	for (size_t i = 0; i < names->n_ip; i++)
+		if (!names->ip[i] || (inet_pton(AF_INET, names->ip[i], addr) != 1 &&
+				      inet_pton(AF_INET6, names->ip[i], addr) != 1)) {
+			seterr(err, errlen, "'%s' is not an IPv4 or IPv6 address",
+			       names->ip[i] ? names->ip[i] : "");
+			return -EINVAL;
+		}
+	return 0;
+}
+
+/*
+ * Adds subjectAltName = the DNS names then the IP addresses of names
+ * (checked by pki_names_check()). Returns 0 or an mbedTLS error.
+ */
+static int set_broker_san(mbedtls_x509write_cert *crt, const struct pki_names *names)
+{
+	unsigned char buf[PKI_BROKER_NAMES_MAX * (PKI_DNS_NAME_MAX + 4) + 8], addr[16];
 	unsigned char *p = buf + sizeof(buf);
 	size_t len = 0;
 	int ret;
 
 	/* Written back to front: the last entry first. */
-	MBEDTLS_ASN1_CHK_ADD(len, write_general_name(&p, buf, 7, ip, sizeof(ip)));
-	MBEDTLS_ASN1_CHK_ADD(
-		len, write_general_name(&p, buf, 2, (const unsigned char *)dns, sizeof(dns) - 1));
+	for (size_t i = names->n_ip; i-- > 0;) {
+		size_t n = 16;
+
+		if (inet_pton(AF_INET, names->ip[i], addr) == 1)
+			n = 4;
+		else if (inet_pton(AF_INET6, names->ip[i], addr) != 1)
+			return MBEDTLS_ERR_X509_BAD_INPUT_DATA;
+		MBEDTLS_ASN1_CHK_ADD(len, write_general_name(&p, buf, 7, addr, n));
+	}
+	for (size_t i = names->n_dns; i-- > 0;)
+		MBEDTLS_ASN1_CHK_ADD(len, write_general_name(&p, buf, 2,
+							     (const unsigned char *)names->dns[i],
+							     strlen(names->dns[i])));
 	MBEDTLS_ASN1_CHK_ADD(len, mbedtls_asn1_write_len(&p, buf, len));
 	MBEDTLS_ASN1_CHK_ADD(
 		len,
@@ -259,12 +334,14 @@ static int set_broker_san(mbedtls_x509write_cert *crt)
 /*
  * Makes a certificate for subject_key as PEM into out[PKI_PEM_MAX]. issuer_key
  * and issuer_name are the CA's (the subject's own for the CA itself);
- * not_after_max clamps notAfter (NULL: no clamp).
+ * not_after_max clamps notAfter (NULL: no clamp); names is the
+ * subjectAltName of a ROLE_SERVER certificate (NULL otherwise).
  */
 static int make_cert(enum pki_role role, const char *subject, int years,
-		     mbedtls_pk_context *subject_key, mbedtls_pk_context *issuer_key,
-		     const char *issuer_name, const char *not_after_max, struct pki_rng *rng,
-		     unsigned char *out, char *err, size_t errlen)
+		     const struct pki_names *names, mbedtls_pk_context *subject_key,
+		     mbedtls_pk_context *issuer_key, const char *issuer_name,
+		     const char *not_after_max, struct pki_rng *rng, unsigned char *out, char *err,
+		     size_t errlen)
 {
 	mbedtls_x509write_cert crt;
 	char from[15], until[15];
@@ -307,7 +384,7 @@ static int make_cert(enum pki_role role, const char *subject, int years,
 		mbed = set_eku(&crt, MBEDTLS_OID_CLIENT_AUTH,
 			       MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH));
 	if (!mbed && role == ROLE_SERVER)
-		mbed = set_broker_san(&crt);
+		mbed = set_broker_san(&crt, names);
 	if (!mbed)
 		mbed = mbedtls_x509write_crt_pem(&crt, out, PKI_PEM_MAX, mbedtls_ctr_drbg_random,
 						 &rng->drbg);
@@ -362,6 +439,35 @@ static int ensure_dir(const char *path, char *err, size_t errlen)
 }
 
 /*
+ * Creates path's missing parent directories (mode 0755, as mkdir -p), not
+ * path itself.
+ */
+static int ensure_parents(const char *path, char *err, size_t errlen)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+	int r;
+
+	if (len >= sizeof(buf)) {
+		seterr(err, errlen, "%s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	memcpy(buf, path, len + 1);
+	while (len > 0 && buf[len - 1] == '/') /* "a/b/" is a/b */
+		buf[--len] = '\0';
+	for (size_t i = 1; i < len; i++) {
+		if (buf[i] != '/' || buf[i - 1] == '/')
+			continue;
+		buf[i] = '\0';
+		r = ensure_dir(buf, err, errlen);
+		buf[i] = '/';
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
  * Creates path (which must not exist) with exactly mode, whatever the umask,
  * and writes len bytes. On failure nothing is left at path.
  */
@@ -399,6 +505,34 @@ static int write_new_file(const char *path, const unsigned char *data, size_t le
 	if (r < 0) {
 		seterr(err, errlen, "%s: %s", path, strerror(-r));
 		unlink(path);
+	}
+	return r;
+}
+
+/*
+ * Writes dir/name anew through dir/name.tmp and a rename, so a reader sees
+ * the old file or the new one, never half of one.
+ */
+static int replace_file(const char *dir, const char *name, const unsigned char *data, size_t len,
+			mode_t mode, char *err, size_t errlen)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int r, n;
+
+	r = join(path, dir, name, err, errlen);
+	if (r < 0)
+		return r;
+	n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		seterr(err, errlen, "%s: path too long", path);
+		return -ENAMETOOLONG;
+	}
+	unlink(tmp); /* a leftover of a run that died */
+	r = write_new_file(tmp, data, len, mode, err, errlen);
+	if (r == 0 && rename(tmp, path) < 0) {
+		r = -errno;
+		seterr(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(tmp);
 	}
 	return r;
 }
@@ -467,7 +601,9 @@ int pki_init(const char *dir, char *err, size_t errlen)
 		r = -EEXIST;
 		goto out;
 	}
-	r = ensure_dir(dir, err, errlen);
+	r = ensure_parents(dir, err, errlen);
+	if (r == 0)
+		r = ensure_dir(dir, err, errlen);
 	if (r < 0)
 		goto out;
 	r = join(path, dir, "vehicles", err, errlen);
@@ -489,22 +625,22 @@ int pki_init(const char *dir, char *err, size_t errlen)
 	/* ca.key first: its O_EXCL creation claims the directory. */
 	r = key_pem(&keys[K_CA], file_at(files, nf++, "ca.key", MODE_KEY)->pem, err, errlen);
 	if (r == 0)
-		r = make_cert(ROLE_CA, PKI_CA_SUBJECT, PKI_CA_YEARS, &keys[K_CA], &keys[K_CA],
+		r = make_cert(ROLE_CA, PKI_CA_SUBJECT, PKI_CA_YEARS, NULL, &keys[K_CA], &keys[K_CA],
 			      PKI_CA_SUBJECT, NULL, &rng,
 			      file_at(files, nf++, "ca.crt", MODE_CERT)->pem, err, errlen);
 	if (r == 0)
 		r = key_pem(&keys[K_BROKER], file_at(files, nf++, "broker.key", MODE_KEY)->pem, err,
 			    errlen);
 	if (r == 0)
-		r = make_cert(ROLE_SERVER, "CN=" PKI_BROKER_CN, PKI_LEAF_YEARS, &keys[K_BROKER],
-			      &keys[K_CA], PKI_CA_SUBJECT, NULL, &rng,
+		r = make_cert(ROLE_SERVER, "CN=" PKI_BROKER_CN, PKI_LEAF_YEARS, &default_names,
+			      &keys[K_BROKER], &keys[K_CA], PKI_CA_SUBJECT, NULL, &rng,
 			      file_at(files, nf++, "broker.crt", MODE_CERT)->pem, err, errlen);
 	if (r == 0)
 		r = key_pem(&keys[K_GATEWAY], file_at(files, nf++, "gateway.key", MODE_KEY)->pem,
 			    err, errlen);
 	if (r == 0)
-		r = make_cert(ROLE_CLIENT, "CN=" PKI_GATEWAY_CN, PKI_LEAF_YEARS, &keys[K_GATEWAY],
-			      &keys[K_CA], PKI_CA_SUBJECT, NULL, &rng,
+		r = make_cert(ROLE_CLIENT, "CN=" PKI_GATEWAY_CN, PKI_LEAF_YEARS, NULL,
+			      &keys[K_GATEWAY], &keys[K_CA], PKI_CA_SUBJECT, NULL, &rng,
 			      file_at(files, nf++, "gateway.crt", MODE_CERT)->pem, err, errlen);
 	if (r == 0)
 		r = key_pem(&keys[K_OFFER],
@@ -613,13 +749,19 @@ static int load_ca(const char *dir, mbedtls_x509_crt *ca, mbedtls_pk_context *ca
 	return 0;
 }
 
-/*
- * Issues a client certificate CN=cn as files crt_name/key_name (relative to
- * dir, inside the existing or new subdirectory subdir, NULL for none), valid
- * years but never past the CA. -EEXIST if crt_name exists.
- */
-static int issue_client(const char *dir, const char *cn, const char *subdir, const char *crt_name,
-			const char *key_name, int years, char *err, size_t errlen)
+/* A leaf certificate to issue: what issue_leaf() makes. */
+struct leaf {
+	enum pki_role role;
+	const char *cn;			 /* subject CN */
+	const struct pki_names *names;	 /* ROLE_SERVER: the subjectAltName */
+	const char *subdir;		 /* made if missing; NULL for none */
+	const char *crt_name, *key_name; /* relative to dir */
+	int years;			 /* but never past the CA */
+	int replace; /* 1: replace the files (each atomically); 0: -EEXIST if crt_name exists */
+};
+
+/* Issues l with dir's CA (dir/ca.crt, dir/ca.key: nothing else is needed). */
+static int issue_leaf(const char *dir, const struct leaf *l, char *err, size_t errlen)
 {
 	mbedtls_x509_crt ca;
 	mbedtls_pk_context ca_key, key;
@@ -634,10 +776,10 @@ static int issue_client(const char *dir, const char *cn, const char *subdir, con
 	r = rng_init(&rng, err, errlen);
 	if (r < 0)
 		goto out;
-	r = join(path, dir, crt_name, err, errlen);
+	r = join(path, dir, l->crt_name, err, errlen);
 	if (r < 0)
 		goto out;
-	if (access(path, F_OK) == 0) {
+	if (!l->replace && access(path, F_OK) == 0) {
 		seterr(err, errlen, "%s already exists: refusing to overwrite it", path);
 		r = -EEXIST;
 		goto out;
@@ -645,8 +787,8 @@ static int issue_client(const char *dir, const char *cn, const char *subdir, con
 	r = load_ca(dir, &ca, &ca_key, err, errlen);
 	if (r < 0)
 		goto out;
-	if (subdir) {
-		r = join(path, dir, subdir, err, errlen);
+	if (l->subdir) {
+		r = join(path, dir, l->subdir, err, errlen);
 		if (r == 0)
 			r = ensure_dir(path, err, errlen);
 		if (r < 0)
@@ -668,13 +810,17 @@ static int issue_client(const char *dir, const char *cn, const char *subdir, con
 		seterr(err, errlen, "out of memory");
 		goto out;
 	}
-	snprintf(subject, sizeof(subject), "CN=%s", cn);
-	r = key_pem(&key, file_at(files, 0, key_name, MODE_KEY)->pem, err, errlen);
+	snprintf(subject, sizeof(subject), "CN=%s", l->cn);
+	r = key_pem(&key, file_at(files, 0, l->key_name, MODE_KEY)->pem, err, errlen);
 	if (r == 0)
-		r = make_cert(ROLE_CLIENT, subject, years, &key, &ca_key, issuer, ca_until, &rng,
-			      file_at(files, 1, crt_name, MODE_CERT)->pem, err, errlen);
-	if (r == 0)
+		r = make_cert(l->role, subject, l->years, l->names, &key, &ca_key, issuer, ca_until,
+			      &rng, file_at(files, 1, l->crt_name, MODE_CERT)->pem, err, errlen);
+	if (r == 0 && !l->replace)
 		r = write_files(dir, files, 2, err, errlen);
+	/* key first: a broker restarted in between fails on a mismatch, not silently */
+	for (size_t i = 0; r == 0 && l->replace && i < 2; i++)
+		r = replace_file(dir, files[i].name, files[i].pem, strlen((char *)files[i].pem),
+				 files[i].mode, err, errlen);
 out:
 	if (files) {
 		mbedtls_platform_zeroize(files, 2 * sizeof(*files));
@@ -685,6 +831,41 @@ out:
 	mbedtls_x509_crt_free(&ca);
 	rng_free(&rng);
 	return r;
+}
+
+/* A client certificate CN=cn (see struct leaf); -EEXIST if crt_name exists. */
+static int issue_client(const char *dir, const char *cn, const char *subdir, const char *crt_name,
+			const char *key_name, int years, char *err, size_t errlen)
+{
+	const struct leaf l = { .role = ROLE_CLIENT,
+				.cn = cn,
+				.subdir = subdir,
+				.crt_name = crt_name,
+				.key_name = key_name,
+				.years = years };
+
+	return issue_leaf(dir, &l, err, errlen);
+}
+
+int pki_issue_broker(const char *dir, const struct pki_names *names, char *err, size_t errlen)
+{
+	const struct leaf l = { .role = ROLE_SERVER,
+				.cn = PKI_BROKER_CN,
+				.names = names,
+				.crt_name = "broker.crt",
+				.key_name = "broker.key",
+				.years = PKI_LEAF_YEARS,
+				.replace = 1 };
+	int r;
+
+	seterr(err, errlen, "%s", "");
+	if (!dir || !*dir || !names) {
+		seterr(err, errlen, "%s",
+		       !names ? "no broker names given" : "no PKI directory given");
+		return -EINVAL;
+	}
+	r = pki_names_check(names, err, errlen);
+	return r < 0 ? r : issue_leaf(dir, &l, err, errlen);
 }
 
 int pki_issue_vehicle(const char *dir, const char *vin, char *err, size_t errlen)
@@ -947,7 +1128,7 @@ static int write_crl(const char *dir, const mbedtls_x509_crt *ca, mbedtls_pk_con
 	size_t cap = PKI_CRL_FIXED_DER + n * PKI_CRL_ENTRY_DER, pem_cap = cap * 2;
 	unsigned char *tbs = malloc(cap), *der = malloc(cap), *pem = malloc(pem_cap);
 	unsigned char hash[32], sig[MBEDTLS_ECDSA_MAX_LEN];
-	char now[15], until[15], path[PATH_MAX], tmp[PATH_MAX];
+	char now[15], until[15];
 	size_t sig_len = 0, tbs_len, len = 0, olen = 0;
 	unsigned char *p, *q;
 	int r = 0, ret;
@@ -979,18 +1160,7 @@ static int write_crl(const char *dir, const mbedtls_x509_crt *ca, mbedtls_pk_con
 				       len, pem, pem_cap, &olen);
 	if (ret)
 		goto fail;
-	r = join(path, dir, PKI_CRL_NAME, err, errlen);
-	if (r == 0)
-		r = join(tmp, dir, PKI_CRL_NAME ".tmp", err, errlen);
-	if (r < 0)
-		goto out;
-	unlink(tmp); /* a leftover of a run that died */
-	r = write_new_file(tmp, pem, strlen((char *)pem), MODE_CERT, err, errlen);
-	if (r == 0 && rename(tmp, path) < 0) {
-		r = -errno;
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-	}
+	r = replace_file(dir, PKI_CRL_NAME, pem, strlen((char *)pem), MODE_CERT, err, errlen);
 	goto out;
 fail:
 	r = mbed_fail(ret, "writing the revocation list", err, errlen);

@@ -6,6 +6,8 @@
  * Directory layout written by pki_init(dir):
  *   ca.crt ca.key                     fleet CA (key mode 0600)
  *   broker.crt broker.key             CN=pitstop-broker, SAN DNS:localhost, IP:127.0.0.1
+ *                                     (pki_issue_broker() replaces them with
+ *                                     the names a real broker host has)
  *   gateway.crt gateway.key           CN=pitstop-gateway (client auth)
  *   offer-signing.key offer-signing.pub   offer signing key pair (PEM)
  *   ca.crl                            the CA's revocation list (empty at first)
@@ -14,7 +16,10 @@
  * by pki_issue_gateway(dir, name), one per gateway instance:
  *   gateways/<name>.crt gateways/<name>.key CN=<name> (client auth)
  *   (name pitstop-gateway is the first instance: gateway.crt/.key above)
- * and by pki_revoke(dir, name):
+ * Issuing needs only ca.crt and ca.key in dir (an offline CA machine holds
+ * nothing else): no broker or gateway files, no ca.crl.
+ * pki_init() creates dir's missing parents (0755) and dir itself.
+ * And by pki_revoke(dir, name):
  *   ca.crl rewritten with that certificate's serial added; the certificate
  *   and key moved to revoked/<name>.<serial hex>.crt/.key, so a replacement
  *   can be issued under the same name.
@@ -33,6 +38,29 @@
 #define PKI_BROKER_CN "pitstop-broker"
 
 int pki_init(const char *dir, char *err, size_t errlen);
+
+/* Names a broker is reached by: its certificate's subjectAltName. */
+#define PKI_BROKER_NAMES_MAX 16 /* DNS names and IP addresses together */
+#define PKI_DNS_NAME_MAX 253
+
+struct pki_names {
+	const char *const *dns; /* borrowed: host names, e.g. "broker.example.com" */
+	size_t n_dns;
+	const char *const *ip; /* borrowed: IPv4 or IPv6 addresses as text */
+	size_t n_ip;
+};
+
+/* 0 if names would do for pki_issue_broker(), else -EINVAL with the reason in err. */
+int pki_names_check(const struct pki_names *names, char *err, size_t errlen);
+
+/*
+ * Issues (or re-issues: replaces, each file atomically) dir/broker.crt and
+ * dir/broker.key, CN=pitstop-broker, with subjectAltName = names (at least
+ * one, at most PKI_BROKER_NAMES_MAX; DNS names of letters, digits and -,
+ * dot-separated; IP addresses in inet_pton() form). Clients check the name
+ * they connect to against these. -EINVAL with a reason for a bad name.
+ */
+int pki_issue_broker(const char *dir, const struct pki_names *names, char *err, size_t errlen);
 int pki_issue_vehicle(const char *dir, const char *vin, char *err, size_t errlen);
 
 /* Longest gateway name (certificate CN), without the NUL. */

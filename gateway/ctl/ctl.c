@@ -38,6 +38,8 @@
 #define EXIT_USAGE 2
 #define MAX_ARGS 64
 #define JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(12))
+/* vehicle list --online: seen within this many minutes (--online-within). */
+#define ONLINE_WITHIN_MIN 10
 
 struct ctl {
 	const char *config_path; /* borrowed from argv, NULL = none */
@@ -54,14 +56,25 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  pki init DIR                 make the fleet CA, broker, gateway and offer keys\n"
-		"  pki vehicle VIN DIR          issue a vehicle certificate (CN=VIN)\n"
+		"                               (creates DIR and its missing parents)\n"
+		"  pki broker DIR --dns NAME|--ip ADDR ...\n"
+		"                               (re)issue broker.crt/.key for the names clients\n"
+		"                               connect to (repeat --dns/--ip; at most 16)\n"
+		"  pki vehicle VIN DIR          issue a vehicle certificate (CN=VIN); DIR needs\n"
+		"                               only ca.crt and ca.key (an offline CA)\n"
 		"  pki gateway NAME DIR         issue a gateway instance's certificate (CN=NAME:\n"
 		"                               pitstop-gateway-<a-z0-9->)\n"
 		"  pki revoke VIN|NAME DIR      revoke that certificate: add it to DIR/ca.crl\n"
 		"                               (reload the broker: docs/operations.md)\n"
 		"  pki crl DIR                  write DIR/ca.crl anew (for a PKI older than it)\n"
 		"  stats                        gateway counters, totals and per instance\n"
-		"  vehicle list [--after VIN] [--limit N]  vehicles, in VIN order\n"
+		"  vehicle list [--after VIN] [--limit N] [FILTERS]  vehicles, in VIN order\n"
+		"      --online | --offline     seen within (not within) the last 10 minutes\n"
+		"      --online-within MIN      ... the last MIN minutes instead\n"
+		"      --seen-since T, --not-seen-since T\n"
+		"                               T: ISO 8601 UTC, unix ms or an age: 30m, 2h, 7d\n"
+		"      --low-fuel [PCT]         fuel at or below PCT %% (default: the config's\n"
+		"                               low_fuel_pct, 15)\n"
 		"  vehicle show VIN             latest state of a vehicle\n"
 		"  vehicle history VIN [--from T] [--to T] [--limit N]\n"
 		"                               stored samples, oldest first (T: unix ms or\n"
@@ -154,6 +167,7 @@ struct ctl_db {
 	struct db *db;		     /* owned */
 	struct telemetry *telemetry; /* owned */
 	struct offer_log *offers;    /* owned */
+	int low_fuel_pct;	     /* the gateway config's (its default without --config) */
 };
 
 static void close_db(struct ctl_db *d)
@@ -178,6 +192,7 @@ static int open_db(const struct ctl *ctl, struct ctl_db *d)
 		fprintf(stderr, "%s\n", err);
 		return EXIT_USAGE;
 	}
+	d->low_fuel_pct = conf.low_fuel_pct;
 	r = schema_open(ctl->db ? ctl->db : conf.db, DB_READ_ONLY, &d->db, err, sizeof(err));
 	gw_config_free(&conf);
 	if (r < 0)
@@ -193,6 +208,48 @@ static int open_db(const struct ctl *ctl, struct ctl_db *d)
 }
 
 /* ---- pki ---- */
+
+/* pki broker DIR --dns NAME ... --ip ADDR ...: the broker's certificate for its real names. */
+static int pki_broker(struct ctl *ctl)
+{
+	const char *dns[PKI_BROKER_NAMES_MAX], *ip[PKI_BROKER_NAMES_MAX], *dir = NULL;
+	struct pki_names names = { dns, 0, ip, 0 };
+	char err[512] = "";
+	int r;
+
+	for (int i = 2; i < ctl->argc; i++) {
+		const char *a = ctl->argv[i];
+		int is_dns = strcmp(a, "--dns") == 0;
+
+		if (!is_dns && strcmp(a, "--ip") != 0) {
+			if (*a == '-' || dir)
+				return die(EXIT_USAGE, "pki broker: unexpected argument '%s'", a);
+			dir = a;
+			continue;
+		}
+		if (i + 1 >= ctl->argc)
+			return die(EXIT_USAGE, "pki broker: %s needs a value", a);
+		if (names.n_dns + names.n_ip == PKI_BROKER_NAMES_MAX)
+			return die(EXIT_USAGE, "pki broker: at most %d names in all",
+				   PKI_BROKER_NAMES_MAX);
+		if (is_dns)
+			dns[names.n_dns++] = ctl->argv[++i];
+		else
+			ip[names.n_ip++] = ctl->argv[++i];
+	}
+	if (!dir || names.n_dns + names.n_ip == 0)
+		return die(EXIT_USAGE,
+			   "pki broker: usage: pki broker DIR --dns NAME|--ip ADDR ...");
+	if (pki_names_check(&names, err, sizeof(err)) < 0)
+		return die(EXIT_USAGE, "pki broker: %s", err);
+	r = pki_issue_broker(dir, &names, err, sizeof(err));
+	if (r < 0)
+		return die(1, "pki broker: %s", *err ? err : strerror(-r));
+	printf("broker certificate written to %s/broker.crt (%zu name%s); copy broker.crt and "
+	       "broker.key to the broker and restart it\n",
+	       dir, names.n_dns + names.n_ip, names.n_dns + names.n_ip == 1 ? "" : "s");
+	return 0;
+}
 
 /* The commands: each returns the process exit code. */
 static int cmd_pki(struct ctl *ctl)
@@ -229,6 +286,8 @@ static int cmd_pki(struct ctl *ctl)
 		printf("certificate for gateway %s written to %s\n", ctl->argv[2], ctl->argv[3]);
 		return 0;
 	}
+	if (ctl->argc >= 2 && strcmp(ctl->argv[1], "broker") == 0)
+		return pki_broker(ctl);
 	if (ctl->argc == 3 && strcmp(ctl->argv[1], "crl") == 0) {
 		r = pki_write_crl(ctl->argv[2], err, sizeof(err));
 		if (r < 0)
@@ -416,6 +475,64 @@ static int parse_time(const char *s, int64_t *ret_ms)
 	return 0;
 }
 
+/* The wall clock in unix ms. */
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Parses a time for the seen filters: what parse_time() takes, or an age
+ * N{s,m,h,d,w} (that long before now). Returns 0 or -EINVAL.
+ */
+static int parse_when(const char *s, int64_t *ret_ms)
+{
+	static const struct {
+		char unit;
+		int64_t ms;
+	} units[] = { { 's', 1000 },
+		      { 'm', 60000 },
+		      { 'h', 3600000 },
+		      { 'd', 86400000 },
+		      { 'w', 7 * 86400000LL } };
+	size_t len = s ? strlen(s) : 0;
+	char num[24];
+	uint64_t n;
+
+	if (len >= 2 && len < sizeof(num)) {
+		for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+			if (s[len - 1] != units[i].unit)
+				continue;
+			memcpy(num, s, len - 1);
+			num[len - 1] = '\0';
+			if (parse_u64(num, &n) < 0 || n > (uint64_t)(INT64_MAX / 4 / units[i].ms))
+				return -EINVAL;
+			*ret_ms = wall_ms() - (int64_t)n * units[i].ms;
+			return 0;
+		}
+	}
+	return parse_time(s, ret_ms);
+}
+
+/* Parses a fuel percentage 0..100 with at most one decimal into permille. */
+static int parse_pct(const char *s, int *ret_permille)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !(v >= 0.0 && v <= 100.0))
+		return -EINVAL;
+	*ret_permille = (int)(v * 10.0 + 0.5);
+	return 0;
+}
+
 /* "2026-12-01" for a UTC day number. */
 static void day_name(int64_t day, char *buf, size_t size)
 {
@@ -453,8 +570,23 @@ static json_t *json_vehicle(const struct telemetry_vehicle *v)
 				    ? json_null()
 				    : json_boolean(v->online == TELEMETRY_ONLINE));
 	json_object_set_new(o, "updated_at", v->has_sample ? json_time(v->time_ms) : json_null());
+	json_object_set_new(o, "last_seen", v->seen_ms ? json_time(v->seen_ms) : json_null());
 	json_object_set_new(o, "batches", json_integer(v->batches));
 	json_object_set_new(o, "samples", json_integer(v->samples));
+	return o;
+}
+
+/* The bounds a vehicle list applied, so a script can tell what it got. */
+static json_t *json_filter(const struct telemetry_list_filter *f)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "seen_since",
+			    f->seen_since_ms ? json_time(f->seen_since_ms) : json_null());
+	json_object_set_new(o, "not_seen_since",
+			    f->seen_before_ms ? json_time(f->seen_before_ms) : json_null());
+	json_object_set_new(o, "max_fuel_pct",
+			    f->has_max_fuel ? json_real(f->max_fuel_permille / 10.0) : json_null());
 	return o;
 }
 
@@ -505,13 +637,36 @@ static int vehicle_show(struct ctl *ctl, struct ctl_db *d, const char *vin)
 	return 0;
 }
 
-static int vehicle_list(struct ctl *ctl, struct ctl_db *d, const char *after, size_t limit)
+/* What vehicle list was asked for, beyond the page (struct telemetry_list_filter). */
+struct list_opts {
+	int online, offline;			  /* --online / --offline */
+	int64_t online_within_ms;		  /* --online-within MIN */
+	int64_t seen_since_ms, not_seen_since_ms; /* 0: not given */
+	int low_fuel;				  /* --low-fuel */
+	int low_fuel_permille;			  /* its PCT; -1: the gateway's low_fuel_pct */
+};
+
+static int vehicle_list(struct ctl *ctl, struct ctl_db *d, const char *after, size_t limit,
+			const struct list_opts *lo)
 {
 	struct telemetry_list_filter f = { .after_vin = after, .limit = limit };
 	struct telemetry_vehicle *rows = NULL;
+	int64_t now = wall_ms(), cut = now - lo->online_within_ms;
 	size_t n = 0;
 	int r, more = 0;
 
+	/* every bound holds at once: the latest "since", the earliest "before" */
+	f.seen_since_ms = lo->seen_since_ms;
+	if (lo->online && (!f.seen_since_ms || cut > f.seen_since_ms))
+		f.seen_since_ms = cut;
+	f.seen_before_ms = lo->not_seen_since_ms;
+	if (lo->offline && (!f.seen_before_ms || cut < f.seen_before_ms))
+		f.seen_before_ms = cut;
+	if (lo->low_fuel) {
+		f.has_max_fuel = 1;
+		f.max_fuel_permille =
+			lo->low_fuel_permille >= 0 ? lo->low_fuel_permille : d->low_fuel_pct * 10;
+	}
 	r = telemetry_list(d->telemetry, &f, &rows, &n, &more);
 	if (r < 0)
 		return die(1, "listing the vehicles failed: %s", strerror(-r));
@@ -523,18 +678,22 @@ static int vehicle_list(struct ctl *ctl, struct ctl_db *d, const char *after, si
 		json_object_set_new(root, "vehicles", arr);
 		json_object_set_new(root, "next_after",
 				    more ? json_string(rows[n - 1].vin) : json_null());
+		json_object_set_new(root, "filter", json_filter(&f));
 		free(rows);
 		return json_print(root);
 	}
-	printf("%-17s %-7s %-24s %12s %6s\n", "vin", "online", "updated_at", "odometer_km",
-	       "fuel%");
+	printf("%-17s %-7s %-24s %-24s %12s %6s\n", "vin", "online", "last_seen", "updated_at",
+	       "odometer_km", "fuel%");
 	for (size_t i = 0; i < n; i++) {
 		const struct telemetry_vehicle *v = &rows[i];
-		char when[40] = "-", b1[32], b2[32];
+		char seen[40] = "never", when[40] = "-", b1[32], b2[32];
 
+		if (v->seen_ms)
+			iso8601(v->seen_ms, seen, sizeof(seen));
 		if (v->has_sample)
 			iso8601(v->time_ms, when, sizeof(when));
-		printf("%-17s %-7s %-24s %12s %6s\n", v->vin, online_name(v->online), when,
+		printf("%-17s %-7s %-24s %-24s %12s %6s\n", v->vin, online_name(v->online), seen,
+		       when,
 		       opt_fmt(b1, sizeof(b1), v->present & SAMPLE_ODOMETER, 3,
 			       (double)v->odometer_m / 1000.0),
 		       opt_fmt(b2, sizeof(b2), v->present & SAMPLE_FUEL, 1,
@@ -773,9 +932,60 @@ static int parse_vehicle_opts(struct ctl *ctl, int from, const char *sub, const 
 	return 0;
 }
 
+/*
+ * Takes vehicle list's filter options out of ctl->argv (what is left goes
+ * to parse_vehicle_opts()). Returns 0 or an exit code.
+ */
+static int parse_list_opts(struct ctl *ctl, struct list_opts *lo)
+{
+	int out = 2;
+
+	for (int i = 2; i < ctl->argc; i++) {
+		const char *opt = ctl->argv[i], *val = i + 1 < ctl->argc ? ctl->argv[i + 1] : NULL;
+		int64_t *when = NULL;
+		uint64_t min = 0;
+		int r = 0, takes = 1;
+
+		if (strcmp(opt, "--online") == 0) {
+			lo->online = 1;
+			takes = 0;
+		} else if (strcmp(opt, "--offline") == 0) {
+			lo->offline = 1;
+			takes = 0;
+		} else if (strcmp(opt, "--online-within") == 0) {
+			r = parse_u64(val, &min) == 0 && min > 0 && min <= 525600 ? 0 : -EINVAL;
+			lo->online_within_ms = (int64_t)min * 60000;
+		} else if (strcmp(opt, "--seen-since") == 0) {
+			when = &lo->seen_since_ms;
+		} else if (strcmp(opt, "--not-seen-since") == 0) {
+			when = &lo->not_seen_since_ms;
+		} else if (strcmp(opt, "--low-fuel") == 0) {
+			/* PCT is optional: taken when the next word is a number */
+			lo->low_fuel = 1;
+			takes = val && parse_pct(val, &lo->low_fuel_permille) == 0;
+		} else {
+			ctl->argv[out++] = ctl->argv[i];
+			continue;
+		}
+		/* 0 means "no bound" in the filter: a time must be after 1970 */
+		if (when)
+			r = val && parse_when(val, when) == 0 && *when > 0 ? 0 : -EINVAL;
+		if (takes && (r < 0 || !val))
+			return die(EXIT_USAGE, "vehicle list: bad value for %s: '%s'", opt,
+				   val ? val : "");
+		i += takes;
+	}
+	ctl->argc = out;
+	if (lo->online && lo->offline)
+		return die(EXIT_USAGE, "vehicle list: --online and --offline exclude each other");
+	return 0;
+}
+
 static int cmd_vehicle(struct ctl *ctl)
 {
 	struct vehicle_opts o = { .from_ms = INT64_MIN / 2, .to_ms = INT64_MAX / 2 };
+	struct list_opts lo = { .online_within_ms = ONLINE_WITHIN_MIN * 60000,
+				.low_fuel_permille = -1 };
 	struct ctl_db d;
 	const char *sub, *vin = NULL;
 	int r;
@@ -786,6 +996,9 @@ static int cmd_vehicle(struct ctl *ctl)
 	sub = ctl->argv[1];
 	if (strcmp(sub, "list") == 0) {
 		o.limit = 100;
+		r = parse_list_opts(ctl, &lo);
+		if (r)
+			return r;
 		r = parse_vehicle_opts(ctl, 2, sub, "la", &o);
 		if (r)
 			return r;
@@ -812,7 +1025,7 @@ static int cmd_vehicle(struct ctl *ctl)
 	if (r)
 		return r;
 	if (strcmp(sub, "list") == 0)
-		r = vehicle_list(ctl, &d, o.after, (size_t)o.limit);
+		r = vehicle_list(ctl, &d, o.after, (size_t)o.limit, &lo);
 	else if (strcmp(sub, "show") == 0)
 		r = vehicle_show(ctl, &d, vin);
 	else if (strcmp(sub, "history") == 0)

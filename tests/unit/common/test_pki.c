@@ -6,7 +6,9 @@
  * certificate must NOT pass; mbedtls_x509_crt_verify in-process; names, SAN,
  * key usages, key ids, serials, validity, file modes under hostile umasks;
  * refusals (existing CA, existing vehicle, bad VINs, mismatched CA key) and
- * the rollback that leaves no half-made PKI. The openssl assertions are
+ * the rollback that leaves no half-made PKI; missing parents made by
+ * pki_init; the broker re-issued for other names (pki_issue_broker); a
+ * vehicle issued on an offline CA machine that holds only ca.crt/ca.key. The openssl assertions are
  * skipped only when the openssl binary is missing.
  */
 #include <stdarg.h>
@@ -270,6 +272,128 @@ static void test_broker_names(void **state)
 	assert_int_equal(run(out, sizeof(out), "openssl x509 -noout -ext keyUsage,extendedKeyUsage -in broker.crt"), 0);
 	assert_non_null(strstr(out, "Digital Signature, Key Agreement"));
 	assert_non_null(strstr(out, "TLS Web Server Authentication"));
+}
+
+/* The broker's SAN as its clients check it: name (DNS or IP text) verifies or not. */
+static int broker_verifies(const char *d, const char *name)
+{
+	mbedtls_x509_crt crt, ca;
+	uint32_t flags = 0;
+	int r;
+
+	load_crt(&ca, at(d, "ca.crt"));
+	load_crt(&crt, at(d, "broker.crt"));
+	r = mbedtls_x509_crt_verify(&crt, &ca, NULL, name, &flags, NULL, NULL);
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_x509_crt_free(&ca);
+	return r == 0;
+}
+
+/* Reads a whole (small) file into buf. */
+static void slurp(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+static void test_broker_reissue(void **state)
+{
+	static const char *const dns[] = { "broker.example.com", "mqtt" };
+	static const char *const ip[] = { "192.0.2.10", "2001:db8::1" };
+	static const char *const bad_dns[] = { "bad_name" }, *const bad_ip[] = { "1.2.3" };
+	static const char *const many[PKI_BROKER_NAMES_MAX + 1] = { "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q" };
+	const struct pki_names names = { dns, 2, ip, 2 };
+	char err[256] = "", old_crt[4096], old_key[4096], crt[4096], key[4096], out[4096];
+	char d[700];
+	mbedtls_x509_crt c;
+	mbedtls_pk_context pk;
+
+	snprintf(d, sizeof(d), "%s/broker", base);
+	assert_int_equal(pki_init(d, err, sizeof(err)), 0);
+	assert_true(broker_verifies(d, "localhost"));
+	slurp(at(d, "broker.crt"), old_crt, sizeof(old_crt));
+	slurp(at(d, "broker.key"), old_key, sizeof(old_key));
+
+	/* re-issued over the old pair: new key, exactly these names */
+	assert_int_equal(pki_issue_broker(d, &names, err, sizeof(err)), 0);
+	slurp(at(d, "broker.crt"), crt, sizeof(crt));
+	slurp(at(d, "broker.key"), key, sizeof(key));
+	assert_string_not_equal(crt, old_crt);
+	assert_string_not_equal(key, old_key);
+	assert_int_equal(mode_of(at(d, "broker.crt")), 0644);
+	assert_int_equal(mode_of(at(d, "broker.key")), 0600);
+	assert_int_not_equal(access(at(d, "broker.crt.tmp"), F_OK), 0);
+	assert_true(broker_verifies(d, "broker.example.com"));
+	assert_true(broker_verifies(d, "mqtt"));
+	/* (mbedTLS 2.28 matches DNS names only: the IPs are checked with openssl below) */
+	assert_false(broker_verifies(d, "localhost"));
+	assert_false(broker_verifies(d, "example.com"));
+	load_crt(&c, at(d, "broker.crt"));
+	mbedtls_pk_init(&pk);
+	assert_int_equal(mbedtls_pk_parse_keyfile(&pk, at(d, "broker.key"), NULL), 0);
+	assert_int_equal(mbedtls_pk_check_pair(&c.pk, &pk), 0);
+	mbedtls_pk_free(&pk);
+	mbedtls_x509_crt_free(&c);
+
+	/* bad names are refused with the reason, and nothing is replaced */
+	assert_int_equal(pki_issue_broker(d, &(struct pki_names){ bad_dns, 1, NULL, 0 }, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "bad_name"));
+	assert_int_equal(pki_issue_broker(d, &(struct pki_names){ NULL, 0, bad_ip, 1 }, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "1.2.3"));
+	assert_int_equal(pki_issue_broker(d, &(struct pki_names){ NULL, 0, NULL, 0 }, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pki_issue_broker(d, &(struct pki_names){ many, PKI_BROKER_NAMES_MAX + 1, NULL, 0 }, err, sizeof(err)), -EINVAL);
+	assert_int_equal(pki_issue_broker(d, &(struct pki_names){ many, PKI_BROKER_NAMES_MAX, NULL, 0 }, err, sizeof(err)), 0);
+	assert_true(broker_verifies(d, "q") == 0 && broker_verifies(d, "p"));
+	slurp(at(d, "broker.crt"), out, sizeof(out));
+	assert_string_not_equal(out, crt);
+
+	if (!have_openssl)
+		skip();
+	assert_int_equal(pki_issue_broker(d, &names, err, sizeof(err)), 0);
+	assert_int_equal(run(out, sizeof(out), "openssl x509 -noout -ext subjectAltName -in '%s/broker.crt'", d), 0);
+	assert_non_null(strstr(out, "DNS:broker.example.com, DNS:mqtt, IP Address:192.0.2.10, IP Address:2001:DB8:0:0:0:0:0:1"));
+	assert_int_equal(run(out, sizeof(out), "openssl verify -purpose sslserver -CAfile '%s/ca.crt' '%s/broker.crt'", d, d), 0);
+	assert_int_equal(run(out, sizeof(out), "openssl verify -verify_ip 192.0.2.10 -CAfile '%s/ca.crt' '%s/broker.crt'", d, d), 0);
+	assert_int_equal(run(out, sizeof(out), "openssl verify -verify_ip 2001:db8::1 -CAfile '%s/ca.crt' '%s/broker.crt'", d, d), 0);
+	assert_int_not_equal(run(out, sizeof(out), "openssl verify -verify_ip 127.0.0.1 -CAfile '%s/ca.crt' '%s/broker.crt'", d, d), 0);
+}
+
+/* An offline CA machine holds ca.crt and ca.key only: issuing works there. */
+static void test_issue_vehicle_offline_ca(void **state)
+{
+	char err[256] = "", d[700], cmd[2048], out[4096];
+	mbedtls_x509_crt crt, ca;
+	uint32_t flags = 0;
+
+	snprintf(d, sizeof(d), "%s/offline", base);
+	assert_int_equal(mkdir(d, 0700), 0);
+	snprintf(cmd, sizeof(cmd), "cp '%s/ca.crt' '%s/ca.key' '%s/'", dir, dir, d);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(pki_issue_vehicle(d, VIN1, err, sizeof(err)), 0);
+	load_crt(&ca, at(d, "ca.crt"));
+	load_crt(&crt, at(d, "vehicles/" VIN1 ".crt"));
+	assert_int_equal(mbedtls_x509_crt_verify(&crt, &ca, NULL, NULL, &flags, NULL, NULL), 0);
+	mbedtls_x509_crt_free(&crt);
+	mbedtls_x509_crt_free(&ca);
+	assert_int_equal(mode_of(at(d, "vehicles/" VIN1 ".key")), 0600);
+	/* nothing else appeared: no CRL, no broker or gateway files */
+	assert_int_not_equal(access(at(d, "ca.crl"), F_OK), 0);
+	assert_int_not_equal(access(at(d, "broker.crt"), F_OK), 0);
+	/* with an empty CRL next to it (as pki init writes one), too */
+	snprintf(cmd, sizeof(cmd), "cp '%s/ca.crl' '%s/'", dir, d);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(pki_issue_gateway(d, "pitstop-gateway-b", err, sizeof(err)), 0);
+	/* a revocation there writes the CRL the broker host then gets */
+	assert_int_equal(pki_revoke(d, VIN1, err, sizeof(err)), 0);
+	if (!have_openssl)
+		skip();
+	assert_int_equal(run(out, sizeof(out), "openssl crl -noout -text -in '%s/ca.crl'", d), 0);
+	assert_non_null(strstr(out, "Serial Number"));
 }
 
 static void test_openssl_verify(void **state)
@@ -611,11 +735,23 @@ static void test_init_rollback_and_bad_dirs(void **state)
 	assert_int_equal(unlink(at(d, "broker.crt")), 0);
 	assert_int_equal(pki_init(d, err, sizeof(err)), 0);
 
-	/* parent missing, or a file where the directory should be */
-	assert_int_equal(pki_init(at(base, "no/such/parent"), err, sizeof(err)), -ENOENT);
+	/* missing parents are made (0755, as mkdir -p); a file in the way is refused */
+	{
+		mode_t old = umask(022);
+
+		assert_int_equal(pki_init(at(base, "no/such/parent/"), err, sizeof(err)), 0);
+		umask(old);
+	}
+	assert_int_equal(mode_of(at(base, "no")), 0755);
+	assert_int_equal(mode_of(at(base, "no/such")), 0755);
+	assert_int_equal(mode_of(at(base, "no/such/parent")), 0755);
+	assert_int_equal(access(at(base, "no/such/parent/ca.key"), F_OK), 0);
 	snprintf(cmd, sizeof(cmd), "touch '%s/afile'", base);
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(pki_init(at(base, "afile"), err, sizeof(err)), -ENOTDIR);
+	assert_int_equal(pki_init(at(base, "afile/below"), err, sizeof(err)), -ENOTDIR);
+	print_message("  %s\n", err);
+	assert_non_null(strstr(err, "afile"));
 	assert_int_equal(pki_init(NULL, err, sizeof(err)), -EINVAL);
 	assert_int_equal(pki_init("", NULL, 0), -EINVAL);	/* err may be NULL */
 }
@@ -628,11 +764,13 @@ int main(void)
 		cmocka_unit_test(test_ca_certificate),
 		cmocka_unit_test(test_leaves_in_process),
 		cmocka_unit_test(test_broker_names),
+		cmocka_unit_test(test_broker_reissue),
 		cmocka_unit_test(test_openssl_verify),
 		cmocka_unit_test(test_offer_signing_keys),
 		cmocka_unit_test(test_issue_vehicle),
 		cmocka_unit_test(test_issue_vehicle_bad_vin),
 		cmocka_unit_test(test_issue_vehicle_without_or_wrong_ca),
+		cmocka_unit_test(test_issue_vehicle_offline_ca),
 		cmocka_unit_test(test_gateway_names),
 		cmocka_unit_test(test_issue_gateway),
 		cmocka_unit_test(test_revoke),
