@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accounts.h"
 #include "counters.h"
 #include "lease.h"
 #include "offer_log.h"
@@ -23,6 +24,7 @@ static const struct {
 	{ offers_migrations, &offers_migrations_count },
 	{ ingest_migrations, &ingest_migrations_count },
 	{ jobs_migrations, &jobs_migrations_count },
+	{ accounts_migrations, &accounts_migrations_count },
 };
 #define N_DOMAINS (sizeof(domains) / sizeof(domains[0]))
 

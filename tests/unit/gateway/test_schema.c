@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "accounts.h"
 #include "counters.h"
 #include "db.h"
 #include "lease.h"
@@ -37,14 +38,26 @@ static int64_t query_int(struct db *db, const char *sql)
 static size_t all_migrations(void)
 {
 	return telemetry_migrations_count + offers_migrations_count + ingest_migrations_count +
-	       jobs_migrations_count;
+	       jobs_migrations_count + accounts_migrations_count;
 }
 
 static void test_migrate_all_domains(void **state)
 {
 	static const char *const tables[] = {
-		"telemetry_batches", "vehicle_state",  "telemetry_daily", "offers",
-		"offer_events",	     "offer_episodes", "counters",	  "job_leases",
+		"telemetry_batches",
+		"vehicle_state",
+		"telemetry_daily",
+		"offers",
+		"offer_events",
+		"offer_episodes",
+		"counters",
+		"job_leases",
+		"users",
+		"fleets",
+		"user_fleets",
+		"fleet_vehicles",
+		"tokens",
+		"audit_log",
 	};
 	struct db *db = NULL, *again = NULL;
 	char url[512], err[512], sql[128];
