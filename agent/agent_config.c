@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus.h"
+#include "certcheck.h"
 #include "config.h"
 #include "log.h"
 #include "vin.h"
@@ -44,6 +46,8 @@ static int check_nonempty(const char *value, char *msg, size_t msglen)
 const struct config_option agent_config_table[] = {
 	OPT_CHECKED(vin, NULL, "this car's VIN (required; also the MQTT client id)", check_vin),
 	OPT(broker_uri, CONFIG_STRING, 0, 0, "ssl://127.0.0.1:8883", "MQTT broker URI"),
+	OPT(allow_plaintext, CONFIG_BOOL, 0, 1, "no",
+	    "allow a plaintext tcp:// broker_uri (no TLS, no certificates; tests only)"),
 	OPT(ca_file, CONFIG_STRING, 0, 0, NULL, "CA certificate that signed the broker's (PEM)"),
 	OPT(cert_file, CONFIG_STRING, 0, 0, NULL, "this car's client certificate (PEM, CN=VIN)"),
 	OPT(key_file, CONFIG_STRING, 0, 0, NULL, "private key of cert_file (PEM)"),
@@ -86,16 +90,26 @@ static void where_error(char *err, size_t errlen, const char *path, unsigned lin
 
 int agent_config_load(const char *path, struct agent_config *ret_conf, char *err, size_t errlen)
 {
+	unsigned lines[sizeof(agent_config_table) / sizeof(agent_config_table[0])];
 	struct agent_config c;
+	char msg[512];
 	int r;
 
 	memset(&c, 0, sizeof(c));
-	r = config_load(path, agent_config_table, &c, err, errlen);
+	r = config_load_lines(path, agent_config_table, &c, lines, err, errlen);
 	if (r < 0)
 		return r;
 	r = -EINVAL;
 	if (!c.vin || !*c.vin) {
 		where_error(err, errlen, path, 0, "vin: required option is missing");
+		goto fail;
+	}
+	if (bus_uri_check(c.broker_uri, c.allow_plaintext, msg, sizeof(msg)) < 0) {
+		char full[600];
+
+		snprintf(full, sizeof(full), "broker_uri: %s", msg);
+		where_error(err, errlen, path, config_line(agent_config_table, lines, "broker_uri"),
+			    full);
 		goto fail;
 	}
 	if (!c.display_file || !*c.display_file) {
@@ -115,6 +129,21 @@ int agent_config_load(const char *path, struct agent_config *ret_conf, char *err
 	return 0;
 fail:
 	config_free(agent_config_table, &c);
+	return r;
+}
+
+int agent_config_check_files(const struct agent_config *conf, const char *path, char *err,
+			     size_t errlen)
+{
+	char msg[900];
+	int r;
+
+	if (bus_uri_tls(conf->broker_uri) != 1)
+		return 0; /* plaintext, allowed at load */
+	r = certcheck_files(conf->ca_file, conf->cert_file, conf->key_file, CERTCHECK_VEHICLE,
+			    conf->vin, msg, sizeof(msg));
+	if (r < 0)
+		snprintf(err, errlen, "%s: %s", path, msg);
 	return r;
 }
 

@@ -14,6 +14,7 @@
 struct agent_config {
 	char *vin;	      /* owned; required, a valid VIN */
 	char *broker_uri;     /* owned; MQTT broker, ssl://host:port */
+	int allow_plaintext;  /* bool: a tcp:// broker_uri is allowed */
 	char *ca_file;	      /* owned; trust anchor for the broker */
 	char *cert_file;      /* owned; this car's client certificate */
 	char *key_file;	      /* owned; its private key */
@@ -44,6 +45,15 @@ extern const struct config_option agent_config_table[];
  * message in err; on failure *ret_conf holds nothing to free.
  */
 int agent_config_load(const char *path, struct agent_config *ret_conf, char *err, size_t errlen);
+
+/*
+ * The start-up check of the TLS files (common/certcheck.h: readable, key
+ * matches, chain, dates, CN = vin); nothing to check for a plaintext
+ * broker_uri. Returns 0, or a negative errno with "path: what is wrong" in
+ * err (path: the config file, for the message).
+ */
+int agent_config_check_files(const struct agent_config *conf, const char *path, char *err,
+			     size_t errlen);
 
 /* Frees the strings conf owns (not conf). Accepts NULL. */
 void agent_config_free(struct agent_config *conf);

@@ -13,6 +13,20 @@
  * generation) passed to Paho as the response context; the ticket is linked in
  * `tickets` so the ones Paho never answers can be freed in bus_free().
  * Tickets of the current generation count as in flight.
+ *
+ * Connect failures. OpenSSL's reason reaches us through Paho's
+ * ssl_error_cb on a Paho thread, during the handshake and before
+ * onFailure5: it is kept in `tls_reason` (under `mu`, cleared at each
+ * attempt) and handed to the loop with the failure. A failure with neither
+ * a TLS reason nor an MQTT reason code starts a `bus_probe`: a detached
+ * thread that resolves the broker's host, opens a TCP connection to it and
+ * (for ssl://) shakes hands with OpenSSL and our files, so the log can say
+ * "connection refused" or "tlsv1 alert unknown ca" instead of Paho's
+ * "TCP/TLS connect failure". That second look is needed with TLS 1.3: the
+ * broker's verdict on our certificate comes after the handshake, when Paho
+ * reads the CONNACK and calls no ssl_error_cb. The probe and the bus share
+ * it by reference count, so the bus can be freed while a probe still waits
+ * for DNS.
  */
 #include "bus.h"
 
@@ -21,16 +35,25 @@
 
 #include <MQTTAsync.h>
 #include <MQTTReasonCodes.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define BUS_BACKOFF_MIN_MS 1000
@@ -45,6 +68,13 @@
 #define BUS_MAX_PAYLOAD (256 * 1024)
 /* File descriptors tcp_nodelay_all() looks at, at most. */
 #define BUS_MAX_FDS 4096
+/* The same connect failure again is logged at warn level this often. */
+#define BUS_REPEAT_LOG_MS (10 * 60 * 1000)
+/* How long the TCP probe waits for the broker's host to answer. */
+#define BUS_PROBE_TIMEOUT_MS 3000
+#define BUS_CAUSE_MAX 1024
+#define BUS_REASON_MAX 256
+#define BUS_HOST_MAX 256
 
 enum bus_msg_kind {
 	MSG_CONNECT_OK,
@@ -54,6 +84,7 @@ enum bus_msg_kind {
 	MSG_PUB_OK,
 	MSG_PUB_FAIL,
 	MSG_SUB_FAIL,
+	MSG_PROBED, /* a TCP probe's result: reason = -errno or 0, topic = text */
 };
 
 /* One report from a Paho thread, waiting for the loop. */
@@ -66,7 +97,9 @@ struct bus_msg {
 	unsigned generation; /* of the connection the report is about */
 	uint64_t cookie;
 	char *topic;	  /* owned; MSG_MESSAGE and MSG_SUB_FAIL topic,
-			  * or MSG_CONNECT_FAIL's Paho error text */
+			  * MSG_CONNECT_FAIL's Paho error text, or
+			  * MSG_PROBED's cause */
+	char *tls_reason; /* owned; MSG_CONNECT_FAIL: OpenSSL's reason, or NULL */
 	uint8_t *payload; /* owned */
 	size_t len;
 };
@@ -82,6 +115,17 @@ struct bus_ticket {
 struct bus_sub {
 	char *filter; /* owned */
 	int qos;
+};
+
+/* A TCP probe of the broker's address, shared by the bus and its thread. */
+struct bus_probe {
+	pthread_mutex_t mu;
+	int refs;		 /* the bus's and the thread's, under mu */
+	struct bus *bus;	 /* borrowed; NULL once the bus is freed, under mu */
+	char host[BUS_HOST_MAX]; /* "127.0.0.1", "::1", "broker.example" */
+	char port[8];
+	int tls;			      /* shake hands too */
+	char *ca_file, *cert_file, *key_file; /* owned copies; NULL: none */
 };
 
 struct bus {
@@ -113,16 +157,26 @@ struct bus {
 	int retry_timer;
 	struct bus_sub *subs; /* owned array */
 	size_t nsubs;
+	int tls;		   /* the URI is ssl:// or mqtts:// */
+	char host[BUS_HOST_MAX];   /* of the URI, for messages and the probe */
+	char port[8];		   /* of the URI */
+	struct bus_probe *probe;   /* one reference, while a probe runs */
+	char cause[BUS_CAUSE_MAX]; /* the last connect failure logged at warn */
+	uint64_t cause_logged_ms;  /* when */
+	unsigned cause_repeats;	   /* the same failure since, logged at debug */
+	unsigned short_drops;	   /* connections in a row closed within BUS_STABLE_MS */
+	int refused_publish;	   /* the broker refused a publish on this connection */
 
 	/* Shared with Paho's threads, under mu. */
 	pthread_mutex_t mu;
 	struct bus_msg *pending_head, *pending_tail;
-	size_t npending_messages;   /* MSG_MESSAGE entries only */
-	size_t pending_bytes;	    /* their payload bytes */
-	uint64_t dropped;	    /* messages dropped over max_bytes, not yet reported */
-	struct bus_ticket *tickets; /* all unanswered tickets */
-	unsigned inflight;	    /* tickets of the current generation */
-	unsigned generation;	    /* bumped on every connect attempt */
+	size_t npending_messages;	 /* MSG_MESSAGE entries only */
+	size_t pending_bytes;		 /* their payload bytes */
+	uint64_t dropped;		 /* messages dropped over max_bytes, not yet reported */
+	struct bus_ticket *tickets;	 /* all unanswered tickets */
+	unsigned inflight;		 /* tickets of the current generation */
+	unsigned generation;		 /* bumped on every connect attempt */
+	char tls_reason[BUS_REASON_MAX]; /* OpenSSL's first reason this attempt */
 };
 
 static pthread_once_t paho_once = PTHREAD_ONCE_INIT;
@@ -145,6 +199,94 @@ const char *bus_reason_string(int reason_code)
 	return s ? s : "unknown reason";
 }
 
+/* The schemes Paho speaks that we accept, and their default ports. */
+static const struct {
+	const char *prefix;
+	int tls;
+	const char *port;
+} bus_schemes[] = {
+	{ "ssl://", 1, "8883" },
+	{ "mqtts://", 1, "8883" },
+	{ "tcp://", 0, "1883" },
+	{ "mqtt://", 0, "1883" },
+};
+
+/*
+ * Splits uri into its scheme's index, host and port (the scheme's default
+ * when there is none). Returns the index, or -EINVAL for an unknown scheme,
+ * no host, or a host too long for host_size.
+ */
+static int uri_split(const char *uri, char *host, size_t host_size, char port[8])
+{
+	const char *h, *end, *colon;
+	size_t hlen;
+	int i, n = (int)(sizeof(bus_schemes) / sizeof(bus_schemes[0]));
+
+	for (i = 0; i < n; i++)
+		if (strncmp(uri, bus_schemes[i].prefix, strlen(bus_schemes[i].prefix)) == 0)
+			break;
+	if (i == n)
+		return -EINVAL;
+	h = uri + strlen(bus_schemes[i].prefix);
+	end = h + strcspn(h, "/?");
+	if (*h == '[') { /* [v6]:port */
+		const char *rb = memchr(h, ']', (size_t)(end - h));
+
+		if (!rb)
+			return -EINVAL;
+		colon = rb[1] == ':' ? rb + 1 : NULL;
+		hlen = (size_t)(rb - h - 1);
+		h++;
+	} else {
+		colon = memchr(h, ':', (size_t)(end - h));
+		hlen = (size_t)((colon ? colon : end) - h);
+	}
+	if (hlen == 0 || hlen >= host_size)
+		return -EINVAL;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (colon) {
+		size_t plen = (size_t)(end - colon - 1);
+
+		if (plen == 0 || plen >= 8 || strspn(colon + 1, "0123456789") < plen)
+			return -EINVAL;
+		memcpy(port, colon + 1, plen);
+		port[plen] = '\0';
+	} else {
+		snprintf(port, 8, "%s", bus_schemes[i].port);
+	}
+	return i;
+}
+
+int bus_uri_tls(const char *uri)
+{
+	char host[BUS_HOST_MAX], port[8];
+	int i = uri ? uri_split(uri, host, sizeof(host), port) : -EINVAL;
+
+	return i < 0 ? i : bus_schemes[i].tls;
+}
+
+int bus_uri_check(const char *uri, int allow_plaintext, char *msg, size_t msglen)
+{
+	int tls = bus_uri_tls(uri);
+
+	if (tls < 0) {
+		snprintf(msg, msglen,
+			 "'%s' is not a broker URI (ssl://HOST:PORT; plaintext tcp://HOST:PORT "
+			 "only with allow_plaintext = yes)",
+			 uri ? uri : "");
+		return -EINVAL;
+	}
+	if (!tls && !allow_plaintext) {
+		snprintf(msg, msglen,
+			 "'%s' is plaintext (no TLS: no encryption, no certificates); use "
+			 "ssl://, or set allow_plaintext = yes if that is really meant",
+			 uri);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* --- Paho threads ------------------------------------------------------ */
 
 static struct bus_msg *bus_msg_new(enum bus_msg_kind kind)
@@ -161,6 +303,7 @@ static void bus_msg_free(struct bus_msg *m)
 	if (!m)
 		return;
 	free(m->topic);
+	free(m->tls_reason);
 	free(m->payload);
 	free(m);
 }
@@ -261,7 +404,45 @@ static void on_connect_fail(void *context, MQTTAsync_failureData5 *resp)
 			 resp->message ? ": " : "", resp->message ? resp->message : "");
 		m->topic = strdup(text); /* NULL on ENOMEM: logged without it */
 	}
+	pthread_mutex_lock(&bus->mu);
+	if (bus->tls_reason[0])
+		m->tls_reason = strdup(bus->tls_reason); /* NULL on ENOMEM: probed */
+	m->generation = bus->generation;
+	pthread_mutex_unlock(&bus->mu);
 	bus_post(bus, m);
+}
+
+/*
+ * Paho's ssl_error_cb: one line of OpenSSL's error queue, as
+ * ERR_print_errors_cb() formats it ("tid:error:0A000418:SSL
+ * routines:ssl3_read_bytes:tlsv1 alert unknown ca:file:line:data"). Keeps
+ * the reason field of the first line of an attempt (the root cause comes
+ * first). Returns 1 so OpenSSL goes on with the queue.
+ */
+static int on_ssl_error(const char *str, size_t len, void *u)
+{
+	struct bus *bus = u;
+	const char *p = str, *end = str + len, *field[7];
+	size_t n = 0, rlen;
+
+	while (len && (end[-1] == '\n' || end[-1] == '\r'))
+		end--, len--;
+	for (const char *q = str; q < end && n < 7; q++)
+		if (*q == ':')
+			field[n++] = q + 1;
+	if (n >= 6) { /* the reason lies between the 5th and the 6th ':' */
+		p = field[4];
+		rlen = (size_t)(field[5] - 1 - p);
+	} else {
+		rlen = (size_t)(end - p);
+	}
+	if (rlen == 0)
+		return 1;
+	pthread_mutex_lock(&bus->mu);
+	if (!bus->tls_reason[0])
+		snprintf(bus->tls_reason, sizeof(bus->tls_reason), "%.*s", (int)rlen, p);
+	pthread_mutex_unlock(&bus->mu);
+	return 1;
 }
 
 static void on_connection_lost(void *context, char *cause)
@@ -398,6 +579,223 @@ static void on_subscribe_fail(void *context, MQTTAsync_failureData5 *resp)
 	post_sub_fail(context, resp && resp->reasonCode >= 0x80 ? (int)resp->reasonCode : -EIO);
 }
 
+/* What an OpenSSL reason usually means here; "" when we cannot tell. */
+static const char *tls_hint(const char *reason)
+{
+	static const struct {
+		const char *reason, *hint;
+	} hints[] = {
+		{ "unknown ca", "the broker does not trust our certificate's CA: cert_file was "
+				"issued by another CA than the broker's" },
+		{ "mismatch", "the broker's certificate does not name the host in broker_uri" },
+		{ "certificate verify failed",
+		  "the broker's certificate does not verify against ca_file (another CA?)" },
+		{ "certificate revoked", "the broker says our certificate is revoked (its CRL)" },
+		{ "certificate expired", "the broker says a certificate has expired" },
+		{ "certificate required", "the broker wants a client certificate (cert_file)" },
+		{ "bad certificate", "the broker refused our certificate" },
+		{ "wrong version number", "that port does not speak TLS (a plaintext listener?)" },
+		{ "unexpected eof", "the broker closed the connection during the handshake" },
+		{ "handshake failure", "the broker and we share no TLS version or cipher" },
+	};
+
+	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
+		if (strstr(reason, hints[i].reason))
+			return hints[i].hint;
+	return "";
+}
+
+/* Drops one reference to p; frees it with the last. Any thread. */
+static void probe_unref(struct bus_probe *p)
+{
+	int last;
+
+	pthread_mutex_lock(&p->mu);
+	last = --p->refs == 0;
+	pthread_mutex_unlock(&p->mu);
+	if (last) {
+		pthread_mutex_destroy(&p->mu);
+		free(p->ca_file);
+		free(p->cert_file);
+		free(p->key_file);
+		free(p);
+	}
+}
+
+/*
+ * Opens a TCP connection to one address, waiting up to timeout_ms. Returns
+ * the connected socket (blocking), or -errno (-ETIMEDOUT when nothing
+ * answered).
+ */
+static int probe_connect(const struct addrinfo *ai, int timeout_ms)
+{
+	struct pollfd pfd;
+	socklen_t len = sizeof(int);
+	int fd, err = 0, r;
+
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		if (errno != EINPROGRESS) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		do
+			r = poll(&pfd, 1, timeout_ms);
+		while (r < 0 && errno == EINTR);
+		if (r == 0)
+			err = ETIMEDOUT;
+		else if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			close(fd);
+			return -err;
+		}
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* OpenSSL's reason for the oldest error of this thread; NULL if none. */
+static const char *openssl_reason(void)
+{
+	unsigned long e = ERR_peek_error();
+
+	return e ? ERR_reason_error_string(e) : NULL;
+}
+
+/*
+ * Shakes hands over fd (connected) with our files, checking the broker's
+ * name as Paho does, and waits for the broker's first word. With TLS 1.3 the
+ * broker's verdict on our certificate (an alert: "unknown ca") comes after
+ * the handshake, when Paho reads the CONNACK, and Paho passes no
+ * ssl_error_cb there; this finds it. Writes OpenSSL's reason into reason and
+ * returns 1 if there was one; 0 if the broker accepted us.
+ */
+static int tls_diagnose(const struct bus_probe *p, int fd, char *reason, size_t size)
+{
+	struct timeval tv = { .tv_sec = BUS_PROBE_TIMEOUT_MS / 1000 };
+	unsigned char addr[sizeof(struct in6_addr)];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = NULL;
+	const char *why = NULL;
+	char byte;
+	long v;
+
+	ERR_clear_error();
+	if (!ctx)
+		return 0;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (SSL_CTX_load_verify_locations(ctx, p->ca_file, NULL) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(ctx, p->cert_file) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, p->key_file, SSL_FILETYPE_PEM) != 1 ||
+	    !(ssl = SSL_new(ctx))) {
+		why = openssl_reason();
+		goto out;
+	}
+	if (inet_pton(AF_INET, p->host, addr) == 1 || inet_pton(AF_INET6, p->host, addr) == 1) {
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), p->host);
+	} else {
+		SSL_set1_host(ssl, p->host);
+		SSL_set_tlsext_host_name(ssl, p->host);
+	}
+	SSL_set_fd(ssl, fd);
+	if (SSL_connect(ssl) != 1) {
+		v = SSL_get_verify_result(ssl);
+		if (v != X509_V_OK) {
+			snprintf(reason, size, "certificate verify failed: %s",
+				 X509_verify_cert_error_string(v));
+			SSL_free(ssl);
+			SSL_CTX_free(ctx);
+			ERR_clear_error();
+			return 1;
+		}
+		why = openssl_reason();
+		goto out;
+	}
+	/* Accepted: nothing comes until we send CONNECT, and the read times out. */
+	if (SSL_read(ssl, &byte, 1) <= 0)
+		why = openssl_reason();
+out:
+	if (why)
+		snprintf(reason, size, "%s", why);
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	ERR_clear_error();
+	return why != NULL;
+}
+
+/*
+ * The probe thread: resolves the broker's host, connects to each address
+ * and, over TLS, shakes hands. Posts MSG_PROBED with the cause in words,
+ * unless the bus is gone.
+ */
+static void *probe_main(void *arg)
+{
+	struct bus_probe *p = arg;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+	char cause[BUS_CAUSE_MAX], reason[BUS_REASON_MAX];
+	int gai, r = -EHOSTUNREACH;
+
+	gai = getaddrinfo(p->host, p->port, &hints, &res);
+	if (gai != 0) {
+		snprintf(cause, sizeof(cause), "cannot resolve the broker's host %s: %s", p->host,
+			 gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+	} else {
+		for (struct addrinfo *ai = res; ai && r < 0; ai = ai->ai_next)
+			r = probe_connect(ai, BUS_PROBE_TIMEOUT_MS);
+		freeaddrinfo(res);
+		if (r >= 0 && p->tls && tls_diagnose(p, r, reason, sizeof(reason))) {
+			const char *hint = tls_hint(reason);
+
+			snprintf(cause, sizeof(cause), "TLS handshake with %s:%s failed: %s%s%s%s",
+				 p->host, p->port, reason, *hint ? " (" : "", hint,
+				 *hint ? ")" : "");
+		} else if (r >= 0) {
+			snprintf(cause, sizeof(cause),
+				 "connect to %s:%s failed, though %s to it works and the broker "
+				 "gave no reason (see the broker's log)",
+				 p->host, p->port, p->tls ? "TLS" : "TCP");
+		} else if (r == -ECONNREFUSED) {
+			snprintf(cause, sizeof(cause),
+				 "cannot reach %s:%s: connection refused (no broker listens "
+				 "there: is it running, on that port?)",
+				 p->host, p->port);
+		} else {
+			snprintf(cause, sizeof(cause),
+				 "cannot reach %s:%s: %s (network, firewall or wrong address)",
+				 p->host, p->port, strerror(-r));
+		}
+		if (r >= 0)
+			close(r);
+	}
+	pthread_mutex_lock(&p->mu);
+	if (p->bus) {
+		struct bus_msg *m = bus_msg_new(MSG_PROBED);
+
+		if (m && (m->topic = strdup(cause))) {
+			m->reason = r < 0 ? r : 0;
+			bus_post(p->bus, m);
+		} else {
+			bus_msg_free(m);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	probe_unref(p);
+	return NULL;
+}
+
 /*
  * Turns Nagle's algorithm off on every TCP socket of the process. Paho 1.3
  * never sets TCP_NODELAY and has no hook to do it, so a small write (a
@@ -442,11 +840,164 @@ static void tcp_nodelay_all(void)
 
 static void bus_try_connect(void *arg);
 
+/*
+ * Logs a connect failure: a cause unlike the last one at warn level, the
+ * same one again at debug, and a summary with a count every
+ * BUS_REPEAT_LOG_MS. Returns 1 if it was logged at warn level.
+ */
+static int bus_log_cause(struct bus *bus, const char *cause)
+{
+	uint64_t now = loop_now_ms();
+
+	if (strcmp(cause, bus->cause) != 0) {
+		log_warn("bus: %s", cause);
+		snprintf(bus->cause, sizeof(bus->cause), "%s", cause);
+		bus->cause_logged_ms = now;
+		bus->cause_repeats = 0;
+		return 1;
+	}
+	bus->cause_repeats++;
+	if (now - bus->cause_logged_ms < BUS_REPEAT_LOG_MS) {
+		log_debug("bus: again: %s", cause);
+		return 0;
+	}
+	log_warn("bus: still (%u times in the last %u min): %s", bus->cause_repeats,
+		 (unsigned)((now - bus->cause_logged_ms) / 60000), cause);
+	bus->cause_logged_ms = now;
+	bus->cause_repeats = 0;
+	return 1;
+}
+
+/* Starts a TCP probe of the broker's address unless one runs. */
+static void bus_start_probe(struct bus *bus)
+{
+	struct bus_probe *p;
+	pthread_attr_t attr;
+	pthread_t t;
+	int r;
+
+	if (bus->probe)
+		return;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return;
+	pthread_mutex_init(&p->mu, NULL);
+	p->refs = 2;
+	p->bus = bus;
+	memcpy(p->host, bus->host, sizeof(p->host));
+	memcpy(p->port, bus->port, sizeof(p->port));
+	p->tls = bus->tls && bus->ca_file && bus->cert_file && bus->key_file;
+	if (p->tls &&
+	    (!(p->ca_file = strdup(bus->ca_file)) || !(p->cert_file = strdup(bus->cert_file)) ||
+	     !(p->key_file = strdup(bus->key_file))))
+		p->tls = 0; /* out of memory: TCP only */
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	r = pthread_create(&t, &attr, probe_main, p);
+	pthread_attr_destroy(&attr);
+	if (r != 0) {
+		p->refs = 1;
+		probe_unref(p);
+		log_debug("bus: cannot start a TCP probe: %s", strerror(r));
+		return;
+	}
+	bus->probe = p;
+}
+
+/* Detaches the running probe, if any, from the bus. Loop thread. */
+static void bus_end_probe(struct bus *bus)
+{
+	struct bus_probe *p = bus->probe;
+
+	if (!p)
+		return;
+	bus->probe = NULL;
+	pthread_mutex_lock(&p->mu);
+	p->bus = NULL;
+	pthread_mutex_unlock(&p->mu);
+	probe_unref(p);
+}
+
+/* Logs a failed connect that has no CONNACK (m->reason < 0). */
+static void bus_connect_failed(struct bus *bus, const struct bus_msg *m)
+{
+	char cause[BUS_CAUSE_MAX];
+
+	if (m->tls_reason) {
+		const char *hint = tls_hint(m->tls_reason);
+
+		snprintf(cause, sizeof(cause), "TLS handshake with %s:%s failed: %s%s%s%s",
+			 bus->host, bus->port, m->tls_reason, *hint ? " (" : "", hint,
+			 *hint ? ")" : "");
+		bus_log_cause(bus, cause);
+		return;
+	}
+	/* TCP, or TLS without a reason: the probe says which. */
+	log_debug("bus: connect to %s failed: %s; probing TCP", bus->uri,
+		  m->topic ? m->topic : "no reason given");
+	bus_start_probe(bus);
+}
+
+/*
+ * Logs a lost connection (reason: MQTT v5 reason code of the broker's
+ * DISCONNECT, or -ECONNRESET when it just closed) and sets the backoff.
+ *
+ * A client-id clash: when another client connects with our client id, an
+ * MQTT v5 broker may say so (DISCONNECT 0x8E, session taken over), but
+ * mosquitto 2.0.11 just closes the old connection. Two instances sharing one
+ * certificate (the broker takes the client id from its CN) then kick each
+ * other off in turn, each connection lasting about one backoff step. So two
+ * connections in a row that the broker closed without a reason within
+ * BUS_STABLE_MS of accepting them, with no publish refused on them (mosquitto
+ * also closes a connection after refusing a publish), are reported as a
+ * likely clash. Either way the next attempt waits the longest backoff:
+ * taking the id straight back would only kick the other one off again.
+ */
+static void bus_connection_lost(struct bus *bus, int reason)
+{
+	uint64_t up_ms = loop_now_ms() - bus->connected_at_ms;
+	char cause[BUS_CAUSE_MAX];
+	const char *how = NULL;
+
+	if (up_ms >= BUS_STABLE_MS) { /* it worked: a failure now is news again */
+		bus->backoff_ms = BUS_BACKOFF_MIN_MS;
+		bus->short_drops = 0;
+		bus->cause[0] = '\0';
+		bus->cause_repeats = 0;
+	}
+	if (reason == MQTTREASONCODE_SESSION_TAKEN_OVER)
+		how = "the broker closed our connection: session taken over (0x8E)";
+	else if (reason == -ECONNRESET && up_ms < BUS_STABLE_MS && !bus->refused_publish &&
+		 ++bus->short_drops >= 2)
+		how = "the broker closed our connection within seconds of accepting it, again, "
+		      "without a reason (what mosquitto 2.0 does on a session takeover)";
+	if (how) {
+		bus->backoff_ms = BUS_BACKOFF_MAX_MS;
+		snprintf(cause, sizeof(cause),
+			 "client-id clash: %s: another client connected as '%s' (the broker names "
+			 "clients after their certificate's CN): two instances share one "
+			 "certificate? give each its own, with client_id = its CN",
+			 how, bus->client_id);
+		bus_log_cause(bus, cause);
+	} else if (reason == -ECONNRESET) {
+		log_warn("bus: connection to %s closed after %llu s, without a reason from the "
+			 "broker%s",
+			 bus->uri, (unsigned long long)(up_ms / 1000),
+			 bus->refused_publish ? " (it had refused a publish: mosquitto then "
+						"closes the connection)"
+					      : "");
+	} else {
+		log_warn("bus: connection to %s closed by the broker: %s (%d)", bus->uri,
+			 bus_reason_string(reason), reason);
+	}
+}
+
 static void bus_schedule_retry(struct bus *bus)
 {
 	if (!bus->started || bus->retry_timer > 0)
 		return;
-	log_info("bus: retrying %s in %u ms", bus->uri, bus->backoff_ms);
+	log_at(bus->cause_repeats ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "bus: retrying %s in %u ms",
+	       bus->uri, bus->backoff_ms);
 	bus->retry_timer = loop_add_timer(bus->loop, bus->backoff_ms, bus_try_connect, bus);
 	bus->backoff_ms *= 2;
 	if (bus->backoff_ms > BUS_BACKOFF_MAX_MS)
@@ -473,6 +1024,8 @@ static void bus_try_connect(void *arg)
 	ssl.enableServerCertAuth = 1;
 	ssl.verify = 1; /* check the broker's name/IP against its SAN */
 	ssl.sslVersion = MQTT_SSL_VERSION_TLS_1_2;
+	ssl.ssl_error_cb = on_ssl_error; /* struct_version 5 has it */
+	ssl.ssl_error_context = bus;
 
 	expiry.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
 	expiry.value.integer4 = bus->session_expiry_s;
@@ -485,7 +1038,7 @@ static void bus_try_connect(void *arg)
 	opts.keepAliveInterval = bus->keepalive_s;
 	opts.cleanstart = bus->clean_start;
 	opts.connectTimeout = 10;
-	opts.ssl = &ssl;
+	opts.ssl = bus->tls ? &ssl : NULL;
 	opts.connectProperties = &props;
 	opts.onSuccess5 = on_connect_ok;
 	opts.onFailure5 = on_connect_fail;
@@ -503,6 +1056,7 @@ static void bus_try_connect(void *arg)
 	pthread_mutex_lock(&bus->mu);
 	bus->generation++;
 	bus->inflight = 0;
+	bus->tls_reason[0] = '\0';
 	pthread_mutex_unlock(&bus->mu);
 
 	bus->connecting = 1;
@@ -510,7 +1064,8 @@ static void bus_try_connect(void *arg)
 	MQTTProperties_free(&props);
 	if (rc != MQTTASYNC_SUCCESS) {
 		bus->connecting = 0;
-		log_warn("bus: connect to %s could not start (Paho error %d)", bus->uri, rc);
+		log_warn("bus: connect to %s could not start: %s (Paho error %d)", bus->uri,
+			 MQTTAsync_strerror(rc), rc);
 		bus_schedule_retry(bus);
 	}
 }
@@ -555,6 +1110,7 @@ static void bus_dispatch(struct bus *bus, struct bus_msg *m)
 		tcp_nodelay_all();
 		bus->connected = 1;
 		bus->connected_at_ms = loop_now_ms();
+		bus->refused_publish = 0;
 		log_info("bus: connected to %s (session %s)", bus->uri,
 			 m->session_present ? "resumed" : "new");
 		for (size_t i = 0; i < bus->nsubs; i++)
@@ -564,20 +1120,27 @@ static void bus_dispatch(struct bus *bus, struct bus_msg *m)
 		break;
 	case MSG_CONNECT_FAIL:
 		bus->connecting = 0;
-		if (m->topic) /* no CONNACK: TCP or TLS failed */
-			log_warn("bus: connect to %s failed: %s", bus->uri, m->topic);
-		else
-			log_warn("bus: connect to %s failed: %s (%d)", bus->uri,
-				 bus_reason_string(m->reason), m->reason);
+		if (m->reason < 0) { /* no CONNACK: TCP or TLS failed */
+			bus_connect_failed(bus, m);
+		} else {
+			char cause[BUS_CAUSE_MAX];
+
+			snprintf(cause, sizeof(cause), "the broker at %s refused us: %s (%d)",
+				 bus->uri, bus_reason_string(m->reason), m->reason);
+			bus_log_cause(bus, cause);
+		}
 		bus_schedule_retry(bus);
+		return;
+	case MSG_PROBED:
+		bus_end_probe(bus);
+		if (!bus->connected)
+			bus_log_cause(bus, m->topic);
 		return;
 	case MSG_LOST:
 		if (!bus->connected)
 			return;
 		bus->connected = 0;
-		if (loop_now_ms() - bus->connected_at_ms >= BUS_STABLE_MS)
-			bus->backoff_ms = BUS_BACKOFF_MIN_MS;
-		log_warn("bus: connection to %s lost: %s", bus->uri, bus_reason_string(m->reason));
+		bus_connection_lost(bus, m->reason);
 		/* Unanswered publishes stop counting: the owner resends them. */
 		pthread_mutex_lock(&bus->mu);
 		bus->generation++;
@@ -599,6 +1162,8 @@ static void bus_dispatch(struct bus *bus, struct bus_msg *m)
 		ev.cookie = m->cookie;
 		break;
 	case MSG_PUB_FAIL:
+		if (m->generation == current && m->reason > 0)
+			bus->refused_publish = 1;
 		ev.type = BUS_PUBLISH_FAILED;
 		ev.cookie = m->cookie;
 		ev.reason_code = m->reason;
@@ -672,7 +1237,7 @@ int bus_new(struct loop *loop, const struct bus_config *conf, bus_event_fn fn, v
 	MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
 	struct bus *bus;
 	int failed = 0;
-	int r;
+	int r, scheme;
 
 	if (!conf->uri || !conf->client_id || !fn)
 		return -EINVAL;
@@ -681,6 +1246,17 @@ int bus_new(struct loop *loop, const struct bus_config *conf, bus_event_fn fn, v
 	bus = calloc(1, sizeof(*bus));
 	if (!bus)
 		return -ENOMEM;
+	scheme = uri_split(conf->uri, bus->host, sizeof(bus->host), bus->port);
+	if (scheme < 0) {
+		log_error("bus: '%s' is not a broker URI (ssl://HOST:PORT)", conf->uri);
+		free(bus);
+		return -EINVAL;
+	}
+	bus->tls = bus_schemes[scheme].tls;
+	if (!bus->tls)
+		log_warn("bus: %s is plaintext: no encryption and no client certificate "
+			 "(allowed by allow_plaintext)",
+			 conf->uri);
 	pthread_mutex_init(&bus->mu, NULL);
 	bus->loop = loop;
 	bus->fn = fn;
@@ -855,6 +1431,7 @@ void bus_free(struct bus *bus)
 	if (!bus)
 		return;
 	bus_stop(bus, 0);
+	bus_end_probe(bus);
 	if (bus->client)
 		MQTTAsync_destroy(&bus->client);
 	for (m = bus->pending_head; m;) {

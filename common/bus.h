@@ -12,6 +12,20 @@
  * and then drops us is not hammered). Subscriptions are remembered and made
  * again on every connect.
  *
+ * Failures name their cause: a TLS handshake that fails is logged with
+ * OpenSSL's reason ("tlsv1 alert unknown ca") and what it usually means;
+ * a failure without one is probed by a connection of our own (TCP, then a
+ * TLS handshake with the same files), which names it ("connection refused":
+ * no broker listening; with TLS 1.3 the broker's alert about our
+ * certificate only shows there). Each distinct cause is logged once at warn
+ * level; the same cause again only at debug, with a summary line every 10
+ * minutes, so the retry loop does not flood the log. A client-id clash (two
+ * instances sharing one certificate: the broker names clients after its CN)
+ * is logged as such: the broker's DISCONNECT 0x8E "session taken over", or,
+ * since mosquitto 2.0.11 sends none, two connections in a row that it closed
+ * within seconds of accepting them without a reason; the next attempt then
+ * waits the longest backoff (30 s) rather than kick the other one off.
+ *
  * Delivery: bus_publish() with QoS 1 reports BUS_PUBLISHED(cookie) when the
  * broker acknowledged the message with a success reason code, or
  * BUS_PUBLISH_FAILED(cookie, reason) when it refused it (MQTT v5 reason code,
@@ -124,5 +138,19 @@ void bus_free(struct bus *bus);
 
 /* "Not authorized" etc. for an MQTT v5 reason code; never NULL. */
 const char *bus_reason_string(int reason_code);
+
+/*
+ * Whether uri speaks TLS: 1 for ssl:// and mqtts://, 0 for the plaintext
+ * tcp:// and mqtt://, -EINVAL for anything else (Paho would take a URI
+ * without a scheme as plaintext; we do not).
+ */
+int bus_uri_tls(const char *uri);
+
+/*
+ * Checks a configured broker URI: a known scheme and a host, and plaintext
+ * only with allow_plaintext. Returns 0, or -EINVAL with a reason in msg that
+ * reads after "file:line: broker_uri: ".
+ */
+int bus_uri_check(const char *uri, int allow_plaintext, char *msg, size_t msglen);
 
 #endif

@@ -202,17 +202,58 @@ static size_t read_line(FILE *f, char *buf, size_t size)
 	return n;
 }
 
-int config_load(const char *path, const struct config_option *table, void *conf, char *err,
-		size_t errlen)
+/*
+ * Cuts a trailing comment off value in place: a '#' at its start or after
+ * whitespace begins one ("vin = X # my car"); a '#' inside a word ("a#b")
+ * is kept.
+ */
+static void cut_comment(char *value)
+{
+	for (char *p = value; *p; p++) {
+		if (*p == '#' && (p == value || isspace((unsigned char)p[-1]))) {
+			*p = '\0';
+			return;
+		}
+	}
+}
+
+size_t config_count(const struct config_option *table)
+{
+	size_t n = 0;
+
+	while (table[n].name)
+		n++;
+	return n;
+}
+
+unsigned config_line(const struct config_option *table, const unsigned *lines, const char *name)
+{
+	const struct config_option *o = config_find(table, name);
+
+	return o && lines ? lines[o - table] : 0;
+}
+
+int config_load_lines(const char *path, const struct config_option *table, void *conf,
+		      unsigned *ret_lines, char *err, size_t errlen)
 {
 	char line[CONFIG_MAX_LINE + 2];
 	char where[512];
 	unsigned lineno = 0;
-	size_t len;
-	FILE *f;
+	unsigned *lines = ret_lines;
+	size_t len, n = config_count(table);
+	FILE *f = NULL;
 	int r = 0;
 
 	config_defaults(table, conf);
+	if (!lines) {
+		lines = calloc(n ? n : 1, sizeof(*lines));
+		if (!lines) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			return -ENOMEM;
+		}
+	} else {
+		memset(lines, 0, n * sizeof(*lines));
+	}
 	f = fopen(path, "re");
 	if (!f) {
 		r = -errno;
@@ -220,6 +261,7 @@ int config_load(const char *path, const struct config_option *table, void *conf,
 		goto out;
 	}
 	while ((len = read_line(f, line, sizeof(line))) > 0) {
+		const struct config_option *o;
 		char *name, *value, *eq;
 
 		lineno++;
@@ -248,15 +290,27 @@ int config_load(const char *path, const struct config_option *table, void *conf,
 		}
 		*eq = '\0';
 		name = trim(name);
-		value = trim(eq + 1);
+		value = eq + 1;
+		cut_comment(value);
+		value = trim(value);
 		if (*name == '\0') {
 			snprintf(err, errlen, "%s: missing option name before '='", where);
+			r = -EINVAL;
+			goto out;
+		}
+		/* A second value would win silently (the agent once ran as the
+		 * second VIN with the first VIN's certificate). */
+		o = config_find(table, name);
+		if (o && lines[o - table]) {
+			snprintf(err, errlen, "%s: key '%s' given twice (first at line %u)", where,
+				 name, lines[o - table]);
 			r = -EINVAL;
 			goto out;
 		}
 		r = config_set(table, conf, name, value, where, err, errlen);
 		if (r < 0)
 			goto out;
+		lines[o - table] = lineno;
 	}
 	if (ferror(f)) {
 		r = -EIO;
@@ -265,7 +319,15 @@ int config_load(const char *path, const struct config_option *table, void *conf,
 out:
 	if (f)
 		fclose(f);
+	if (lines != ret_lines)
+		free(lines);
 	if (r < 0)
 		config_free(table, conf);
 	return r;
+}
+
+int config_load(const char *path, const struct config_option *table, void *conf, char *err,
+		size_t errlen)
+{
+	return config_load_lines(path, table, conf, NULL, err, errlen);
 }

@@ -1,9 +1,13 @@
 /*
  * Table-driven configuration files, shared by the agent, the gateway and
  * pitstopctl. A file is lines of "name = value"; blank lines and lines whose
- * first non-blank character is '#' are ignored. Each program describes its
- * options once, in a table (name, type, range, default, help), and gets a
- * filled-in struct back.
+ * first non-blank character is '#' are ignored, and a '#' at the start of a
+ * value or after whitespace starts a comment that runs to the end of the line
+ * ("vin = X  # my car"; a '#' inside a word, "a#b", is part of the value).
+ * There is no quoting: a value cannot hold " #". Surrounding blanks are
+ * trimmed. A name given twice is an error, not "the last one wins". Each
+ * program describes its options once, in a table (name, type, range,
+ * default, help), and gets a filled-in struct back.
  *
  * Errors are reported as "file:line: what is wrong". A reload parses into a
  * fresh struct: the caller swaps it in only when config_load() succeeded, so
@@ -56,6 +60,23 @@ int config_defaults(const struct config_option *table, void *conf);
  */
 int config_load(const char *path, const struct config_option *table, void *conf, char *err,
 		size_t errlen);
+
+/*
+ * Number of options in table (before CONFIG_END).
+ */
+size_t config_count(const struct config_option *table);
+
+/*
+ * Like config_load(), and on success ret_lines[i] (config_count(table)
+ * entries, or NULL) is the line of path that set table[i], 0 when the file
+ * did not (the default stands): for checks that span options and still name
+ * a file:line. On failure ret_lines holds nothing of use.
+ */
+int config_load_lines(const char *path, const struct config_option *table, void *conf,
+		      unsigned *ret_lines, char *err, size_t errlen);
+
+/* The line of option name in lines (from config_load_lines()); 0: not set. */
+unsigned config_line(const struct config_option *table, const unsigned *lines, const char *name);
 
 /*
  * Sets one option by name from text, as if read from a file ("where" is used

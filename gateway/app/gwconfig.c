@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bus.h"
+#include "certcheck.h"
 #include "log.h"
 
 #define OPT(name, type, min, max, def, help)                                             \
@@ -17,6 +19,8 @@
 
 const struct config_option gw_config_table[] = {
 	OPT(broker_uri, CONFIG_STRING, 0, 0, "ssl://127.0.0.1:8883", "MQTT broker URI"),
+	OPT(allow_plaintext, CONFIG_BOOL, 0, 1, "no",
+	    "allow a plaintext tcp:// broker_uri (no TLS, no certificates; tests only)"),
 	OPT(client_id, CONFIG_STRING, 0, 0, "pitstop-gateway-1",
 	    "MQTT client id; also the instance id of the saved counters"),
 	OPT(share_group, CONFIG_STRING, 0, 0, "pitstop-gateway",
@@ -66,15 +70,36 @@ const struct config_option gw_config_table[] = {
 
 int gw_config_load(const char *path, struct gw_config *conf, char *err, size_t errlen)
 {
+	unsigned lines[sizeof(gw_config_table) / sizeof(gw_config_table[0])];
+	char msg[512];
 	int r;
 
 	if (!path)
-		r = config_defaults(gw_config_table, conf);
-	else
-		r = config_load(path, gw_config_table, conf, err, errlen);
+		return config_defaults(gw_config_table, conf);
+	r = config_load_lines(path, gw_config_table, conf, lines, err, errlen);
 	if (r < 0)
 		return r;
+	if (bus_uri_check(conf->broker_uri, conf->allow_plaintext, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "%s:%u: broker_uri: %s", path,
+			 config_line(gw_config_table, lines, "broker_uri"), msg);
+		gw_config_free(conf);
+		return -EINVAL;
+	}
 	return 0;
+}
+
+int gw_config_check_files(const struct gw_config *conf, const char *path, char *err, size_t errlen)
+{
+	char msg[900];
+	int r;
+
+	if (bus_uri_tls(conf->broker_uri) != 1)
+		return 0; /* plaintext, allowed at load */
+	r = certcheck_files(conf->ca_file, conf->cert_file, conf->key_file, CERTCHECK_GATEWAY, NULL,
+			    msg, sizeof(msg));
+	if (r < 0)
+		snprintf(err, errlen, "%s: %s", path, msg);
+	return r;
 }
 
 void gw_config_free(struct gw_config *conf)

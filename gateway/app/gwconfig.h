@@ -11,9 +11,10 @@
 #include "config.h"
 
 struct gw_config {
-	char *broker_uri;  /* owned, like every string here */
-	char *client_id;   /* MQTT client id and counters instance id */
-	char *share_group; /* $share/<group>/... subscriptions */
+	char *broker_uri;    /* owned, like every string here */
+	int allow_plaintext; /* bool: a tcp:// broker_uri is allowed */
+	char *client_id;     /* MQTT client id and counters instance id */
+	char *share_group;   /* $share/<group>/... subscriptions */
 	char *ca_file;
 	char *cert_file;
 	char *key_file;
@@ -47,6 +48,14 @@ extern const struct config_option gw_config_table[];
  * (or "file: what") in err and conf freed.
  */
 int gw_config_load(const char *path, struct gw_config *conf, char *err, size_t errlen);
+
+/*
+ * The start-up check of the TLS files (common/certcheck.h: readable, key
+ * matches, chain, dates, a gateway CN, never a VIN); nothing to check for a
+ * plaintext broker_uri. Returns 0, or a negative errno with "path: what is
+ * wrong" in err (path: the config file, for the message).
+ */
+int gw_config_check_files(const struct gw_config *conf, const char *path, char *err, size_t errlen);
 
 /* Frees the strings of conf. Accepts NULL. */
 void gw_config_free(struct gw_config *conf);

@@ -123,13 +123,13 @@ static void test_load_every_type(void **state)
 
 static void test_defaults_survive_a_partial_file(void **state)
 {
-	const char *path = conf_file("port = 1\nport = 65535\nname = a\nname = b\n");
+	const char *path = conf_file("port = 65535\nname = b\n");
 	struct conf c;
 	char err[256];
 
 	assert_int_equal(config_load(path, table, &c, err, sizeof(err)), 0);
-	assert_int_equal(c.port, 65535);	/* later lines win, bounds inclusive */
-	assert_string_equal(c.name, "b");	/* the first string is freed (valgrind) */
+	assert_int_equal(c.port, 65535);	/* bounds inclusive */
+	assert_string_equal(c.name, "b");	/* the default string is freed (valgrind) */
 	assert_true(c.ratio == 0.5);
 	assert_null(c.path);
 	config_free(table, &c);
@@ -180,6 +180,14 @@ static void test_errors_have_file_and_line(void **state)
 		{ "name = x\ncolour = red\n", -EINVAL, "2: unknown option 'colour'" },
 		{ "port 1883\n", -EINVAL, "1: expected 'name = value'" },
 		{ "\n\n = 5\n", -EINVAL, "3: missing option name before '='" },
+		/* A second value used to win silently. */
+		{ "port = 1\n# c\nname = a\nport = 2\n", -EINVAL,
+		  "4: key 'port' given twice (first at line 1)" },
+		{ "path = /a\npath = /a  # same value, still twice\n", -EINVAL,
+		  "2: key 'path' given twice (first at line 1)" },
+		/* A comment does not hide a bad value, nor make one. */
+		{ "port = x # web\n", -EINVAL, "1: port: 'x' is not a whole number" },
+		{ "port = # none\n", -EINVAL, "1: port: '' is not a whole number" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -194,6 +202,52 @@ static void test_errors_have_file_and_line(void **state)
 		assert_null(c.name);
 		assert_null(c.path);
 	}
+}
+
+/* A '#' at the start of a value or after a blank starts a comment. */
+static void test_trailing_comments(void **state)
+{
+	const char *path = conf_file("name = fleet one # the first fleet\n"
+				     "port = 8883\t# TLS\n"
+				     "verbose = yes #\n"
+				     "path = /srv/a#b\n");
+	struct conf c;
+	char err[256] = "";
+
+	assert_int_equal(config_load(path, table, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.name, "fleet one");	/* the blank before '#' trimmed */
+	assert_int_equal(c.port, 8883);
+	assert_int_equal(c.verbose, 1);
+	assert_string_equal(c.path, "/srv/a#b");	/* inside a word: part of the value */
+	config_free(table, &c);
+
+	path = conf_file("name =# all comment\npath =\t#\n");
+	assert_int_equal(config_load(path, table, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.name, "");
+	assert_string_equal(c.path, "");
+	config_free(table, &c);
+}
+
+/* config_load_lines() says which line set each option; config_line() finds it. */
+static void test_lines(void **state)
+{
+	const char *path = conf_file("# c\n\nport = 80\npath = /x # p\n");
+	unsigned lines[5];
+	struct conf c;
+	char err[256];
+
+	assert_int_equal(config_count(table), 5);
+	memset(lines, 0xff, sizeof(lines));
+	assert_int_equal(config_load_lines(path, table, &c, lines, err, sizeof(err)), 0);
+	assert_int_equal(lines[0], 0);	/* name: the default */
+	assert_int_equal(lines[1], 3);
+	assert_int_equal(lines[2], 0);
+	assert_int_equal(lines[3], 0);
+	assert_int_equal(lines[4], 4);
+	assert_int_equal(config_line(table, lines, "path"), 4);
+	assert_int_equal(config_line(table, lines, "name"), 0);
+	assert_int_equal(config_line(table, lines, "nosuch"), 0);
+	config_free(table, &c);
 }
 
 static void test_strings_freed_on_failure(void **state)
@@ -268,6 +322,8 @@ int main(void)
 		cmocka_unit_test(test_defaults_survive_a_partial_file),
 		cmocka_unit_test(test_booleans),
 		cmocka_unit_test(test_errors_have_file_and_line),
+		cmocka_unit_test(test_trailing_comments),
+		cmocka_unit_test(test_lines),
 		cmocka_unit_test(test_strings_freed_on_failure),
 		cmocka_unit_test(test_long_line_and_missing_file),
 		cmocka_unit_test(test_config_set_overrides),
