@@ -341,8 +341,15 @@ void agent_shutdown(struct agent *a, int timeout_ms)
 {
 	loop_cancel_timer(a->loop, a->sample_timer);
 	a->sample_timer = 0;
-	if (a->open_samples)
-		log_info("%u samples stay open until the next start", a->open_samples);
+	if (a->open_samples) {
+		unsigned n = a->open_samples;
+
+		seal(a, 1);
+		if (a->open_samples)
+			log_warn("%u samples stay open until the next start", a->open_samples);
+		else
+			log_info("sealed the last %u samples", n);
+	}
 	uplink_shutdown(a->uplink, timeout_ms);
 }
 
@@ -364,4 +371,18 @@ void agent_free(struct agent *a)
 uint64_t agent_samples_lost(const struct agent *a)
 {
 	return a->samples_lost;
+}
+
+void agent_activity(const struct agent *a, struct agent_activity *ret)
+{
+	ret->queued = queue_count(a->queue);
+	ret->open_samples = a->open_samples;
+	ret->connected = uplink_connected(a->uplink);
+	ret->samples_lost = a->samples_lost;
+}
+
+void agent_reconfigured(struct agent *a)
+{
+	offers_set_limits(a->offers, a->conf->display_max_speed_kmh,
+			  (int64_t)a->conf->offer_max_validity_s * 1000);
 }

@@ -27,9 +27,9 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 	      struct agent **ret_a);
 
 /*
- * Clean shutdown before agent_free(): open samples stay unsealed in the
- * queue (sealed at the next start), Status OFFLINE is published, the bus is
- * stopped (waiting up to timeout_ms for acknowledgements).
+ * Clean shutdown before agent_free(): open samples are sealed into a batch
+ * in the queue (sent after the next start), Status OFFLINE is published, the
+ * bus is stopped (waiting up to timeout_ms for acknowledgements).
  */
 void agent_shutdown(struct agent *a, int timeout_ms);
 
@@ -38,5 +38,22 @@ void agent_free(struct agent *a);
 
 /* Samples that could not be stored since start (for tests and status). */
 uint64_t agent_samples_lost(const struct agent *a);
+
+/* What the agent is doing, for the service status. */
+struct agent_activity {
+	int queued;	       /* batches in the queue: unsent or without a receipt */
+	unsigned open_samples; /* samples not sealed into a batch yet */
+	int connected;	       /* 1 when connected to the broker */
+	uint64_t samples_lost; /* samples that could not be stored since start */
+};
+void agent_activity(const struct agent *a, struct agent_activity *ret);
+
+/*
+ * The configuration (borrowed at agent_new()) changed: applies its display
+ * settings (display_max_speed_kmh, offer_max_validity_s). The sampling
+ * settings (sample_interval_ms, batch_max_samples, batch_max_age_ms) are
+ * read at every sample and need no call.
+ */
+void agent_reconfigured(struct agent *a);
 
 #endif

@@ -423,6 +423,12 @@ out:
 	return r;
 }
 
+void offers_set_limits(struct offers *o, double max_speed_kmh, int64_t max_validity_ms)
+{
+	o->max_speed_kmh = max_speed_kmh;
+	o->max_validity_ms = max_validity_ms > 0 ? max_validity_ms : OFFERS_MAX_VALIDITY_MS;
+}
+
 int offers_new(const struct offers_config *conf, struct display *display, offers_event_fn fn,
 	       void *arg, int64_t now_ms, struct offers **ret_o)
 {
@@ -437,9 +443,7 @@ int offers_new(const struct offers_config *conf, struct display *display, offers
 		return -ENOMEM;
 	snprintf(o->vin, sizeof(o->vin), "%s", conf->vin);
 	o->verifier = conf->verifier;
-	o->max_speed_kmh = conf->max_speed_kmh;
-	o->max_validity_ms =
-		conf->max_validity_ms > 0 ? conf->max_validity_ms : OFFERS_MAX_VALIDITY_MS;
+	offers_set_limits(o, conf->max_speed_kmh, conf->max_validity_ms);
 	o->display = display;
 	o->fn = fn;
 	o->arg = arg;

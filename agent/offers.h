@@ -80,6 +80,13 @@ enum offers_state {
 int offers_new(const struct offers_config *conf, struct display *display, offers_event_fn fn,
 	       void *arg, int64_t now_ms, struct offers **ret_o);
 
+/*
+ * Changes the display speed limit and the longest validity accepted (as in
+ * offers_config; a configuration reload). Applies from the next offer or
+ * tick on; offers accepted before keep their place.
+ */
+void offers_set_limits(struct offers *o, double max_speed_kmh, int64_t max_validity_ms);
+
 /* Closes the database. Accepts NULL. */
 void offers_free(struct offers *o);
 

@@ -604,6 +604,11 @@ void uplink_shutdown(struct uplink *u, int timeout_ms)
 	bus_stop(u->bus, timeout_ms);
 }
 
+int uplink_connected(const struct uplink *u)
+{
+	return bus_is_connected(u->bus);
+}
+
 void uplink_free(struct uplink *u)
 {
 	if (!u)

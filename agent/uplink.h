@@ -106,6 +106,9 @@ void uplink_shutdown(struct uplink *u, int timeout_ms);
  */
 int uplink_clock_skew_ms(const struct uplink *u, int64_t *ret_ms);
 
+/* 1 when connected to the broker, else 0 (for the service status). */
+int uplink_connected(const struct uplink *u);
+
 /* Accepts NULL. */
 void uplink_free(struct uplink *u);
 

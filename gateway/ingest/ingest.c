@@ -667,6 +667,14 @@ one_by_one:
 	return 0;
 }
 
+int ingest_topic_vin(const char *topic, char vin[VIN_LEN + 1])
+{
+	const struct kind *k;
+	enum reject why;
+
+	return parse_topic(topic, vin, &k, &why);
+}
+
 void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload, size_t len)
 {
 	char vin[VIN_LEN + 1];

@@ -44,6 +44,7 @@
 #include "offer_log.h"
 #include "outbox.h"
 #include "telemetry.h"
+#include "vin.h"
 
 struct loop;
 struct crypto_signer;
@@ -85,6 +86,13 @@ void ingest_set_rules(struct ingest *in, struct rules *rules);
  * (-ENOKEY without a signer).
  */
 int ingest_offer_sink(void *arg, const struct offer *o);
+
+/*
+ * The VIN of a vehicle topic (pitstop/v1/vehicles/<VIN>/<kind>, one of the
+ * kinds ingest handles) into vin. Returns 0, or -EINVAL for a topic that
+ * ingest_message() would reject as bad_topic or bad_vin.
+ */
+int ingest_topic_vin(const char *topic, char vin[VIN_LEN + 1]);
 
 /* Handles one message from the bus. topic and payload are borrowed. */
 void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload, size_t len);
