@@ -838,7 +838,11 @@ int accounts_authenticate(struct accounts *acc, const char *token, int64_t now_m
 	db_bind_int64(st, 1, token_id);
 	db_bind_int64(st, 2, now_ms);
 	db_bind_int64(st, 3, now_ms - ACCOUNTS_LAST_USED_PERIOD_MS);
-	return db_run(st);
+	r = db_run(st);
+	/* The token is good whether or not its last_used could be written (db
+	 * logged why; the next minute tries again), unless a transaction of the
+	 * caller's saw the failure: PostgreSQL has aborted it. */
+	return r < 0 && db_in_tx(acc->db) ? r : 0;
 }
 
 int accounts_token_revoke(struct accounts *acc, const struct accounts_principal *actor,

@@ -335,7 +335,8 @@ int accounts_token_list(struct accounts *acc, const char *name, int64_t after_id
  * Who holds token (the bearer string) at now_ms: fills *ret. -EACCES for a
  * malformed, unknown, expired or revoked token or a disabled user (one
  * answer for all: the caller says 401). Writes the token's last_used_ms only
- * when the stored one is ACCOUNTS_LAST_USED_PERIOD_MS old or more. Returns 0,
+ * when the stored one is ACCOUNTS_LAST_USED_PERIOD_MS old or more; outside a
+ * transaction a failure of that write does not fail the call. Returns 0,
  * -EACCES or an error class.
  */
 int accounts_authenticate(struct accounts *acc, const char *token, int64_t now_ms,

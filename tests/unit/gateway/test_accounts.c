@@ -346,6 +346,14 @@ static void test_tokens(void **state)
 		accounts_authenticate(f->acc, api, T0 + 10 + ACCOUNTS_LAST_USED_PERIOD_MS, &p), 0);
 	assert_int_equal(accounts_token_get(f->acc, api_id, &t), 0);
 	assert_int_equal(t.last_used_ms, T0 + 10 + ACCOUNTS_LAST_USED_PERIOD_MS);
+	/* a last_used write that fails (another instance holds the lock) does not
+	 * fail the request; the next minute writes it */
+	db_fault_inject(f->db, DB_FAULT_STEP, 2, 1, -EBUSY);
+	assert_int_equal(
+		accounts_authenticate(f->acc, api, T0 + 10 + 2 * ACCOUNTS_LAST_USED_PERIOD_MS, &p),
+		0);
+	assert_int_equal(accounts_token_get(f->acc, api_id, &t), 0);
+	assert_int_equal(t.last_used_ms, T0 + 10 + ACCOUNTS_LAST_USED_PERIOD_MS);
 
 	/* a disabled user's tokens stop working, and work again when enabled */
 	assert_int_equal(accounts_user_set_disabled(f->acc, NULL, "script", 1, T0 + 20), 0);
