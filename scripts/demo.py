@@ -15,6 +15,10 @@ def line(msg):
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
+def plural(n, one, many):
+    return "%d %s" % (n, one if n == 1 else many)
+
+
 def main():
     once = "--once" in sys.argv
     with System("demo") as s:
@@ -34,7 +38,8 @@ def main():
         s.start_agent(VIN_A, os.path.join(DATA_DIR, "drive.csv"), **conf)
         line("pitstop-agent up for %s; its screen is %s" % (VIN_A, s.path("agent-state", "screen.txt")))
         line("telemetry arrives in batches of 30 s; the fuel falls through 15 % after ~2.5 min,")
-        line("the car stops at a fuel station after 3.5 min: the offer appears then. Ctrl-C stops.")
+        line("the car stops at a fuel station after 3.5 min: the offer appears then. %s"
+             % ("The demo ends there." if once else "Ctrl-C stops."))
         last, shown, offer_states = None, None, {}
         try:
             while True:
@@ -43,9 +48,10 @@ def main():
                     last = v["updated_at"]
                     st = s.ctl("stats")
                     line("gateway: %s odometer %.3f km, fuel %.1f %%, at %.5f,%.5f, %.0f km/h "
-                         "(%d batches, %d samples stored)" % (
+                         "(%s, %s stored)" % (
                              VIN_A, v["odometer_km"], v["fuel_pct"], v["lat"] or 0, v["lon"] or 0,
-                             v["speed_kmh"] or 0, st["stored"], st["samples_stored"]))
+                             v["speed_kmh"] or 0, plural(st["stored"], "batch", "batches"),
+                             plural(st["samples_stored"], "sample", "samples")))
                     for o in s.ctl("vehicle", "offers", VIN_A):
                         if offer_states.get(o["id"]) != o["state"]:
                             offer_states[o["id"]] = o["state"]

@@ -633,7 +633,8 @@ static int vehicle_show(struct ctl *ctl, struct ctl_db *d, const char *vin)
 		printf("heading      %.2f deg\n", v.heading_cdeg / 100.0);
 	if (v.has_sample && fix_name(v.fix))
 		printf("fix          %s\n", fix_name(v.fix));
-	printf("stored       %" PRId64 " batches, %" PRId64 " samples\n", v.batches, v.samples);
+	printf("stored       %" PRId64 " batch%s, %" PRId64 " sample%s\n", v.batches,
+	       v.batches == 1 ? "" : "es", v.samples, v.samples == 1 ? "" : "s");
 	return 0;
 }
 

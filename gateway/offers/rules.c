@@ -141,9 +141,9 @@ static int build_refuel_offer(const struct rules *r, const struct telemetry_vehi
 	o->kind = OFFER_REFUEL;
 	snprintf(o->title, sizeof(o->title), "Fuel low: save at a partner station");
 	snprintf(o->body, sizeof(o->body),
-		 "Your tank is at %d%%. Show code %s at a partner station nearby "
+		 "Your tank is at %d.%d %%. Show code %s at a partner station nearby "
 		 "for a discount on your next fill-up.",
-		 v->fuel_permille / 10, o->promo_code);
+		 v->fuel_permille / 10, v->fuel_permille % 10, o->promo_code);
 	o->valid_from_ms = now_ms;
 	o->valid_until_ms = now_ms + (int64_t)r->conf.offer_valid_s * 1000;
 	if (v->present & SAMPLE_POSITION) {

@@ -359,10 +359,14 @@ class System:
     # --- gpsd ----------------------------------------------------------
     def start_gpsfake(self, nmea=None, cycle=0.5):
         """gpsfake replays the route in a loop; 2 sentences a fix, so
-        cycle 0.5 gives one fix a second."""
+        cycle 0.5 gives one fix a second. gpsfake puts its gpsd's control
+        socket at $TMPDIR/gpsfake-<pid>.sock and leaves it behind when
+        stopped: TMPDIR is our temp dir, so it goes with it."""
         self.gps_port = free_port()
         nmea = nmea or os.path.join(DATA_DIR, "route.nmea")
-        self.start("gpsfake", ["gpsfake", "-q", "-P", str(self.gps_port), "-c", str(cycle), nmea])
+        env = dict(os.environ, TMPDIR=self.dir)
+        self.start("gpsfake", ["gpsfake", "-q", "-P", str(self.gps_port), "-c", str(cycle), nmea],
+                   env=env)
         wait_port(self.gps_port, 20)
         return self.gps_port
 

@@ -48,16 +48,23 @@ def config_keys(path):
     return set(re.findall(r"^#?([a-z_]+) = ", open(path).read(), re.M))
 
 
-def main(tmp):
-    out = os.path.join(tmp, "debs")
+PACKAGES = ("pitstop-agent", "pitstop-gateway", "pitstop-broker-config")
+
+
+def build_debs(out):
+    """./scripts/package of the build tree into out: {package name: .deb path}
+    (also used by test_install_guide.py)."""
     r = run(os.path.join(SRC, "scripts", "package"), "--build-dir", BUILD, "--out", out)
     if r.returncode != 0:
         raise SystemExit("scripts/package failed:\n" + r.stdout + r.stderr)
-    debs = {}
-    for name in ("pitstop-agent", "pitstop-gateway", "pitstop-broker-config"):
-        p = os.path.join(out, "%s_%s-1_amd64.deb" % (name, VERSION))
+    return {name: os.path.join(out, "%s_%s-1_amd64.deb" % (name, VERSION)) for name in PACKAGES}
+
+
+def main(tmp):
+    out = os.path.join(tmp, "debs")
+    debs = build_debs(out)
+    for p in debs.values():
         check(os.path.exists(p), "%s exists (got %s)" % (p, os.listdir(out)))
-        debs[name] = p
     check(not os.path.exists(os.path.join(out, "_CPack_Packages")), "staging removed")
 
     want = {
