@@ -77,8 +77,21 @@ static void test_errors_name_the_line(void **state)
 		{ "# x\nbogus = 1\n", ":2: unknown option 'bogus'" },
 		{ "db = a\nlog_level = loud\n", ":2: log_level" },
 		{ "offer_valid_s = 0\n", ":1: offer_valid_s" },
+		{ "client_id = a\n\nclient_id = b # again\n",
+		  ":3: key 'client_id' given twice (first at line 1)" },
+		{ "db = a\nbroker_uri = tcp://b:1883\n",
+		  ":2: broker_uri: 'tcp://b:1883' is plaintext (no TLS: no encryption, no "
+		  "certificates); use ssl://, or set allow_plaintext = yes" },
+		{ "allow_plaintext = no\nbroker_uri = mqtt://b\n",
+		  ":2: broker_uri: 'mqtt://b' is plaintext" },
+		{ "broker_uri = http://b:80\nallow_plaintext = yes\n",
+		  ":1: broker_uri: 'http://b:80' is not a broker URI" },
+		{ "broker_uri = ssl://:8883\n",
+		  ":1: broker_uri: 'ssl://:8883' is not a broker URI" },
+		{ "broker_uri = ssl://b:88x3\n",
+		  ":1: broker_uri: 'ssl://b:88x3' is not a broker URI" },
 	};
-	char path[512], err[256];
+	char path[512], err[512];
 	struct gw_config c;
 
 	gw_test_path(path, sizeof(path), "bad.conf");
@@ -93,12 +106,47 @@ static void test_errors_name_the_line(void **state)
 	assert_int_equal(gw_config_load(path, &c, err, sizeof(err)), -ENOENT);
 }
 
+/*
+ * allow_plaintext = yes lets tcp:// through, and then there are no TLS files
+ * to check; with ssl:// gw_config_check_files() runs certcheck (its own
+ * test covers the certificates) and names the config file.
+ */
+static void test_plaintext_and_files(void **state)
+{
+	struct gw_config c;
+	char path[512], err[1024], want[1100];
+
+	assert_int_equal(gw_config_load(NULL, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.allow_plaintext, 0);
+	gw_config_free(&c);
+
+	gw_test_path(path, sizeof(path), "plain.conf");
+	write_file(path,
+		   "broker_uri = tcp://127.0.0.1:1883   # a test broker\nallow_plaintext = yes\n");
+	assert_int_equal(gw_config_load(path, &c, err, sizeof(err)), 0);
+	assert_string_equal(c.broker_uri, "tcp://127.0.0.1:1883");
+	assert_int_equal(c.allow_plaintext, 1);
+	assert_int_equal(gw_config_check_files(&c, path, err, sizeof(err)), 0);
+	gw_config_free(&c);
+
+	write_file(path, "broker_uri = ssl://[::1]:8883\ncert_file = /nonexistent/g.crt\n"
+			 "ca_file = /nonexistent/ca.crt\nkey_file = /nonexistent/g.key\n");
+	assert_int_equal(gw_config_load(path, &c, err, sizeof(err)), 0);
+	assert_int_equal(gw_config_check_files(&c, path, err, sizeof(err)), -ENOENT);
+	snprintf(want, sizeof(want),
+		 "%s: ca_file /nonexistent/ca.crt: cannot read it: No such file or directory",
+		 path);
+	assert_string_equal(err, want);
+	gw_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_file),
 		cmocka_unit_test(test_errors_name_the_line),
+		cmocka_unit_test(test_plaintext_and_files),
 	};
 
 	gw_test_dir_make();
