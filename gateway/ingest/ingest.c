@@ -92,6 +92,8 @@ struct ingest {
 	char *instance_id;	      /* owned */
 	size_t max_pending;
 	int no_timers;
+	void (*on_vehicles)(void *arg, const struct telemetry_vehicle *v, size_t n);
+	void *on_vehicles_arg;
 
 	struct counters c;     /* totals, committed work only */
 	struct counters saved; /* what the database holds: save when c differs */
@@ -384,6 +386,8 @@ static int apply_telemetry(struct ingest *in, const char *vin, const uint8_t *bu
 	r = telemetry_put_batches(in->telemetry, &it, 1, now, &v, &nv);
 	if (r == 0 && in->rules)
 		r = rules_after_batches(in->rules, v, nv, now);
+	if (r == 0 && nv && in->on_vehicles)
+		in->on_vehicles(in->on_vehicles_arg, v, nv);
 	free(v);
 	if (r < 0)
 		return r;
@@ -623,6 +627,8 @@ static int flush_drain(struct ingest *in)
 	r = telemetry_put_batches(in->telemetry, in->items, n, now, &v, &nv);
 	if (r == 0 && in->rules)
 		r = rules_after_batches(in->rules, v, nv, now);
+	if (r == 0 && nv && in->on_vehicles)
+		in->on_vehicles(in->on_vehicles_arg, v, nv);
 	free(v);
 	if (r >= 0) {
 		r = db_release(in->db);
@@ -878,6 +884,8 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 	in->offers = p->offers;
 	in->signer = p->signer;
 	in->no_timers = p->no_timers;
+	in->on_vehicles = p->on_vehicles;
+	in->on_vehicles_arg = p->on_vehicles_arg;
 	in->max_pending = p->max_pending ? p->max_pending : DEFAULT_MAX_PENDING;
 	in->instance_id = strdup(p->instance_id ? p->instance_id : "");
 	in->pending = calloc(in->max_pending, sizeof(*in->pending));

@@ -63,6 +63,13 @@ struct ingest_params {
 	size_t max_pending; /* messages per transaction; 0 = 500 */
 	size_t max_outbox;  /* offers waiting for the bus; 0 = 1024 */
 	int no_timers;	    /* tests: no 1 s counter timer */
+	/*
+	 * Told each vehicle whose latest state a stored batch changed, right
+	 * after storing it in the open transaction (the HTTP API's event
+	 * streams). NULL: nobody. It must not touch the database.
+	 */
+	void (*on_vehicles)(void *arg, const struct telemetry_vehicle *v, size_t n);
+	void *on_vehicles_arg;
 };
 
 /*

@@ -22,12 +22,15 @@ import ctypes
 import getpass
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 import time
 
 SOURCE_DIR = os.environ.get(
@@ -137,6 +140,7 @@ class System:
         self.broker_port = None
         self.gps_port = None
         self.gateway_conf = None
+        self.api_urls = {}  # gateway name -> its API's base URL
         self.pg_dir = None  # the PostgreSQL server's dir, once started
         self.pg_url = None  # the URL of the gateway's database on it
 
@@ -393,6 +397,12 @@ class System:
             "offer_key_file": self.path("pki", "offer-signing.key"),
             "db": self.db_url(),
             "log_level": "debug",
+            # The API on a port the kernel picks (read back from the log)
+            # and the local socket pitstopctl uses, both private to the test.
+            "api_listen": "127.0.0.1:0",
+            "api_socket": self.path(name + "-api.sock"),
+            "console_dir": os.path.join(SOURCE_DIR, "gateway", "console"),
+            "javascript_dir": "/usr/share/javascript",
         }
         conf.update(overrides)
         conf = {k: v for k, v in conf.items() if v is not None}
@@ -402,7 +412,37 @@ class System:
         p = self.start(name, [GATEWAY, "--config", self.gateway_conf])
         wait_for(lambda: "ready" in p.text()[seen:] or not p.alive(), 20, name + " ready")
         assert p.alive(), name + " exited:\n" + p.text()
+        m = re.search(r"api: console and API at (\S+) ", p.text()[seen:])
+        if m:
+            self.api_urls[name] = m.group(1)
         return p
+
+    def api(self, method, path, body=None, token=None, name="gateway", headers=None):
+        """One HTTP API request to gateway name: (status, JSON body or None,
+        response headers). path starts with /api/v1/ (or / for pages)."""
+        req = urllib.request.Request(self.api_urls[name].rstrip("/") + path, method=method)
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, data=data, timeout=30) as r:
+                raw, status, hdrs = r.read(), r.status, r.headers
+        except urllib.error.HTTPError as e:
+            raw, status, hdrs = e.read(), e.code, e.headers
+        ctype = hdrs.get("Content-Type", "")
+        return status, (json.loads(raw) if raw and "json" in ctype else raw or None), hdrs
+
+    def login(self, user, password, name="gateway"):
+        """Logs user in through the API; returns the bearer token."""
+        status, body, _ = self.api("POST", "/api/v1/login",
+                                   {"username": user, "password": password}, name=name)
+        assert status == 200, (status, body)
+        return body["token"]
 
     def start_agent(self, vin, signals, name="agent", cert_vin=None, **overrides):
         cert_vin = cert_vin or vin

@@ -1,0 +1,145 @@
+/*
+ * Inside the API: what the HTTP plumbing (http.c) and the route handlers
+ * (routes*.c) share. Not for other modules.
+ */
+#ifndef PITSTOP_API_INTERNAL_H
+#define PITSTOP_API_INTERNAL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accounts.h"
+#include "api.h"
+
+struct MHD_Connection;
+struct MHD_Daemon;
+struct telemetry_vehicle;
+
+/* What a handler answers: a status and a JSON body (owned; NULL: none). */
+struct api_reply {
+	unsigned status;
+	json_t *body;
+	char set_cookie[256]; /* "" none */
+};
+
+/* Work a request hands to the hashing worker (accounts' pure functions). */
+enum api_job_kind {
+	API_JOB_HASH,	 /* accounts_password_hash(password, salt, iterations) */
+	API_JOB_PREPARE, /* accounts_password_prepare(password, iterations) */
+};
+
+struct api_job {
+	enum api_job_kind kind;
+	char password[ACCOUNTS_PASSWORD_MAX + 1];
+	uint32_t iterations;
+	uint8_t salt[ACCOUNTS_SALT_LEN];
+	/* out */
+	int result;
+	uint8_t hash[ACCOUNTS_HASH_LEN];
+	struct accounts_secret secret;
+	struct api_job *next;
+};
+
+struct api_req;
+/* Runs on the loop when a request's job is done; fills the reply. */
+typedef void (*api_cont_fn)(struct api_req *req, struct api_reply *rep);
+
+#define API_PATH_ARGS_MAX 3
+
+struct api_req {
+	struct api *api;
+	struct MHD_Connection *conn;
+	char method[8];
+	char *path; /* owned; without the query */
+	char *body; /* owned; NUL-terminated */
+	size_t body_len;
+	int body_too_large;
+	json_t *json; /* the parsed body; NULL when none */
+	int local;    /* the unix socket, from root or the gateway's own user */
+	int authed;
+	int by_cookie; /* authenticated by the session cookie, not the header */
+	struct accounts_principal who;
+	const char *args[API_PATH_ARGS_MAX]; /* path captures, into argbuf */
+	size_t nargs;
+	char argbuf[512];
+	/* A request waiting for the worker (suspended), then done. */
+	int state;
+	struct api_job job;
+	struct accounts_login login; /* POST /login between its steps */
+	api_cont_fn cont;
+	void *cont_arg;
+	struct api_reply reply;
+	struct sse_client *sse; /* an event stream: owned by http.c */
+};
+
+enum { API_REQ_NEW, API_REQ_WAITING, API_REQ_DONE };
+
+/* A handler returns 0 with rep filled, or API_DEFERRED after api_defer(). */
+#define API_DEFERRED 1
+
+/* ---- replies (routes use these) ---------------------------------------- */
+
+/* Sets an error reply: {"error": {"code": code, "message": printf(fmt)}}. Returns 0. */
+int api_error(struct api_reply *rep, unsigned status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Sets a JSON reply (body owned by rep). Returns 0. */
+int api_ok(struct api_reply *rep, unsigned status, json_t *body);
+
+/* The reply for a domain error class (-ENOENT 404, -EEXIST 409, ...). */
+int api_error_errno(struct api_reply *rep, int err, const char *what);
+
+/* A query argument, or NULL. */
+const char *api_query(struct api_req *req, const char *name);
+
+/*
+ * Hands req->job to the worker with cont to run on the loop when done.
+ * Returns API_DEFERRED, or fills rep with 503 when the queue is full.
+ */
+int api_defer(struct api_req *req, struct api_reply *rep, api_cont_fn cont);
+
+/* ---- event streams ----------------------------------------------------- */
+
+/* Opens an event stream on req (GET /api/v1/events). Returns 0 or fills rep. */
+int api_sse_open(struct api_req *req, struct api_reply *rep);
+
+/* ---- routes (routes.c) ------------------------------------------------- */
+
+/*
+ * Runs the route for req (authentication, authorization, handler). Returns
+ * 0 with rep filled, API_DEFERRED, or API_SSE when the handler opened an
+ * event stream (the plumbing then answers with the stream).
+ */
+#define API_SSE 2
+int api_route(struct api_req *req, struct api_reply *rep);
+
+/* The routes table, for `pitstop-gateway --routes` and the OpenAPI test. */
+struct api_route_info {
+	const char *method;
+	const char *pattern;
+};
+size_t api_routes(const struct api_route_info **ret);
+
+/*
+ * Whether the stream's principal may see vin whose fleet is fleet_id (0:
+ * none): the check the SSE fan-out runs per client without the database.
+ */
+int api_principal_sees_fleet(const struct accounts_principal *p, int64_t fleet_id);
+
+/* The vehicle object of the API (views.c), fleet name NULL when none. */
+json_t *api_view_vehicle(const struct telemetry_vehicle *v, const char *fleet, int64_t now_ms);
+
+/* Shared state the routes use. */
+struct api_shared {
+	struct loop *loop;
+	struct db *db;
+	struct telemetry *telemetry;
+	struct offer_log *offers;
+	struct accounts *accounts;
+	int64_t session_ttl_ms;
+	int secure_cookie; /* HTTPS: the cookie gets Secure */
+};
+struct api_shared *api_shared(struct api *api);
+
+#endif
