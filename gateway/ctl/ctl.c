@@ -25,6 +25,7 @@
 #include "codec.h"
 #include "counters.h"
 #include "crypto.h"
+#include "ctl_api.h"
 #include "gwconfig.h"
 #include "log.h"
 #include "offer_signing.h"
@@ -45,6 +46,8 @@ struct ctl {
 	const char *config_path; /* borrowed from argv, NULL = none */
 	const char *db;		 /* borrowed, --db */
 	int json;
+	const char *api_url; /* borrowed, --api */
+	const char *token;   /* borrowed, --token */
 	int argc;	      /* what is left after the global options */
 	char *argv[MAX_ARGS]; /* borrowed from argv */
 };
@@ -86,9 +89,14 @@ static void usage(FILE *f)
 		"             [--valid-from-ms MS] [--valid-until-ms MS]\n"
 		"                               write a SignedOffer as the gateway would publish "
 		"it\n"
+		"through the gateway's API (its checks and audit trail apply):\n"
+		"%s"
 		"\n"
 		"--config FILE reads the database (db) from the gateway's config;\n"
-		"--db PATH|URL overrides it. Exit codes: 0 ok, 1 failure, 2 usage error.\n");
+		"--db PATH|URL overrides it. The API commands use the config's api_socket\n"
+		"(root or the gateway's user: the local operator), or --api URL with\n"
+		"--token TOKEN (or $PITSTOP_TOKEN). Exit codes: 0 ok, 1 failure, 2 usage error.\n",
+		ctl_api_usage);
 }
 
 /* Prints one line to stderr and returns the exit code. */
@@ -1174,15 +1182,20 @@ static int parse_globals(struct ctl *ctl, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (strcmp(a, "--config") == 0 || strcmp(a, "--db") == 0) {
+		if (strcmp(a, "--config") == 0 || strcmp(a, "--db") == 0 ||
+		    strcmp(a, "--api") == 0 || strcmp(a, "--token") == 0) {
 			if (i + 1 >= argc) {
 				die(EXIT_USAGE, "%s needs a value", a);
 				return EXIT_USAGE;
 			}
 			if (a[2] == 'c')
 				ctl->config_path = argv[++i];
-			else
+			else if (a[2] == 'd')
 				ctl->db = argv[++i];
+			else if (a[2] == 'a')
+				ctl->api_url = argv[++i];
+			else
+				ctl->token = argv[++i];
 		} else if (strncmp(a, "--config=", 9) == 0) {
 			ctl->config_path = a + 9;
 		} else if (strncmp(a, "--db=", 5) == 0) {
@@ -1233,6 +1246,15 @@ int main(int argc, char **argv)
 		return cmd_vehicle(&ctl);
 	if (strcmp(ctl.argv[0], "offer") == 0)
 		return cmd_offer(&ctl);
+	if (strcmp(ctl.argv[0], "user") == 0 || strcmp(ctl.argv[0], "fleet") == 0 ||
+	    strcmp(ctl.argv[0], "audit") == 0) {
+		struct ctl_api_opts o = { .config_path = ctl.config_path,
+					  .api_url = ctl.api_url,
+					  .token = ctl.token,
+					  .json = ctl.json };
+
+		return ctl_api_command(&o, ctl.argc, ctl.argv);
+	}
 	if (strcmp(ctl.argv[0], "help") == 0) {
 		usage(stdout);
 		return 0;

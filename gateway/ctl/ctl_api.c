@@ -1,0 +1,480 @@
+/*
+ * pitstopctl as a client of the gateway's HTTP API (libcurl); see ctl_api.h.
+ */
+#include "ctl_api.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "accounts.h"
+#include "gwconfig.h"
+
+#define EXIT_USAGE 2
+#define DEFAULT_CONFIG "/etc/pitstop/gateway.conf"
+#define REPLY_MAX (16 * 1024 * 1024) /* a reply bigger than this is refused */
+#define TIMEOUT_S 30
+#define JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(12))
+
+const char ctl_api_usage[] =
+	"  user add NAME --role operator|fleet_manager|service_advisor [--fleet F ...]\n"
+	"           [--password-stdin]  add a user (no password: API tokens only)\n"
+	"  user list                    the users, their roles and fleets\n"
+	"  user token NAME [--label L] [--expires TIME]\n"
+	"                               print a new API token for NAME (shown once)\n"
+	"  user disable|enable NAME     stop (or restore) NAME's logins and tokens\n"
+	"  fleet add F                  add fleet F\n"
+	"  fleet assign F VIN...        put the cars into fleet F (a car is in one fleet)\n"
+	"  fleet list                   the fleets and how many cars each has\n"
+	"  audit [--limit N] [--actor U] [--action A]\n"
+	"                               the audit trail, newest first\n";
+
+struct client {
+	CURL *curl;
+	char base[512];
+	char socket_path[256];
+	char auth[ACCOUNTS_TOKEN_LEN + 64];
+	char where[600]; /* for messages: the socket or the URL */
+	char *ca_file;
+};
+
+struct buf {
+	char *data;
+	size_t len;
+};
+
+static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("pitstopctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct buf *b = arg;
+	size_t add = size * n;
+	char *d;
+
+	if (b->len + add > REPLY_MAX)
+		return 0; /* curl fails the transfer: CURLE_WRITE_ERROR */
+	d = realloc(b->data, b->len + add + 1);
+	if (!d)
+		return 0;
+	memcpy(d + b->len, p, add);
+	b->data = d;
+	b->len += add;
+	d[b->len] = '\0';
+	return add;
+}
+
+/* Finds the gateway: --api, else the config's api_socket. Returns 0 or an exit code. */
+static int client_open(const struct ctl_api_opts *o, struct client *c)
+{
+	const char *token = o->token ? o->token : getenv("PITSTOP_TOKEN");
+	const char *path = o->config_path;
+	struct gw_config conf;
+	char err[512];
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	memset(&conf, 0, sizeof(conf));
+	if (!path && access(DEFAULT_CONFIG, R_OK) == 0)
+		path = DEFAULT_CONFIG;
+	r = gw_config_load(path, &conf, err, sizeof(err));
+	if (r < 0)
+		return fail(EXIT_USAGE, "%s", err);
+	if (o->api_url) {
+		snprintf(c->base, sizeof(c->base), "%s", o->api_url);
+		snprintf(c->where, sizeof(c->where), "%s", o->api_url);
+		if (conf.ca_file)
+			c->ca_file = strdup(conf.ca_file);
+	} else if (conf.api_socket && *conf.api_socket) {
+		snprintf(c->base, sizeof(c->base), "http://localhost/");
+		snprintf(c->socket_path, sizeof(c->socket_path), "%s", conf.api_socket);
+		snprintf(c->where, sizeof(c->where), "the local socket %s", conf.api_socket);
+	} else {
+		gw_config_free(&conf);
+		return fail(EXIT_USAGE, "%s has no api_socket; give --api URL --token TOKEN",
+			    path ? path : "the default config");
+	}
+	gw_config_free(&conf);
+	while (strlen(c->base) && c->base[strlen(c->base) - 1] == '/')
+		c->base[strlen(c->base) - 1] = '\0';
+	if (token)
+		snprintf(c->auth, sizeof(c->auth), "Authorization: Bearer %s", token);
+	c->curl = curl_easy_init();
+	if (!c->curl)
+		return fail(1, "cannot start libcurl");
+	return 0;
+}
+
+static void client_close(struct client *c)
+{
+	if (c->curl)
+		curl_easy_cleanup(c->curl);
+	free(c->ca_file);
+	explicit_bzero(c->auth, sizeof(c->auth));
+}
+
+/*
+ * One request. body (borrowed) is sent as JSON when not NULL. On an HTTP
+ * answer returns 0 with *status and *reply (parsed JSON or NULL); on a
+ * transport failure prints why and returns 1.
+ */
+static int call(struct client *c, const char *method, const char *path, json_t *body, long *status,
+		json_t **reply)
+{
+	struct curl_slist *hdrs = NULL;
+	struct buf b = { 0 };
+	char url[1024], errbuf[CURL_ERROR_SIZE] = "";
+	char *text = NULL;
+	CURLcode cc;
+
+	*reply = NULL;
+	snprintf(url, sizeof(url), "%s%s", c->base, path);
+	curl_easy_reset(c->curl);
+	curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c->curl, CURLOPT_TIMEOUT, (long)TIMEOUT_S);
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (c->socket_path[0])
+		curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path);
+	if (c->ca_file)
+		curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca_file);
+	if (c->auth[0])
+		hdrs = curl_slist_append(hdrs, c->auth);
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT);
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, text ? text : "");
+	}
+	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+	cc = curl_easy_perform(c->curl);
+	curl_slist_free_all(hdrs);
+	free(text);
+	if (cc != CURLE_OK) {
+		free(b.data);
+		return fail(1, "cannot reach the gateway's API at %s: %s%s", c->where,
+			    *errbuf ? errbuf : curl_easy_strerror(cc),
+			    c->socket_path[0] ? " (is pitstop-gateway running? api_socket in its "
+						"config says where it listens)"
+					      : "");
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+	if (b.len)
+		*reply = json_loadb(b.data, b.len, 0, NULL);
+	free(b.data);
+	return 0;
+}
+
+/* Says what the API refused, in its own words. Returns 1. */
+static int refused(const char *what, long status, json_t *reply)
+{
+	json_t *e = json_object_get(reply, "error");
+	const char *code = json_string_value(json_object_get(e, "code"));
+	const char *msg = json_string_value(json_object_get(e, "message"));
+
+	fail(1, "%s: %s%s%s (HTTP %ld)", what, msg ? msg : "refused", code ? "; " : "",
+	     code ? code : "", status);
+	if (status == 401)
+		fprintf(stderr, "pitstopctl: run it as root or the gateway's user on the gateway's "
+				"host (local socket), or give --token\n");
+	return 1;
+}
+
+static int print_json(json_t *v)
+{
+	json_dumpf(v, stdout, JSON_FLAGS);
+	fputc('\n', stdout);
+	return 0;
+}
+
+/* One request that must answer `want`; prints the reply as JSON with --json. */
+static int run(struct client *c, const struct ctl_api_opts *o, const char *what, const char *method,
+	       const char *path, json_t *body, long want, json_t **ret)
+{
+	json_t *reply = NULL;
+	long status = 0;
+	int r = call(c, method, path, body, &status, &reply);
+
+	json_decref(body);
+	if (r)
+		return r;
+	if (status != want) {
+		r = refused(what, status, reply);
+		json_decref(reply);
+		return r;
+	}
+	if (o->json && reply)
+		print_json(reply);
+	if (ret)
+		*ret = reply;
+	else
+		json_decref(reply);
+	return 0;
+}
+
+/* Reads one line (the password) from stdin, without its newline. */
+static int read_password(char *buf, size_t size)
+{
+	size_t n;
+
+	if (!fgets(buf, (int)size, stdin))
+		return -EIO;
+	n = strlen(buf);
+	while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	return 0;
+}
+
+static int user_add(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+{
+	json_t *body = json_object(), *fleets = json_array(), *reply = NULL;
+	char password[ACCOUNTS_PASSWORD_MAX + 2];
+	const char *role = NULL;
+	int from_stdin = 0, r;
+
+	for (int i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
+			role = argv[++i];
+		} else if (strcmp(argv[i], "--fleet") == 0 && i + 1 < argc) {
+			json_array_append_new(fleets, json_string(argv[++i]));
+		} else if (strcmp(argv[i], "--password-stdin") == 0) {
+			from_stdin = 1;
+		} else {
+			json_decref(body);
+			json_decref(fleets);
+			return fail(EXIT_USAGE, "user add: unexpected '%s'; try pitstopctl --help",
+				    argv[i]);
+		}
+	}
+	if (!role) {
+		json_decref(body);
+		json_decref(fleets);
+		return fail(EXIT_USAGE,
+			    "user add %s: --role operator|fleet_manager|"
+			    "service_advisor is required",
+			    argv[2]);
+	}
+	json_object_set_new(body, "name", json_string(argv[2]));
+	json_object_set_new(body, "role", json_string(role));
+	json_object_set_new(body, "fleets", fleets);
+	if (from_stdin) {
+		if (read_password(password, sizeof(password)) < 0) {
+			json_decref(body);
+			return fail(EXIT_USAGE, "user add: --password-stdin: nothing on stdin");
+		}
+		json_object_set_new(body, "password", json_string(password));
+		explicit_bzero(password, sizeof(password));
+	}
+	r = run(c, o, "user add", "POST", "/api/v1/users", body, 201, &reply);
+	if (r == 0 && !o->json)
+		printf("user %s added (%s)\n", argv[2], role);
+	json_decref(reply);
+	return r;
+}
+
+static int user_list(struct client *c, const struct ctl_api_opts *o)
+{
+	json_t *reply = NULL, *items, *u;
+	size_t i;
+	int r = run(c, o, "user list", "GET", "/api/v1/users?limit=1000", NULL, 200, &reply);
+
+	if (r || o->json) {
+		json_decref(reply);
+		return r;
+	}
+	items = json_object_get(reply, "items");
+	printf("%-24s %-16s %-8s %s\n", "NAME", "ROLE", "STATE", "FLEETS");
+	json_array_foreach(items, i, u)
+	{
+		json_t *f;
+		size_t k;
+
+		printf("%-24s %-16s %-8s ", json_string_value(json_object_get(u, "name")),
+		       json_string_value(json_object_get(u, "role")),
+		       json_is_true(json_object_get(u, "disabled")) ? "disabled" : "active");
+		json_array_foreach(json_object_get(u, "fleets"), k, f)
+			printf("%s%s", k ? "," : "", json_string_value(f));
+		printf("\n");
+	}
+	json_decref(reply);
+	return 0;
+}
+
+static int user_token(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+{
+	json_t *body = json_object(), *reply = NULL;
+	char path[256];
+	int r;
+
+	for (int i = 3; i < argc; i++) {
+		if (strcmp(argv[i], "--label") == 0 && i + 1 < argc) {
+			json_object_set_new(body, "label", json_string(argv[++i]));
+		} else if (strcmp(argv[i], "--expires") == 0 && i + 1 < argc) {
+			json_object_set_new(body, "expires_at", json_string(argv[++i]));
+		} else {
+			json_decref(body);
+			return fail(EXIT_USAGE,
+				    "user token: unexpected '%s'; try pitstopctl --help", argv[i]);
+		}
+	}
+	snprintf(path, sizeof(path), "/api/v1/users/%s/tokens", argv[2]);
+	r = run(c, o, "user token", "POST", path, body, 201, &reply);
+	if (r == 0 && !o->json)
+		printf("%s\n", json_string_value(json_object_get(reply, "token")));
+	json_decref(reply);
+	return r;
+}
+
+static int cmd_user(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+{
+	char path[256];
+
+	if (argc >= 3 && strcmp(argv[1], "add") == 0)
+		return user_add(c, o, argc, argv);
+	if (argc == 2 && strcmp(argv[1], "list") == 0)
+		return user_list(c, o);
+	if (argc >= 3 && strcmp(argv[1], "token") == 0)
+		return user_token(c, o, argc, argv);
+	if (argc == 3 && (strcmp(argv[1], "disable") == 0 || strcmp(argv[1], "enable") == 0)) {
+		int r;
+
+		snprintf(path, sizeof(path), "/api/v1/users/%s/%s", argv[2], argv[1]);
+		r = run(c, o, argv[1], "POST", path, NULL, 200, NULL);
+		if (r == 0 && !o->json)
+			printf("user %s %sd\n", argv[2], argv[1]);
+		return r;
+	}
+	return fail(EXIT_USAGE, "user: expected add, list, token, disable or enable; try "
+				"pitstopctl --help");
+}
+
+static int cmd_fleet(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+{
+	json_t *reply = NULL;
+	char path[256];
+	int r;
+
+	if (argc == 3 && strcmp(argv[1], "add") == 0) {
+		r = run(c, o, "fleet add", "POST", "/api/v1/fleets",
+			json_pack("{s:s}", "name", argv[2]), 201, NULL);
+		if (r == 0 && !o->json)
+			printf("fleet %s added\n", argv[2]);
+		return r;
+	}
+	if (argc >= 4 && strcmp(argv[1], "assign") == 0) {
+		json_t *vins = json_array();
+
+		for (int i = 3; i < argc; i++)
+			json_array_append_new(vins, json_string(argv[i]));
+		snprintf(path, sizeof(path), "/api/v1/fleets/%s/vehicles", argv[2]);
+		r = run(c, o, "fleet assign", "POST", path, json_pack("{s:o}", "vins", vins), 200,
+			&reply);
+		if (r == 0 && !o->json)
+			printf("%d car(s) in fleet %s (%lld changed fleet)\n", argc - 3, argv[2],
+			       (long long)json_integer_value(json_object_get(reply, "moved")));
+		json_decref(reply);
+		return r;
+	}
+	if (argc == 2 && strcmp(argv[1], "list") == 0) {
+		json_t *f;
+		size_t i;
+
+		r = run(c, o, "fleet list", "GET", "/api/v1/fleets", NULL, 200, &reply);
+		if (r == 0 && !o->json) {
+			printf("%-24s %s\n", "FLEET", "CARS");
+			json_array_foreach(json_object_get(reply, "items"), i, f) printf(
+				"%-24s %lld\n", json_string_value(json_object_get(f, "name")),
+				(long long)json_integer_value(json_object_get(f, "vehicles")));
+		}
+		json_decref(reply);
+		return r;
+	}
+	return fail(EXIT_USAGE, "fleet: expected add F, assign F VIN..., or list; try pitstopctl "
+				"--help");
+}
+
+static int cmd_audit(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+{
+	char path[512], *esc;
+	size_t n;
+	json_t *reply = NULL, *row;
+	size_t i;
+	int r;
+
+	n = (size_t)snprintf(path, sizeof(path), "/api/v1/audit?");
+	for (int k = 1; k < argc; k++) {
+		const char *key = NULL;
+
+		if (strcmp(argv[k], "--limit") == 0)
+			key = "limit";
+		else if (strcmp(argv[k], "--actor") == 0)
+			key = "actor";
+		else if (strcmp(argv[k], "--action") == 0)
+			key = "action";
+		if (!key || k + 1 >= argc)
+			return fail(EXIT_USAGE, "audit: unexpected '%s'; try pitstopctl --help",
+				    argv[k]);
+		esc = curl_easy_escape(c->curl, argv[++k], 0);
+		n += (size_t)snprintf(path + n, sizeof(path) - n, "%s=%s&", key, esc ? esc : "");
+		curl_free(esc);
+		if (n >= sizeof(path))
+			return fail(EXIT_USAGE, "audit: arguments too long");
+	}
+	r = run(c, o, "audit", "GET", path, NULL, 200, &reply);
+	if (r == 0 && !o->json) {
+		json_array_foreach(json_object_get(reply, "items"), i, row)
+		{
+			char *detail = json_dumps(json_object_get(row, "detail"), JSON_COMPACT);
+
+			printf("%s %-16s %-14s %-24s %s\n",
+			       json_string_value(json_object_get(row, "at")),
+			       json_string_value(json_object_get(row, "actor")),
+			       json_string_value(json_object_get(row, "action")),
+			       json_string_value(json_object_get(row, "target")),
+			       detail ? detail : "");
+			free(detail);
+		}
+	}
+	json_decref(reply);
+	return r;
+}
+
+int ctl_api_command(const struct ctl_api_opts *o, int argc, char **argv)
+{
+	struct client c;
+	int r;
+
+	if (argc < 2 && strcmp(argv[0], "audit") != 0)
+		return fail(EXIT_USAGE, "%s: which subcommand? try pitstopctl --help", argv[0]);
+	r = client_open(o, &c);
+	if (r) {
+		client_close(&c);
+		return r;
+	}
+	if (strcmp(argv[0], "user") == 0)
+		r = cmd_user(&c, o, argc, argv);
+	else if (strcmp(argv[0], "fleet") == 0)
+		r = cmd_fleet(&c, o, argc, argv);
+	else
+		r = cmd_audit(&c, o, argc, argv);
+	client_close(&c);
+	return r;
+}
