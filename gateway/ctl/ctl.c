@@ -46,8 +46,8 @@ struct ctl {
 	const char *config_path; /* borrowed from argv, NULL = none */
 	const char *db;		 /* borrowed, --db */
 	int json;
-	const char *api_url; /* borrowed, --api */
-	const char *token;   /* borrowed, --token */
+	const char *api_url;  /* borrowed, --api */
+	const char *token;    /* borrowed, --token */
 	int argc;	      /* what is left after the global options */
 	char *argv[MAX_ARGS]; /* borrowed from argv */
 };
