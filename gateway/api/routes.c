@@ -33,7 +33,6 @@
 #define TRIPS_WINDOW_MS (7 * 24 * 3600 * 1000LL)
 #define TRIPS_DEFAULT 10
 #define TRIP_POINTS_MAX 500 /* positions per trip on the map (evenly thinned) */
-#define ONLINE_WINDOW_MS (10 * 60 * 1000LL)
 #define COOKIE "pitstop_session"
 
 typedef int (*handler_fn)(struct api_req *req, struct api_reply *rep);
@@ -277,10 +276,10 @@ static int h_vehicles(struct api_req *req, struct api_reply *rep)
 		goto out;
 	if (r)
 		f.seen_before_ms = t;
-	if (online == 1 && (!f.seen_since_ms || f.seen_since_ms < now - ONLINE_WINDOW_MS))
-		f.seen_since_ms = now - ONLINE_WINDOW_MS;
-	if (online == 0 && (!f.seen_before_ms || f.seen_before_ms > now - ONLINE_WINDOW_MS))
-		f.seen_before_ms = now - ONLINE_WINDOW_MS;
+	if (online == 1 && (!f.seen_since_ms || f.seen_since_ms < now - API_ONLINE_WINDOW_MS))
+		f.seen_since_ms = now - API_ONLINE_WINDOW_MS;
+	if (online == 0 && (!f.seen_before_ms || f.seen_before_ms > now - API_ONLINE_WINDOW_MS))
+		f.seen_before_ms = now - API_ONLINE_WINDOW_MS;
 	if (low >= 0) {
 		f.has_max_fuel = 1;
 		f.max_fuel_permille = (int32_t)low * 10;

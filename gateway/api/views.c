@@ -74,10 +74,14 @@ json_t *api_view_vehicle(const struct telemetry_vehicle *v, const char *fleet, i
 	json_t *o = json_object();
 	unsigned p = v->has_sample ? v->present : 0;
 
-	(void)now_ms;
 	json_object_set_new(o, "vin", json_string(v->vin));
 	json_object_set_new(o, "fleet", fleet ? json_string(fleet) : json_null());
-	json_object_set_new(o, "online",
+	/* online means what the ?online= filter means: seen lately. */
+	json_object_set_new(
+		o, "online",
+		json_boolean(v->seen_ms > 0 && v->seen_ms >= now_ms - API_ONLINE_WINDOW_MS));
+	/* The car's own last word on its MQTT connection (its status / will). */
+	json_object_set_new(o, "connected",
 			    v->online == TELEMETRY_ONLINE_UNKNOWN
 				    ? json_null()
 				    : json_boolean(v->online == TELEMETRY_ONLINE));
