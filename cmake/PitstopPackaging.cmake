@@ -23,6 +23,10 @@ set(pkg_components agent)
 if(PITSTOP_GATEWAY)
   list(APPEND pkg_components gateway broker)
   install(FILES ${pkg_src}/gateway.conf DESTINATION /etc/pitstop COMPONENT gateway)
+  # The web console's static files (console_dir).
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/gateway/console/ DESTINATION
+    ${CMAKE_INSTALL_DATADIR}/pitstop/console COMPONENT gateway
+    FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
   install(FILES ${pkg_src}/pitstop-gateway.service DESTINATION ${PITSTOP_UNIT_DIR}
     COMPONENT gateway)
 endif()
@@ -141,7 +145,8 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_DEBIAN_AGENT_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_AGENT_PACKAGE_RECOMMENDS "gpsd")
-set(CPACK_DEBIAN_GATEWAY_PACKAGE_DEPENDS "adduser")
+# The console loads Leaflet and Chart.js from Debian (javascript_dir).
+set(CPACK_DEBIAN_GATEWAY_PACKAGE_DEPENDS "adduser, libjs-leaflet, libjs-chart.js")
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_SUGGESTS "pitstop-broker-config, postgresql")
 set(CPACK_DEBIAN_BROKER_PACKAGE_DEPENDS "mosquitto (>= 2.0)")
 set(CPACK_COMPONENT_AGENT_DESCRIPTION "Pitstop in-car agent
@@ -151,8 +156,9 @@ MQTT v5 with mutual TLS, and shows verified, signed offers when it is safe.")
 set(CPACK_COMPONENT_GATEWAY_DESCRIPTION "Pitstop gateway and pitstopctl
 pitstop-gateway ingests a fleet's telemetry from an MQTT broker, stores it
 in SQLite or PostgreSQL with each car's latest state and daily rollups, and
-sends ECDSA-signed offers back. pitstopctl makes the fleet PKI and shows
-counters and vehicles.")
+sends ECDSA-signed offers back. It serves an HTTP API and a web console
+(users, roles, fleets, a live map). pitstopctl makes the fleet PKI, manages
+users and fleets through the API and shows counters and vehicles.")
 set(CPACK_COMPONENT_BROKER_DESCRIPTION "Pitstop configuration for mosquitto
 A conf.d snippet for Debian's mosquitto 2: TLS with client certificates
 from the Pitstop fleet PKI, queue and packet limits, and the Pitstop broker
