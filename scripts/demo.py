@@ -1,14 +1,24 @@
 #!/usr/bin/env python3
 """The demo behind ./scripts/demo: one car driving the shipped route through
 Munich, its telemetry arriving at the gateway, and the low-fuel offer
-reaching the car's screen once it stops at the fuel station. Reuses the
-integration-test harness, so the demo runs exactly what the tests test."""
+reaching the car's screen once it stops at the fuel station; four more
+cars drive shifted copies of the route, so the web console's map has a
+small fleet on it. Reuses the integration-test harness, so the demo runs
+exactly what the tests test."""
 import os
+import secrets
+import socket
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
-from harness import DATA_DIR, VIN_A, System, read_card  # noqa: E402
+from harness import CTL, DATA_DIR, VIN_A, System, read_card  # noqa: E402
+
+# The other cars of the demo fleet, each on its own gpsfake.
+OTHER_VINS = ["WAUZZZ8V5KA000101", "WBA3A5C50DF000202", "WDD2050071F000303",
+              "VF1RFB00X57000404"]
+CONSOLE_PORT = 8080
 
 
 def line(msg):
@@ -19,17 +29,81 @@ def plural(n, one, many):
     return "%d %s" % (n, one if n == 1 else many)
 
 
+def nmea_checksum(body):
+    c = 0
+    for ch in body:
+        c ^= ord(ch)
+    return "%02X" % c
+
+
+def shift_coord(value, hemi, delta, deg_digits):
+    """ddmm.mmmmm (or dddmm.mmmmm) plus delta degrees, in the same format."""
+    deg = int(value[:deg_digits]) + float(value[deg_digits:]) / 60.0
+    if hemi in "SW":
+        deg = -deg
+    deg += delta
+    hemi = ("N" if deg >= 0 else "S") if deg_digits == 2 else ("E" if deg >= 0 else "W")
+    deg = abs(deg)
+    d = int(deg)
+    return "%0*d%08.5f" % (deg_digits, d, (deg - d) * 60.0), hemi
+
+
+def shifted_route(path, out, dlat, dlon, rotate):
+    """The shipped route moved by (dlat, dlon) degrees and started rotate
+    fixes later, so each demo car drives its own street at its own time."""
+    with open(path) as f:
+        lines = [x.strip() for x in f if x.startswith("$")]
+    pairs = [lines[i:i + 2] for i in range(0, len(lines), 2)]
+    pairs = pairs[rotate:] + pairs[:rotate]
+    with open(out, "w") as f:
+        for pair in pairs:
+            for sentence in pair:
+                body = sentence[1:sentence.index("*")]
+                fields = body.split(",")
+                i = 2 if fields[0].endswith("GGA") else 3
+                fields[i], fields[i + 1] = shift_coord(fields[i], fields[i + 1], dlat, 2)
+                fields[i + 2], fields[i + 3] = shift_coord(fields[i + 2], fields[i + 3], dlon, 3)
+                body = ",".join(fields)
+                f.write("$%s*%s\r\n" % (body, nmea_checksum(body)))
+    return out
+
+
+def console_listen():
+    """127.0.0.1:8080 when free, else a port the kernel picks."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", CONSOLE_PORT))
+            return "127.0.0.1:%d" % CONSOLE_PORT
+        except OSError:
+            return "127.0.0.1:0"
+
+
+def ctl(s, *args, password=None):
+    r = subprocess.run([CTL, "--config", s.gateway_conf] + list(args), capture_output=True,
+                       text=True, timeout=60, input=password and password + "\n")
+    if r.returncode != 0:
+        raise SystemExit("pitstopctl %s failed: %s" % (" ".join(args), r.stderr.strip()))
+
+
 def main():
     once = "--once" in sys.argv
     with System("demo") as s:
         line("fleet PKI (EC P-256, mbedTLS) in %s" % s.pki)
-        s.make_pki(VIN_A)
+        s.make_pki(VIN_A, *OTHER_VINS)
         s.start_broker()
         line("mosquitto on 127.0.0.1:%d (TLS, client certificates, the pitstop broker plugin)" % s.broker_port)
         s.start_gpsfake()
         line("gpsd (gpsfake) on 127.0.0.1:%d replaying tests/data/route.nmea" % s.gps_port)
-        s.start_gateway(log_level="info")
+        s.start_gateway(log_level="info", api_listen=console_listen())
         line("pitstop-gateway up, database %s" % s.path("gateway.db"))
+        # The console's users, made through the API as the local operator.
+        password = secrets.token_urlsafe(12)
+        ctl(s, "fleet", "add", "munich")
+        ctl(s, "fleet", "assign", "munich", VIN_A, *OTHER_VINS)
+        ctl(s, "user", "add", "operator", "--role", "operator", "--password-stdin",
+            password=password)
+        ctl(s, "user", "add", "manager", "--role", "fleet_manager", "--fleet", "munich",
+            "--password-stdin", password=password)
         # The agent runs on its embedded defaults (1 Hz sampling, a batch
         # every 30 samples or 30 s); only paths and ports are set here.
         conf = dict(log_level="info")
@@ -37,6 +111,17 @@ def main():
             conf[k] = None
         s.start_agent(VIN_A, os.path.join(DATA_DIR, "drive.csv"), **conf)
         line("pitstop-agent up for %s; its screen is %s" % (VIN_A, s.path("agent-state", "screen.txt")))
+        route = os.path.join(DATA_DIR, "route.nmea")
+        for k, vin in enumerate(OTHER_VINS, 1):
+            nmea = shifted_route(route, s.path("route-%d.nmea" % k), 0.006 * k * (-1) ** k,
+                                 0.009 * k, 40 * k)
+            port = s.start_gpsfake(nmea, name="gpsfake-%d" % k)
+            s.start_agent(vin, os.path.join(DATA_DIR, "drive.csv"), name="agent-%d" % k,
+                          gpsd_port=str(port), **conf)
+        line("%d more cars drive shifted copies of the route (the fleet \"munich\")"
+             % len(OTHER_VINS))
+        line("web console: %s  log in as operator (or manager: the fleet manager), "
+             "password %s" % (s.api_urls["gateway"], password))
         line("telemetry arrives in batches of 30 s; the fuel falls through 15 % after ~2.5 min,")
         line("the car stops at a fuel station after 3.5 min: the offer appears then. %s"
              % ("The demo ends there." if once else "Ctrl-C stops."))

@@ -361,7 +361,7 @@ class System:
                         "-f", payload_file], check=True, capture_output=True, timeout=30)
 
     # --- gpsd ----------------------------------------------------------
-    def start_gpsfake(self, nmea=None, cycle=0.5):
+    def start_gpsfake(self, nmea=None, cycle=0.5, name="gpsfake"):
         """gpsfake replays the route in a loop; 2 sentences a fix, so
         cycle 0.5 gives one fix a second. gpsfake puts its gpsd's control
         socket at $TMPDIR/gpsfake-<pid>.sock and leaves it behind when
@@ -369,7 +369,7 @@ class System:
         self.gps_port = free_port()
         nmea = nmea or os.path.join(DATA_DIR, "route.nmea")
         env = dict(os.environ, TMPDIR=self.dir)
-        self.start("gpsfake", ["gpsfake", "-q", "-P", str(self.gps_port), "-c", str(cycle), nmea],
+        self.start(name, ["gpsfake", "-q", "-P", str(self.gps_port), "-c", str(cycle), nmea],
                    env=env)
         wait_port(self.gps_port, 20)
         return self.gps_port
