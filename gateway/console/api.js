@@ -1,7 +1,8 @@
 /*
  * api.js: the console's only way to the gateway's HTTP API (/api/v1) and its
  * live stream. Requests carry the Bearer token kept in sessionStorage (writes
- * need it; GETs would also pass on the HttpOnly session cookie). Every error
+ * need it; GETs would also pass on the HttpOnly session cookie, which the
+ * live stream relies on). Every error
  * becomes an ApiError with the HTTP status and the API's error code; a 401
  * anywhere means the session is gone and sends the user to the login page.
  */
@@ -119,9 +120,14 @@
 		});
 	}
 
-	/* Checks the session (token or cookie) with /me; resolves to the user or
-	 * null when there is none. */
+	/* Checks this tab's session with /me; resolves to the user or null when
+	 * there is none. A tab without a token counts as logged out even when
+	 * the browser still holds a session cookie from another tab: logging
+	 * out needs the token (writes do), and a session that could not be
+	 * ended from here is not one to use. */
 	function me() {
+		if (!token())
+			return Promise.resolve(null);
 		return request('GET', '/me', {noAuthRedirect: true}).then(function (u) {
 			setSession(null, u);
 			return u;

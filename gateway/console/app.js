@@ -3,8 +3,8 @@
  *   #/login             login (also where any 401 lands)
  *   #/fleet?filters     fleet overview (fleet.js)
  *   #/vehicle/<VIN>     one vehicle (vehicle.js)
- * The session is checked once with GET /api/v1/me (the token of this tab or
- * the session cookie); a page asked for before logging in is shown after it.
+ * The session is checked once with GET /api/v1/me (the token of this tab);
+ * a page asked for before logging in is shown after it.
  * On every page change the previous page's cleanup runs (its map, charts
  * and live subscription) and focus moves to the new page's heading, so a
  * keyboard or screen-reader user starts at the top of what changed.

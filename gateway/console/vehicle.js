@@ -185,6 +185,9 @@
 					list.appendChild(h('li', null, btn));
 				});
 				el.appendChild(list);
+				if (r.truncated)
+					el.appendChild(h('p', {class: 'note'}, 'The last ' + items.length +
+						' trips; older ones are not shown.'));
 				done(lines);
 			}, function (e) {
 				if (gone || e.status === 401)
@@ -223,6 +226,9 @@
 				el.appendChild(chartBox('chart-odometer', 'Odometer at the end of each day (km)'));
 				el.appendChild(chartBox('chart-fuel', 'Fuel per day (%): level at the end of the day, used and refuelled'));
 				el.appendChild(daysTable(rows));
+				if (r.truncated)
+					el.appendChild(h('p', {class: 'note'}, 'The gateway sent only part of this ' +
+						'period: ' + r.items.length + ' days.'));
 				drawCharts(rows);
 			}, function (e) {
 				if (gone || e.status === 401)
@@ -319,6 +325,9 @@
 				el.appendChild(h('div', {class: 'table-wrap'}, h('table', {class: 'data', id: 'offers-table'},
 					h('thead', null, h('tr', null, ['Offer', 'Kind', 'Promo code', 'State', 'Sent',
 						'Valid'].map(function (x) { return h('th', {scope: 'col'}, x); }))), body)));
+				if (r.truncated)
+					el.appendChild(h('p', {class: 'note'}, 'The newest ' + items.length +
+						' offers; older ones are not listed.'));
 			}, function (e) {
 				if (gone || e.status === 401)
 					return;
