@@ -317,7 +317,7 @@
 				t.textContent = P.fmtAgo(t.getAttribute('datetime'));
 			});
 		}, 30000);
-		setTimeout(function () { map.invalidateSize(); }, 0);
+		setTimeout(function () { if (!gone) map.invalidateSize(); }, 0);
 		load(null);
 
 		return function () {

@@ -31,7 +31,10 @@
 	function create(el, label) {
 		el.setAttribute('role', 'region');
 		el.setAttribute('aria-label', label + ' (arrow keys pan, + and - zoom)');
-		var map = L.map(el, {zoomSnap: 0.5, worldCopyJump: true, attributionControl: false});
+		/* No zoom animation: Leaflet 1.6 ends one on a timer and throws when
+		 * the map was removed meanwhile (leaving a page right after fitting). */
+		var map = L.map(el, {zoomSnap: 0.5, worldCopyJump: true, attributionControl: false,
+			zoomAnimation: false});
 		map.setView([48.14, 11.58], 4);
 		L.control.scale({imperial: false}).addTo(map);
 		haveTiles().then(function (yes) {
@@ -80,9 +83,9 @@
 		if (!b.isValid())
 			return;
 		if (b.getNorthEast().equals(b.getSouthWest()))
-			map.setView(b.getCenter(), 14);
+			map.setView(b.getCenter(), 14, {animate: false});
 		else
-			map.fitBounds(b, {padding: [24, 24], maxZoom: 16});
+			map.fitBounds(b, {padding: [24, 24], maxZoom: 16, animate: false});
 	}
 
 	function tripColor(i) {
