@@ -44,7 +44,7 @@
  * How long the clean MQTT disconnect at a stop may wait for in-flight
  * messages. Paho 1.3 re-checks a disconnect that waits for acknowledgements
  * only every 3 s, so anything in flight at the stop (the agent's Status
- * OFFLINE, a receipt) costs this plus the second bus_stop() polls past it,
+ * OFFLINE, a receipt) costs this plus the second bus_stop() keeps polling,
  * whether or not the acknowledgement came: 500 ms keeps the whole stop
  * under the 2 s the unit promises (bench/stop_time.py).
  */
