@@ -543,6 +543,7 @@ static int h_days(struct api_req *req, struct api_reply *rep)
 static int h_offers(struct api_req *req, struct api_reply *rep)
 {
 	struct offer_row *rows = NULL;
+	struct telemetry_vehicle v;
 	size_t n = 0;
 	const char *vin;
 	json_t *items;
@@ -550,6 +551,11 @@ static int h_offers(struct api_req *req, struct api_reply *rep)
 
 	if (visible_vin(req, rep, &vin) < 0)
 		return 0;
+	/* An unknown vehicle is a 404 here too, as on its other paths. */
+	r = telemetry_vehicle_get(sh(req)->telemetry, vin, &v);
+	if (r < 0)
+		return r == -ENOENT ? api_error(rep, 404, "not_found", "vehicle %s not found", vin)
+				    : api_error_errno(rep, r, "vehicle");
 	r = offer_log_list(sh(req)->offers, vin, &rows, &n, &more);
 	if (r < 0)
 		return api_error_errno(rep, r, "offers");

@@ -437,6 +437,34 @@ class System:
         ctype = hdrs.get("Content-Type", "")
         return status, (json.loads(raw) if raw and "json" in ctype else raw or None), hdrs
 
+    # --- the API's local unix socket (api_local) ------------------------
+    def api_local(self, method, path, body=None, name="gateway"):
+        """One request over gateway name's api_socket, where our own user is
+        the local operator without a token: (status, JSON body or None)."""
+        import http.client
+
+        class UnixConnection(http.client.HTTPConnection):
+            def __init__(self, sock_path):
+                super().__init__("localhost", timeout=30)
+                self.sock_path = sock_path
+
+            def connect(self):
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.settimeout(30)
+                self.sock.connect(self.sock_path)
+
+        conn = UnixConnection(self.path(name + "-api.sock"))
+        try:
+            data = None if body is None else json.dumps(body).encode()
+            hdrs = {"Content-Type": "application/json"} if data is not None else {}
+            conn.request(method, path, body=data, headers=hdrs)
+            r = conn.getresponse()
+            raw = r.read()
+            ctype = r.getheader("Content-Type", "")
+            return r.status, (json.loads(raw) if raw and "json" in ctype else raw or None)
+        finally:
+            conn.close()
+
     def login(self, user, password, name="gateway"):
         """Logs user in through the API; returns the bearer token."""
         status, body, _ = self.api("POST", "/api/v1/login",
