@@ -127,15 +127,6 @@ size_t api_routes(const struct api_route_info **ret);
  */
 int api_principal_sees_fleet(const struct accounts_principal *p, int64_t fleet_id);
 
-/*
- * A car seen (a sample or a status, by its own clock) within this window is
- * online: the same as pitstopctl vehicle list --online.
- */
-#define API_ONLINE_WINDOW_MS (10 * 60 * 1000LL)
-
-/* The vehicle object of the API (views.c), fleet name NULL when none. */
-json_t *api_view_vehicle(const struct telemetry_vehicle *v, const char *fleet, int64_t now_ms);
-
 /* Shared state the routes use. */
 struct api_shared {
 	struct loop *loop;

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "loop.h"
 #include "telemetry.h"
+#include "views.h"
 
 #define SSE_KEEPALIVE_MS 15000
 #define CSP                                                                            \
@@ -554,7 +555,7 @@ void api_vehicle_changed(struct api *api, const struct telemetry_vehicle *v)
 				continue;
 		}
 		if (!msg) {
-			o = api_view_vehicle(v, NULL, loop_wall_ms());
+			o = views_vehicle(v, NULL, loop_wall_ms());
 			text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 			json_decref(o);
 			if (!text || asprintf(&msg, "event: vehicle\ndata: %s\n\n", text) < 0) {

@@ -217,7 +217,7 @@ static json_t *vehicle_json(struct api_req *req, const struct telemetry_vehicle 
 
 	if (accounts_fleet_of_vin(sh(req)->accounts, v->vin, &fid) <= 0)
 		fid = 0;
-	return api_view_vehicle(v, fleet_name(req, fid, cache), loop_wall_ms());
+	return views_vehicle(v, fleet_name(req, fid, cache), loop_wall_ms());
 }
 
 /*
@@ -276,10 +276,10 @@ static int h_vehicles(struct api_req *req, struct api_reply *rep)
 		goto out;
 	if (r)
 		f.seen_before_ms = t;
-	if (online == 1 && (!f.seen_since_ms || f.seen_since_ms < now - API_ONLINE_WINDOW_MS))
-		f.seen_since_ms = now - API_ONLINE_WINDOW_MS;
-	if (online == 0 && (!f.seen_before_ms || f.seen_before_ms > now - API_ONLINE_WINDOW_MS))
-		f.seen_before_ms = now - API_ONLINE_WINDOW_MS;
+	if (online == 1 && (!f.seen_since_ms || f.seen_since_ms < now - VIEWS_ONLINE_WINDOW_MS))
+		f.seen_since_ms = now - VIEWS_ONLINE_WINDOW_MS;
+	if (online == 0 && (!f.seen_before_ms || f.seen_before_ms > now - VIEWS_ONLINE_WINDOW_MS))
+		f.seen_before_ms = now - VIEWS_ONLINE_WINDOW_MS;
 	if (low >= 0) {
 		f.has_max_fuel = 1;
 		f.max_fuel_permille = (int32_t)low * 10;

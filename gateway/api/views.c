@@ -10,8 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "api_internal.h"
-
 void views_iso8601(int64_t ms, char *buf, size_t size)
 {
 	time_t sec = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
@@ -54,22 +52,29 @@ static json_t *pct(int present, int64_t permille)
 	return present ? json_real((double)permille / 10.0) : json_null();
 }
 
-static json_t *fix_json(enum fix_mode f)
+const char *views_fix_name(enum fix_mode f)
 {
 	switch (f) {
 	case FIX_NONE:
-		return json_string("none");
+		return "none";
 	case FIX_2D:
-		return json_string("2d");
+		return "2d";
 	case FIX_3D:
-		return json_string("3d");
+		return "3d";
 	case FIX_UNKNOWN:
 		break;
 	}
-	return json_null();
+	return NULL;
 }
 
-json_t *api_view_vehicle(const struct telemetry_vehicle *v, const char *fleet, int64_t now_ms)
+json_t *views_fix(enum fix_mode f)
+{
+	const char *n = views_fix_name(f);
+
+	return n ? json_string(n) : json_null();
+}
+
+json_t *views_vehicle(const struct telemetry_vehicle *v, const char *fleet, int64_t now_ms)
 {
 	json_t *o = json_object();
 	unsigned p = v->has_sample ? v->present : 0;
@@ -79,7 +84,7 @@ json_t *api_view_vehicle(const struct telemetry_vehicle *v, const char *fleet, i
 	/* online means what the ?online= filter means: seen lately. */
 	json_object_set_new(
 		o, "online",
-		json_boolean(v->seen_ms > 0 && v->seen_ms >= now_ms - API_ONLINE_WINDOW_MS));
+		json_boolean(v->seen_ms > 0 && v->seen_ms >= now_ms - VIEWS_ONLINE_WINDOW_MS));
 	/* The car's own last word on its MQTT connection (its status / will). */
 	json_object_set_new(o, "connected",
 			    v->online == TELEMETRY_ONLINE_UNKNOWN
@@ -95,7 +100,7 @@ json_t *api_view_vehicle(const struct telemetry_vehicle *v, const char *fleet, i
 	json_object_set_new(o, "speed_kmh", opt_real(p & SAMPLE_SPEED, v->speed_cms * 0.036));
 	json_object_set_new(o, "heading_deg",
 			    opt_real(p & SAMPLE_HEADING, v->heading_cdeg / 100.0));
-	json_object_set_new(o, "fix", v->has_sample ? fix_json(v->fix) : json_null());
+	json_object_set_new(o, "fix", v->has_sample ? views_fix(v->fix) : json_null());
 	json_object_set_new(o, "agent_version",
 			    v->agent_version[0] ? json_string(v->agent_version) : json_null());
 	json_object_set_new(o, "batches", json_integer(v->batches));

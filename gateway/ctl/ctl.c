@@ -34,6 +34,7 @@
 #include "pki.h"
 #include "schema.h"
 #include "telemetry.h"
+#include "views.h"
 #include "vin.h"
 
 #define EXIT_USAGE 2
@@ -99,71 +100,13 @@ static void usage(FILE *f)
 		ctl_api_usage);
 }
 
-/* Prints one line to stderr and returns the exit code. */
-static int die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("pitstopctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return code;
-}
-
-/* Formats unix ms as ISO 8601 UTC with milliseconds. */
-static void iso8601(int64_t ms, char *buf, size_t size)
-{
-	time_t sec = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-	int milli = (int)(ms - (int64_t)sec * 1000);
-	struct tm tm;
-	size_t n;
-
-	gmtime_r(&sec, &tm);
-	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, size - n, ".%03dZ", milli);
-}
-
-static json_t *json_time(int64_t ms)
-{
-	char buf[40];
-
-	iso8601(ms, buf, sizeof(buf));
-	return json_string(buf);
-}
-
-/* "none", "2d", "3d", or NULL for an unknown fix. */
-static const char *fix_name(enum fix_mode f)
-{
-	switch (f) {
-	case FIX_NONE:
-		return "none";
-	case FIX_2D:
-		return "2d";
-	case FIX_3D:
-		return "3d";
-	case FIX_UNKNOWN:
-		break;
-	}
-	return NULL;
-}
-
-static json_t *json_fix(enum fix_mode f)
-{
-	const char *n = fix_name(f);
-
-	return n ? json_string(n) : json_null();
-}
-
 /* Prints root and frees it. Returns 0 or 1. */
 static int json_print(json_t *root)
 {
 	int r;
 
 	if (!root)
-		return die(1, "out of memory");
+		return ctl_fail(1, "out of memory");
 	r = json_dumpf(root, stdout, JSON_FLAGS);
 	fputc('\n', stdout);
 	json_decref(root);
@@ -204,13 +147,13 @@ static int open_db(const struct ctl *ctl, struct ctl_db *d)
 	r = schema_open(ctl->db ? ctl->db : conf.db, DB_READ_ONLY, &d->db, err, sizeof(err));
 	gw_config_free(&conf);
 	if (r < 0)
-		return die(1, "cannot open the database: %s", err);
+		return ctl_fail(1, "cannot open the database: %s", err);
 	r = telemetry_new(d->db, &d->telemetry);
 	if (r == 0)
 		r = offer_log_new(d->db, &d->offers);
 	if (r < 0) {
 		close_db(d);
-		return die(1, "cannot read the database: %s", strerror(-r));
+		return ctl_fail(1, "cannot read the database: %s", strerror(-r));
 	}
 	return 0;
 }
@@ -231,28 +174,29 @@ static int pki_broker(struct ctl *ctl)
 
 		if (!is_dns && strcmp(a, "--ip") != 0) {
 			if (*a == '-' || dir)
-				return die(EXIT_USAGE, "pki broker: unexpected argument '%s'", a);
+				return ctl_fail(EXIT_USAGE, "pki broker: unexpected argument '%s'",
+						a);
 			dir = a;
 			continue;
 		}
 		if (i + 1 >= ctl->argc)
-			return die(EXIT_USAGE, "pki broker: %s needs a value", a);
+			return ctl_fail(EXIT_USAGE, "pki broker: %s needs a value", a);
 		if (names.n_dns + names.n_ip == PKI_BROKER_NAMES_MAX)
-			return die(EXIT_USAGE, "pki broker: at most %d names in all",
-				   PKI_BROKER_NAMES_MAX);
+			return ctl_fail(EXIT_USAGE, "pki broker: at most %d names in all",
+					PKI_BROKER_NAMES_MAX);
 		if (is_dns)
 			dns[names.n_dns++] = ctl->argv[++i];
 		else
 			ip[names.n_ip++] = ctl->argv[++i];
 	}
 	if (!dir || names.n_dns + names.n_ip == 0)
-		return die(EXIT_USAGE,
-			   "pki broker: usage: pki broker DIR --dns NAME|--ip ADDR ...");
+		return ctl_fail(EXIT_USAGE,
+				"pki broker: usage: pki broker DIR --dns NAME|--ip ADDR ...");
 	if (pki_names_check(&names, err, sizeof(err)) < 0)
-		return die(EXIT_USAGE, "pki broker: %s", err);
+		return ctl_fail(EXIT_USAGE, "pki broker: %s", err);
 	r = pki_issue_broker(dir, &names, err, sizeof(err));
 	if (r < 0)
-		return die(1, "pki broker: %s", *err ? err : strerror(-r));
+		return ctl_fail(1, "pki broker: %s", *err ? err : strerror(-r));
 	printf("broker certificate written to %s/broker.crt (%zu name%s); copy broker.crt and "
 	       "broker.key to the broker and restart it\n",
 	       dir, names.n_dns + names.n_ip, names.n_dns + names.n_ip == 1 ? "" : "s");
@@ -268,29 +212,29 @@ static int cmd_pki(struct ctl *ctl)
 	if (ctl->argc == 3 && strcmp(ctl->argv[1], "init") == 0) {
 		r = pki_init(ctl->argv[2], err, sizeof(err));
 		if (r < 0)
-			return die(1, "pki init: %s", *err ? err : strerror(-r));
+			return ctl_fail(1, "pki init: %s", *err ? err : strerror(-r));
 		printf("fleet PKI written to %s\n", ctl->argv[2]);
 		return 0;
 	}
 	if (ctl->argc == 4 && strcmp(ctl->argv[1], "vehicle") == 0) {
 		if (!vin_valid(ctl->argv[2]))
-			return die(EXIT_USAGE, "'%s' is not a valid VIN", ctl->argv[2]);
+			return ctl_fail(EXIT_USAGE, "'%s' is not a valid VIN", ctl->argv[2]);
 		r = pki_issue_vehicle(ctl->argv[3], ctl->argv[2], err, sizeof(err));
 		if (r < 0)
-			return die(1, "pki vehicle: %s", *err ? err : strerror(-r));
+			return ctl_fail(1, "pki vehicle: %s", *err ? err : strerror(-r));
 		printf("certificate for %s written to %s/vehicles/\n", ctl->argv[2], ctl->argv[3]);
 		return 0;
 	}
 	if (ctl->argc == 4 && strcmp(ctl->argv[1], "gateway") == 0) {
 		if (!pki_gateway_name_valid(ctl->argv[2]))
-			return die(EXIT_USAGE,
-				   "'%s' is not a gateway name: " PKI_GATEWAY_CN
-				   " or " PKI_GATEWAY_CN
-				   "-<suffix> (a-z, 0-9, -), at most %d characters",
-				   ctl->argv[2], PKI_GATEWAY_NAME_MAX);
+			return ctl_fail(EXIT_USAGE,
+					"'%s' is not a gateway name: " PKI_GATEWAY_CN
+					" or " PKI_GATEWAY_CN
+					"-<suffix> (a-z, 0-9, -), at most %d characters",
+					ctl->argv[2], PKI_GATEWAY_NAME_MAX);
 		r = pki_issue_gateway(ctl->argv[3], ctl->argv[2], err, sizeof(err));
 		if (r < 0)
-			return die(1, "pki gateway: %s", *err ? err : strerror(-r));
+			return ctl_fail(1, "pki gateway: %s", *err ? err : strerror(-r));
 		printf("certificate for gateway %s written to %s\n", ctl->argv[2], ctl->argv[3]);
 		return 0;
 	}
@@ -299,7 +243,7 @@ static int cmd_pki(struct ctl *ctl)
 	if (ctl->argc == 3 && strcmp(ctl->argv[1], "crl") == 0) {
 		r = pki_write_crl(ctl->argv[2], err, sizeof(err));
 		if (r < 0)
-			return die(1, "pki crl: %s", *err ? err : strerror(-r));
+			return ctl_fail(1, "pki crl: %s", *err ? err : strerror(-r));
 		printf("revocation list written to %s/ca.crl\n", ctl->argv[2]);
 		return 0;
 	}
@@ -307,9 +251,9 @@ static int cmd_pki(struct ctl *ctl)
 		r = pki_revoke(ctl->argv[3], ctl->argv[2], err, sizeof(err));
 		if (r == -EINVAL && !vin_valid(ctl->argv[2]) &&
 		    !pki_gateway_name_valid(ctl->argv[2]))
-			return die(EXIT_USAGE, "pki revoke: %s", err);
+			return ctl_fail(EXIT_USAGE, "pki revoke: %s", err);
 		if (r < 0)
-			return die(1, "pki revoke: %s", *err ? err : strerror(-r));
+			return ctl_fail(1, "pki revoke: %s", *err ? err : strerror(-r));
 		printf("%s revoked in %s/ca.crl; reload the broker to apply it\n", ctl->argv[2],
 		       ctl->argv[3]);
 		return 0;
@@ -319,32 +263,6 @@ static int cmd_pki(struct ctl *ctl)
 }
 
 /* ---- stats ---- */
-
-/* "group.name" counters go into a "group" object: {"rejected": {"bad_vin": 0, ...}}. */
-static void json_counter(const char *name, uint64_t value, void *arg)
-{
-	const char *dot = strchr(name, '.');
-	json_t *obj = arg, *group;
-	char key[64];
-
-	if (!dot || (size_t)(dot - name) >= sizeof(key)) {
-		json_object_set_new(obj, name, json_integer((json_int_t)value));
-		return;
-	}
-	snprintf(key, sizeof(key), "%.*s", (int)(dot - name), name);
-	group = json_object_get(obj, key);
-	if (!group) {
-		group = json_object();
-		json_object_set_new(obj, key, group);
-	}
-	json_object_set_new(group, dot + 1, json_integer((json_int_t)value));
-}
-
-/* Adds the counters of c to obj (json_integer is 64-bit signed). */
-static void json_counters(json_t *obj, const struct counters *c)
-{
-	counters_each(c, json_counter, obj);
-}
 
 static void print_counter(const char *name, uint64_t value, void *arg)
 {
@@ -367,13 +285,13 @@ static int cmd_stats(struct ctl *ctl)
 	int r, more = 0;
 
 	if (ctl->argc != 1)
-		return die(EXIT_USAGE, "stats: unexpected argument '%s'", ctl->argv[1]);
+		return ctl_fail(EXIT_USAGE, "stats: unexpected argument '%s'", ctl->argv[1]);
 	r = open_db(ctl, &d);
 	if (r)
 		return r;
 	r = counters_list(d.db, &rows, &n, &more);
 	if (r < 0) {
-		r = die(1, "reading the counters failed: %s", strerror(-r));
+		r = ctl_fail(1, "reading the counters failed: %s", strerror(-r));
 		goto out;
 	}
 	memset(&sum, 0, sizeof(sum));
@@ -382,13 +300,13 @@ static int cmd_stats(struct ctl *ctl)
 	if (ctl->json) {
 		json_t *root = json_object(), *inst = json_array();
 
-		json_counters(root, &sum);
+		views_counters(root, &sum);
 		for (size_t i = 0; i < n; i++) {
 			json_t *o = json_object();
 
 			json_object_set_new(o, "id", json_string(rows[i].id));
-			json_object_set_new(o, "updated_at", json_time(rows[i].updated_at_ms));
-			json_counters(o, &rows[i].c);
+			json_object_set_new(o, "updated_at", views_time(rows[i].updated_at_ms));
+			views_counters(o, &rows[i].c);
 			json_array_append_new(inst, o);
 		}
 		json_object_set_new(root, "instances", inst);
@@ -400,7 +318,7 @@ static int cmd_stats(struct ctl *ctl)
 	       more ? " (more instances not listed)" : "");
 	print_counters(&sum, "  ");
 	for (size_t i = 0; i < n; i++) {
-		iso8601(rows[i].updated_at_ms, when, sizeof(when));
+		views_iso8601(rows[i].updated_at_ms, when, sizeof(when));
 		printf("instance %s (updated %s)\n", rows[i].id, when);
 		print_counters(&rows[i].c, "  ");
 	}
@@ -572,13 +490,13 @@ static json_t *json_vehicle(const struct telemetry_vehicle *v)
 			    opt_real(v->present & SAMPLE_SPEED, v->speed_cms * 0.036));
 	json_object_set_new(o, "heading_deg",
 			    opt_real(v->present & SAMPLE_HEADING, v->heading_cdeg / 100.0));
-	json_object_set_new(o, "fix", v->has_sample ? json_fix(v->fix) : json_null());
+	json_object_set_new(o, "fix", v->has_sample ? views_fix(v->fix) : json_null());
 	json_object_set_new(o, "online",
 			    v->online == TELEMETRY_ONLINE_UNKNOWN
 				    ? json_null()
 				    : json_boolean(v->online == TELEMETRY_ONLINE));
-	json_object_set_new(o, "updated_at", v->has_sample ? json_time(v->time_ms) : json_null());
-	json_object_set_new(o, "last_seen", v->seen_ms ? json_time(v->seen_ms) : json_null());
+	json_object_set_new(o, "updated_at", v->has_sample ? views_time(v->time_ms) : json_null());
+	json_object_set_new(o, "last_seen", v->seen_ms ? views_time(v->seen_ms) : json_null());
 	json_object_set_new(o, "batches", json_integer(v->batches));
 	json_object_set_new(o, "samples", json_integer(v->samples));
 	return o;
@@ -590,9 +508,9 @@ static json_t *json_filter(const struct telemetry_list_filter *f)
 	json_t *o = json_object();
 
 	json_object_set_new(o, "seen_since",
-			    f->seen_since_ms ? json_time(f->seen_since_ms) : json_null());
+			    f->seen_since_ms ? views_time(f->seen_since_ms) : json_null());
 	json_object_set_new(o, "not_seen_since",
-			    f->seen_before_ms ? json_time(f->seen_before_ms) : json_null());
+			    f->seen_before_ms ? views_time(f->seen_before_ms) : json_null());
 	json_object_set_new(o, "max_fuel_pct",
 			    f->has_max_fuel ? json_real(f->max_fuel_permille / 10.0) : json_null());
 	return o;
@@ -619,13 +537,13 @@ static int vehicle_show(struct ctl *ctl, struct ctl_db *d, const char *vin)
 
 	r = telemetry_vehicle_get(d->telemetry, vin, &v);
 	if (r == -ENOENT)
-		return die(1, "unknown vehicle %s", vin);
+		return ctl_fail(1, "unknown vehicle %s", vin);
 	if (r < 0)
-		return die(1, "reading vehicle %s failed: %s", vin, strerror(-r));
+		return ctl_fail(1, "reading vehicle %s failed: %s", vin, strerror(-r));
 	if (ctl->json)
 		return json_print(json_vehicle(&v));
 	if (v.has_sample)
-		iso8601(v.time_ms, when, sizeof(when));
+		views_iso8601(v.time_ms, when, sizeof(when));
 	printf("vin          %s\n", v.vin);
 	printf("updated_at   %s\n", when);
 	printf("online       %s\n", online_name(v.online));
@@ -639,8 +557,8 @@ static int vehicle_show(struct ctl *ctl, struct ctl_db *d, const char *vin)
 		printf("speed        %.1f km/h\n", v.speed_cms * 0.036);
 	if (v.present & SAMPLE_HEADING)
 		printf("heading      %.2f deg\n", v.heading_cdeg / 100.0);
-	if (v.has_sample && fix_name(v.fix))
-		printf("fix          %s\n", fix_name(v.fix));
+	if (v.has_sample && views_fix_name(v.fix))
+		printf("fix          %s\n", views_fix_name(v.fix));
 	printf("stored       %" PRId64 " batch%s, %" PRId64 " sample%s\n", v.batches,
 	       v.batches == 1 ? "" : "es", v.samples, v.samples == 1 ? "" : "s");
 	return 0;
@@ -678,7 +596,7 @@ static int vehicle_list(struct ctl *ctl, struct ctl_db *d, const char *after, si
 	}
 	r = telemetry_list(d->telemetry, &f, &rows, &n, &more);
 	if (r < 0)
-		return die(1, "listing the vehicles failed: %s", strerror(-r));
+		return ctl_fail(1, "listing the vehicles failed: %s", strerror(-r));
 	if (ctl->json) {
 		json_t *root = json_object(), *arr = json_array();
 
@@ -698,9 +616,9 @@ static int vehicle_list(struct ctl *ctl, struct ctl_db *d, const char *after, si
 		char seen[40] = "never", when[40] = "-", b1[32], b2[32];
 
 		if (v->seen_ms)
-			iso8601(v->seen_ms, seen, sizeof(seen));
+			views_iso8601(v->seen_ms, seen, sizeof(seen));
 		if (v->has_sample)
-			iso8601(v->time_ms, when, sizeof(when));
+			views_iso8601(v->time_ms, when, sizeof(when));
 		printf("%-17s %-7s %-24s %-24s %12s %6s\n", v->vin, online_name(v->online), seen,
 		       when,
 		       opt_fmt(b1, sizeof(b1), v->present & SAMPLE_ODOMETER, 3,
@@ -723,9 +641,9 @@ static int vehicle_history(struct ctl *ctl, struct ctl_db *d, const char *vin, i
 
 	r = telemetry_history(d->telemetry, vin, from, to, limit, &rows, &n, &truncated);
 	if (r == -ENOENT)
-		return die(1, "unknown vehicle %s", vin);
+		return ctl_fail(1, "unknown vehicle %s", vin);
 	if (r < 0)
-		return die(1, "reading the history of %s failed: %s", vin, strerror(-r));
+		return ctl_fail(1, "reading the history of %s failed: %s", vin, strerror(-r));
 	if (truncated)
 		fprintf(stderr,
 			"pitstopctl: the range holds more than %d samples: only the newest are "
@@ -743,7 +661,7 @@ static int vehicle_history(struct ctl *ctl, struct ctl_db *d, const char *vin, i
 			json_object_set_new(o, "epoch", json_string(ep));
 			json_object_set_new(o, "seq", json_integer((json_int_t)rows[i].seq));
 			json_object_set_new(o, "time_ms", json_integer(x->time_ms));
-			json_object_set_new(o, "time", json_time(x->time_ms));
+			json_object_set_new(o, "time", views_time(x->time_ms));
 			json_object_set_new(o, "odometer_m",
 					    x->present & SAMPLE_ODOMETER
 						    ? json_integer(x->odometer_m)
@@ -761,7 +679,7 @@ static int vehicle_history(struct ctl *ctl, struct ctl_db *d, const char *vin, i
 			json_object_set_new(
 				o, "heading_deg",
 				opt_real(x->present & SAMPLE_HEADING, x->heading_cdeg / 100.0));
-			json_object_set_new(o, "fix", json_fix(x->fix));
+			json_object_set_new(o, "fix", views_fix(x->fix));
 			json_object_set_new(o, "implausible", json_boolean(rows[i].implausible));
 			json_array_append_new(arr, o);
 		}
@@ -774,7 +692,7 @@ static int vehicle_history(struct ctl *ctl, struct ctl_db *d, const char *vin, i
 		const struct sample *x = &rows[i].s;
 		char when[40], b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
 
-		iso8601(x->time_ms, when, sizeof(when));
+		views_iso8601(x->time_ms, when, sizeof(when));
 		printf("%-8" PRIu64 " %-24s %12s %6s %12s %13s %7s %7s %4s%s\n", rows[i].seq, when,
 		       opt_fmt(b1, sizeof(b1), x->present & SAMPLE_ODOMETER, 0,
 			       (double)x->odometer_m),
@@ -785,7 +703,7 @@ static int vehicle_history(struct ctl *ctl, struct ctl_db *d, const char *vin, i
 		       opt_fmt(b5, sizeof(b5), x->present & SAMPLE_SPEED, 1, x->speed_cms * 0.036),
 		       opt_fmt(b6, sizeof(b6), x->present & SAMPLE_HEADING, 2,
 			       x->heading_cdeg / 100.0),
-		       fix_name(x->fix) ? fix_name(x->fix) : "-",
+		       views_fix_name(x->fix) ? views_fix_name(x->fix) : "-",
 		       rows[i].implausible ? "  (implausible: set apart)" : "");
 	}
 	free(rows);
@@ -802,9 +720,9 @@ static int vehicle_days(struct ctl *ctl, struct ctl_db *d, const char *vin, int6
 	r = telemetry_days(d->telemetry, vin, telemetry_day_of(from), telemetry_day_of(to), &rows,
 			   &n, &truncated);
 	if (r == -ENOENT)
-		return die(1, "unknown vehicle %s", vin);
+		return ctl_fail(1, "unknown vehicle %s", vin);
 	if (r < 0)
-		return die(1, "reading the daily rollups of %s failed: %s", vin, strerror(-r));
+		return ctl_fail(1, "reading the daily rollups of %s failed: %s", vin, strerror(-r));
 	if (truncated)
 		fprintf(stderr, "pitstopctl: only the first %d days are listed\n",
 			TELEMETRY_DAYS_MAX);
@@ -864,9 +782,9 @@ static int vehicle_offers(struct ctl *ctl, struct ctl_db *d, const char *vin)
 	if (r == 0)
 		r = offer_log_list(d->offers, vin, &rows, &n, &more);
 	if (r == -ENOENT)
-		return die(1, "unknown vehicle %s", vin);
+		return ctl_fail(1, "unknown vehicle %s", vin);
 	if (r < 0)
-		return die(1, "reading the offers of %s failed: %s", vin, strerror(-r));
+		return ctl_fail(1, "reading the offers of %s failed: %s", vin, strerror(-r));
 	if (more)
 		fprintf(stderr, "pitstopctl: only the oldest %d offers are listed\n",
 			OFFER_LOG_LIST_MAX);
@@ -880,9 +798,9 @@ static int vehicle_offers(struct ctl *ctl, struct ctl_db *d, const char *vin)
 			json_object_set_new(o, "kind", json_string(offers_kind_name(rows[i].kind)));
 			json_object_set_new(o, "title", json_string(rows[i].title));
 			json_object_set_new(o, "promo_code", json_string(rows[i].promo_code));
-			json_object_set_new(o, "valid_from", json_time(rows[i].valid_from_ms));
-			json_object_set_new(o, "valid_until", json_time(rows[i].valid_until_ms));
-			json_object_set_new(o, "created_at", json_time(rows[i].created_ms));
+			json_object_set_new(o, "valid_from", views_time(rows[i].valid_from_ms));
+			json_object_set_new(o, "valid_until", views_time(rows[i].valid_until_ms));
+			json_object_set_new(o, "created_at", views_time(rows[i].created_ms));
 			json_object_set_new(o, "state",
 					    json_string(offer_state_name(rows[i].state)));
 			json_array_append_new(arr, o);
@@ -895,7 +813,7 @@ static int vehicle_offers(struct ctl *ctl, struct ctl_db *d, const char *vin)
 	for (size_t i = 0; i < n; i++) {
 		char until[40];
 
-		iso8601(rows[i].valid_until_ms, until, sizeof(until));
+		views_iso8601(rows[i].valid_until_ms, until, sizeof(until));
 		printf("%-32s %-10s %-9s %-12s %-24s %s\n", rows[i].id,
 		       offers_kind_name(rows[i].kind), offer_state_name(rows[i].state),
 		       rows[i].promo_code, until, rows[i].title);
@@ -932,10 +850,11 @@ static int parse_vehicle_opts(struct ctl *ctl, int from, const char *sub, const 
 			o->after = val;
 			r = 0;
 		} else
-			return die(EXIT_USAGE, "vehicle %s: unexpected argument '%s'", sub, opt);
+			return ctl_fail(EXIT_USAGE, "vehicle %s: unexpected argument '%s'", sub,
+					opt);
 		if (r < 0)
-			return die(EXIT_USAGE, "vehicle %s: bad value for %s: '%s'", sub, opt,
-				   val ? val : "");
+			return ctl_fail(EXIT_USAGE, "vehicle %s: bad value for %s: '%s'", sub, opt,
+					val ? val : "");
 		i++;
 	}
 	return 0;
@@ -980,13 +899,14 @@ static int parse_list_opts(struct ctl *ctl, struct list_opts *lo)
 		if (when)
 			r = val && parse_when(val, when) == 0 && *when > 0 ? 0 : -EINVAL;
 		if (takes && (r < 0 || !val))
-			return die(EXIT_USAGE, "vehicle list: bad value for %s: '%s'", opt,
-				   val ? val : "");
+			return ctl_fail(EXIT_USAGE, "vehicle list: bad value for %s: '%s'", opt,
+					val ? val : "");
 		i += takes;
 	}
 	ctl->argc = out;
 	if (lo->online && lo->offline)
-		return die(EXIT_USAGE, "vehicle list: --online and --offline exclude each other");
+		return ctl_fail(EXIT_USAGE,
+				"vehicle list: --online and --offline exclude each other");
 	return 0;
 }
 
@@ -1000,8 +920,9 @@ static int cmd_vehicle(struct ctl *ctl)
 	int r;
 
 	if (ctl->argc < 2)
-		return die(EXIT_USAGE, "vehicle: which subcommand? (list, show, history, days, "
-				       "offers)");
+		return ctl_fail(EXIT_USAGE,
+				"vehicle: which subcommand? (list, show, history, days, "
+				"offers)");
 	sub = ctl->argv[1];
 	if (strcmp(sub, "list") == 0) {
 		o.limit = 100;
@@ -1012,23 +933,23 @@ static int cmd_vehicle(struct ctl *ctl)
 		if (r)
 			return r;
 		if (o.limit > TELEMETRY_LIST_MAX)
-			return die(EXIT_USAGE, "vehicle list: --limit is at most %d",
-				   TELEMETRY_LIST_MAX);
+			return ctl_fail(EXIT_USAGE, "vehicle list: --limit is at most %d",
+					TELEMETRY_LIST_MAX);
 	} else {
 		const char *allowed = strcmp(sub, "history") == 0 ? "ftl"
 				      : strcmp(sub, "days") == 0  ? "ft"
 								  : "";
 
 		if (!*allowed && strcmp(sub, "show") != 0 && strcmp(sub, "offers") != 0)
-			return die(EXIT_USAGE, "vehicle: unknown subcommand '%s'", sub);
+			return ctl_fail(EXIT_USAGE, "vehicle: unknown subcommand '%s'", sub);
 		if (ctl->argc < 3)
-			return die(EXIT_USAGE, "vehicle %s: which VIN?", sub);
+			return ctl_fail(EXIT_USAGE, "vehicle %s: which VIN?", sub);
 		vin = ctl->argv[2];
 		r = parse_vehicle_opts(ctl, 3, sub, allowed, &o);
 		if (r)
 			return r;
 		if (!vin_valid(vin))
-			return die(EXIT_USAGE, "'%s' is not a valid VIN", vin);
+			return ctl_fail(EXIT_USAGE, "'%s' is not a valid VIN", vin);
 	}
 	r = open_db(ctl, &d);
 	if (r)
@@ -1079,7 +1000,7 @@ static int cmd_offer(struct ctl *ctl)
 		const char *opt = ctl->argv[i], *val;
 
 		if (i + 1 >= ctl->argc)
-			return die(EXIT_USAGE, "offer sign: %s needs a value", opt);
+			return ctl_fail(EXIT_USAGE, "offer sign: %s needs a value", opt);
 		val = ctl->argv[++i];
 		r = 0;
 		if (strcmp(opt, "--key") == 0) {
@@ -1088,7 +1009,7 @@ static int cmd_offer(struct ctl *ctl)
 			out = val;
 		} else if (strcmp(opt, "--vin") == 0) {
 			if (!vin_valid(val))
-				return die(EXIT_USAGE, "'%s' is not a valid VIN", val);
+				return ctl_fail(EXIT_USAGE, "'%s' is not a valid VIN", val);
 			r = copy_field(o.vin, sizeof(o.vin), val);
 		} else if (strcmp(opt, "--title") == 0) {
 			r = copy_field(o.title, sizeof(o.title), val);
@@ -1103,7 +1024,7 @@ static int cmd_offer(struct ctl *ctl)
 		} else if (strcmp(opt, "--kind") == 0) {
 			k = offers_kind_parse(val);
 			if (k < 0)
-				return die(EXIT_USAGE, "offer sign: unknown kind '%s'", val);
+				return ctl_fail(EXIT_USAGE, "offer sign: unknown kind '%s'", val);
 			o.kind = (enum offer_kind)k;
 		} else if (strcmp(opt, "--valid-from-ms") == 0) {
 			r = parse_i64(val, &o.valid_from_ms);
@@ -1112,15 +1033,16 @@ static int cmd_offer(struct ctl *ctl)
 			r = parse_i64(val, &o.valid_until_ms);
 			have_until = 1;
 		} else {
-			return die(EXIT_USAGE, "offer sign: unknown option '%s'", opt);
+			return ctl_fail(EXIT_USAGE, "offer sign: unknown option '%s'", opt);
 		}
 		if (r < 0)
-			return die(EXIT_USAGE, "offer sign: bad value for %s", opt);
+			return ctl_fail(EXIT_USAGE, "offer sign: bad value for %s", opt);
 	}
 	if (!key || !out || !*o.vin || !*o.title)
-		return die(EXIT_USAGE, "offer sign: --key, --vin, --title and --out are required");
+		return ctl_fail(EXIT_USAGE,
+				"offer sign: --key, --vin, --title and --out are required");
 	if (!have_id && offers_new_id(o.id) < 0)
-		return die(1, "offer sign: no randomness for the offer id");
+		return ctl_fail(1, "offer sign: no randomness for the offer id");
 	if (!have_promo)
 		o.promo_code[0] = '\0';
 	if (!have_from) {
@@ -1134,22 +1056,22 @@ static int cmd_offer(struct ctl *ctl)
 
 	r = crypto_signer_load(key, &signer);
 	if (r < 0) {
-		r = die(1, "offer sign: cannot load key %s: %s", key, strerror(-r));
+		r = ctl_fail(1, "offer sign: cannot load key %s: %s", key, strerror(-r));
 		goto out;
 	}
 	r = offer_signing_encode(signer, &o, &buf, &len);
 	if (r < 0) {
-		r = die(1, "offer sign: %s", strerror(-r));
+		r = ctl_fail(1, "offer sign: %s", strerror(-r));
 		goto out;
 	}
 	f = fopen(out, "wb");
 	if (!f || fwrite(buf, 1, len, f) != len) {
-		r = die(1, "offer sign: cannot write %s: %s", out, strerror(errno));
+		r = ctl_fail(1, "offer sign: cannot write %s: %s", out, strerror(errno));
 		goto out;
 	}
 	if (fclose(f) != 0) {
 		f = NULL;
-		r = die(1, "offer sign: cannot write %s: %s", out, strerror(errno));
+		r = ctl_fail(1, "offer sign: cannot write %s: %s", out, strerror(errno));
 		goto out;
 	}
 	f = NULL;
@@ -1185,7 +1107,7 @@ static int parse_globals(struct ctl *ctl, int argc, char **argv)
 		if (strcmp(a, "--config") == 0 || strcmp(a, "--db") == 0 ||
 		    strcmp(a, "--api") == 0 || strcmp(a, "--token") == 0) {
 			if (i + 1 >= argc) {
-				die(EXIT_USAGE, "%s needs a value", a);
+				ctl_fail(EXIT_USAGE, "%s needs a value", a);
 				return EXIT_USAGE;
 			}
 			if (a[2] == 'c')
@@ -1208,7 +1130,7 @@ static int parse_globals(struct ctl *ctl, int argc, char **argv)
 			return 3;
 		} else {
 			if (ctl->argc == MAX_ARGS) {
-				die(EXIT_USAGE, "too many arguments");
+				ctl_fail(EXIT_USAGE, "too many arguments");
 				return EXIT_USAGE;
 			}
 			ctl->argv[ctl->argc++] = argv[i];
@@ -1237,7 +1159,7 @@ int main(int argc, char **argv)
 	if (r)
 		return r;
 	if (ctl.argc == 0)
-		return die(EXIT_USAGE, "which command? try pitstopctl --help");
+		return ctl_fail(EXIT_USAGE, "which command? try pitstopctl --help");
 	if (strcmp(ctl.argv[0], "pki") == 0)
 		return cmd_pki(&ctl);
 	if (strcmp(ctl.argv[0], "stats") == 0)
@@ -1259,5 +1181,5 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	return die(EXIT_USAGE, "unknown command '%s'; try pitstopctl --help", ctl.argv[0]);
+	return ctl_fail(EXIT_USAGE, "unknown command '%s'; try pitstopctl --help", ctl.argv[0]);
 }

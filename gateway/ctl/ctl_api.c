@@ -48,8 +48,7 @@ struct buf {
 	size_t len;
 };
 
-static int fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(int code, const char *fmt, ...)
+int ctl_fail(int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -94,7 +93,7 @@ static int client_open(const struct ctl_api_opts *o, struct client *c)
 		path = DEFAULT_CONFIG;
 	r = gw_config_load(path, &conf, err, sizeof(err));
 	if (r < 0)
-		return fail(EXIT_USAGE, "%s", err);
+		return ctl_fail(EXIT_USAGE, "%s", err);
 	if (o->api_url) {
 		snprintf(c->base, sizeof(c->base), "%s", o->api_url);
 		snprintf(c->where, sizeof(c->where), "%s", o->api_url);
@@ -106,8 +105,8 @@ static int client_open(const struct ctl_api_opts *o, struct client *c)
 		snprintf(c->where, sizeof(c->where), "the local socket %s", conf.api_socket);
 	} else {
 		gw_config_free(&conf);
-		return fail(EXIT_USAGE, "%s has no api_socket; give --api URL --token TOKEN",
-			    path ? path : "the default config");
+		return ctl_fail(EXIT_USAGE, "%s has no api_socket; give --api URL --token TOKEN",
+				path ? path : "the default config");
 	}
 	gw_config_free(&conf);
 	while (strlen(c->base) && c->base[strlen(c->base) - 1] == '/')
@@ -116,7 +115,7 @@ static int client_open(const struct ctl_api_opts *o, struct client *c)
 		snprintf(c->auth, sizeof(c->auth), "Authorization: Bearer %s", token);
 	c->curl = curl_easy_init();
 	if (!c->curl)
-		return fail(1, "cannot start libcurl");
+		return ctl_fail(1, "cannot start libcurl");
 	return 0;
 }
 
@@ -170,11 +169,12 @@ static int call(struct client *c, const char *method, const char *path, json_t *
 	free(text);
 	if (cc != CURLE_OK) {
 		free(b.data);
-		return fail(1, "cannot reach the gateway's API at %s: %s%s", c->where,
-			    *errbuf ? errbuf : curl_easy_strerror(cc),
-			    c->socket_path[0] ? " (is pitstop-gateway running? api_socket in its "
-						"config says where it listens)"
-					      : "");
+		return ctl_fail(1, "cannot reach the gateway's API at %s: %s%s", c->where,
+				*errbuf ? errbuf : curl_easy_strerror(cc),
+				c->socket_path[0]
+					? " (is pitstop-gateway running? api_socket in its "
+					  "config says where it listens)"
+					: "");
 	}
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
 	if (b.len)
@@ -190,8 +190,8 @@ static int refused(const char *what, long status, json_t *reply)
 	const char *code = json_string_value(json_object_get(e, "code"));
 	const char *msg = json_string_value(json_object_get(e, "message"));
 
-	fail(1, "%s: %s%s%s (HTTP %ld)", what, msg ? msg : "refused", code ? "; " : "",
-	     code ? code : "", status);
+	ctl_fail(1, "%s: %s%s%s (HTTP %ld)", what, msg ? msg : "refused", code ? "; " : "",
+		 code ? code : "", status);
 	if (status == 401)
 		fprintf(stderr, "pitstopctl: run it as root or the gateway's user on the gateway's "
 				"host (local socket), or give --token\n");
@@ -260,17 +260,18 @@ static int user_add(struct client *c, const struct ctl_api_opts *o, int argc, ch
 		} else {
 			json_decref(body);
 			json_decref(fleets);
-			return fail(EXIT_USAGE, "user add: unexpected '%s'; try pitstopctl --help",
-				    argv[i]);
+			return ctl_fail(EXIT_USAGE,
+					"user add: unexpected '%s'; try pitstopctl --help",
+					argv[i]);
 		}
 	}
 	if (!role) {
 		json_decref(body);
 		json_decref(fleets);
-		return fail(EXIT_USAGE,
-			    "user add %s: --role operator|fleet_manager|"
-			    "service_advisor is required",
-			    argv[2]);
+		return ctl_fail(EXIT_USAGE,
+				"user add %s: --role operator|fleet_manager|"
+				"service_advisor is required",
+				argv[2]);
 	}
 	json_object_set_new(body, "name", json_string(argv[2]));
 	json_object_set_new(body, "role", json_string(role));
@@ -278,7 +279,7 @@ static int user_add(struct client *c, const struct ctl_api_opts *o, int argc, ch
 	if (from_stdin) {
 		if (read_password(password, sizeof(password)) < 0) {
 			json_decref(body);
-			return fail(EXIT_USAGE, "user add: --password-stdin: nothing on stdin");
+			return ctl_fail(EXIT_USAGE, "user add: --password-stdin: nothing on stdin");
 		}
 		json_object_set_new(body, "password", json_string(password));
 		explicit_bzero(password, sizeof(password));
@@ -331,8 +332,9 @@ static int user_token(struct client *c, const struct ctl_api_opts *o, int argc, 
 			json_object_set_new(body, "expires_at", json_string(argv[++i]));
 		} else {
 			json_decref(body);
-			return fail(EXIT_USAGE,
-				    "user token: unexpected '%s'; try pitstopctl --help", argv[i]);
+			return ctl_fail(EXIT_USAGE,
+					"user token: unexpected '%s'; try pitstopctl --help",
+					argv[i]);
 		}
 	}
 	snprintf(path, sizeof(path), "/api/v1/users/%s/tokens", argv[2]);
@@ -362,8 +364,8 @@ static int cmd_user(struct client *c, const struct ctl_api_opts *o, int argc, ch
 			printf("user %s %sd\n", argv[2], argv[1]);
 		return r;
 	}
-	return fail(EXIT_USAGE, "user: expected add, list, token, disable or enable; try "
-				"pitstopctl --help");
+	return ctl_fail(EXIT_USAGE, "user: expected add, list, token, disable or enable; try "
+				    "pitstopctl --help");
 }
 
 static int cmd_fleet(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
@@ -407,8 +409,9 @@ static int cmd_fleet(struct client *c, const struct ctl_api_opts *o, int argc, c
 		json_decref(reply);
 		return r;
 	}
-	return fail(EXIT_USAGE, "fleet: expected add F, assign F VIN..., or list; try pitstopctl "
-				"--help");
+	return ctl_fail(EXIT_USAGE,
+			"fleet: expected add F, assign F VIN..., or list; try pitstopctl "
+			"--help");
 }
 
 static int cmd_audit(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
@@ -430,13 +433,13 @@ static int cmd_audit(struct client *c, const struct ctl_api_opts *o, int argc, c
 		else if (strcmp(argv[k], "--action") == 0)
 			key = "action";
 		if (!key || k + 1 >= argc)
-			return fail(EXIT_USAGE, "audit: unexpected '%s'; try pitstopctl --help",
-				    argv[k]);
+			return ctl_fail(EXIT_USAGE, "audit: unexpected '%s'; try pitstopctl --help",
+					argv[k]);
 		esc = curl_easy_escape(c->curl, argv[++k], 0);
 		n += (size_t)snprintf(path + n, sizeof(path) - n, "%s=%s&", key, esc ? esc : "");
 		curl_free(esc);
 		if (n >= sizeof(path))
-			return fail(EXIT_USAGE, "audit: arguments too long");
+			return ctl_fail(EXIT_USAGE, "audit: arguments too long");
 	}
 	r = run(c, o, "audit", "GET", path, NULL, 200, &reply);
 	if (r == 0 && !o->json) {
@@ -463,7 +466,7 @@ int ctl_api_command(const struct ctl_api_opts *o, int argc, char **argv)
 	int r;
 
 	if (argc < 2 && strcmp(argv[0], "audit") != 0)
-		return fail(EXIT_USAGE, "%s: which subcommand? try pitstopctl --help", argv[0]);
+		return ctl_fail(EXIT_USAGE, "%s: which subcommand? try pitstopctl --help", argv[0]);
 	r = client_open(o, &c);
 	if (r) {
 		client_close(&c);

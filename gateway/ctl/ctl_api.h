@@ -26,6 +26,9 @@ struct ctl_api_opts {
  */
 int ctl_api_command(const struct ctl_api_opts *o, int argc, char **argv);
 
+/* Prints "pitstopctl: <message>" on stderr and returns code (an exit code). */
+int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* The usage lines of these commands, for pitstopctl --help. */
 extern const char ctl_api_usage[];
 
