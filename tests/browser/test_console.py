@@ -28,15 +28,13 @@ import os
 import re
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
 
-from harness import (BUILD_DIR, CTL, DATA_DIR, SOURCE_DIR, VIN_A, VIN_B, System,  # noqa: E402
-                     free_port, run, wait_for)
+from harness import (BUILD_DIR, CTL, DATA_DIR, VIN_A, VIN_B, System, run,  # noqa: E402
+                     wait_for)
 from cdp import CHROMIUM, Browser  # noqa: E402
 
 PASSWORD = "correct horse battery staple"
@@ -51,35 +49,18 @@ TABLET = dict(width=820, height=1180, mobile=True, scale=2)
 
 
 class Api:
-    """The gateway's HTTP API as a script would use it (Bearer token)."""
+    """The HTTP API as a script uses it: the harness's requests with the
+    Bearer token of one login."""
 
-    def __init__(self, base):
-        self.base = base
+    def __init__(self, system):
+        self.s = system
         self.token = None
 
     def call(self, method, path, body=None, token=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        if token or self.token:
-            req.add_header("Authorization", "Bearer " + (token or self.token))
-        try:
-            with urllib.request.urlopen(req, timeout=15) as r:
-                text = r.read().decode()
-                return r.status, (json.loads(text) if text else None), r.headers
-        except urllib.error.HTTPError as e:
-            text = e.read().decode()
-            try:
-                return e.code, json.loads(text), e.headers
-            except ValueError:
-                return e.code, text, e.headers
+        return self.s.api(method, path, body, token=token or self.token)
 
     def login(self, name):
-        st, body, _ = self.call("POST", "/api/v1/login", {"username": name, "password": PASSWORD})
-        assert st == 200, "login %s: %s %r" % (name, st, body)
-        self.token = body["token"]
-        return body
+        self.token = self.s.login(name, PASSWORD)
 
     def get(self, path):
         st, body, _ = self.call("GET", path)
@@ -317,11 +298,10 @@ def test():
         s.make_pki(VIN_A, VIN_B)
         s.start_broker()
         s.start_gpsfake()
-        port = free_port()
-        s.start_gateway(api_listen="127.0.0.1:%d" % port, api_socket=s.path("api.sock"),
-                        console_dir=os.path.join(SOURCE_DIR, "gateway", "console"),
-                        javascript_dir="/usr/share/javascript", low_fuel_pct="15")
-        base = "http://127.0.0.1:%d" % port
+        # The harness serves the API on a free loopback port, the console
+        # from this tree and the libraries from /usr/share/javascript.
+        s.start_gateway(low_fuel_pct="15")
+        base = s.api_urls["gateway"].rstrip("/")
         seed(s)
         # VIN_A drives with its fuel falling through 15 % (a refuel offer);
         # VIN_B drives the shipped replay. Both loop, so their state keeps
@@ -333,7 +313,7 @@ def test():
         s.start_agent(VIN_B, os.path.join(DATA_DIR, "drive.csv"), name="agent-b",
                       signals_loop="true", batch_max_samples="2", batch_max_age_ms="2000")
 
-        api = Api(base)
+        api = Api(s)
         api.login("olga")
 
         def both_placed():
