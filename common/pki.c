@@ -847,25 +847,36 @@ static int issue_client(const char *dir, const char *cn, const char *subdir, con
 	return issue_leaf(dir, &l, err, errlen);
 }
 
-int pki_issue_broker(const char *dir, const struct pki_names *names, char *err, size_t errlen)
+/* A server certificate cn with names into dir/<crt>, dir/<key> (replaced). */
+static int issue_server(const char *dir, const char *cn, const char *crt, const char *key,
+			const struct pki_names *names, char *err, size_t errlen)
 {
 	const struct leaf l = { .role = ROLE_SERVER,
-				.cn = PKI_BROKER_CN,
+				.cn = cn,
 				.names = names,
-				.crt_name = "broker.crt",
-				.key_name = "broker.key",
+				.crt_name = crt,
+				.key_name = key,
 				.years = PKI_LEAF_YEARS,
 				.replace = 1 };
 	int r;
 
 	seterr(err, errlen, "%s", "");
 	if (!dir || !*dir || !names) {
-		seterr(err, errlen, "%s",
-		       !names ? "no broker names given" : "no PKI directory given");
+		seterr(err, errlen, "%s", !names ? "no names given" : "no PKI directory given");
 		return -EINVAL;
 	}
 	r = pki_names_check(names, err, errlen);
 	return r < 0 ? r : issue_leaf(dir, &l, err, errlen);
+}
+
+int pki_issue_broker(const char *dir, const struct pki_names *names, char *err, size_t errlen)
+{
+	return issue_server(dir, PKI_BROKER_CN, "broker.crt", "broker.key", names, err, errlen);
+}
+
+int pki_issue_api(const char *dir, const struct pki_names *names, char *err, size_t errlen)
+{
+	return issue_server(dir, PKI_API_CN, "api.crt", "api.key", names, err, errlen);
 }
 
 int pki_issue_vehicle(const char *dir, const char *vin, char *err, size_t errlen)

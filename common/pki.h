@@ -61,6 +61,14 @@ int pki_names_check(const struct pki_names *names, char *err, size_t errlen);
  * they connect to against these. -EINVAL with a reason for a bad name.
  */
 int pki_issue_broker(const char *dir, const struct pki_names *names, char *err, size_t errlen);
+
+/*
+ * The same for the gateway's HTTPS API (api_cert_file/api_key_file):
+ * dir/api.crt and dir/api.key, CN=pitstop-api, a server certificate whose
+ * subjectAltName is names (what browsers and pitstopctl --api dial).
+ */
+#define PKI_API_CN "pitstop-api"
+int pki_issue_api(const char *dir, const struct pki_names *names, char *err, size_t errlen);
 int pki_issue_vehicle(const char *dir, const char *vin, char *err, size_t errlen);
 
 /* Longest gateway name (certificate CN), without the NUL. */

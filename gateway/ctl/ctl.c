@@ -64,6 +64,10 @@ static void usage(FILE *f)
 		"  pki broker DIR --dns NAME|--ip ADDR ...\n"
 		"                               (re)issue broker.crt/.key for the names clients\n"
 		"                               connect to (repeat --dns/--ip; at most 16)\n"
+		"  pki api DIR --dns NAME|--ip ADDR ...\n"
+		"                               issue api.crt/.key: the gateway's HTTPS "
+		"certificate\n"
+		"                               (api_cert_file) for the names browsers dial\n"
 		"  pki vehicle VIN DIR          issue a vehicle certificate (CN=VIN); DIR needs\n"
 		"                               only ca.crt and ca.key (an offline CA)\n"
 		"  pki gateway NAME DIR         issue a gateway instance's certificate (CN=NAME:\n"
@@ -161,8 +165,9 @@ static int open_db(const struct ctl *ctl, struct ctl_db *d)
 /* ---- pki ---- */
 
 /* pki broker DIR --dns NAME ... --ip ADDR ...: the broker's certificate for its real names. */
-static int pki_broker(struct ctl *ctl)
+static int pki_server(struct ctl *ctl)
 {
+	const char *kind = ctl->argv[1]; /* broker or api */
 	const char *dns[PKI_BROKER_NAMES_MAX], *ip[PKI_BROKER_NAMES_MAX], *dir = NULL;
 	struct pki_names names = { dns, 0, ip, 0 };
 	char err[512] = "";
@@ -174,15 +179,15 @@ static int pki_broker(struct ctl *ctl)
 
 		if (!is_dns && strcmp(a, "--ip") != 0) {
 			if (*a == '-' || dir)
-				return ctl_fail(EXIT_USAGE, "pki broker: unexpected argument '%s'",
-						a);
+				return ctl_fail(EXIT_USAGE, "pki %s: unexpected argument '%s'",
+						kind, a);
 			dir = a;
 			continue;
 		}
 		if (i + 1 >= ctl->argc)
-			return ctl_fail(EXIT_USAGE, "pki broker: %s needs a value", a);
+			return ctl_fail(EXIT_USAGE, "pki %s: %s needs a value", kind, a);
 		if (names.n_dns + names.n_ip == PKI_BROKER_NAMES_MAX)
-			return ctl_fail(EXIT_USAGE, "pki broker: at most %d names in all",
+			return ctl_fail(EXIT_USAGE, "pki %s: at most %d names in all", kind,
 					PKI_BROKER_NAMES_MAX);
 		if (is_dns)
 			dns[names.n_dns++] = ctl->argv[++i];
@@ -190,16 +195,24 @@ static int pki_broker(struct ctl *ctl)
 			ip[names.n_ip++] = ctl->argv[++i];
 	}
 	if (!dir || names.n_dns + names.n_ip == 0)
-		return ctl_fail(EXIT_USAGE,
-				"pki broker: usage: pki broker DIR --dns NAME|--ip ADDR ...");
+		return ctl_fail(EXIT_USAGE, "pki %s: usage: pki %s DIR --dns NAME|--ip ADDR ...",
+				kind, kind);
 	if (pki_names_check(&names, err, sizeof(err)) < 0)
-		return ctl_fail(EXIT_USAGE, "pki broker: %s", err);
-	r = pki_issue_broker(dir, &names, err, sizeof(err));
+		return ctl_fail(EXIT_USAGE, "pki %s: %s", kind, err);
+	if (strcmp(kind, "api") == 0)
+		r = pki_issue_api(dir, &names, err, sizeof(err));
+	else
+		r = pki_issue_broker(dir, &names, err, sizeof(err));
 	if (r < 0)
-		return ctl_fail(1, "pki broker: %s", *err ? err : strerror(-r));
-	printf("broker certificate written to %s/broker.crt (%zu name%s); copy broker.crt and "
-	       "broker.key to the broker and restart it\n",
-	       dir, names.n_dns + names.n_ip, names.n_dns + names.n_ip == 1 ? "" : "s");
+		return ctl_fail(1, "pki %s: %s", kind, *err ? err : strerror(-r));
+	if (strcmp(kind, "api") == 0)
+		printf("API certificate written to %s/api.crt (%zu name%s); set api_cert_file and "
+		       "api_key_file to api.crt and api.key and restart the gateway\n",
+		       dir, names.n_dns + names.n_ip, names.n_dns + names.n_ip == 1 ? "" : "s");
+	else
+		printf("broker certificate written to %s/broker.crt (%zu name%s); copy broker.crt "
+		       "and broker.key to the broker and restart it\n",
+		       dir, names.n_dns + names.n_ip, names.n_dns + names.n_ip == 1 ? "" : "s");
 	return 0;
 }
 
@@ -238,8 +251,9 @@ static int cmd_pki(struct ctl *ctl)
 		printf("certificate for gateway %s written to %s\n", ctl->argv[2], ctl->argv[3]);
 		return 0;
 	}
-	if (ctl->argc >= 2 && strcmp(ctl->argv[1], "broker") == 0)
-		return pki_broker(ctl);
+	if (ctl->argc >= 2 &&
+	    (strcmp(ctl->argv[1], "broker") == 0 || strcmp(ctl->argv[1], "api") == 0))
+		return pki_server(ctl);
 	if (ctl->argc == 3 && strcmp(ctl->argv[1], "crl") == 0) {
 		r = pki_write_crl(ctl->argv[2], err, sizeof(err));
 		if (r < 0)

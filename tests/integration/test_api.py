@@ -28,7 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import GATEWAY, SOURCE_DIR, VIN_A, VIN_B, System, run, wait_for
+from harness import CTL, GATEWAY, SOURCE_DIR, VIN_A, VIN_B, System, run, wait_for
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "api"))
 import openapi_shapes  # noqa: E402
@@ -395,10 +395,13 @@ def test():
         assert "api_listen 0.0.0.0:0 is not a loopback address" in out, out
         assert "api_cert_file" in out and "console and API at" not in out, out
 
-        # --- HTTPS with a certificate of the fleet PKI --------------------
+        # --- HTTPS with the fleet PKI's API certificate (pki api) ---------
         s.stop("gateway")
-        gw = s.start_gateway(low_fuel_pct="15", api_cert_file=s.path("pki", "broker.crt"),
-                             api_key_file=s.path("pki", "broker.key"))
+        r = subprocess.run([CTL, "pki", "api", s.pki, "--ip", "127.0.0.1"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        gw = s.start_gateway(low_fuel_pct="15", api_cert_file=s.path("pki", "api.crt"),
+                             api_key_file=s.path("pki", "api.key"))
         url = s.api_urls["gateway"]
         assert re.fullmatch(r"https://127\.0\.0\.1:\d+/", url), url
         trusting = ssl.create_default_context(cafile=s.path("pki", "ca.crt"))
