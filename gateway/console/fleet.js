@@ -301,9 +301,26 @@
 			}
 		}
 
+		var fetching = {}; /* vin -> 1 while its full record is asked for */
 		var unsubscribe = P.api.live.subscribe(function (v) {
 			if (!v || !v.vin)
 				return;
+			if (byVin[v.vin]) {
+				v = P.liveMerge(byVin[v.vin], v);
+			} else if (v.fleet === null || v.fleet === undefined) {
+				/* A car new to this page, fleet not said: its record says. */
+				if (fetching[v.vin])
+					return;
+				fetching[v.vin] = 1;
+				P.api.get('/vehicles/' + encodeURIComponent(v.vin)).then(function (full) {
+					delete fetching[full.vin];
+					if (!gone && matches(full, f)) {
+						put(full);
+						scheduleRender();
+					}
+				}, function () { delete fetching[v.vin]; });
+				return;
+			}
 			if (matches(v, f))
 				put(v);
 			else if (byVin[v.vin])

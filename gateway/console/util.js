@@ -122,6 +122,16 @@ window.Pitstop = window.Pitstop || {};
 		return d.toISOString().slice(0, 10);
 	}
 
+	/* A car's state after live event ev, prev being what the page had. An
+	 * event is a state change: a fleet it leaves out (null) is not taken
+	 * for a move out of the fleet, which only the listing says. */
+	function liveMerge(prev, ev) {
+		var v = Object.assign({}, prev, ev);
+		if (ev.fleet === null || ev.fleet === undefined)
+			v.fleet = prev.fleet;
+		return v;
+	}
+
 	/* A message box in el; kind: "error", "empty" or "info". */
 	function notice(kind, title, text) {
 		return h('div', {class: 'notice notice-' + kind, role: kind === 'error' ? 'alert' : null},
@@ -130,5 +140,5 @@ window.Pitstop = window.Pitstop || {};
 
 	Object.assign(P, {h: h, clear: clear, isNum: isNum, fmtNum: fmtNum, fmtFuel: fmtFuel,
 		fmtKm: fmtKm, fmtTime: fmtTime, fmtAgo: fmtAgo, fmtDuration: fmtDuration,
-		onlineBadge: onlineBadge, roleName: roleName, isoDay: isoDay, notice: notice});
+		onlineBadge: onlineBadge, roleName: roleName, liveMerge: liveMerge, isoDay: isoDay, notice: notice});
 })(window.Pitstop);

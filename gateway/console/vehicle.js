@@ -93,6 +93,7 @@
 			page.appendChild(h('section', {class: 'panel', 'aria-labelledby': 'offers-title'},
 				h('h2', {id: 'offers-title'}, 'Offers sent'), offers));
 
+			var state = v;
 			renderFacts(facts, v);
 			map = P.map.create(mapEl, 'Map of the last trips');
 			var here = null;
@@ -116,8 +117,9 @@
 			unsubscribe = P.api.live.subscribe(function (x) {
 				if (!x || x.vin !== vin || gone)
 					return;
-				renderFacts(facts, x);
-				placeHere(x);
+				state = P.liveMerge(state, x);
+				renderFacts(facts, state);
+				placeHere(state);
 			});
 		}
 

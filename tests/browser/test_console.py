@@ -163,6 +163,12 @@ def operator(b, base, api, shots):
            "(document.getElementById('filter-fleet'))")
     assert fleet_rows(p, 1) == [VIN_B]
     assert "fleet=beta" in p.url(), p.url()
+    # Live events keep the filtered table right (VIN_B stays, VIN_A stays out).
+    p.eval("window.__live = []; Pitstop.api.live.subscribe(v => window.__live.push(v.vin))")
+    p.wait("window.__live.includes(%s) && window.__live.includes(%s)" % (p.js(VIN_A), p.js(VIN_B)),
+           30, "live events of both cars")
+    p.b.pump(0.5)  # the table redraws 250 ms after an event
+    assert fleet_rows(p, 1) == [VIN_B]
     shots.take(p, "operator-fleet-beta")
     p.click("#filter-reset")
     fleet_rows(p, 2)
@@ -205,6 +211,7 @@ def operator(b, base, api, shots):
     p.wait("document.querySelector('#fact-odometer dd').textContent !== %s" % p.js(before),
            40, "the odometer shown (%s) to change by the live stream" % before)
     assert p.eval("window.__pitstop_mark") == 1, "the page was reloaded"
+    assert p.text("#fact-fleet dd") == "alpha", "fleet after a live update: %r" % p.text("#fact-fleet dd")
     assert p.text("#live") == "live", p.text("#live")
     shots.take(p, "operator-vehicle", full=True)
     assert_clean(p, base, "operator")
