@@ -68,6 +68,20 @@ def shifted_route(path, out, dlat, dlon, rotate):
     return out
 
 
+def shifted_signals(path, out, odometer_km, fuel_pct):
+    """drive.csv with another odometer and fuel level, so the cars differ."""
+    with open(path) as f, open(out, "w") as o:
+        for row in f:
+            cells = row.strip().split(",")
+            if row.startswith("#") or len(cells) != 4 or not cells[1]:
+                o.write(row)
+                continue
+            fuel = min(100.0, float(cells[2]) + fuel_pct) if cells[2] else None
+            o.write("%s,%.3f,%s,%s\n" % (cells[0], float(cells[1]) + odometer_km,
+                                          "" if fuel is None else "%.1f" % fuel, cells[3]))
+    return out
+
+
 def console_listen():
     """127.0.0.1:8080 when free, else a port the kernel picks."""
     with socket.socket() as probe:
@@ -116,8 +130,10 @@ def main():
             nmea = shifted_route(route, s.path("route-%d.nmea" % k), 0.006 * k * (-1) ** k,
                                  0.009 * k, 40 * k)
             port = s.start_gpsfake(nmea, name="gpsfake-%d" % k)
-            s.start_agent(vin, os.path.join(DATA_DIR, "drive.csv"), name="agent-%d" % k,
-                          gpsd_port=str(port), **conf)
+            signals = shifted_signals(os.path.join(DATA_DIR, "drive.csv"),
+                                      s.path("drive-%d.csv" % k), 9000.0 * k - 30000.0,
+                                      14.0 * k)
+            s.start_agent(vin, signals, name="agent-%d" % k, gpsd_port=str(port), **conf)
         line("%d more cars drive shifted copies of the route (the fleet \"munich\")"
              % len(OTHER_VINS))
         line("web console: %s  log in as operator (or manager: the fleet manager), "

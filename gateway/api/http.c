@@ -534,28 +534,22 @@ static void on_keepalive(void *arg)
 
 void api_vehicle_changed(struct api *api, const struct telemetry_vehicle *v)
 {
+	struct accounts_fleet fleet;
 	int64_t fleet_id = 0;
-	int fleet_known = 0;
 	char *text = NULL, *msg = NULL;
 	json_t *o;
-	size_t n;
 
 	if (!api || !api->sse)
 		return;
+	/* One lookup per event, not per stream: its fleet decides who hears it. */
+	if (accounts_fleet_of_vin(api->sh.accounts, v->vin, &fleet_id) <= 0 ||
+	    accounts_fleet_get_id(api->sh.accounts, fleet_id, &fleet) != 0)
+		fleet_id = 0;
 	for (struct sse_client *c = api->sse; c; c = c->next) {
-		if (c->closing || c->dead)
+		if (c->closing || c->dead || !api_principal_sees_fleet(&c->who, fleet_id))
 			continue;
-		if (c->who.role != ACCOUNTS_ROLE_OPERATOR) {
-			if (!fleet_known) {
-				if (accounts_fleet_of_vin(api->sh.accounts, v->vin, &fleet_id) <= 0)
-					fleet_id = 0;
-				fleet_known = 1;
-			}
-			if (!api_principal_sees_fleet(&c->who, fleet_id))
-				continue;
-		}
 		if (!msg) {
-			o = views_vehicle(v, NULL, loop_wall_ms());
+			o = views_vehicle(v, fleet_id ? fleet.name : NULL, loop_wall_ms());
 			text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 			json_decref(o);
 			if (!text || asprintf(&msg, "event: vehicle\ndata: %s\n\n", text) < 0) {
@@ -563,8 +557,7 @@ void api_vehicle_changed(struct api *api, const struct telemetry_vehicle *v)
 				break;
 			}
 		}
-		n = strlen(msg);
-		sse_append(c, msg, n);
+		sse_append(c, msg, strlen(msg));
 	}
 	free(text);
 	free(msg);
