@@ -398,8 +398,7 @@ void queue_close(struct queue *q)
 /* Returns 1 if every present value of s is inside the protocol's ranges. */
 static int sample_valid(const struct sample *s)
 {
-	if (s->present & ~(unsigned)(SAMPLE_ODOMETER | SAMPLE_FUEL | SAMPLE_POSITION |
-				     SAMPLE_SPEED | SAMPLE_HEADING))
+	if (s->present & ~(unsigned)SAMPLE_KNOWN)
 		return 0;
 	if (s->fix < FIX_UNKNOWN || s->fix > FIX_3D || s->time_ms < 0)
 		return 0;

@@ -50,7 +50,7 @@
 #define CODEC_HEADING_MAX 35999
 #define CODEC_FIX_MAX FIX_3D
 
-#define SAMPLE_ALL (SAMPLE_ODOMETER | SAMPLE_FUEL | SAMPLE_POSITION | SAMPLE_SPEED | SAMPLE_HEADING)
+#define SAMPLE_ALL SAMPLE_KNOWN
 #define FLAGS_FIX_SHIFT 8
 #define FLAGS_FIX_MASK 0x3u
 
@@ -248,7 +248,8 @@ int codec_encode_batch(uint64_t epoch, uint64_t seq, const struct sample *sample
 	for (size_t i = 0; i < n; i++) {
 		const struct sample *s = &samples[i];
 
-		if ((s->present & ~SAMPLE_ALL) || (unsigned)s->fix > CODEC_FIX_MAX) {
+		if ((s->present & ~SAMPLE_ALL) || (unsigned)s->fix > CODEC_FIX_MAX ||
+		    (s->present & (SAMPLE_ODOMETER | SAMPLE_ODOMETER_EST)) == SAMPLE_ODOMETER_EST) {
 			r = -EINVAL;
 			goto out;
 		}
@@ -330,6 +331,8 @@ int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint
 		struct sample *s = &samples[i];
 		unsigned present = m->flags[i] & SAMPLE_ALL; /* other bits: ignored */
 
+		if (!(present & SAMPLE_ODOMETER))
+			present &= ~SAMPLE_ODOMETER_EST;
 		s->present = present;
 		s->fix = (enum fix_mode)((m->flags[i] >> FLAGS_FIX_SHIFT) & FLAGS_FIX_MASK);
 		for (k = 0; k < NCOLUMNS; k++) {

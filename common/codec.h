@@ -39,6 +39,17 @@
 #define SAMPLE_POSITION (1u << 2)
 #define SAMPLE_SPEED (1u << 3)
 #define SAMPLE_HEADING (1u << 4)
+/*
+ * The odometer value is an estimate (speed integrated over time by the car,
+ * which cannot read its odometer); only with SAMPLE_ODOMETER (alone it is
+ * -EINVAL on encode and cleared on decode). A flag bit, not a column: older readers
+ * ignore it (docs/protocol.md).
+ */
+#define SAMPLE_ODOMETER_EST (1u << 5)
+/* Every SAMPLE_* bit this version knows. */
+#define SAMPLE_KNOWN                                                                       \
+	(SAMPLE_ODOMETER | SAMPLE_FUEL | SAMPLE_POSITION | SAMPLE_SPEED | SAMPLE_HEADING | \
+	 SAMPLE_ODOMETER_EST)
 
 /* GNSS fix mode, as on the wire (and as libgps's MODE_* values). */
 enum fix_mode {

@@ -177,6 +177,8 @@ static void test_batch_extremes_and_negative_deltas(void **state)
 		{ 8, ALL_BITS, FIX_3D, 4, 4, 0, 1799999999, 4, 4 },
 		{ 1, SAMPLE_POSITION, FIX_3D, 0, 0, 900000000, 1800000000, 0, 0 },
 		{ 0, 0, FIX_UNKNOWN, 0, 0, 0, 0, 0, 0 },
+		/* an estimated odometer keeps its mark */
+		{ 9, SAMPLE_ODOMETER | SAMPLE_ODOMETER_EST, FIX_3D, 12345, 0, 0, 0, 0, 0 },
 	};
 
 	round_trip(UINT64_MAX, s, sizeof(s) / sizeof(s[0]));
@@ -281,9 +283,13 @@ static void m_fix_big(struct sample *s)
 {
 	s->fix = (enum fix_mode)4;
 }
-static void m_bit5(struct sample *s)
+static void m_bit6(struct sample *s)
 {
-	s->present |= 1u << 5;
+	s->present |= 1u << 6;
+}
+static void m_est_alone(struct sample *s)
+{
+	s->present = (s->present & ~SAMPLE_ODOMETER) | SAMPLE_ODOMETER_EST;
 }
 static void m_bit8(struct sample *s)
 {
@@ -293,14 +299,23 @@ static void m_bit8(struct sample *s)
 static void test_batch_encode_rejects_out_of_range(void **state)
 {
 	static const struct bad_sample_case cases[] = {
-		{ "time<0", m_time_neg },    { "time>2^53", m_time_big },
-		{ "odometer<0", m_odo_neg }, { "odometer>1e10", m_odo_big },
-		{ "fuel<0", m_fuel_neg },    { "fuel>1000", m_fuel_big },
-		{ "lat<-90", m_lat_lo },     { "lat>90", m_lat_hi },
-		{ "lon<-180", m_lon_lo },    { "lon>180", m_lon_hi },
-		{ "speed<0", m_speed_neg },  { "speed>=200m/s", m_speed_big },
-		{ "heading<0", m_head_neg }, { "heading>=360", m_head_big },
-		{ "fix>3", m_fix_big },	     { "present bit 5", m_bit5 },
+		{ "time<0", m_time_neg },
+		{ "time>2^53", m_time_big },
+		{ "odometer<0", m_odo_neg },
+		{ "odometer>1e10", m_odo_big },
+		{ "fuel<0", m_fuel_neg },
+		{ "fuel>1000", m_fuel_big },
+		{ "lat<-90", m_lat_lo },
+		{ "lat>90", m_lat_hi },
+		{ "lon<-180", m_lon_lo },
+		{ "lon>180", m_lon_hi },
+		{ "speed<0", m_speed_neg },
+		{ "speed>=200m/s", m_speed_big },
+		{ "heading<0", m_head_neg },
+		{ "heading>=360", m_head_big },
+		{ "fix>3", m_fix_big },
+		{ "present bit 6", m_bit6 },
+		{ "estimated without odometer", m_est_alone },
 		{ "present bit 8", m_bit8 },
 	};
 
@@ -465,8 +480,9 @@ static void test_batch_decode_column_rules(void **state)
 
 static void test_batch_decode_unknown_bits(void **state)
 {
-	/* bits 5-7 and 10-31 set around a 2D fix and a fuel bit */
-	static const uint32_t flags[] = { 0xfffffce0u | (2u << 8) | SAMPLE_FUEL,
+	/* bits 6-7 and 10-31 set around a 2D fix and a fuel bit; bit 5
+	 * (odometer estimated) without an odometer is cleared */
+	static const uint32_t flags[] = { 0xfffffcc0u | (2u << 8) | SAMPLE_FUEL,
 					  (1u << 5) | (1u << 7) | (1u << 10) | (3u << 8) };
 	static const int64_t t[] = { 1000, 1 };
 	static const int32_t fuel[] = { 42 };
