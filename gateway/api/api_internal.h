@@ -55,8 +55,9 @@ struct api_req {
 	char *body; /* owned; NUL-terminated */
 	size_t body_len;
 	int body_too_large;
-	json_t *json; /* the parsed body; NULL when none */
-	int local;    /* the unix socket, from root or the gateway's own user */
+	json_t *json;  /* the parsed body; NULL when none */
+	int local;     /* the unix socket, from root or the gateway's own user */
+	char peer[48]; /* the client's IP address; "" on the unix socket */
 	int authed;
 	int by_cookie; /* authenticated by the session cookie, not the header */
 	struct accounts_principal who;
@@ -98,6 +99,23 @@ const char *api_query(struct api_req *req, const char *name);
  * Returns API_DEFERRED, or fills rep with 503 when the queue is full.
  */
 int api_defer(struct api_req *req, struct api_reply *rep, api_cont_fn cont);
+
+/* ---- failed logins ----------------------------------------------------- */
+
+/*
+ * Logins are throttled per client address: after API_LOGIN_FAILS_MAX
+ * failures within API_LOGIN_WINDOW_MS, further attempts from that address
+ * get 429 until the window has passed since its last failure. The table
+ * holds API_LOGIN_PEERS_MAX addresses (the oldest entry is reused).
+ */
+#define API_LOGIN_FAILS_MAX 10
+#define API_LOGIN_WINDOW_MS (15 * 60 * 1000LL)
+#define API_LOGIN_PEERS_MAX 1024
+
+/* Seconds until peer may try again (0: it may now). */
+int64_t api_login_wait_s(struct api *api, const char *peer, int64_t now_ms);
+void api_login_failed(struct api *api, const char *peer, int64_t now_ms);
+void api_login_succeeded(struct api *api, const char *peer);
 
 /* ---- event streams ----------------------------------------------------- */
 

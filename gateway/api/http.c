@@ -45,6 +45,12 @@ struct sse_client {
 	int dead; /* the request is gone: never touch conn again */
 };
 
+struct login_fail {
+	char peer[48];
+	int fails;
+	int64_t last_ms;
+};
+
 struct listener {
 	struct api *api;
 	struct MHD_Daemon *mhd;
@@ -75,6 +81,8 @@ struct api {
 	size_t inflight; /* queued or running or done-not-collected */
 	int stopping;
 	struct loop_waker *waker;
+	/* failed logins per client address, API_LOGIN_PEERS_MAX of them */
+	struct login_fail *fails;
 };
 
 struct api_shared *api_shared(struct api *api)
@@ -308,6 +316,62 @@ static int serve_static(struct api *api, struct MHD_Connection *conn, const char
 		return 0;
 	}
 	return -1;
+}
+
+/* ---- failed logins ----------------------------------------------------- */
+
+static struct login_fail *login_entry(struct api *api, const char *peer, int create, int64_t now_ms)
+{
+	struct login_fail *oldest = NULL;
+
+	if (!api->fails || !*peer)
+		return NULL;
+	for (size_t i = 0; i < API_LOGIN_PEERS_MAX; i++) {
+		struct login_fail *f = &api->fails[i];
+
+		if (f->peer[0] && strcmp(f->peer, peer) == 0) {
+			if (now_ms - f->last_ms > API_LOGIN_WINDOW_MS)
+				f->fails = 0; /* the window passed: start again */
+			return f;
+		}
+		if (!oldest || !f->peer[0] || (oldest->peer[0] && f->last_ms < oldest->last_ms))
+			oldest = f;
+	}
+	if (!create)
+		return NULL;
+	memset(oldest, 0, sizeof(*oldest));
+	snprintf(oldest->peer, sizeof(oldest->peer), "%s", peer);
+	return oldest;
+}
+
+int64_t api_login_wait_s(struct api *api, const char *peer, int64_t now_ms)
+{
+	struct login_fail *f = login_entry(api, peer, 0, now_ms);
+
+	if (!f || f->fails < API_LOGIN_FAILS_MAX)
+		return 0;
+	return (f->last_ms + API_LOGIN_WINDOW_MS - now_ms + 999) / 1000;
+}
+
+void api_login_failed(struct api *api, const char *peer, int64_t now_ms)
+{
+	struct login_fail *f = login_entry(api, peer, 1, now_ms);
+
+	if (!f)
+		return;
+	f->fails++;
+	f->last_ms = now_ms;
+	if (f->fails == API_LOGIN_FAILS_MAX)
+		log_warn("api: %d failed logins from %s; refusing its logins for %lld min",
+			 f->fails, peer, (long long)(API_LOGIN_WINDOW_MS / 60000));
+}
+
+void api_login_succeeded(struct api *api, const char *peer)
+{
+	struct login_fail *f = login_entry(api, peer, 0, 0);
+
+	if (f)
+		memset(f, 0, sizeof(*f));
 }
 
 /* ---- the hashing worker ------------------------------------------------ */
@@ -578,6 +642,22 @@ static int local_operator(struct MHD_Connection *conn)
 	return cred.uid == 0 || cred.uid == geteuid();
 }
 
+/* The client's IP address as text ("" when unknown). */
+static void peer_address(struct MHD_Connection *conn, char *buf, size_t size)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	buf[0] = '\0';
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
+			  (socklen_t)size);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+			  (socklen_t)size);
+}
+
 static void req_free(struct api_req *req)
 {
 	if (!req)
@@ -628,6 +708,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return MHD_NO;
 		}
 		req->local = l->local && local_operator(conn);
+		if (!l->local)
+			peer_address(conn, req->peer, sizeof(req->peer));
 		*con_cls = req;
 		return MHD_YES;
 	}
@@ -966,6 +1048,11 @@ int api_new(const struct api_params *p, struct api **ret)
 	api->javascript_dir = dup_or_null(p->javascript_dir);
 	api->tiles_dir = dup_or_null(p->tiles_dir);
 	api->socket_path = dup_or_null(p->socket_path);
+	api->fails = calloc(API_LOGIN_PEERS_MAX, sizeof(*api->fails));
+	if (!api->fails) {
+		free(api);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&api->mu, NULL);
 	pthread_cond_init(&api->cv, NULL);
 	r = loop_waker_new(p->loop, on_jobs_done, api, &api->waker);
@@ -1081,6 +1168,7 @@ void api_free(struct api *api)
 	loop_waker_free(api->waker);
 	pthread_mutex_destroy(&api->mu);
 	pthread_cond_destroy(&api->cv);
+	free(api->fails);
 	free(api->console_dir);
 	free(api->javascript_dir);
 	free(api->tiles_dir);

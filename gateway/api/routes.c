@@ -652,6 +652,7 @@ static void login_done(struct api_req *req, struct api_reply *rep)
 	}
 	r = accounts_login_finish(s->accounts, &req->login, req->job.hash, now, token, &who);
 	if (r == -EACCES) {
+		api_login_failed(req->api, req->peer, now);
 		api_error(rep, 401, "unauthorized", "unknown user or wrong password");
 		return;
 	}
@@ -659,6 +660,7 @@ static void login_done(struct api_req *req, struct api_reply *rep)
 		api_error_errno(rep, r, "login");
 		return;
 	}
+	api_login_succeeded(req->api, req->peer);
 	if (accounts_token_get(s->accounts, who.token_id, &t) != 0)
 		t.expires_ms = now + s->session_ttl_ms;
 	snprintf(rep->set_cookie, sizeof(rep->set_cookie),
@@ -673,8 +675,13 @@ static void login_done(struct api_req *req, struct api_reply *rep)
 static int h_login(struct api_req *req, struct api_reply *rep)
 {
 	const char *name = body_str(req, "username"), *password = body_str(req, "password");
+	int64_t wait = api_login_wait_s(req->api, req->peer, loop_wall_ms());
 	int r;
 
+	if (wait > 0)
+		return api_error(rep, 429, "too_many_logins",
+				 "too many failed logins from %s; try again in %lld s", req->peer,
+				 (long long)wait);
 	if (!name || !password)
 		return api_error(rep, 400, "bad_request",
 				 "expected {\"username\": ..., \"password\": ...}");

@@ -380,6 +380,16 @@ def test():
         assert len(b["items"]) == 2 and b["next"] == b["items"][-1]["id"], b
         assert {r["actor"] for r in b["items"]} == {"ops"}, b
 
+        # --- failed logins: throttled per client address -------------------
+        # (last of the logins: 127.0.0.1 is locked out until the restart below)
+        for i in range(10):
+            call("POST", V + "/login", body={"username": "alice", "password": "wrong %d" % i},
+                 status=401)
+        b, _ = call("POST", V + "/login", body={"username": "alice", "password": PASSWORD},
+                    status=429)
+        assert b["error"]["code"] == "too_many_logins" and "127.0.0.1" in b["error"]["message"], b
+        assert "failed logins from 127.0.0.1" in gw.text(), "no warning in the log"
+
         # --- plain HTTP off loopback: refused at start --------------------
         with open(s.gateway_conf) as f:
             conf = f.read()
