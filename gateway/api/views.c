@@ -94,6 +94,9 @@ json_t *views_vehicle(const struct telemetry_vehicle *v, const char *fleet, int6
 	json_object_set_new(o, "updated_at", v->has_sample ? views_time(v->time_ms) : json_null());
 	json_object_set_new(o, "odometer_km",
 			    opt_real(p & SAMPLE_ODOMETER, (double)v->odometer_m / 1000.0));
+	json_object_set_new(o, "odometer_estimated",
+			    (p & SAMPLE_ODOMETER) ? json_boolean(p & SAMPLE_ODOMETER_EST)
+						  : json_null());
 	json_object_set_new(o, "fuel_pct", pct(p & SAMPLE_FUEL, v->fuel_permille));
 	json_object_set_new(o, "lat", opt_real(p & SAMPLE_POSITION, v->lat_e7 / 1e7));
 	json_object_set_new(o, "lon", opt_real(p & SAMPLE_POSITION, v->lon_e7 / 1e7));

@@ -496,6 +496,10 @@ static json_t *json_vehicle(const struct telemetry_vehicle *v)
 	json_object_set_new(o, "vin", json_string(v->vin));
 	json_object_set_new(o, "odometer_km",
 			    opt_real(v->present & SAMPLE_ODOMETER, (double)v->odometer_m / 1000.0));
+	json_object_set_new(o, "odometer_estimated",
+			    (v->present & SAMPLE_ODOMETER)
+				    ? json_boolean(v->present & SAMPLE_ODOMETER_EST)
+				    : json_null());
 	json_object_set_new(o, "fuel_pct",
 			    opt_real(v->present & SAMPLE_FUEL, v->fuel_permille / 10.0));
 	json_object_set_new(o, "lat", opt_real(v->present & SAMPLE_POSITION, v->lat_e7 / 1e7));
@@ -562,7 +566,8 @@ static int vehicle_show(struct ctl *ctl, struct ctl_db *d, const char *vin)
 	printf("updated_at   %s\n", when);
 	printf("online       %s\n", online_name(v.online));
 	if (v.present & SAMPLE_ODOMETER)
-		printf("odometer     %.3f km\n", (double)v.odometer_m / 1000.0);
+		printf("odometer     %.3f km%s\n", (double)v.odometer_m / 1000.0,
+		       (v.present & SAMPLE_ODOMETER_EST) ? " (estimated by the car)" : "");
 	if (v.present & SAMPLE_FUEL)
 		printf("fuel         %.1f %%\n", v.fuel_permille / 10.0);
 	if (v.present & SAMPLE_POSITION)

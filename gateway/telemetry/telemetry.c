@@ -44,7 +44,7 @@ enum stmt_id {
 #define VEHICLE_COLS                                                                           \
 	"vin, time_ms, fix, odometer_m, fuel_permille, fuel_ms, lat_e7, lon_e7, speed_cms,"    \
 	" heading_cdeg, online, status_ms, agent_version, odometer_ms, position_ms, speed_ms," \
-	" heading_ms, batches, samples"
+	" heading_ms, batches, samples, odometer_estimated"
 
 /* When a vehicle was last seen (0: never): see struct telemetry_list_filter. */
 #define SEEN                                                                             \
@@ -127,13 +127,14 @@ static const char batch_tail[] = "ON CONFLICT(vin, epoch, seq) DO NOTHING RETURN
 static const char latest_head[] =
 	"INSERT INTO vehicle_state AS v(vin, created_ms, time_ms, fix, odometer_m,"
 	" odometer_ms, fuel_permille, fuel_ms, lat_e7, lon_e7, position_ms, speed_cms,"
-	" speed_ms, heading_cdeg, heading_ms, batches, samples) VALUES";
+	" speed_ms, heading_cdeg, heading_ms, batches, samples, odometer_estimated) VALUES";
 static const char latest_tail[] =
 	"ON CONFLICT(vin) DO UPDATE SET "
 	TAKE("fix", "time_ms", "time_ms") ", "
 	TAKE("time_ms", "time_ms", "time_ms") ", "
 	TAKE("odometer_m", "odometer_ms", "odometer_ms") ", "
 	TAKE("odometer_ms", "odometer_ms", "odometer_ms") ", "
+	TAKE("odometer_estimated", "odometer_ms", "odometer_ms") ", "
 	TAKE("fuel_permille", "fuel_ms", "fuel_ms") ", "
 	TAKE("fuel_ms", "fuel_ms", "fuel_ms") ", "
 	TAKE("lat_e7", "position_ms", "position_ms") ", "
@@ -145,7 +146,7 @@ static const char latest_tail[] =
 	TAKE("heading_ms", "heading_ms", "heading_ms") ","
 	" batches = v.batches + excluded.batches, samples = v.samples + excluded.samples"
 	" RETURNING " VEHICLE_COLS;
-#define LATEST_COLS 17
+#define LATEST_COLS 18
 
 /*
  * A refuel while the agent was off (the car parked at the pump) shows as a
@@ -272,6 +273,8 @@ static void read_vehicle(struct db_stmt *st, struct telemetry_vehicle *v)
 	if (!db_column_is_null(st, 13)) {
 		v->present |= SAMPLE_ODOMETER;
 		v->odometer_m = db_column_int64(st, 3);
+		if (db_column_int64(st, 19))
+			v->present |= SAMPLE_ODOMETER_EST;
 	}
 	if (!db_column_is_null(st, 5)) {
 		v->present |= SAMPLE_FUEL;
@@ -357,6 +360,7 @@ static void bind_latest(struct db_stmt *st, int o, const char *vin, const struct
 		  nw.heading >= 0 ? s[nw.heading].heading_cdeg : 0);
 	db_bind_int64(st, o + 16, batches);
 	db_bind_int64(st, o + 17, samples);
+	db_bind_int64(st, o + 18, nw.odo >= 0 && (s[nw.odo].present & SAMPLE_ODOMETER_EST));
 }
 
 /* What one batch adds to one UTC day of the rollups. */

@@ -92,7 +92,7 @@ struct telemetry_vehicle {
 	int has_sample;	   /* 0: status only, no telemetry yet */
 	int64_t time_ms;   /* time of the newest sample */
 	enum fix_mode fix; /* fix of the newest sample */
-	unsigned present;  /* SAMPLE_* bits */
+	unsigned present;  /* SAMPLE_* bits; SAMPLE_ODOMETER_EST: odometer_m is an estimate */
 	int64_t odometer_m;
 	int32_t fuel_permille;
 	int64_t fuel_ms; /* time of the sample that gave fuel_permille */
