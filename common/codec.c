@@ -1,7 +1,10 @@
 /*
  * Protocol v1 encoding and decoding (see codec.h and proto/pitstop.proto).
  * The wire format is protobuf-c's own pack/unpack; this file only maps our
- * C structs onto the generated messages and enforces the limits:
+ * C structs onto the generated messages and enforces the limits. Telemetry
+ * batches have two encodings under the same message: v1 (the columns below)
+ * and v2 (one bit-packed stream in field 11, described at encode_v2());
+ * batches are written as v2 and both are read:
  *
  *  - Input sizes are checked against the CODEC_MAX_*_BYTES limits before
  *    protobuf-c sees them, so unpack allocates at most a small multiple of a
@@ -65,23 +68,24 @@ struct column {
 	size_t count_off;  /* n_<column> in the generated message */
 	size_t data_off;   /* <column> array pointer in the generated message */
 	int64_t lo, hi;	   /* valid values, inclusive */
+	int64_t wrap;	   /* v2: deltas taken modulo this (heading), 0 = none */
 };
 
 static const struct column columns[] = {
 	{ 0, 1, SAMPLE_FIELD(time_ms), BATCH_FIELD(n_time_ms), BATCH_FIELD(time_ms), 0,
-	  CODEC_TIME_MAX },
+	  CODEC_TIME_MAX, 0 },
 	{ SAMPLE_ODOMETER, 1, SAMPLE_FIELD(odometer_m), BATCH_FIELD(n_odometer_m),
-	  BATCH_FIELD(odometer_m), 0, CODEC_ODOMETER_MAX },
+	  BATCH_FIELD(odometer_m), 0, CODEC_ODOMETER_MAX, 0 },
 	{ SAMPLE_FUEL, 0, SAMPLE_FIELD(fuel_permille), BATCH_FIELD(n_fuel_permille),
-	  BATCH_FIELD(fuel_permille), 0, CODEC_FUEL_MAX },
+	  BATCH_FIELD(fuel_permille), 0, CODEC_FUEL_MAX, 0 },
 	{ SAMPLE_POSITION, 0, SAMPLE_FIELD(lat_e7), BATCH_FIELD(n_lat_e7), BATCH_FIELD(lat_e7),
-	  -CODEC_LAT_MAX, CODEC_LAT_MAX },
+	  -CODEC_LAT_MAX, CODEC_LAT_MAX, 0 },
 	{ SAMPLE_POSITION, 0, SAMPLE_FIELD(lon_e7), BATCH_FIELD(n_lon_e7), BATCH_FIELD(lon_e7),
-	  -CODEC_LON_MAX, CODEC_LON_MAX },
+	  -CODEC_LON_MAX, CODEC_LON_MAX, 0 },
 	{ SAMPLE_SPEED, 0, SAMPLE_FIELD(speed_cms), BATCH_FIELD(n_speed_cms),
-	  BATCH_FIELD(speed_cms), 0, CODEC_SPEED_MAX },
+	  BATCH_FIELD(speed_cms), 0, CODEC_SPEED_MAX, 0 },
 	{ SAMPLE_HEADING, 0, SAMPLE_FIELD(heading_cdeg), BATCH_FIELD(n_heading_cdeg),
-	  BATCH_FIELD(heading_cdeg), 0, CODEC_HEADING_MAX },
+	  BATCH_FIELD(heading_cdeg), 0, CODEC_HEADING_MAX, CODEC_HEADING_MAX + 1 },
 };
 
 #define NCOLUMNS (sizeof(columns) / sizeof(columns[0]))
@@ -218,55 +222,56 @@ static int str_copy(char *dst, size_t size, const char *src)
 	return 0;
 }
 
-int codec_encode_batch(uint64_t epoch, uint64_t seq, const struct sample *samples, size_t n,
-		       uint8_t **ret_buf, size_t *ret_len)
+/*
+ * 0 if s can go on the wire: known presence bits only, the estimated
+ * odometer flag only with the odometer, a valid fix and every present value
+ * in range; else -EINVAL.
+ */
+static int sample_check(const struct sample *s)
 {
-	Pitstop__V1__TelemetryBatch b = PITSTOP__V1__TELEMETRY_BATCH__INIT;
+	if ((s->present & ~SAMPLE_ALL) || (unsigned)s->fix > CODEC_FIX_MAX ||
+	    (s->present & (SAMPLE_ODOMETER | SAMPLE_ODOMETER_EST)) == SAMPLE_ODOMETER_EST)
+		return -EINVAL;
+	for (size_t k = 0; k < NCOLUMNS; k++) {
+		const struct column *c = &columns[k];
+		int64_t v;
+
+		if (!col_in(c, s->present))
+			continue;
+		v = col_get(c, s);
+		if (v < c->lo || v > c->hi)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Fills fields 2-9 of b (v1 columns) from n checked samples; 0 or -ENOMEM. */
+static int encode_v1(Pitstop__V1__TelemetryBatch *b, const struct sample *samples, size_t n)
+{
 	int64_t prev[NCOLUMNS] = { 0 };
 	size_t k;
-	int r;
 
-	if (!samples || !ret_buf || !ret_len || seq == 0 || n == 0)
-		return -EINVAL;
-	if (n > CODEC_MAX_SAMPLES)
-		return -EMSGSIZE;
-
-	b.epoch = epoch;
-	b.seq = seq;
-	b.n_flags = n;
-	b.flags = malloc(n * sizeof(*b.flags));
-	if (!b.flags) {
-		r = -ENOMEM;
-		goto out;
-	}
-	/* Every column gets room for n entries; n is bounded above. */
-	for (k = 0; k < NCOLUMNS; k++) {
-		r = col_alloc(&columns[k], &b, n);
-		if (r < 0)
-			goto out;
-	}
+	b->n_flags = n;
+	b->flags = malloc(n * sizeof(*b->flags));
+	if (!b->flags)
+		return -ENOMEM;
+	/* Every column gets room for n entries; n is bounded by the caller. */
+	for (k = 0; k < NCOLUMNS; k++)
+		if (col_alloc(&columns[k], b, n) < 0)
+			return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const struct sample *s = &samples[i];
 
-		if ((s->present & ~SAMPLE_ALL) || (unsigned)s->fix > CODEC_FIX_MAX ||
-		    (s->present & (SAMPLE_ODOMETER | SAMPLE_ODOMETER_EST)) == SAMPLE_ODOMETER_EST) {
-			r = -EINVAL;
-			goto out;
-		}
-		b.flags[i] = s->present | ((unsigned)s->fix << FLAGS_FIX_SHIFT);
+		b->flags[i] = s->present | ((unsigned)s->fix << FLAGS_FIX_SHIFT);
 		for (k = 0; k < NCOLUMNS; k++) {
 			const struct column *c = &columns[k];
-			size_t *count = col_count(c, &b);
-			void *data = col_data(c, &b);
+			size_t *count = col_count(c, b);
+			void *data = col_data(c, b);
 			int64_t v;
 
 			if (!col_in(c, s->present))
 				continue;
 			v = col_get(c, s);
-			if (v < c->lo || v > c->hi) {
-				r = -EINVAL;
-				goto out;
-			}
 			/* Both in range: the difference cannot overflow int64. */
 			if (c->wide)
 				((int64_t *)data)[*count] = v - prev[k];
@@ -276,12 +281,462 @@ int codec_encode_batch(uint64_t epoch, uint64_t seq, const struct sample *sample
 			prev[k] = v;
 		}
 	}
-	r = pack_message(&b.base, CODEC_MAX_BATCH_BYTES, ret_buf, ret_len);
+	return 0;
+}
+
+/*
+ * Encoding v2: one bit stream (MSB first) in TelemetryBatch.packed.
+ *
+ *   count      raw unsigned (below) number of samples, 1..CODEC_MAX_SAMPLES
+ *   flags      sample 0: 8 bits (bits 0-5 presence, 6-7 fix); every other
+ *              sample: 0 = same as the previous sample, or 1 + 8 bits
+ *   columns    in table order (time, odometer, fuel, lat, lon, speed,
+ *              heading), each only if some sample has it:
+ *                first value   raw signed
+ *                if 2+ values: 1 bit mode (0 delta, 1 delta of delta),
+ *                              5 bits k, then one exp-Golomb(k) code of the
+ *                              zig-zagged residual per further value
+ *   padding    zero bits to the byte boundary
+ *
+ * A raw unsigned is 6 bits of bit length L then L bits; a raw signed is a
+ * raw unsigned of its zig-zag. The delta of heading is taken modulo 36000
+ * into [-18000, 17999], so crossing north is a small step. The encoder
+ * picks the mode and k per column and batch that give the fewest bits, so
+ * an unchanged value (delta 0 with k = 0) costs one bit. Lossless: every
+ * value decodes exactly.
+ */
+#define V2_FLAG_BITS 8
+#define V2_LEN_BITS 6
+#define V2_K_BITS 5
+#define V2_K_MAX 31
+#define V2_EG_MAX_BITS 62 /* longest exp-Golomb body a decoder accepts */
+
+struct bitw {
+	uint8_t *buf; /* owned, cap bytes, zeroed */
+	size_t cap;
+	size_t bits; /* written so far */
+};
+
+struct bitr {
+	const uint8_t *buf; /* borrowed */
+	size_t nbits;	    /* available */
+	size_t pos;	    /* next bit */
+};
+
+/* Appends the low n (0..64) bits of v; the caller sized the buffer. */
+static void bw_put(struct bitw *w, uint64_t v, unsigned n)
+{
+	while (n--) {
+		assert(w->bits / 8 < w->cap);
+		if ((v >> n) & 1)
+			w->buf[w->bits / 8] |= (uint8_t)(0x80u >> (w->bits % 8));
+		w->bits++;
+	}
+}
+
+/* Reads n (0..64) bits into *v; -EBADMSG past the end. */
+static int br_get(struct bitr *r, unsigned n, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (n > r->nbits - r->pos)
+		return -EBADMSG;
+	while (n--) {
+		x = x << 1 | ((r->buf[r->pos / 8] >> (7 - r->pos % 8)) & 1u);
+		r->pos++;
+	}
+	*v = x;
+	return 0;
+}
+
+static uint64_t zigzag(int64_t v)
+{
+	return v < 0 ? ~((uint64_t)v << 1) : (uint64_t)v << 1;
+}
+
+static int64_t unzigzag(uint64_t z)
+{
+	return (z & 1) ? -(int64_t)(z >> 1) - 1 : (int64_t)(z >> 1);
+}
+
+/* Number of significant bits of v (0 for 0). */
+static unsigned bitlen(uint64_t v)
+{
+	unsigned n = 0;
+
+	while (v) {
+		n++;
+		v >>= 1;
+	}
+	return n;
+}
+
+static void bw_raw(struct bitw *w, uint64_t v)
+{
+	unsigned n = bitlen(v);
+
+	bw_put(w, n, V2_LEN_BITS);
+	bw_put(w, v, n);
+}
+
+static int br_raw(struct bitr *r, uint64_t *v)
+{
+	uint64_t n;
+	int rc = br_get(r, V2_LEN_BITS, &n);
+
+	return rc < 0 ? rc : br_get(r, (unsigned)n, v);
+}
+
+/* Bits of the exp-Golomb(k) code of z (z < 2^56, k <= 31). */
+static unsigned eg_bits(uint64_t z, unsigned k)
+{
+	return 2 * bitlen(z + (UINT64_C(1) << k)) - 1 - k;
+}
+
+static void bw_eg(struct bitw *w, uint64_t z, unsigned k)
+{
+	uint64_t x = z + (UINT64_C(1) << k);
+	unsigned n = bitlen(x);
+
+	bw_put(w, 0, n - 1 - k);
+	bw_put(w, x, n);
+}
+
+static int br_eg(struct bitr *r, unsigned k, uint64_t *z)
+{
+	unsigned zeros = 0;
+	uint64_t bit = 0, x;
+	int rc;
+
+	for (;;) {
+		rc = br_get(r, 1, &bit);
+		if (rc < 0)
+			return rc;
+		if (bit)
+			break;
+		if (++zeros + k + 1 > V2_EG_MAX_BITS)
+			return -EBADMSG;
+	}
+	rc = br_get(r, zeros + k, &x);
+	if (rc < 0)
+		return rc;
+	*z = ((UINT64_C(1) << (zeros + k)) | x) - (UINT64_C(1) << k);
+	return 0;
+}
+
+/* v - prev for column c (modulo c->wrap into [-wrap/2, wrap/2) if set). */
+static int64_t col_delta(const struct column *c, int64_t v, int64_t prev)
+{
+	int64_t d = v - prev;
+
+	if (c->wrap) {
+		if (d >= c->wrap / 2)
+			d -= c->wrap;
+		else if (d < -(c->wrap / 2))
+			d += c->wrap;
+	}
+	return d;
+}
+
+/* The residuals of vals[1..n-1] in mode dod (0 delta, 1 delta of delta). */
+static void col_residuals(const struct column *c, const int64_t *vals, size_t n, int dod,
+			  int64_t *ret)
+{
+	int64_t pd = 0;
+
+	for (size_t i = 1; i < n; i++) {
+		int64_t d = col_delta(c, vals[i], vals[i - 1]);
+
+		ret[i - 1] = dod ? d - pd : d;
+		pd = d;
+	}
+}
+
+/* Writes column c's n >= 1 values (vals) with the cheapest mode and k. */
+static void encode_v2_column(struct bitw *w, const struct column *c, const int64_t *vals, size_t n,
+			     int64_t *scratch)
+{
+	uint64_t best = UINT64_MAX;
+	unsigned best_k = 0;
+	int best_dod = 0;
+
+	bw_raw(w, zigzag(vals[0]));
+	if (n < 2)
+		return;
+	for (int dod = 0; dod <= 1; dod++) {
+		col_residuals(c, vals, n, dod, scratch);
+		for (unsigned k = 0; k <= V2_K_MAX; k++) {
+			uint64_t bits = 0;
+
+			for (size_t i = 0; i + 1 < n; i++)
+				bits += eg_bits(zigzag(scratch[i]), k);
+			if (bits < best) {
+				best = bits;
+				best_k = k;
+				best_dod = dod;
+			}
+		}
+	}
+	col_residuals(c, vals, n, best_dod, scratch);
+	bw_put(w, (uint64_t)best_dod, 1);
+	bw_put(w, best_k, V2_K_BITS);
+	for (size_t i = 0; i + 1 < n; i++)
+		bw_eg(w, zigzag(scratch[i]), best_k);
+}
+
+/* The 8-bit v2 flags of s. */
+static unsigned v2_flags(const struct sample *s)
+{
+	return (s->present & 0x3fu) | ((unsigned)s->fix << 6);
+}
+
+/* Fills b->packed from n checked samples; 0, -EMSGSIZE or -ENOMEM. */
+static int encode_v2(Pitstop__V1__TelemetryBatch *b, const struct sample *samples, size_t n)
+{
+	/* Worst case per value: a 117-bit code (z < 2^56, k 31); plus headers. */
+	struct bitw w = { NULL, n * (NCOLUMNS * 15 + 2) + 64, 0 };
+	int64_t *vals = malloc(n * sizeof(*vals));
+	int64_t *scratch = malloc(n * sizeof(*scratch));
+	int r = -ENOMEM;
+
+	w.buf = calloc(1, w.cap);
+	if (!w.buf || !vals || !scratch)
+		goto out;
+	bw_raw(&w, n);
+	for (size_t i = 0; i < n; i++) {
+		unsigned f = v2_flags(&samples[i]);
+
+		if (i > 0 && f == v2_flags(&samples[i - 1])) {
+			bw_put(&w, 0, 1);
+			continue;
+		}
+		if (i > 0)
+			bw_put(&w, 1, 1);
+		bw_put(&w, f, V2_FLAG_BITS);
+	}
+	for (size_t k = 0; k < NCOLUMNS; k++) {
+		size_t m = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (col_in(&columns[k], samples[i].present))
+				vals[m++] = col_get(&columns[k], &samples[i]);
+		if (m)
+			encode_v2_column(&w, &columns[k], vals, m, scratch);
+	}
+	b->packed.data = w.buf;
+	b->packed.len = (w.bits + 7) / 8;
+	w.buf = NULL; /* now b's */
+	r = 0;
 out:
-	free(b.flags);
-	for (k = 0; k < NCOLUMNS; k++)
-		free(col_data(&columns[k], &b));
+	free(w.buf);
+	free(vals);
+	free(scratch);
 	return r;
+}
+
+int codec_encode_batch_version(int version, uint64_t epoch, uint64_t seq,
+			       const struct sample *samples, size_t n, uint8_t **ret_buf,
+			       size_t *ret_len)
+{
+	Pitstop__V1__TelemetryBatch b = PITSTOP__V1__TELEMETRY_BATCH__INIT;
+	int r;
+
+	if (!samples || !ret_buf || !ret_len || seq == 0 || n == 0 ||
+	    (version != CODEC_BATCH_V1 && version != CODEC_BATCH_V2))
+		return -EINVAL;
+	if (n > CODEC_MAX_SAMPLES)
+		return -EMSGSIZE;
+	for (size_t i = 0; i < n; i++)
+		if (sample_check(&samples[i]) < 0)
+			return -EINVAL;
+	b.epoch = epoch;
+	b.seq = seq;
+	r = version == CODEC_BATCH_V1 ? encode_v1(&b, samples, n) : encode_v2(&b, samples, n);
+	if (r == 0)
+		r = pack_message(&b.base, CODEC_MAX_BATCH_BYTES, ret_buf, ret_len);
+	free(b.flags);
+	for (size_t k = 0; k < NCOLUMNS; k++)
+		free(col_data(&columns[k], &b));
+	free(b.packed.data);
+	return r;
+}
+
+int codec_encode_batch(uint64_t epoch, uint64_t seq, const struct sample *samples, size_t n,
+		       uint8_t **ret_buf, size_t *ret_len)
+{
+	return codec_encode_batch_version(CODEC_BATCH_V2, epoch, seq, samples, n, ret_buf, ret_len);
+}
+
+/* The presence bits a reader keeps of wire flags f (unknown bits dropped). */
+static unsigned flags_present(uint32_t f)
+{
+	unsigned present = f & SAMPLE_ALL;
+
+	if (!(present & SAMPLE_ODOMETER))
+		present &= ~SAMPLE_ODOMETER_EST;
+	return present;
+}
+
+/* Decodes the v1 columns of m into *ret_samples (n of them, malloc'ed). */
+static int decode_v1(Pitstop__V1__TelemetryBatch *m, struct sample **ret_samples, size_t *ret_n)
+{
+	struct sample *samples = NULL;
+	int64_t acc[NCOLUMNS] = { 0 };
+	size_t idx[NCOLUMNS] = { 0 };
+	size_t n = m->n_flags, k;
+	int r;
+
+	if (n > CODEC_MAX_SAMPLES)
+		return -EMSGSIZE;
+	if (n == 0 || m->n_time_ms != n)
+		return -EBADMSG;
+	/* Each column must hold exactly one entry per sample that has it. */
+	for (k = 0; k < NCOLUMNS; k++) {
+		size_t want = 0;
+
+		for (size_t i = 0; i < n; i++)
+			want += col_in(&columns[k], m->flags[i]) ? 1 : 0;
+		if (*col_count(&columns[k], m) != want)
+			return -EBADMSG;
+	}
+	samples = calloc(n, sizeof(*samples));
+	if (!samples)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct sample *s = &samples[i];
+
+		s->present = flags_present(m->flags[i]);
+		s->fix = (enum fix_mode)((m->flags[i] >> FLAGS_FIX_SHIFT) & FLAGS_FIX_MASK);
+		for (k = 0; k < NCOLUMNS; k++) {
+			const struct column *c = &columns[k];
+
+			if (!col_in(c, s->present))
+				continue;
+			r = col_undelta(c, &acc[k], col_entry(c, m, idx[k]++));
+			if (r < 0) {
+				free(samples);
+				return r;
+			}
+			col_set(c, s, acc[k]);
+		}
+	}
+	*ret_samples = samples;
+	*ret_n = n;
+	return 0;
+}
+
+/*
+ * Reads column c (count values) into the samples that have it. Every
+ * residual, delta and value is bounded before it is used, so a hostile
+ * stream cannot overflow: values stay in [lo, hi], deltas within its span.
+ */
+static int decode_v2_column(struct bitr *br, const struct column *c, struct sample *samples,
+			    size_t n, size_t count)
+{
+	const int64_t span = c->hi - c->lo; /* < 2^54 */
+	int64_t v = 0, pd = 0;
+	uint64_t z, dod = 0, k = 0;
+	size_t seen = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!col_in(c, samples[i].present))
+			continue;
+		if (seen == 0) {
+			r = br_raw(br, &z);
+			if (r < 0)
+				return r;
+			if (z > (uint64_t)INT64_MAX)
+				return -EBADMSG;
+			v = unzigzag(z);
+			if (v < c->lo || v > c->hi)
+				return -EBADMSG;
+			if (count > 1 &&
+			    ((r = br_get(br, 1, &dod)) < 0 || (r = br_get(br, V2_K_BITS, &k)) < 0))
+				return r;
+		} else {
+			int64_t res, d;
+
+			r = br_eg(br, (unsigned)k, &z);
+			if (r < 0)
+				return r;
+			res = unzigzag(z); /* z < 2^62 */
+			if (res > 2 * span || res < -2 * span)
+				return -EBADMSG;
+			d = dod ? pd + res : res;
+			if (d > span || d < -span)
+				return -EBADMSG;
+			v += d;
+			if (c->wrap)
+				v = ((v % c->wrap) + c->wrap) % c->wrap;
+			if (v < c->lo || v > c->hi)
+				return -EBADMSG;
+			pd = d;
+		}
+		col_set(c, &samples[i], v);
+		seen++;
+	}
+	return 0;
+}
+
+/* Decodes m->packed (encoding v2) into *ret_samples (malloc'ed). */
+static int decode_v2(const Pitstop__V1__TelemetryBatch *m, struct sample **ret_samples,
+		     size_t *ret_n)
+{
+	struct bitr br = { m->packed.data, m->packed.len * 8, 0 };
+	struct sample *samples = NULL;
+	uint64_t n, f = 0, bit, pad;
+	int r;
+
+	r = br_raw(&br, &n);
+	if (r < 0)
+		return r;
+	if (n > CODEC_MAX_SAMPLES)
+		return -EMSGSIZE;
+	if (n == 0)
+		return -EBADMSG;
+	samples = calloc(n, sizeof(*samples));
+	if (!samples)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && (r = br_get(&br, 1, &bit)) < 0)
+			goto fail;
+		if ((i == 0 || bit) && (r = br_get(&br, V2_FLAG_BITS, &f)) < 0)
+			goto fail;
+		samples[i].present = flags_present((uint32_t)f & 0x3fu);
+		samples[i].fix = (enum fix_mode)(f >> 6);
+	}
+	for (size_t k = 0; k < NCOLUMNS; k++) {
+		size_t count = 0;
+
+		for (size_t i = 0; i < n; i++)
+			count += col_in(&columns[k], samples[i].present) ? 1 : 0;
+		r = decode_v2_column(&br, &columns[k], samples, n, count);
+		if (r < 0)
+			goto fail;
+	}
+	/* Only zero padding to the byte boundary may follow. */
+	r = -EBADMSG;
+	if (br.nbits - br.pos >= 8 || br_get(&br, (unsigned)(br.nbits - br.pos), &pad) < 0 ||
+	    pad != 0)
+		goto fail;
+	*ret_samples = samples;
+	*ret_n = n;
+	return 0;
+fail:
+	free(samples);
+	return r;
+}
+
+/* 1 if m carries any v1 column (fields 2-9). */
+static int has_v1_columns(Pitstop__V1__TelemetryBatch *m)
+{
+	if (m->n_flags)
+		return 1;
+	for (size_t k = 0; k < NCOLUMNS; k++)
+		if (*col_count(&columns[k], m))
+			return 1;
+	return 0;
 }
 
 int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint64_t *ret_seq,
@@ -289,9 +744,7 @@ int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint
 {
 	Pitstop__V1__TelemetryBatch *m = NULL;
 	struct sample *samples = NULL;
-	int64_t acc[NCOLUMNS] = { 0 };
-	size_t idx[NCOLUMNS] = { 0 };
-	size_t n, k;
+	size_t n = 0;
 	int r;
 
 	if ((!buf && len) || !ret_seq || !ret_samples || !ret_n)
@@ -301,60 +754,25 @@ int codec_decode_batch(const uint8_t *buf, size_t len, uint64_t *ret_epoch, uint
 	m = pitstop__v1__telemetry_batch__unpack(NULL, len, buf);
 	if (!m)
 		return -EBADMSG;
-
-	n = m->n_flags;
-	if (n > CODEC_MAX_SAMPLES) {
-		r = -EMSGSIZE;
-		goto out;
-	}
-	if (m->seq == 0 || n == 0 || m->n_time_ms != n) {
+	if (m->seq == 0) {
 		r = -EBADMSG;
 		goto out;
 	}
-	/* Each column must hold exactly one entry per sample that has it. */
-	for (k = 0; k < NCOLUMNS; k++) {
-		size_t want = 0;
-
-		for (size_t i = 0; i < n; i++)
-			want += col_in(&columns[k], m->flags[i]) ? 1 : 0;
-		if (*col_count(&columns[k], m) != want) {
-			r = -EBADMSG;
-			goto out;
-		}
-	}
-	samples = calloc(n, sizeof(*samples));
-	if (!samples) {
-		r = -ENOMEM;
+	if (m->packed.len == 0)
+		r = decode_v1(m, &samples, &n);
+	else if (has_v1_columns(m))
+		r = -EBADMSG; /* both encodings at once: which one is meant? */
+	else
+		r = decode_v2(m, &samples, &n);
+	if (r < 0)
 		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct sample *s = &samples[i];
-		unsigned present = m->flags[i] & SAMPLE_ALL; /* other bits: ignored */
-
-		if (!(present & SAMPLE_ODOMETER))
-			present &= ~SAMPLE_ODOMETER_EST;
-		s->present = present;
-		s->fix = (enum fix_mode)((m->flags[i] >> FLAGS_FIX_SHIFT) & FLAGS_FIX_MASK);
-		for (k = 0; k < NCOLUMNS; k++) {
-			const struct column *c = &columns[k];
-
-			if (!col_in(c, present))
-				continue;
-			r = col_undelta(c, &acc[k], col_entry(c, m, idx[k]++));
-			if (r < 0)
-				goto out;
-			col_set(c, s, acc[k]);
-		}
-	}
 	if (ret_epoch)
 		*ret_epoch = m->epoch;
 	*ret_seq = m->seq;
 	*ret_samples = samples;
 	*ret_n = n;
-	samples = NULL;
 	r = 0;
 out:
-	free(samples);
 	pitstop__v1__telemetry_batch__free_unpacked(m, NULL);
 	return r;
 }

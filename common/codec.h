@@ -78,16 +78,32 @@ struct sample {
 };
 
 /*
+ * Encodings of a TelemetryBatch (docs/protocol.md): v1 is the delta-coded
+ * columns (fields 2-9) every reader knows; v2 is the bit-packed stream in
+ * field 11 (delta or delta-of-delta per column, exp-Golomb coded), about a
+ * third of v1's size, which readers before it refuse as empty. Both are
+ * lossless; codec_decode_batch() reads both.
+ */
+#define CODEC_BATCH_V1 1
+#define CODEC_BATCH_V2 2
+
+/*
  * Encodes n samples (1..CODEC_MAX_SAMPLES) as a TelemetryBatch of queue
- * epoch `epoch` (0: none, a pre-epoch car) with sequence number seq. On
- * success *ret_buf is malloc'ed (caller frees) and *ret_len its size;
- * out-of-range sample values give -EINVAL.
+ * epoch `epoch` (0: none, a pre-epoch car) with sequence number seq, in
+ * encoding v2. On success *ret_buf is malloc'ed (caller frees) and *ret_len
+ * its size; out-of-range sample values give -EINVAL.
  */
 int codec_encode_batch(uint64_t epoch, uint64_t seq, const struct sample *samples, size_t n,
 		       uint8_t **ret_buf, size_t *ret_len);
 
+/* codec_encode_batch() in a given encoding (CODEC_BATCH_V1 or _V2; else -EINVAL). */
+int codec_encode_batch_version(int version, uint64_t epoch, uint64_t seq,
+			       const struct sample *samples, size_t n, uint8_t **ret_buf,
+			       size_t *ret_len);
+
 /*
- * Decodes a TelemetryBatch. Rejects (-EMSGSIZE) len > CODEC_MAX_BATCH_BYTES or
+ * Decodes a TelemetryBatch of either encoding (one that carries both is
+ * -EBADMSG). Rejects (-EMSGSIZE) len > CODEC_MAX_BATCH_BYTES or
  * more than CODEC_MAX_SAMPLES samples, and (-EBADMSG) columns whose lengths
  * disagree with the flags, a zero seq, or values out of range after
  * un-delta-ing. On success *ret_samples is malloc'ed (caller frees) and
