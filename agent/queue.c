@@ -2,14 +2,27 @@
  * The store-and-forward queue on SQLite; see queue.h for the contract and
  * docs/agent.md for the durability choices.
  *
- * Schema (user_version 1):
- *   meta(key, value)      next_seq and dropped, the persistent counters, and
+ * Schema (user_version 2):
+ *   meta(key, value)      next_seq, dropped, thinned_samples and
+ *                         thinned_batches, the persistent counters, and
  *                         epoch, the queue's identity (see queue_create)
  *   samples(id, ...)      open samples, one row each, id = insertion order
- *   batches(seq, ...)     sealed, encoded TelemetryBatch messages
+ *   batches(seq, ...)     sealed, encoded TelemetryBatch messages; thinned = 1
+ *                         once thinning kept every Nth of its samples
+ *                         (added by version 2: queue_migrate)
  * Every statement is prepared once at open. Counters that are also stored
- * (next_seq, dropped, the batch count) are cached and updated only after the
- * transaction that changes them has committed.
+ * (next_seq, dropped, thinned_*, the batch count and bytes) are cached and
+ * updated only after the transaction that changes them has committed.
+ *
+ * Open samples newer than the last flush live in memory (struct queue's
+ * pend, oldest first, always newer than every samples row): queue_seal
+ * takes the stored ones first, then the pending ones, so a sample that is
+ * sealed before its flush is never written as a row at all.
+ *
+ * The byte cap (make_room, inside the seal's transaction): thin the oldest
+ * unsent, not yet thinned batch (decode, keep samples 0, N, 2N, ..., encode
+ * again under the same epoch and seq) until the new batch fits; only when no
+ * batch is left to thin, drop the oldest batch.
  *
  * Delivery state is not stored: struct queue holds a small table (struct
  * pub, sorted by seq) of the batches that are in flight or sent; every other
@@ -34,6 +47,9 @@
 
 #define QUEUE_LOG_REPEAT_MS 60000 /* same failing operation: log once a minute */
 #define QUEUE_BUSY_TIMEOUT_MS 100 /* never block the loop for long */
+#define QUEUE_PAGE_SIZE 1024	  /* new databases: see docs/performance.md */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum {
 	ST_BEGIN,
@@ -49,6 +65,9 @@ enum {
 	ST_SEQS,
 	ST_DATA,
 	ST_SET_META,
+	ST_THIN_CANDIDATE,
+	ST_UPDATE_BATCH,
+	ST_BATCH_BYTES,
 	ST_COUNT,
 };
 
@@ -70,6 +89,11 @@ static const char *const queue_sql[ST_COUNT] = {
 	[ST_SEQS] = "SELECT seq FROM batches ORDER BY seq",
 	[ST_DATA] = "SELECT data FROM batches WHERE seq = ?1",
 	[ST_SET_META] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+	[ST_THIN_CANDIDATE] = "SELECT seq, data FROM batches WHERE thinned = 0 AND nsamples > 1"
+			      " AND seq > ?1 ORDER BY seq LIMIT 1",
+	[ST_UPDATE_BATCH] = "UPDATE batches SET nsamples = ?2, data = ?3, thinned = 1"
+			    " WHERE seq = ?1",
+	[ST_BATCH_BYTES] = "SELECT length(data) FROM batches WHERE seq = ?1",
 };
 
 /*
@@ -86,8 +110,7 @@ static const char queue_schema[] =
 	" heading_cdeg INTEGER NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS batches("
 	" seq INTEGER PRIMARY KEY, sealed_ms INTEGER NOT NULL, nsamples INTEGER NOT NULL,"
-	" data BLOB NOT NULL);"
-	"PRAGMA user_version = 1;";
+	" data BLOB NOT NULL, thinned INTEGER NOT NULL DEFAULT 0);";
 
 /* Delivery state of a published batch (unsent batches have no entry). */
 enum pub_state {
@@ -105,6 +128,15 @@ struct queue {
 	sqlite3 *db;			       /* owned */
 	sqlite3_stmt *st[ST_COUNT];	       /* owned, prepared at open */
 	unsigned max_batches;		       /* bound on stored batches, >= 1 */
+	struct queue_limits lim;	       /* max_loss_ms, max_bytes, thin_every */
+	struct sample pend[QUEUE_MAX_PENDING]; /* open samples not yet written */
+	unsigned npend;			       /* entries used in pend */
+	uint64_t pend_first_ms;		       /* monotonic time pend[0] was added */
+	uint64_t last_add_ms;		       /* monotonic time of the last add */
+	uint64_t add_gap_ms;		       /* time between the last two adds */
+	int64_t bytes;			       /* cached sum of the batches' sizes */
+	uint64_t thinned_samples;	       /* cached meta.thinned_samples */
+	uint64_t thinned_batches;	       /* cached meta.thinned_batches */
 	uint64_t epoch;			       /* meta.epoch; 0 for a pre-epoch queue */
 	uint64_t next_seq;		       /* cached meta.next_seq */
 	uint64_t dropped;		       /* cached meta.dropped */
@@ -192,7 +224,10 @@ static int queue_load(struct queue *q)
 		"SELECT (SELECT value FROM meta WHERE key = 'next_seq'),"
 		" (SELECT value FROM meta WHERE key = 'dropped'),"
 		" (SELECT coalesce(max(seq), 0) FROM batches), (SELECT count(*) FROM batches),"
-		" (SELECT value FROM meta WHERE key = 'epoch')";
+		" (SELECT value FROM meta WHERE key = 'epoch'),"
+		" (SELECT coalesce(sum(length(data)), 0) FROM batches),"
+		" (SELECT coalesce(max(value), 0) FROM meta WHERE key = 'thinned_samples'),"
+		" (SELECT coalesce(max(value), 0) FROM meta WHERE key = 'thinned_batches')";
 	sqlite3_stmt *s = NULL;
 	int rc, r = 0;
 
@@ -213,6 +248,9 @@ static int queue_load(struct queue *q)
 		q->next_seq = 1;
 	q->count = sqlite3_column_int64(s, 3);
 	q->epoch = (uint64_t)sqlite3_column_int64(s, 4); /* queue_create wrote it */
+	q->bytes = sqlite3_column_int64(s, 5);
+	q->thinned_samples = (uint64_t)sqlite3_column_int64(s, 6);
+	q->thinned_batches = (uint64_t)sqlite3_column_int64(s, 7);
 out:
 	sqlite3_finalize(s);
 	return r;
@@ -245,6 +283,33 @@ static int draw_epoch(uint64_t *ret_epoch)
 	}
 	*ret_epoch = v;
 	return 0;
+}
+
+/*
+ * Brings a version 1 queue (batches without the thinned column) to version
+ * 2, inside queue_create's transaction. Returns an SQLite result code.
+ */
+static int queue_migrate(struct queue *q)
+{
+	static const char sql_has[] = "SELECT 1 FROM pragma_table_info('batches')"
+				      " WHERE name = 'thinned'";
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(q->db, sql_has, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE)
+		rc = sqlite3_exec(
+			q->db, "ALTER TABLE batches ADD COLUMN thinned INTEGER NOT NULL DEFAULT 0",
+			NULL, NULL, NULL);
+	else if (rc == SQLITE_ROW)
+		rc = SQLITE_OK;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(q->db, "PRAGMA user_version = 2", NULL, NULL, NULL);
+	return rc;
 }
 
 /*
@@ -281,6 +346,8 @@ static int queue_create(struct queue *q)
 	rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(q->db, queue_schema, NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = queue_migrate(q);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(q->db, sql_has_seq, -1, &s, NULL);
 	if (rc != SQLITE_OK)
@@ -333,6 +400,7 @@ int queue_open(const char *path, unsigned max_batches, struct queue **ret_q)
 	if (!q)
 		return -ENOMEM;
 	q->max_batches = max_batches;
+	q->lim.thin_every = QUEUE_THIN_EVERY;
 	/* 0600 before SQLite makes it 0644: it holds the car's positions. */
 	r = fileperm_private(path);
 	if (r < 0) {
@@ -347,12 +415,18 @@ int queue_open(const char *path, unsigned max_batches, struct queue **ret_q)
 	sqlite3_busy_timeout(q->db, QUEUE_BUSY_TIMEOUT_MS);
 	/*
 	 * WAL + synchronous=FULL: a commit is on the storage when it returns
-	 * (NORMAL could lose the last commits on power loss).
+	 * (NORMAL could lose the last commits on power loss). page_size only
+	 * takes effect on a new database (before its first table): a WAL
+	 * frame is a page, and small commits cost a frame per changed page,
+	 * so 1 KiB pages write less than the 4 KiB default (docs/performance.md).
 	 */
-	rc = sqlite3_exec(q->db,
-			  "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-			  " PRAGMA journal_size_limit = 4194304;",
-			  NULL, NULL, &msg);
+	rc = sqlite3_exec(
+		q->db,
+		"PRAGMA page_size = " STR(
+			QUEUE_PAGE_SIZE) ";"
+					 " PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
+					 " PRAGMA journal_size_limit = 4194304;",
+		NULL, NULL, &msg);
 	sqlite3_free(msg);
 	if (rc != SQLITE_OK) {
 		r = queue_fail(q, "set journal mode", rc);
@@ -416,13 +490,11 @@ static int sample_valid(const struct sample *s)
 	return 1;
 }
 
-int queue_add_sample(struct queue *q, const struct sample *s)
+/* Writes one open sample row (inside the caller's transaction, or its own). */
+static int insert_sample(struct queue *q, const struct sample *s)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = stmt(q, ST_INSERT_SAMPLE);
 
-	if (!sample_valid(s))
-		return -EINVAL;
-	st = stmt(q, ST_INSERT_SAMPLE);
 	sqlite3_bind_int64(st, 1, s->time_ms);
 	sqlite3_bind_int64(st, 2, s->present);
 	sqlite3_bind_int64(st, 3, s->fix);
@@ -435,6 +507,81 @@ int queue_add_sample(struct queue *q, const struct sample *s)
 	return run(q, ST_INSERT_SAMPLE, "store sample");
 }
 
+/* Rolls back the open transaction, logging a failure to do so. */
+static void rollback(struct queue *q, const char *op)
+{
+	int rc = sqlite3_step(stmt(q, ST_ROLLBACK));
+
+	sqlite3_reset(q->st[ST_ROLLBACK]);
+	if (rc != SQLITE_DONE && sqlite3_get_autocommit(q->db) == 0)
+		queue_fail(q, op, rc);
+}
+
+int queue_flush_now(struct queue *q)
+{
+	unsigned n = q->npend;
+	int r;
+
+	if (n == 0)
+		return 0;
+	r = run(q, ST_BEGIN, "flush samples: begin");
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < n && r == 0; i++)
+		r = insert_sample(q, &q->pend[i]);
+	if (r == 0)
+		r = run(q, ST_COMMIT, "flush samples: commit");
+	if (r < 0) {
+		rollback(q, "flush samples: rollback");
+		return r;
+	}
+	q->npend = 0;
+	return (int)n;
+}
+
+/*
+ * Whether the pending samples must be written now: the oldest would be older
+ * than max_loss_ms by the time of the next add (expected one add_gap_ms from
+ * now), or pend is full.
+ */
+static int flush_due(const struct queue *q, uint64_t now)
+{
+	if (q->npend == 0)
+		return 0;
+	if (q->npend >= QUEUE_MAX_PENDING)
+		return 1;
+	return now - q->pend_first_ms + q->add_gap_ms >= q->lim.max_loss_ms;
+}
+
+int queue_add_sample(struct queue *q, const struct sample *s)
+{
+	uint64_t now = loop_now_ms();
+	int r;
+
+	if (!sample_valid(s))
+		return -EINVAL;
+	if (q->lim.max_loss_ms == 0 && q->npend == 0)
+		return insert_sample(q, s);
+	if (q->npend >= QUEUE_MAX_PENDING) {
+		/* Flushes failed until pend filled up: this one is lost. */
+		r = queue_flush_now(q);
+		if (r < 0)
+			return r;
+	}
+	q->add_gap_ms = q->npend || q->last_add_ms ? now - q->last_add_ms : 0;
+	q->last_add_ms = now;
+	if (q->npend == 0)
+		q->pend_first_ms = now;
+	q->pend[q->npend++] = *s;
+	if (flush_due(q, now)) {
+		r = queue_flush_now(q);
+		/* The sample is kept in memory; the next add or seal writes it. */
+		if (r < 0)
+			log_debug("queue: %u samples wait in memory: %s", q->npend, strerror(-r));
+	}
+	return 0;
+}
+
 int queue_open_samples(struct queue *q)
 {
 	int64_t n = 0;
@@ -442,6 +589,7 @@ int queue_open_samples(struct queue *q)
 
 	if (r < 0)
 		return r;
+	n += q->npend;
 	return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
@@ -510,13 +658,176 @@ static void pub_forget_upto(struct queue *q, uint64_t last)
 	q->npub -= n;
 }
 
+/* What make_room did inside a seal's transaction (applied after commit). */
+struct room {
+	uint64_t ndropped, first_dropped, last_dropped; /* batches dropped */
+	int64_t dropped_bytes;
+	uint64_t thinned_batches, thinned_samples; /* samples removed by thinning */
+	int64_t thinned_bytes;			   /* bytes saved by thinning */
+};
+
+/* Size of stored batch seq in *ret_len (0 if there is none). */
+static int batch_bytes(struct queue *q, uint64_t seq, int64_t *ret_len)
+{
+	sqlite3_stmt *s = stmt(q, ST_BATCH_BYTES);
+	int r;
+
+	*ret_len = 0;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+	r = query_int(q, ST_BATCH_BYTES, "read batch size", ret_len);
+	return r == -ENODATA ? 0 : r;
+}
+
+/* Drops the oldest stored batch (inside the caller's transaction). */
+static int drop_oldest(struct queue *q, struct room *room, const char *op)
+{
+	int64_t oldest = 0, len = 0;
+	sqlite3_stmt *s;
+	int r;
+
+	r = query_int(q, ST_OLDEST_BATCH, op, &oldest);
+	if (r == 0)
+		r = batch_bytes(q, (uint64_t)oldest, &len);
+	if (r < 0)
+		return r;
+	s = stmt(q, ST_DELETE_BATCH);
+	sqlite3_bind_int64(s, 1, oldest);
+	r = run(q, ST_DELETE_BATCH, op);
+	if (r < 0)
+		return r;
+	if (!room->ndropped)
+		room->first_dropped = (uint64_t)oldest;
+	room->last_dropped = (uint64_t)oldest;
+	room->ndropped++;
+	room->dropped_bytes += len;
+	return 0;
+}
+
+/*
+ * Keeps samples 0, every, 2 * every, ... of the encoded batch in data and
+ * stores it again under its own epoch and seq, marked thinned. Returns the
+ * bytes saved (may be 0), or -errno.
+ */
+static int thin_batch(struct queue *q, uint64_t seq, const void *data, int len, struct room *room)
+{
+	struct sample *smp = NULL;
+	uint8_t *buf = NULL;
+	uint64_t epoch = 0, bseq = 0;
+	size_t n = 0, kept = 0, out_len = 0;
+	sqlite3_stmt *s;
+	int r;
+
+	r = codec_decode_batch(data, (size_t)len, &epoch, &bseq, &smp, &n);
+	if (r < 0) {
+		log_error("queue: batch %" PRIu64 " does not decode (%s): not thinned", seq,
+			  strerror(-r));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i += q->lim.thin_every)
+		smp[kept++] = smp[i];
+	r = codec_encode_batch(epoch, bseq, smp, kept, &buf, &out_len);
+	if (r < 0)
+		goto out;
+	s = stmt(q, ST_UPDATE_BATCH);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
+	sqlite3_bind_int64(s, 2, (sqlite3_int64)kept);
+	sqlite3_bind_blob(s, 3, buf, (int)out_len, SQLITE_STATIC);
+	r = run(q, ST_UPDATE_BATCH, "seal batch: thin");
+	if (r < 0)
+		goto out;
+	room->thinned_batches++;
+	room->thinned_samples += n - kept;
+	room->thinned_bytes += len - (int64_t)out_len;
+	r = len > (int)out_len ? len - (int)out_len : 0;
+out:
+	free(buf);
+	free(smp);
+	return r;
+}
+
+/*
+ * Makes room for a new batch of len bytes inside the seal's transaction:
+ * first the batch-count bound (drop the oldest), then the byte cap: thin
+ * the oldest unsent batches not thinned yet, then drop the oldest batches.
+ * Returns 0 or -errno.
+ */
+static int make_room(struct queue *q, size_t len, struct room *room)
+{
+	uint64_t after = 0;
+	int r;
+
+	while (q->count - (int64_t)room->ndropped >= (int64_t)q->max_batches) {
+		r = drop_oldest(q, room, "seal batch: drop oldest");
+		if (r < 0)
+			return r;
+	}
+	if (q->lim.max_bytes == 0)
+		return 0;
+#define QUEUE_BYTES() (q->bytes - room->dropped_bytes - room->thinned_bytes + (int64_t)len)
+	while (QUEUE_BYTES() > (int64_t)q->lim.max_bytes && q->lim.thin_every > 1) {
+		sqlite3_stmt *s = stmt(q, ST_THIN_CANDIDATE);
+		uint64_t seq;
+		unsigned i;
+		int rc;
+
+		sqlite3_bind_int64(s, 1, (sqlite3_int64)after);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_DONE) {
+			sqlite3_reset(s);
+			break; /* nothing left to thin */
+		}
+		if (rc != SQLITE_ROW) {
+			sqlite3_reset(s);
+			return queue_fail(q, "seal batch: find a batch to thin", rc);
+		}
+		seq = (uint64_t)sqlite3_column_int64(s, 0);
+		after = seq;
+		i = pub_lower_bound(q, seq);
+		if (i < q->npub && q->pub[i].seq == seq) {
+			sqlite3_reset(s);
+			continue; /* published: the gateway may have it as it is */
+		}
+		r = thin_batch(q, seq, sqlite3_column_blob(s, 1), sqlite3_column_bytes(s, 1), room);
+		sqlite3_reset(s);
+		if (r < 0 && r != -EBADMSG)
+			return r;
+	}
+	while (QUEUE_BYTES() > (int64_t)q->lim.max_bytes &&
+	       q->count - (int64_t)room->ndropped > 0) {
+		r = drop_oldest(q, room, "seal batch: drop oldest");
+		if (r < 0)
+			return r;
+	}
+#undef QUEUE_BYTES
+	return 0;
+}
+
+/* Logs what make_room did, once per seal. */
+static void log_room(const struct queue *q, const struct room *room)
+{
+	if (room->thinned_batches)
+		log_warn("queue over %zu bytes: thinned %" PRIu64 " batches, %" PRIu64
+			 " samples removed (%" PRIu64 " in total)",
+			 q->lim.max_bytes, room->thinned_batches, room->thinned_samples,
+			 q->thinned_samples);
+	if (room->ndropped == 1)
+		log_error("queue full: dropped oldest batch %" PRIu64 " (%" PRIu64
+			  " dropped in total)",
+			  room->first_dropped, q->dropped);
+	else if (room->ndropped > 1)
+		log_error("queue full: dropped %" PRIu64 " oldest batches from %" PRIu64
+			  " (%" PRIu64 " dropped in total)",
+			  room->ndropped, room->first_dropped, q->dropped);
+}
+
 int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq)
 {
 	struct sample *samples = NULL;
+	struct room room = { 0 };
 	uint8_t *buf = NULL;
-	size_t len = 0;
+	size_t len = 0, npend = 0;
 	int64_t last_id = 0;
-	uint64_t seq = q->next_seq, first_dropped = 0, last_dropped = 0, ndropped = 0;
+	uint64_t seq = q->next_seq;
 	int in_tx = 0, n = 0, r;
 	sqlite3_stmt *s;
 
@@ -530,80 +841,70 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq)
 		goto out;
 	in_tx = 1;
 	n = read_open_samples(q, samples, max_samples, &last_id);
-	if (n <= 0) {
-		r = n < 0 ? n : -ENODATA;
+	if (n < 0) {
+		r = n;
 		goto out;
 	}
-	r = codec_encode_batch(q->epoch, seq, samples, (size_t)n, &buf, &len);
+	/* Then the pending ones, all newer than every stored sample. */
+	npend = q->npend < max_samples - (size_t)n ? q->npend : max_samples - (size_t)n;
+	memcpy(&samples[n], q->pend, npend * sizeof(*samples));
+	if (n + npend == 0) {
+		r = -ENODATA;
+		goto out;
+	}
+	r = codec_encode_batch(q->epoch, seq, samples, (size_t)n + npend, &buf, &len);
 	if (r < 0) {
-		log_error("queue: seal batch: encoding %d samples failed: %s", n, strerror(-r));
+		log_error("queue: seal batch: encoding %zu samples failed: %s", (size_t)n + npend,
+			  strerror(-r));
 		goto out;
 	}
-	/* The bound: make room by dropping the oldest batches. */
-	while (q->count - (int64_t)ndropped >= (int64_t)q->max_batches) {
-		int64_t oldest = 0;
-
-		r = query_int(q, ST_OLDEST_BATCH, "seal batch: find oldest", &oldest);
-		if (r < 0)
-			goto out;
-		s = stmt(q, ST_DELETE_BATCH);
-		sqlite3_bind_int64(s, 1, oldest);
-		r = run(q, ST_DELETE_BATCH, "seal batch: drop oldest");
-		if (r < 0)
-			goto out;
-		if (!ndropped)
-			first_dropped = (uint64_t)oldest;
-		last_dropped = (uint64_t)oldest;
-		ndropped++;
-	}
+	r = make_room(q, len, &room);
+	if (r < 0)
+		goto out;
 	s = stmt(q, ST_INSERT_BATCH);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
 	sqlite3_bind_int64(s, 2, loop_wall_ms());
-	sqlite3_bind_int(s, 3, n);
+	sqlite3_bind_int(s, 3, n + (int)npend);
 	sqlite3_bind_blob(s, 4, buf, (int)len, SQLITE_STATIC);
 	r = run(q, ST_INSERT_BATCH, "seal batch: insert");
 	if (r < 0)
 		goto out;
-	s = stmt(q, ST_DELETE_SAMPLES);
-	sqlite3_bind_int64(s, 1, last_id);
-	r = run(q, ST_DELETE_SAMPLES, "seal batch: delete samples");
-	if (r < 0)
-		goto out;
-	r = set_meta(q, "next_seq", seq + 1);
-	if (r < 0)
-		goto out;
-	if (ndropped) {
-		r = set_meta(q, "dropped", q->dropped + ndropped);
+	if (n) {
+		s = stmt(q, ST_DELETE_SAMPLES);
+		sqlite3_bind_int64(s, 1, last_id);
+		r = run(q, ST_DELETE_SAMPLES, "seal batch: delete samples");
 		if (r < 0)
 			goto out;
 	}
+	r = set_meta(q, "next_seq", seq + 1);
+	if (r == 0 && room.ndropped)
+		r = set_meta(q, "dropped", q->dropped + room.ndropped);
+	if (r == 0 && room.thinned_batches)
+		r = set_meta(q, "thinned_batches", q->thinned_batches + room.thinned_batches);
+	if (r == 0 && room.thinned_batches)
+		r = set_meta(q, "thinned_samples", q->thinned_samples + room.thinned_samples);
+	if (r < 0)
+		goto out;
 	r = run(q, ST_COMMIT, "seal batch: commit");
 	if (r < 0)
 		goto out;
 	in_tx = 0;
 	q->next_seq = seq + 1;
-	q->count += 1 - (int64_t)ndropped;
-	q->dropped += ndropped;
-	if (ndropped)
-		pub_forget_upto(q, last_dropped);
-	if (ndropped == 1)
-		log_error("queue full (%u batches): dropped oldest batch %" PRIu64 " (%" PRIu64
-			  " dropped in total)",
-			  q->max_batches, first_dropped, q->dropped);
-	else if (ndropped > 1)
-		log_error("queue full (%u batches): dropped %" PRIu64
-			  " oldest batches from %" PRIu64 " (%" PRIu64 " dropped in total)",
-			  q->max_batches, ndropped, first_dropped, q->dropped);
+	q->count += 1 - (int64_t)room.ndropped;
+	q->bytes += (int64_t)len - room.dropped_bytes - room.thinned_bytes;
+	q->dropped += room.ndropped;
+	q->thinned_batches += room.thinned_batches;
+	q->thinned_samples += room.thinned_samples;
+	q->npend -= (unsigned)npend;
+	memmove(q->pend, &q->pend[npend], q->npend * sizeof(q->pend[0]));
+	if (room.ndropped)
+		pub_forget_upto(q, room.last_dropped);
+	log_room(q, &room);
 	*ret_seq = seq;
-	r = n;
+	r = n + (int)npend;
 out:
-	if (in_tx) {
-		int rc = sqlite3_step(stmt(q, ST_ROLLBACK));
-
-		sqlite3_reset(q->st[ST_ROLLBACK]);
-		if (rc != SQLITE_DONE && sqlite3_get_autocommit(q->db) == 0)
-			queue_fail(q, "seal batch: rollback", rc);
-	}
+	if (in_tx)
+		rollback(q, "seal batch: rollback");
 	free(buf);
 	free(samples);
 	return r;
@@ -697,12 +998,16 @@ int queue_mark_sent(struct queue *q, uint64_t seq, uint64_t now_ms)
 
 int queue_delete(struct queue *q, uint64_t seq)
 {
+	int64_t len = 0;
 	sqlite3_stmt *s;
 	unsigned i;
 	int r;
 
 	if (seq == 0 || seq > INT64_MAX)
 		return 0;
+	r = batch_bytes(q, seq, &len);
+	if (r < 0)
+		return r;
 	s = stmt(q, ST_DELETE_BATCH);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
 	r = run(q, ST_DELETE_BATCH, "delete confirmed batch");
@@ -715,6 +1020,7 @@ int queue_delete(struct queue *q, uint64_t seq)
 	if (sqlite3_changes(q->db) == 0)
 		return 0;
 	q->count--;
+	q->bytes -= len;
 	return 1;
 }
 
@@ -791,6 +1097,27 @@ int queue_sent(const struct queue *q)
 uint64_t queue_dropped(const struct queue *q)
 {
 	return q->dropped;
+}
+
+int queue_set_limits(struct queue *q, const struct queue_limits *lim)
+{
+	if (lim->max_loss_ms > QUEUE_MAX_LOSS_MS || lim->thin_every == 1)
+		return -EINVAL;
+	q->lim = *lim;
+	if (q->lim.thin_every == 0)
+		q->lim.thin_every = QUEUE_THIN_EVERY;
+	return 0;
+}
+
+void queue_stats(const struct queue *q, struct queue_stats *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->batches = q->count;
+	ret->bytes = q->bytes > 0 ? (uint64_t)q->bytes : 0;
+	ret->pending = q->npend;
+	ret->dropped = q->dropped;
+	ret->thinned_batches = q->thinned_batches;
+	ret->thinned_samples = q->thinned_samples;
 }
 
 uint64_t queue_epoch(const struct queue *q)

@@ -32,13 +32,28 @@
  * out, so a gateway that never answers costs at most that many batches per
  * receipt timeout, not the whole queue.
  *
- * Bound: at most max_batches batches are kept. When a seal would exceed it,
- * the oldest batch is deleted (whatever its delivery state) in the same
- * transaction, counted (persistently) and logged at error level.
+ * Bounds: at most max_batches batches are kept; when a seal would exceed
+ * it, the oldest batch is deleted (whatever its delivery state) in the same
+ * transaction. With a byte cap (queue_set_limits: max_bytes, the sum of the
+ * encoded batches' sizes), a seal that would exceed it first thins the
+ * oldest unsent batches (keeps every thin_every-th sample, re-encoded under
+ * the same epoch and seq: the gateway keeps whichever version of (epoch,
+ * seq) reaches it first, so a receipt names the batch either way), each at
+ * most once, oldest first, until the new batch fits; only when nothing is
+ * left to thin does it drop the oldest batches. Thinned samples and batches
+ * and dropped batches are counted persistently (queue_stats) and logged.
+ * The queue holds telemetry only: offer events wait in the uplink's own
+ * buffer and the status is rebuilt at every connect, so neither is ever
+ * evicted for telemetry.
  *
- * Durability: WAL journal with synchronous=FULL, so every committed sample or
- * batch has reached the storage when the call returns. Each queue_add_sample
- * costs one transaction and one fsync; see docs/agent.md for the eMMC cost.
+ * Durability: WAL journal with synchronous=FULL, so every commit has reached
+ * the storage when it returns. With max_loss_ms 0 (the default after
+ * queue_open) every queue_add_sample is one transaction and one fsync; with
+ * max_loss_ms > 0 samples wait in memory and are written in one transaction
+ * before the oldest of them is max_loss_ms old (judged at each add from the
+ * time between adds), at a seal (sealed samples are never written as rows),
+ * or at queue_flush_now(). A power cut then loses at most the samples of the
+ * last max_loss_ms. See docs/agent.md and docs/performance.md for the cost.
  *
  * SQLite errors are translated to -errno here and logged once with the
  * operation that failed (repeats of the same failure are summarised).
@@ -54,6 +69,29 @@
 
 /* Batches published and not yet confirmed by a receipt (in flight + sent). */
 #define QUEUE_MAX_UNCONFIRMED 64
+/* Open samples held in memory at most (written at once when full). */
+#define QUEUE_MAX_PENDING 1024
+#define QUEUE_MAX_LOSS_MS 60000 /* largest max_loss_ms */
+#define QUEUE_THIN_EVERY 2	/* default thin_every */
+
+/* Limits of queue_set_limits(); all 0 is queue_open's default. */
+struct queue_limits {
+	unsigned max_loss_ms; /* 0..QUEUE_MAX_LOSS_MS: samples kept in memory
+			       * at most this long; 0 = each written at once */
+	size_t max_bytes;     /* cap on the stored batches' bytes; 0 = none */
+	unsigned thin_every;  /* thinning keeps every Nth sample, N >= 2;
+			       * 0 = QUEUE_THIN_EVERY */
+};
+
+/* Counters of queue_stats(). */
+struct queue_stats {
+	int64_t batches;	  /* stored batches */
+	uint64_t bytes;		  /* their encoded size */
+	unsigned pending;	  /* open samples in memory, not yet written */
+	uint64_t dropped;	  /* batches dropped by a bound, ever */
+	uint64_t thinned_batches; /* batches thinned by the byte cap, ever */
+	uint64_t thinned_samples; /* samples thinning removed, ever */
+};
 
 struct queue;
 
@@ -64,23 +102,42 @@ struct queue;
  */
 int queue_open(const char *path, unsigned max_batches, struct queue **ret_q);
 
-/* Closes the database; open samples stay stored. Accepts NULL. */
+/*
+ * Sets the memory buffering and byte cap (see "Bounds" and "Durability"
+ * above); applies from the next add or seal. Returns 0, or -EINVAL
+ * (max_loss_ms too large, thin_every 1).
+ */
+int queue_set_limits(struct queue *q, const struct queue_limits *lim);
+
+/*
+ * Closes the database; stored open samples stay stored, samples still in
+ * memory are lost (queue_flush_now() first). Accepts NULL.
+ */
 void queue_close(struct queue *q);
 
 /*
- * Stores one open sample (committed and synced on return). Returns 0,
- * -EINVAL for values outside the protocol's ranges, or -errno for a storage
- * error (-ENOSPC disk full, -EIO, ...): the sample is then not stored.
+ * Takes one open sample. With max_loss_ms 0 it is committed and synced on
+ * return; else it is kept in memory and written when due (see above).
+ * Returns 0, -EINVAL for values outside the protocol's ranges, or -errno for
+ * a storage error (-ENOSPC disk full, -EIO, ...) when the sample could not
+ * be kept (max_loss_ms 0, or memory full of samples that cannot be written).
  */
 int queue_add_sample(struct queue *q, const struct sample *s);
 
-/* Number of open (not yet sealed) samples, or -errno. */
+/*
+ * Writes the samples held in memory now, in one transaction (ignition off,
+ * shutdown). Returns how many (0 when none), or -errno (they stay in memory).
+ */
+int queue_flush_now(struct queue *q);
+
+/* Number of open (not yet sealed) samples, stored or in memory, or -errno. */
 int queue_open_samples(struct queue *q);
 
 /*
- * Seals up to max_samples (1..CODEC_MAX_SAMPLES) oldest open samples into one
- * batch of the queue's epoch with the next sequence number, dropping the
- * oldest batch if the bound is reached, all in one transaction. Returns the
+ * Seals up to max_samples (1..CODEC_MAX_SAMPLES) oldest open samples (stored
+ * or in memory) into one batch of the queue's epoch with the next sequence
+ * number, thinning or dropping older batches if a bound is reached, all in
+ * one transaction. Returns the
  * number of samples sealed (> 0) and *ret_seq, -ENODATA when nothing is open,
  * or -errno (nothing changed).
  */
@@ -149,6 +206,9 @@ int queue_sent(const struct queue *q);
 
 /* Batches dropped by the bound over the life of this database. */
 uint64_t queue_dropped(const struct queue *q);
+
+/* The queue's counters (cached, no I/O). */
+void queue_stats(const struct queue *q, struct queue_stats *ret);
 
 /*
  * This queue's epoch: random and non-zero for a queue created by this agent,
