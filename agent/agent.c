@@ -310,6 +310,7 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 	uc.key_file = conf->key_file;
 	uc.agent_version = PITSTOP_AGENT_VERSION;
 	uc.receipt_timeout_ms = conf->receipt_timeout_ms;
+	uc.session_expiry_s = (unsigned)conf->session_expiry_s;
 	r = uplink_new(loop, &uc, a->queue, on_offer, a, &a->uplink);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot set up MQTT to %s: %s", conf->broker_uri,

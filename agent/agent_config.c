@@ -72,6 +72,9 @@ const struct config_option agent_config_table[] = {
 	OPT(receipt_timeout_ms, CONFIG_INT, 1000, 3600000, "60000",
 	    "publish a batch again when the gateway has not confirmed it this long after the "
 	    "broker took it"),
+	OPT(session_expiry_s, CONFIG_INT, 60, 31536000, "604800",
+	    "the broker keeps this car's session (and the offers sent to it) this long after it "
+	    "went offline; 7 days covers a long weekend parked"),
 	OPT(queue_max_batches, CONFIG_INT, 1, 10000000, "100000",
 	    "batches kept at most; when full the oldest is dropped"),
 	OPT_CHECKED(log_level, "info", "error, warn, info or debug", log_level_check),

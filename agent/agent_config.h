@@ -32,6 +32,7 @@ struct agent_config {
 	int offer_max_validity_s;  /* longer offer validity windows are refused */
 	int queue_max_batches;	   /* bound on stored batches; oldest dropped */
 	int receipt_timeout_ms;	   /* sent batch without gateway receipt: resend */
+	int session_expiry_s;	   /* broker keeps our session (offers) this long */
 	char *log_level;	   /* owned; error, warn, info or debug */
 	char *log_file;		   /* owned; NULL = stderr */
 };

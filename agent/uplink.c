@@ -456,8 +456,10 @@ static void on_publish_failed(struct uplink *u, uint64_t cookie, int reason)
 		u->inflight--;
 	queue_requeue(u->queue, cookie);
 	if (reason >= 0x80) {
-		log_error("publish of batch %" PRIu64 " refused by broker: reason %d (%s)", cookie,
-			  reason, bus_reason_string(reason));
+		/* 135 (ACL) was logged by common/bus, once per cause. */
+		log_at(reason == 135 ? LOG_LEVEL_DEBUG : LOG_LEVEL_ERROR,
+		       "publish of batch %" PRIu64 " refused by broker: reason %d (%s)", cookie,
+		       reason, bus_reason_string(reason));
 		hold(u, UPLINK_REFUSED_RETRY_MS);
 		u->probing = 2;
 	} else {
@@ -560,8 +562,9 @@ int uplink_new(struct loop *loop, const struct uplink_config *conf, struct queue
 	bc.cert_file = conf->cert_file;
 	bc.key_file = conf->key_file;
 	bc.keepalive_s = 30;
-	bc.clean_start = 0;
-	bc.session_expiry_s = 604800;
+	bc.clean_start = 0; /* offers sent while we were offline wait for us */
+	bc.session_expiry_s =
+		conf->session_expiry_s ? conf->session_expiry_s : UPLINK_SESSION_EXPIRY_S;
 	bc.will_topic = u->t_status;
 	bc.will_payload = u->will;
 	bc.will_len = u->will_len;

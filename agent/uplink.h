@@ -26,8 +26,8 @@
  * A lost connection makes everything in flight unsent again; it is resent,
  * in order, after the next BUS_CONNECTED. Sent batches keep waiting for
  * their receipt (the broker may hold it for our session). A batch the broker
- * refuses (reason code >= 0x80, e.g. 135 Not authorized) is logged at error,
- * kept, and sending pauses for UPLINK_REFUSED_RETRY_MS before it is retried,
+ * refuses (reason code >= 0x80) is logged at error (135 Not authorized:
+ * common/bus logs it once per cause, naming the ACL), kept, and sending pauses for UPLINK_REFUSED_RETRY_MS before it is retried,
  * alone: until the broker acknowledges a batch again only one is in flight,
  * so a car whose certificate does not match its VIN logs one line a minute,
  * not a window's worth. Other publish failures pause for UPLINK_RETRY_MS.
@@ -54,6 +54,13 @@
 #define UPLINK_WINDOW 8
 #define UPLINK_REFUSED_RETRY_MS 60000
 #define UPLINK_RETRY_MS 5000
+/*
+ * Clean start is off and the broker keeps our session this long (7 days):
+ * a car parked over a long weekend (Friday evening to Tuesday morning, ~4
+ * days) or a week's holiday still gets the offers sent meanwhile. Longer
+ * would hold a broker-side queue for cars that are gone (sold, scrapped).
+ */
+#define UPLINK_SESSION_EXPIRY_S 604800
 #define UPLINK_MAX_EVENTS 32
 #define UPLINK_RECEIPT_TIMEOUT_MS 60000 /* default receipt_timeout_ms */
 /* Our wall clock this far from the gateway's is wrong (warned). */
@@ -70,8 +77,12 @@ struct uplink_config {
 	const char *cert_file;
 	const char *key_file;
 	const char *agent_version;
-	int receipt_timeout_ms; /* resend a sent batch without receipt after
+	int receipt_timeout_ms;	   /* resend a sent batch without receipt after
 					 * this long; 0 = UPLINK_RECEIPT_TIMEOUT_MS */
+	unsigned session_expiry_s; /* the broker keeps our session (subscriptions
+				    * and the QoS 1 offers and receipts sent
+				    * meanwhile) this long after we went
+				    * offline; 0 = UPLINK_SESSION_EXPIRY_S */
 };
 
 /* A message arrived on our offers topic; payload is borrowed for the call. */

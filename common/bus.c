@@ -52,10 +52,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+/* The backoff's ceiling: each wait is drawn below it (bus_backoff_delay_ms). */
 #define BUS_BACKOFF_MIN_MS 1000
 #define BUS_BACKOFF_MAX_MS 30000
 /*
@@ -151,7 +153,9 @@ struct bus {
 	int started; /* between bus_start() and bus_stop() */
 	int connected;
 	int connecting;
-	unsigned backoff_ms;
+	unsigned backoff_ms;	    /* the ceiling of the next wait */
+	int backoff_exact;	    /* wait the ceiling itself, without jitter, once */
+	uint64_t rng;		    /* jitter generator state (splitmix64) */
 	uint64_t connected_at_ms;   /* loop_now_ms() of the last CONNACK */
 	uint64_t backlog_logged_ms; /* last "ingestion is behind" warning */
 	int retry_timer;
@@ -187,6 +191,30 @@ static void paho_global_init(void)
 
 	init.do_openssl_init = 1;
 	MQTTAsync_global_init(&init);
+}
+
+/*
+ * splitmix64 (Steele, Lea, Flood 2014): a 64-bit state, one add and a mix per
+ * draw. Not for secrets: it only spreads the cars' reconnects.
+ */
+static uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+unsigned bus_backoff_delay_ms(unsigned ceiling_ms, uint64_t *rng)
+{
+	uint64_t span;
+
+	if (ceiling_ms <= BUS_BACKOFF_FLOOR_MS)
+		return BUS_BACKOFF_FLOOR_MS;
+	span = (uint64_t)(ceiling_ms - BUS_BACKOFF_FLOOR_MS) + 1;
+	/* The modulo bias is below 2^-32 for spans under 2^32: irrelevant here. */
+	return BUS_BACKOFF_FLOOR_MS + (unsigned)(splitmix64(rng) % span);
 }
 
 const char *bus_reason_string(int reason_code)
@@ -959,7 +987,12 @@ static void bus_connection_lost(struct bus *bus, int reason)
 	char cause[BUS_CAUSE_MAX];
 	const char *how = NULL;
 
-	if (up_ms >= BUS_STABLE_MS) { /* it worked: a failure now is news again */
+	/*
+	 * It worked: a failure now is news again. Not when the broker closed it
+	 * after refusing a publish (mosquitto does): that repeats each time the
+	 * owner tries again, and is logged once, with the backoff growing.
+	 */
+	if (up_ms >= BUS_STABLE_MS && !bus->refused_publish) {
 		bus->backoff_ms = BUS_BACKOFF_MIN_MS;
 		bus->short_drops = 0;
 		bus->cause[0] = '\0';
@@ -973,6 +1006,7 @@ static void bus_connection_lost(struct bus *bus, int reason)
 		      "without a reason (what mosquitto 2.0 does on a session takeover)";
 	if (how) {
 		bus->backoff_ms = BUS_BACKOFF_MAX_MS;
+		bus->backoff_exact = 1;
 		snprintf(cause, sizeof(cause),
 			 "client-id clash: %s: another client connected as '%s' (the broker names "
 			 "clients after their certificate's CN): two instances share one "
@@ -980,25 +1014,38 @@ static void bus_connection_lost(struct bus *bus, int reason)
 			 how, bus->client_id);
 		bus_log_cause(bus, cause);
 	} else if (reason == -ECONNRESET) {
-		log_warn("bus: connection to %s closed after %llu s, without a reason from the "
-			 "broker%s",
-			 bus->uri, (unsigned long long)(up_ms / 1000),
-			 bus->refused_publish ? " (it had refused a publish: mosquitto then "
-						"closes the connection)"
-					      : "");
+		/* After a refused publish its cause was logged (bus_dispatch). */
+		log_at(bus->refused_publish ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARN,
+		       "bus: connection to %s closed after %llu s, without a reason from the "
+		       "broker%s",
+		       bus->uri, (unsigned long long)(up_ms / 1000),
+		       bus->refused_publish ? " (it had refused a publish: mosquitto then "
+					      "closes the connection)"
+					    : "");
 	} else {
 		log_warn("bus: connection to %s closed by the broker: %s (%d)", bus->uri,
 			 bus_reason_string(reason), reason);
 	}
 }
 
+/*
+ * Arms the next connect attempt: a wait drawn below the ceiling (full
+ * jitter), or the ceiling itself after a client-id clash; then doubles the
+ * ceiling up to BUS_BACKOFF_MAX_MS.
+ */
 static void bus_schedule_retry(struct bus *bus)
 {
+	unsigned wait_ms;
+
 	if (!bus->started || bus->retry_timer > 0)
 		return;
-	log_at(bus->cause_repeats ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "bus: retrying %s in %u ms",
-	       bus->uri, bus->backoff_ms);
-	bus->retry_timer = loop_add_timer(bus->loop, bus->backoff_ms, bus_try_connect, bus);
+	wait_ms = bus->backoff_exact ? bus->backoff_ms
+				     : bus_backoff_delay_ms(bus->backoff_ms, &bus->rng);
+	bus->backoff_exact = 0;
+	log_at(bus->cause_repeats ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
+	       "bus: retrying %s in %u ms (backoff ceiling %u ms)", bus->uri, wait_ms,
+	       bus->backoff_ms);
+	bus->retry_timer = loop_add_timer(bus->loop, wait_ms, bus_try_connect, bus);
 	bus->backoff_ms *= 2;
 	if (bus->backoff_ms > BUS_BACKOFF_MAX_MS)
 		bus->backoff_ms = BUS_BACKOFF_MAX_MS;
@@ -1164,6 +1211,9 @@ static void bus_dispatch(struct bus *bus, struct bus_msg *m)
 	case MSG_PUB_FAIL:
 		if (m->generation == current && m->reason > 0)
 			bus->refused_publish = 1;
+		if (m->reason == MQTTREASONCODE_NOT_AUTHORIZED)
+			bus_log_cause(bus, "the broker refused: not authorized (ACL): the "
+					   "certificate's VIN does not own this topic");
 		ev.type = BUS_PUBLISH_FAILED;
 		ev.cookie = m->cookie;
 		ev.reason_code = m->reason;
@@ -1284,6 +1334,9 @@ int bus_new(struct loop *loop, const struct bus_config *conf, bus_event_fn fn, v
 	bus->max_bytes = conf->max_queued_bytes ? conf->max_queued_bytes : (size_t)64 << 20;
 	bus->droppable_suffix = dup_or_null(conf->droppable_suffix, &failed);
 	bus->backoff_ms = BUS_BACKOFF_MIN_MS;
+	bus->rng = conf->jitter_seed;
+	if (!bus->rng && getrandom(&bus->rng, sizeof(bus->rng), GRND_NONBLOCK) != sizeof(bus->rng))
+		bus->rng = (uint64_t)getpid() << 32 ^ (uint64_t)loop_wall_ms(); /* no entropy yet */
 	if (failed) {
 		r = -ENOMEM;
 		goto fail;

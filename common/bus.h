@@ -7,10 +7,13 @@
  *
  * Connection handling is ours, not Paho's: the bus connects in the
  * background, and after a failure or a lost connection retries with
- * exponential backoff (1 s doubling to 30 s; the backoff starts again from
- * 1 s only after a connection stayed up for 10 s, so a broker that accepts
- * and then drops us is not hammered). Subscriptions are remembered and made
- * again on every connect.
+ * exponential backoff and full jitter: the ceiling is 1 s doubling to 30 s,
+ * and each wait is drawn uniformly between 0.2 s and the ceiling
+ * (bus_backoff_delay_ms), so a fleet that lost its broker at one moment does
+ * not come back at one moment. The ceiling starts again from 1 s only after
+ * a connection stayed up for 10 s, so a broker that accepts and then drops
+ * us is not hammered. Subscriptions are remembered and made again on every
+ * connect.
  *
  * Failures name their cause: a TLS handshake that fails is logged with
  * OpenSSL's reason ("tlsv1 alert unknown ca") and what it usually means;
@@ -29,7 +32,10 @@
  * Delivery: bus_publish() with QoS 1 reports BUS_PUBLISHED(cookie) when the
  * broker acknowledged the message with a success reason code, or
  * BUS_PUBLISH_FAILED(cookie, reason) when it refused it (MQTT v5 reason code,
- * e.g. 135 Not authorized) or Paho could not send it. A publish that was in
+ * e.g. 135 Not authorized) or Paho could not send it. A refusal with 135 is
+ * logged here, once per cause like a connect failure, as "the broker
+ * refused: not authorized (ACL): the certificate's VIN does not own this
+ * topic" (mosquitto's ACL grants each car only its own VIN's topics). A publish that was in
  * flight when the connection dropped may report neither: the owner must keep
  * its own copy (the agent's SQLite queue) and send it again after
  * BUS_CONNECTED. Receivers must therefore accept duplicates.
@@ -59,6 +65,7 @@ struct bus_config {
 	int keepalive_s;	   /* 0 = 30 */
 	int clean_start;	   /* 0 = resume the broker-side session */
 	unsigned session_expiry_s; /* how long the broker keeps our session */
+	uint64_t jitter_seed;	   /* backoff jitter; 0 = from getrandom(2) */
 	const char *will_topic;	   /* NULL = no last will */
 	const void *will_payload;
 	size_t will_len;
@@ -135,6 +142,15 @@ void bus_stop(struct bus *bus, int timeout_ms);
 
 /* Destroys the bus (calls bus_stop(bus, 0) if needed). Accepts NULL. */
 void bus_free(struct bus *bus);
+
+/*
+ * The wait before the next connect attempt, in ms: uniform in
+ * [BUS_BACKOFF_FLOOR_MS, ceiling_ms] ("full jitter"; ceiling_ms below the
+ * floor gives the floor). *rng is the state of the generator (splitmix64),
+ * advanced by each call: the same seed gives the same waits (tests).
+ */
+#define BUS_BACKOFF_FLOOR_MS 200
+unsigned bus_backoff_delay_ms(unsigned ceiling_ms, uint64_t *rng);
 
 /* "Not authorized" etc. for an MQTT v5 reason code; never NULL. */
 const char *bus_reason_string(int reason_code);
