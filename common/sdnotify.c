@@ -49,7 +49,7 @@ int sdnotify_status(const char *text)
 	static char last[SDNOTIFY_STATUS_MAX];
 	static int have_last;
 	const size_t skip = sizeof("STATUS=") - 1;
-	char msg[sizeof("STATUS=") + SDNOTIFY_STATUS_MAX];
+	char msg[sizeof("STATUS=") - 1 + SDNOTIFY_STATUS_MAX]; /* msg + skip fits last */
 	int r;
 
 	snprintf(msg, sizeof(msg), "STATUS=%.*s", SDNOTIFY_STATUS_MAX - 1, text);
