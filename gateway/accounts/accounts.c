@@ -1157,7 +1157,7 @@ int accounts_user_add(struct accounts *acc, const struct accounts_principal *act
 	db_reset(st);
 	jf = json_array();
 	for (size_t i = 0; r >= 0 && i < nfleets; i++) {
-		int64_t fid;
+		int64_t fid = 0;
 
 		r = fleet_id_of(acc, fleets[i], &fid);
 		if (r < 0)
@@ -1247,7 +1247,7 @@ out:
 static int user_fleet_change(struct accounts *acc, const struct accounts_principal *actor,
 			     const char *name, const char *fleet, int add, int64_t now_ms)
 {
-	int64_t ids[ACCOUNTS_USER_FLEETS_MAX], user_id, fleet_id;
+	int64_t ids[ACCOUNTS_USER_FLEETS_MAX], user_id = 0, fleet_id = 0;
 	struct db_stmt *st = acc->st[ST_USER_TOUCH];
 	int own, r, n, has = 0;
 
@@ -1419,7 +1419,7 @@ static int vins_valid(const char *const *vins, size_t n)
 int accounts_fleet_assign(struct accounts *acc, const struct accounts_principal *actor,
 			  const char *fleet, const char *const *vins, size_t n, int64_t now_ms)
 {
-	int64_t fleet_id;
+	int64_t fleet_id = 0;
 	int own, r = vins_valid(vins, n), moved = 0;
 
 	if (r < 0)
@@ -1518,7 +1518,7 @@ int accounts_vins_of_fleets(struct accounts *acc, const int64_t *fleet_ids, size
 
 int accounts_may_see_vin(struct accounts *acc, const struct accounts_principal *p, const char *vin)
 {
-	int64_t fleet_id;
+	int64_t fleet_id = 0;
 	int r;
 
 	switch (p->role) {

@@ -1034,7 +1034,7 @@ int api_new(const struct api_params *p, struct api **ret)
 {
 	struct api *api = calloc(1, sizeof(*api));
 	char *cert = NULL, *key = NULL, shown[160];
-	int r, fd, loopback = 0;
+	int r, fd = -1, loopback = 0;
 
 	if (!api)
 		return -ENOMEM;
