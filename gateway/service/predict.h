@@ -1,0 +1,109 @@
+/*
+ * Service prediction (issue 10), pure: no database, no clock, no I/O. The
+ * service domain (service.c) gathers a vehicle's inputs from the telemetry
+ * and service tables and calls these; the accuracy benchmark
+ * (bench/service_accuracy) calls the very same functions on simulated
+ * fleets. docs/service-prediction.md explains the model.
+ *
+ * Days are day numbers (days since 1970-01-01 UTC, telemetry_day_of()).
+ * Distances are metres (int64_t), like the telemetry domain's.
+ */
+#ifndef PITSTOP_PREDICT_H
+#define PITSTOP_PREDICT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One item of a maintenance plan: due every_km or every_months, whichever first. */
+struct plan_item {
+	char name[48];	       /* "oil_service", "inspection", "brake_fluid", ... */
+	int64_t every_m;       /* 0: no distance criterion */
+	int every_months;      /* 0: no time criterion */
+	int first_months;      /* > 0: the first one is due this long after first use */
+	int64_t first_m;       /* > 0: the first one is due at this odometer */
+};
+
+/* An odometer reading: from the car (daily rollups), a service visit or an import. */
+enum reading_source {
+	READING_CAR,	 /* telemetry: the last odometer of a day */
+	READING_SERVICE, /* a recorded service visit */
+	READING_IMPORT,	 /* imported from another system */
+};
+
+struct odo_reading {
+	int64_t day;
+	int64_t odometer_m;
+	enum reading_source source;
+};
+
+/* When the item was last done: day and odometer (has_odometer 0: unknown). */
+struct last_service {
+	int done; /* 0: never (then the first_* criteria or first use count) */
+	int64_t day;
+	int has_odometer;
+	int64_t odometer_m;
+};
+
+/* What the usage estimate was built from (said in every prediction). */
+enum usage_basis {
+	BASIS_TELEMETRY,       /* the car's own daily readings */
+	BASIS_SERVICE_HISTORY, /* odometer readings of service visits / imports */
+	BASIS_FLEET_AVERAGE,   /* the segment's average: too little of the car's own */
+};
+
+/* A vehicle's usage: expected metres per day, with a spread, and how it was made. */
+struct usage {
+	double m_per_day;	   /* the central estimate, >= 0 */
+	double m_per_day_lo, m_per_day_hi; /* an 80 % band (docs say how it is calibrated) */
+	double weekday_factor[7];	   /* Mon..Sun multipliers, mean 1 */
+	enum usage_basis basis;
+	int64_t last_day;	/* the newest reading used */
+	int64_t last_odometer_m; /* its odometer */
+};
+
+/* Inputs for one vehicle, known as of as_of_day (nothing later may be used). */
+struct predict_input {
+	int64_t as_of_day;
+	const struct odo_reading *readings; /* oldest first, any sources mixed */
+	size_t nreadings;
+	int64_t first_use_day; /* the car's first registration / first reading */
+	double fleet_m_per_day; /* the segment's average, the last fallback */
+};
+
+/*
+ * Estimates the vehicle's usage from readings up to in->as_of_day: robust
+ * to gaps, odometer noise and rollbacks, weekday rhythm, seasons and
+ * changes of use; falls back to service-history readings, then to the
+ * fleet average. Returns 0, or -EINVAL for a NULL argument.
+ */
+int predict_usage(const struct predict_input *in, struct usage *ret);
+
+enum due_reason {
+	DUE_DISTANCE,
+	DUE_TIME,
+};
+
+/* The prediction for one item. */
+struct item_prediction {
+	char item[48];
+	int64_t due_day;	  /* the predicted day it becomes due (may be <= as_of: overdue) */
+	int64_t due_day_lo, due_day_hi; /* the band */
+	int has_due_odometer;
+	int64_t due_odometer_m;	  /* the odometer at which it is due (distance items) */
+	enum due_reason reason;	  /* which criterion comes first */
+	enum usage_basis basis;
+	/* COVESA VSS Vehicle.Service.*: */
+	int64_t distance_to_service_m; /* negative when overdue */
+	int64_t time_to_service_s;     /* negative when overdue */
+	int is_service_due;	       /* due or overdue as of as_of_day */
+};
+
+/*
+ * Predicts item for a vehicle with usage u and its last service ls, as of
+ * as_of_day. Returns 0, or -EINVAL for an item with no criterion.
+ */
+int predict_item(const struct plan_item *item, const struct last_service *ls,
+		 const struct usage *u, int64_t first_use_day, int64_t as_of_day,
+		 struct item_prediction *ret);
+
+#endif
