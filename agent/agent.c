@@ -36,7 +36,7 @@ struct agent {
 	struct display *display;	  /* owned */
 	struct offers *offers;		  /* owned */
 	struct gnss *gnss;		  /* owned */
-	struct signals *signals;	  /* owned, NULL without signals_file */
+	struct signals *signals;	  /* owned, NULL without a signal source */
 	struct uplink *uplink;		  /* owned */
 	int sample_timer;		  /* timer id, 0 = none */
 	uint64_t next_sample_ms;	  /* monotonic due time of the next sample */
@@ -99,6 +99,8 @@ static void build_sample(const struct vehicle_signals *vs, const struct gnss_fix
 	ret->fix = fix->mode;
 	if (vs->present & SIGNAL_ODOMETER) {
 		ret->present |= SAMPLE_ODOMETER;
+		if (vs->present & SIGNAL_ODOMETER_EST)
+			ret->present |= SAMPLE_ODOMETER_EST;
 		ret->odometer_m = llround(vs->odometer_km * 1000.0);
 	}
 	if (vs->present & SIGNAL_FUEL) {
@@ -219,14 +221,9 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 	a->loop = loop;
 	a->conf = conf;
 	/* Input files first: a bad one stops us before anything is touched. */
-	if (conf->signals_file) {
-		r = signals_replay_open(conf->signals_file, conf->signals_loop, loop_now_ms(), err,
-					errlen, &a->signals);
-		if (r < 0) {
-			r = -EINVAL;
-			goto fail;
-		}
-	}
+	r = signals_open(loop, conf, err, errlen, &a->signals);
+	if (r < 0)
+		goto fail;
 	if (conf->offer_key_file) {
 		r = crypto_verifier_load(conf->offer_key_file, &a->verifier);
 		if (r < 0) {

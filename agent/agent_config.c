@@ -15,6 +15,7 @@
 #include "certcheck.h"
 #include "config.h"
 #include "log.h"
+#include "obd_elm327.h"
 #include "vin.h"
 
 /* An option whose text value is also checked by check (config_check_fn). */
@@ -59,6 +60,17 @@ const struct config_option agent_config_table[] = {
 	OPT(gpsd_port, CONFIG_INT, 1, 65535, "2947", "gpsd port"),
 	OPT(signals_file, CONFIG_STRING, 0, 0, NULL, "vehicle-signal replay file (CSV)"),
 	OPT(signals_loop, CONFIG_BOOL, 0, 1, "false", "replay signals_file again after its end"),
+	OPT(obd_device, CONFIG_STRING, 0, 0, NULL,
+	    "ELM327-compatible OBD-II adapter (serial device or its symlink) as the signal source"),
+	OPT(obd_baud, CONFIG_INT, 9600, 230400, "38400",
+	    "obd_device's baud rate: 9600, 19200, 38400, 57600, 115200 or 230400"),
+	OPT(obd_timeout_ms, CONFIG_INT, 50, 10000, "1000",
+	    "an OBD-II request without an answer this long has failed"),
+	OPT(obd_poll_interval_ms, CONFIG_INT, 0, 10000, "200",
+	    "pause between OBD-II requests (speed, fuel, odometer in turn)"),
+	OPT(can_interface, CONFIG_STRING, 0, 0, NULL,
+	    "SocketCAN interface (e.g. can0) for OBD-II as the signal source (ISO 15765-4, "
+	    "11-bit)"),
 	OPT(sample_interval_ms, CONFIG_INT, 100, 60000, "1000", "time between samples"),
 	OPT(batch_max_samples, CONFIG_INT, 1, 3600, "30", "samples per batch at most"),
 	OPT(batch_max_age_ms, CONFIG_INT, 100, 86400000, "30000",
@@ -112,6 +124,24 @@ int agent_config_load(const char *path, struct agent_config *ret_conf, char *err
 
 		snprintf(full, sizeof(full), "broker_uri: %s", msg);
 		where_error(err, errlen, path, config_line(agent_config_table, lines, "broker_uri"),
+			    full);
+		goto fail;
+	}
+	if (!!c.signals_file + !!c.obd_device + !!c.can_interface > 1) {
+		const char *second = c.can_interface ? "can_interface" : "obd_device";
+
+		where_error(err, errlen, path, config_line(agent_config_table, lines, second),
+			    "signals_file, obd_device and can_interface each choose the signal "
+			    "source: set only one");
+		goto fail;
+	}
+	if (!elm327_baud_valid(c.obd_baud)) {
+		char full[128];
+
+		snprintf(full, sizeof(full),
+			 "obd_baud: %d is not 9600, 19200, 38400, 57600, 115200 or 230400",
+			 c.obd_baud);
+		where_error(err, errlen, path, config_line(agent_config_table, lines, "obd_baud"),
 			    full);
 		goto fail;
 	}

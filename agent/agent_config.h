@@ -22,8 +22,13 @@ struct agent_config {
 	char *state_dir;      /* owned; holds queue.db and offers.db */
 	char *gpsd_host;      /* owned */
 	int gpsd_port;
-	char *signals_file; /* owned; replay CSV, NULL = no vehicle signals */
-	int signals_loop;   /* bool: replay the file again after its end */
+	char *signals_file;	  /* owned; replay CSV, NULL = no vehicle signals */
+	int signals_loop;	  /* bool: replay the file again after its end */
+	char *obd_device;	  /* owned; ELM327 serial device, NULL = none */
+	int obd_baud;		  /* its baud rate */
+	int obd_timeout_ms;	  /* an OBD-II request without an answer this long failed */
+	int obd_poll_interval_ms; /* pause between OBD-II requests */
+	char *can_interface;	  /* owned; SocketCAN interface for OBD-II, NULL = none */
 	int sample_interval_ms;
 	int batch_max_samples;
 	int batch_max_age_ms;

@@ -11,6 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent_config.h"
+#include "loop.h"
+#include "obd_can.h"
+#include "obd_elm327.h"
+
 struct replay_row {
 	double t_s;
 	struct vehicle_signals v;
@@ -286,5 +291,40 @@ fail:
 	if (f)
 		fclose(f);
 	replay_free(&rp->head);
+	return r;
+}
+
+int signals_open(struct loop *loop, const struct agent_config *conf, char *err, size_t errlen,
+		 struct signals **ret_s)
+{
+	char odo[4096];
+	int r = 0;
+
+	*ret_s = NULL;
+	if (conf->signals_file)
+		return signals_replay_open(conf->signals_file, conf->signals_loop, loop_now_ms(),
+					   err, errlen, ret_s) < 0
+			       ? -EINVAL
+			       : 0;
+	if (snprintf(odo, sizeof(odo), "%s/odometer", conf->state_dir) >= (int)sizeof(odo)) {
+		snprintf(err, errlen, "state_dir %s: path too long", conf->state_dir);
+		return -ENAMETOOLONG;
+	}
+	if (conf->obd_device) {
+		struct elm327_config ec = { conf->obd_device, conf->obd_baud, conf->obd_timeout_ms,
+					    conf->obd_poll_interval_ms, odo };
+
+		r = elm327_open(loop, &ec, ret_s);
+		if (r < 0)
+			snprintf(err, errlen, "obd_device %s: %s", conf->obd_device, strerror(-r));
+	} else if (conf->can_interface) {
+		struct obd_can_config cc = { conf->can_interface, conf->obd_timeout_ms,
+					     conf->obd_poll_interval_ms, odo };
+
+		r = obd_can_open(loop, &cc, ret_s);
+		if (r < 0)
+			snprintf(err, errlen, "can_interface %s: %s", conf->can_interface,
+				 strerror(-r));
+	}
 	return r;
 }

@@ -24,6 +24,8 @@
 #define SIGNAL_ODOMETER (1u << 0)
 #define SIGNAL_FUEL (1u << 1)
 #define SIGNAL_SPEED (1u << 2)
+/* odometer_km is an estimate (speed integrated over time): obd_odo.h */
+#define SIGNAL_ODOMETER_EST (1u << 3)
 
 /* The current values; a field is meaningful only when its bit is set. */
 struct vehicle_signals {
@@ -58,6 +60,19 @@ struct signals {
  */
 int signals_replay_open(const char *path, int loop, uint64_t start_ms, char *err, size_t errlen,
 			struct signals **ret_s);
+
+/*
+ * Opens the source the configuration names (struct agent_config): the
+ * replay signals_file, an ELM327 on obd_device or OBD-II on can_interface
+ * (obd_elm327.h, obd_can.h; their estimated odometer persists in
+ * <state_dir>/odometer), or none (*ret_s = NULL). The OBD sources never fail
+ * for a missing device: they retry it. Returns 0 or a negative errno with a
+ * one-line reason in err (-EINVAL: the replay file is bad).
+ */
+struct agent_config;
+struct loop;
+int signals_open(struct loop *loop, const struct agent_config *conf, char *err, size_t errlen,
+		 struct signals **ret_s);
 
 /*
  * The values at now_ms. A NULL source has no values (present = 0). Returns 0
