@@ -17,6 +17,7 @@
 #include "crypto.h"
 #include "display.h"
 #include "gnss.h"
+#include "hmi.h"
 #include "log.h"
 #include "loop.h"
 #include "offers.h"
@@ -33,7 +34,9 @@ struct agent {
 	const struct agent_config *conf;  /* borrowed */
 	struct queue *queue;		  /* owned */
 	struct crypto_verifier *verifier; /* owned, NULL without offer_key_file */
-	struct display *display;	  /* owned */
+	struct display *card;		  /* owned: the card file */
+	struct hmi *hmi;		  /* owned: the head unit's socket */
+	struct display *display;	  /* owned: card + hmi */
 	struct offers *offers;		  /* owned */
 	struct gnss *gnss;		  /* owned */
 	struct signals *signals;	  /* owned, NULL without a signal source */
@@ -67,7 +70,7 @@ static double current_speed_kmh(const struct vehicle_signals *vs, const struct g
 	return NAN;
 }
 
-/* current_speed_kmh() with the sources read now. */
+/* current_speed_kmh() with the sources read now; also hands offers the position. */
 static double speed_now(struct agent *a)
 {
 	uint64_t now = loop_now_ms();
@@ -77,6 +80,7 @@ static double speed_now(struct agent *a)
 
 	signals_read(a->signals, now, &vs);
 	fresh = gnss_get(a->gnss, now, &fix) == 0;
+	offers_set_position(a->offers, fresh, fix.lat_deg, fix.lon_deg);
 	return current_speed_kmh(&vs, &fix, fresh);
 }
 
@@ -171,6 +175,7 @@ static void sample_tick(void *arg)
 	if (a->open_samples >= (unsigned)a->conf->batch_max_samples ||
 	    (a->open_samples && now - a->first_open_ms >= (uint64_t)a->conf->batch_max_age_ms))
 		seal(a, 0);
+	offers_set_position(a->offers, fresh, fix.lat_deg, fix.lon_deg);
 	offers_tick(a->offers, loop_wall_ms(), current_speed_kmh(&vs, &fix, fresh));
 	uplink_kick(a->uplink);
 
@@ -192,6 +197,14 @@ static void on_offer(const uint8_t *payload, size_t len, void *arg)
 	struct agent *a = arg;
 
 	offers_handle(a->offers, payload, len, loop_wall_ms(), speed_now(a));
+}
+
+/* The driver's choice from the HMI. */
+static int on_hmi_decision(const char *id, enum offer_action action, void *arg)
+{
+	struct agent *a = arg;
+
+	return offers_decide(a->offers, id, action, loop_wall_ms());
 }
 
 /* An offer event to publish. */
@@ -267,9 +280,19 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 		seal(a, 1);
 	}
 
-	r = display_file_new(conf->display_file, &a->display);
+	r = display_file_new(conf->display_file, &a->card);
 	if (r < 0) {
 		snprintf(err, errlen, "display: %s", strerror(-r));
+		goto fail;
+	}
+	r = hmi_new(loop, conf->hmi_socket, conf->hmi_max_clients, on_hmi_decision, a, &a->hmi);
+	if (r < 0) {
+		snprintf(err, errlen, "hmi_socket %s: %s", conf->hmi_socket, strerror(-r));
+		goto fail;
+	}
+	r = display_tee_new(a->card, hmi_display(a->hmi), &a->display);
+	if (r < 0) {
+		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
 	path = path_join(conf->state_dir, "offers.db");
@@ -361,6 +384,8 @@ void agent_free(struct agent *a)
 	gnss_free(a->gnss);
 	offers_free(a->offers);
 	display_free(a->display);
+	hmi_free(a->hmi);
+	display_free(a->card);
 	crypto_verifier_free(a->verifier);
 	queue_close(a->queue);
 	free(a);

@@ -79,6 +79,9 @@ const struct config_option agent_config_table[] = {
 	    "offer card file (default <state_dir>/screen.txt)"),
 	OPT(display_max_speed_kmh, CONFIG_INT, 0, 300, "5",
 	    "offers are shown only at or below this speed"),
+	OPT(hmi_socket, CONFIG_STRING, 0, 0, NULL,
+	    "unix socket for the head unit's screen (docs/hmi.md; default <state_dir>/hmi.sock)"),
+	OPT(hmi_max_clients, CONFIG_INT, 1, 16, "4", "HMI socket connections at most"),
 	OPT(offer_max_validity_s, CONFIG_INT, 60, 31536000, "2592000",
 	    "offers valid for longer than this (valid_until - valid_from) are refused"),
 	OPT(receipt_timeout_ms, CONFIG_INT, 1000, 3600000, "60000",
@@ -101,6 +104,23 @@ static void where_error(char *err, size_t errlen, const char *path, unsigned lin
 		snprintf(err, errlen, "%s:%u: %s", path, line, msg);
 	else
 		snprintf(err, errlen, "%s: %s", path, msg);
+}
+
+/* Sets an unset or empty *value to <state_dir>/name; returns 0 or -ENOMEM. */
+static int default_in_state_dir(char **value, const char *state_dir, const char *name)
+{
+	size_t n = strlen(state_dir) + strlen(name) + 2;
+	char *p;
+
+	if (*value && **value)
+		return 0;
+	p = malloc(n);
+	if (!p)
+		return -ENOMEM;
+	snprintf(p, n, "%s/%s", state_dir, name);
+	free(*value);
+	*value = p;
+	return 0;
 }
 
 int agent_config_load(const char *path, struct agent_config *ret_conf, char *err, size_t errlen)
@@ -145,18 +165,11 @@ int agent_config_load(const char *path, struct agent_config *ret_conf, char *err
 			    full);
 		goto fail;
 	}
-	if (!c.display_file || !*c.display_file) {
-		size_t n = strlen(c.state_dir) + sizeof("/screen.txt");
-		char *p = malloc(n);
-
-		if (!p) {
-			snprintf(err, errlen, "%s: out of memory", path);
-			r = -ENOMEM;
-			goto fail;
-		}
-		snprintf(p, n, "%s/screen.txt", c.state_dir);
-		free(c.display_file);
-		c.display_file = p;
+	if (default_in_state_dir(&c.display_file, c.state_dir, "screen.txt") < 0 ||
+	    default_in_state_dir(&c.hmi_socket, c.state_dir, "hmi.sock") < 0) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		r = -ENOMEM;
+		goto fail;
 	}
 	*ret_conf = c;
 	return 0;

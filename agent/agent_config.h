@@ -1,8 +1,8 @@
 /*
  * The agent's configuration: the option table (names, types, ranges,
  * defaults) for common/config.c, the struct it fills in, and the checks that
- * span several options (a valid VIN, the display file under state_dir by
- * default). docs/agent.md lists every option.
+ * span several options (a valid VIN, the display file and the HMI socket
+ * under state_dir by default). docs/agent.md lists every option.
  */
 #ifndef PITSTOP_AGENT_CONFIG_H
 #define PITSTOP_AGENT_CONFIG_H
@@ -34,6 +34,8 @@ struct agent_config {
 	int batch_max_age_ms;
 	char *display_file;	   /* owned; default <state_dir>/screen.txt */
 	int display_max_speed_kmh; /* offers wait while driving faster */
+	char *hmi_socket;	   /* owned; default <state_dir>/hmi.sock */
+	int hmi_max_clients;	   /* HMI socket connections at most */
 	int offer_max_validity_s;  /* longer offer validity windows are refused */
 	int queue_max_batches;	   /* bound on stored batches; oldest dropped */
 	int receipt_timeout_ms;	   /* sent batch without gateway receipt: resend */

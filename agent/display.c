@@ -184,3 +184,44 @@ int display_file_new(const char *path, struct display **ret_d)
 	*ret_d = &fd->head;
 	return 0;
 }
+
+struct tee_display {
+	struct display head;   /* must be first */
+	struct display *a, *b; /* borrowed */
+};
+
+static int tee_show(struct display *d, const struct offer *o, int64_t shown_at_ms)
+{
+	struct tee_display *t = (struct tee_display *)d;
+	int ra = display_show(t->a, o, shown_at_ms), rb = display_show(t->b, o, shown_at_ms);
+
+	return ra < 0 ? ra : rb;
+}
+
+static int tee_clear(struct display *d)
+{
+	struct tee_display *t = (struct tee_display *)d;
+	int ra = display_clear(t->a), rb = display_clear(t->b);
+
+	return ra < 0 ? ra : rb;
+}
+
+static void tee_free(struct display *d)
+{
+	free(d);
+}
+
+static const struct display_ops tee_ops = { tee_show, tee_clear, tee_free };
+
+int display_tee_new(struct display *a, struct display *b, struct display **ret_d)
+{
+	struct tee_display *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->head.ops = &tee_ops;
+	t->a = a;
+	t->b = b;
+	*ret_d = &t->head;
+	return 0;
+}

@@ -1,9 +1,9 @@
 /*
  * The in-car screen, as far as offers are concerned: show one offer card or
- * show nothing. A display is anything behind struct display_ops; today the
- * only one writes the card as text to a file (display_file_new), which a
- * demo or a kiosk UI can watch. A real screen comes later behind the same
- * interface.
+ * show nothing. A display is anything behind struct display_ops: the file
+ * display writes the card as text to a file (display_file_new), which a demo
+ * or a kiosk UI can watch; the HMI socket (hmi.h) tells the head unit's
+ * screen program; display_tee_new() shows on two displays at once.
  *
  * File format, written atomically (temporary file + fsync + rename), mode
  * 0600 whatever the umask (it holds promo codes):
@@ -48,6 +48,13 @@ int display_clear(struct display *d);
 
 /* Accepts NULL. */
 void display_free(struct display *d);
+
+/*
+ * A display that shows on a and on b (both borrowed: they must outlive it).
+ * show and clear go to both; the result is a's if it failed, else b's.
+ * Returns 0 and *ret_d, or -ENOMEM.
+ */
+int display_tee_new(struct display *a, struct display *b, struct display **ret_d);
 
 /* "refuel", "service", ... ("unknown" for anything else). Never NULL. */
 const char *display_kind_name(enum offer_kind kind);

@@ -7,7 +7,10 @@
  *        and never before (at most OFFERS_MAX_SEEN; when full, new offers
  *        are refused)
  *   current(slot = 1, state, offer, shown_at_ms)  the one current offer,
- *        as its verified Offer bytes; state 1 waiting, 2 shown
+ *        as its verified Offer bytes; state 1 waiting, 2 shown;
+ *        shown_at_ms is its first showing (0: never shown yet)
+ *   decided(id, action, time_ms, valid_until_ms)  the driver's choices
+ *        (action 2 accepted, 3 dismissed), pruned with seen
  * Offers arrive rarely, so statements are prepared per call.
  */
 #include "offers.h"
@@ -39,7 +42,9 @@ struct offers {
 	struct offer cur;	 /* valid when state != OFFERS_NONE */
 	uint8_t *cur_bytes;	 /* owned: cur as the signed Offer bytes */
 	size_t cur_len;
-	int64_t shown_at_ms; /* when cur was put on screen */
+	int64_t shown_at_ms; /* when cur was first put on screen, 0 = not yet */
+	int pos_known;	     /* the car's position below is fresh */
+	double lat_deg, lon_deg;
 };
 
 static const char offers_schema[] =
@@ -49,7 +54,10 @@ static const char offers_schema[] =
 	"CREATE TABLE IF NOT EXISTS current("
 	" slot INTEGER PRIMARY KEY CHECK (slot = 1), state INTEGER NOT NULL,"
 	" offer BLOB NOT NULL, shown_at_ms INTEGER NOT NULL);"
-	"PRAGMA user_version = 1;";
+	"CREATE TABLE IF NOT EXISTS decided("
+	" id TEXT PRIMARY KEY, action INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
+	" valid_until_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	"PRAGMA user_version = 2;";
 
 /* Translates and logs a SQLite failure of op; returns a negative errno. */
 static int offers_fail(struct offers *o, const char *op, int rc)
@@ -96,6 +104,41 @@ static int slow_enough(const struct offers *o, double speed_kmh)
 	return isfinite(speed_kmh) && speed_kmh <= o->max_speed_kmh;
 }
 
+int offers_in_area(const struct offer *off, int known, double lat_deg, double lon_deg)
+{
+	const double rad = M_PI / 180.0, earth_m = 6371000.0;
+	double lat0, lon0, dlat, dlon, h;
+
+	if (!off->has_area)
+		return 1;
+	if (!known || !isfinite(lat_deg) || !isfinite(lon_deg))
+		return 0;
+	lat0 = off->area_lat_e7 / 1e7;
+	lon0 = off->area_lon_e7 / 1e7;
+	dlat = (lat_deg - lat0) * rad;
+	dlon = (lon_deg - lon0) * rad;
+	/* Haversine: h = sin²(dlat/2) + cos(lat0)cos(lat)sin²(dlon/2). */
+	h = sin(dlat / 2) * sin(dlat / 2) +
+	    cos(lat0 * rad) * cos(lat_deg * rad) * sin(dlon / 2) * sin(dlon / 2);
+	if (h > 1)
+		h = 1;
+	return 2 * earth_m * asin(sqrt(h)) <= (double)off->area_radius_m;
+}
+
+/* Returns 1 if off may be on screen now (speed and area). */
+static int may_show(const struct offers *o, const struct offer *off, double speed_kmh)
+{
+	return slow_enough(o, speed_kmh) &&
+	       offers_in_area(off, o->pos_known, o->lat_deg, o->lon_deg);
+}
+
+void offers_set_position(struct offers *o, int known, double lat_deg, double lon_deg)
+{
+	o->pos_known = known;
+	o->lat_deg = lat_deg;
+	o->lon_deg = lon_deg;
+}
+
 /* Stores the current slot (or deletes it for OFFERS_NONE). */
 static int store_current(struct offers *o)
 {
@@ -133,14 +176,22 @@ static void drop_current(struct offers *o)
 	memset(&o->cur, 0, sizeof(o->cur));
 }
 
-/* Puts the current (waiting) offer on screen; stays waiting on failure. */
+/*
+ * Puts the current (waiting) offer on screen; stays waiting on failure. Only
+ * its first showing is logged at info and reported.
+ */
 static int show_current(struct offers *o, int64_t now_ms)
 {
-	int r = display_show(o->display, &o->cur, now_ms);
+	int first = o->shown_at_ms == 0;
+	int r = display_show(o->display, &o->cur, first ? now_ms : o->shown_at_ms);
 
 	if (r < 0)
 		return r;
 	o->state = OFFERS_STATE_SHOWN;
+	if (!first) {
+		log_debug("offer %s shown again", o->cur.id);
+		return 0;
+	}
 	o->shown_at_ms = now_ms;
 	log_info("offer %s shown", o->cur.id);
 	emit(o, o->cur.id, OFFER_ACTION_SHOWN, NULL, now_ms);
@@ -214,10 +265,12 @@ static int remember(struct offers *o, const struct offer *off)
 /* Forgets accepted ids whose offers have expired. */
 static void prune(struct offers *o, int64_t now_ms)
 {
-	char sql[96];
+	char sql[160];
 
-	snprintf(sql, sizeof(sql), "DELETE FROM seen WHERE valid_until_ms < %lld",
-		 (long long)now_ms);
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM seen WHERE valid_until_ms < %lld;"
+		 "DELETE FROM decided WHERE valid_until_ms < %lld",
+		 (long long)now_ms, (long long)now_ms);
 	exec(o, sql, "prune expired offer ids");
 }
 
@@ -303,7 +356,7 @@ int offers_handle(struct offers *o, const uint8_t *payload, size_t len, int64_t 
 	/* Accepted: it replaces whatever was current. */
 	if (o->state != OFFERS_NONE)
 		log_info("offer %s replaced by offer %s", o->cur.id, off.id);
-	if (o->state == OFFERS_STATE_SHOWN && !slow_enough(o, speed_kmh))
+	if (o->state == OFFERS_STATE_SHOWN && !may_show(o, &off, speed_kmh))
 		display_clear(o->display);
 	drop_current(o);
 	o->cur = off;
@@ -311,11 +364,14 @@ int offers_handle(struct offers *o, const uint8_t *payload, size_t len, int64_t 
 	o->cur_len = so.offer_len;
 	copy = NULL;
 	o->state = OFFERS_STATE_WAITING;
-	if (slow_enough(o, speed_kmh))
+	if (may_show(o, &off, speed_kmh))
 		show_current(o, now_ms);
-	else
+	else if (!slow_enough(o, speed_kmh))
 		log_info("offer %s waits until the car is at or below %g km/h", off.id,
 			 o->max_speed_kmh);
+	else
+		log_info("offer %s waits until the car is inside its area (%u m)", off.id,
+			 off.area_radius_m);
 	r = exec(o, "BEGIN IMMEDIATE", "store offer: begin");
 	if (r < 0)
 		goto out;
@@ -349,9 +405,78 @@ void offers_tick(struct offers *o, int64_t now_ms, double speed_kmh)
 		prune(o, now_ms);
 		return;
 	}
-	if (o->state == OFFERS_STATE_WAITING && slow_enough(o, speed_kmh) &&
+	if (o->state == OFFERS_STATE_SHOWN && !may_show(o, &o->cur, speed_kmh)) {
+		log_info("offer %s taken off the screen: %s", o->cur.id,
+			 slow_enough(o, speed_kmh) ? "outside its area" : "the car is moving");
+		display_clear(o->display);
+		o->state = OFFERS_STATE_WAITING;
+		store_current(o);
+		return;
+	}
+	if (o->state == OFFERS_STATE_WAITING && may_show(o, &o->cur, speed_kmh) &&
 	    show_current(o, now_ms) == 0)
 		store_current(o);
+}
+
+static int load_current(struct offers *o, int64_t now_ms);
+
+/* Stores the choice for the current offer; returns 0 or -errno. */
+static int store_decision(struct offers *o, enum offer_action action, int64_t now_ms)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, r;
+
+	rc = sqlite3_prepare_v2(
+		o->db,
+		"INSERT OR REPLACE INTO decided(id, action, time_ms, valid_until_ms)"
+		" VALUES (?1, ?2, ?3, ?4)",
+		-1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, o->cur.id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 2, (int)action);
+		sqlite3_bind_int64(s, 3, now_ms);
+		sqlite3_bind_int64(s, 4, o->cur.valid_until_ms);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+	}
+	r = rc == SQLITE_OK ? 0 : offers_fail(o, "record the driver's choice", rc);
+	sqlite3_finalize(s);
+	return r;
+}
+
+int offers_decide(struct offers *o, const char *id, enum offer_action action, int64_t now_ms)
+{
+	char cur_id[CODEC_MAX_ID];
+	int r;
+
+	if (action != OFFER_ACTION_ACCEPTED && action != OFFER_ACTION_DISMISSED)
+		return -EINVAL;
+	if (o->state != OFFERS_STATE_SHOWN || strcmp(id, o->cur.id) != 0)
+		return -ENOENT;
+	r = exec(o, "BEGIN IMMEDIATE", "record the driver's choice: begin");
+	if (r < 0)
+		return r;
+	r = store_decision(o, action, now_ms);
+	if (r == 0) {
+		snprintf(cur_id, sizeof(cur_id), "%s", o->cur.id);
+		drop_current(o);
+		r = store_current(o);
+	}
+	if (r == 0)
+		r = exec(o, "COMMIT", "record the driver's choice: commit");
+	if (r < 0) {
+		exec(o, "ROLLBACK", "record the driver's choice: rollback");
+		/* Memory follows the database: the offer is still current. */
+		drop_current(o);
+		load_current(o, now_ms);
+		return r;
+	}
+	log_info("offer %s %s by the driver", cur_id,
+		 action == OFFER_ACTION_ACCEPTED ? "accepted" : "dismissed");
+	display_clear(o->display);
+	emit(o, cur_id, action, NULL, now_ms);
+	return 0;
 }
 
 enum offers_state offers_current(const struct offers *o, char *ret_id, size_t idlen)

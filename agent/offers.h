@@ -19,13 +19,22 @@
  * refused rather than an id evicted (an evicted id would be shown again on
  * redelivery). The window bound keeps every id's stay in the table short.
  *
- * Driver safety: a card is never put on screen while the speed is above
- * max_speed_kmh, or unknown (NaN); the offer waits (persisted) and is shown at
- * the first offers_tick() at or below that speed, unless it expired first
- * (then it is dropped and logged). At most one offer is current: a newer
- * valid one replaces the card on screen or the waiting one. When the shown
- * offer expires the card is removed. Showing logs "offer <id> shown" at info
- * and reports an Event SHOWN.
+ * Driver safety: a card is on screen only while the speed is at or below
+ * max_speed_kmh (an unknown speed, NaN, counts as moving) and, for an offer
+ * bound to an area (Offer.area: a centre and a radius), while the car's last
+ * known position (offers_set_position) is inside that circle; an unknown
+ * position counts as outside. Otherwise the offer waits (persisted): it is
+ * shown at the first offers_tick() where both hold, and a shown card is
+ * taken off again when one stops holding (the car drives off or leaves the
+ * area) and comes back when both hold again. An offer that expires is
+ * dropped (waiting) or removed from the screen (shown). At most one offer is
+ * current: a newer valid one replaces the card on screen or the waiting one.
+ * The first showing logs "offer <id> shown" at info and reports an Event
+ * SHOWN (once per offer, not again when it comes back).
+ *
+ * The driver's choice (offers_decide: ACCEPTED or DISMISSED, from the HMI)
+ * applies to the offer on screen only; it is recorded in offers.db
+ * (decided), reported as an Event and takes the card off for good.
  *
  * Time and speed are passed in by the caller (wall-clock ms, km/h), so tests
  * drive them directly. Single-threaded.
@@ -105,6 +114,28 @@ int offers_handle(struct offers *o, const uint8_t *payload, size_t len, int64_t 
  * expired ones, prunes expired ids. Call every few seconds at most.
  */
 void offers_tick(struct offers *o, int64_t now_ms, double speed_kmh);
+
+/*
+ * The car's position for the area rule, used from the next offers_handle()
+ * or offers_tick() on: known is 0 when there is no fresh fix.
+ */
+void offers_set_position(struct offers *o, int known, double lat_deg, double lon_deg);
+
+/*
+ * Returns 1 if an offer may be shown at this position: it has no area, or
+ * the position is known and within area_radius_m of the area's centre
+ * (great-circle distance on a sphere of radius 6371 km); else 0.
+ */
+int offers_in_area(const struct offer *off, int known, double lat_deg, double lon_deg);
+
+/*
+ * Records the driver's choice (OFFER_ACTION_ACCEPTED or _DISMISSED) for the
+ * offer id at now_ms: stored in offers.db, reported as an Event, the card
+ * removed and the offer no longer current. Returns 0, -ENOENT if id is not
+ * the offer on screen, -EINVAL for another action, or -errno if it could not
+ * be stored (the card stays).
+ */
+int offers_decide(struct offers *o, const char *id, enum offer_action action, int64_t now_ms);
 
 /* The current offer's state, and its id into ret_id (if not NULL). */
 enum offers_state offers_current(const struct offers *o, char *ret_id, size_t idlen);

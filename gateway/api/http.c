@@ -24,6 +24,7 @@
 #include "log.h"
 #include "loop.h"
 #include "telemetry.h"
+#include "unixsock.h"
 #include "views.h"
 
 #define SSE_KEEPALIVE_MS 15000
@@ -937,37 +938,12 @@ static int listen_tcp(const char *addr, int *ret_fd, int *ret_loopback, char *sh
 /* Binds the unix socket path (replacing a stale socket), mode 0660. */
 static int listen_unix(const char *path, int *ret_fd)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, r;
+	char err[160];
+	int r = unixsock_listen(path, 0660, 16, ret_fd, err, sizeof(err));
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		log_error(
-			"api_socket %s: the path is too long for a unix socket (%zu bytes at most)",
-			path, sizeof(sa.sun_path) - 1);
-		return -ENAMETOOLONG;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			log_error("api_socket %s exists and is not a socket; not replacing it",
-				  path);
-			return -EEXIST;
-		}
-		unlink(path);
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0660) < 0 ||
-	    listen(fd, 16) < 0) {
-		r = -errno;
-		log_error("api: cannot listen on the unix socket %s: %s", path, strerror(-r));
-		close(fd);
-		return r;
-	}
-	*ret_fd = fd;
-	return 0;
+	if (r < 0)
+		log_error("api_socket %s: %s", path, err);
+	return r;
 }
 
 static int listener_start(struct api *api, struct listener *l, int fd, int local, const char *cert,

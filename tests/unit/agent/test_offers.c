@@ -557,6 +557,130 @@ static void test_files_private_whatever_umask(void **state)
 	umask(old);
 }
 
+/* An area-bound offer is shown only while the car is inside its circle. */
+static void test_area_gates_the_card(void **state)
+{
+	struct fixture *f = *state;
+	struct offer o = make_offer("area");
+
+	o.has_area = 1;
+	o.area_lat_e7 = 481372000; /* Munich, Marienplatz */
+	o.area_lon_e7 = 115755000;
+	o.area_radius_m = 1000;
+	open_offers(f, NOW);
+	/* No position yet: counts as outside. */
+	assert_int_equal(deliver(f, &o, NONE, NOW, 0), OFFERS_WAITING);
+	assert_false(screen_exists(f));
+	/* 2 km north: outside. */
+	offers_set_position(f->o, 1, 48.1552, 11.5755);
+	offers_tick(f->o, NOW + 1000, 0);
+	assert_false(screen_exists(f));
+	/* 500 m north: inside. */
+	offers_set_position(f->o, 1, 48.1417, 11.5755);
+	offers_tick(f->o, NOW + 2000, 0);
+	assert_true(screen_exists(f));
+	assert_int_equal(f->nevents, 1);
+	expect_event(f, 0, "area", OFFER_ACTION_SHOWN, "");
+	/* Leaving the area takes it off; coming back shows it, no second SHOWN. */
+	offers_set_position(f->o, 1, 48.1552, 11.5755);
+	offers_tick(f->o, NOW + 3000, 0);
+	assert_false(screen_exists(f));
+	assert_int_equal(offers_current(f->o, NULL, 0), OFFERS_STATE_WAITING);
+	offers_set_position(f->o, 0, 0, 0); /* fix lost: outside */
+	offers_tick(f->o, NOW + 3500, 0);
+	assert_false(screen_exists(f));
+	offers_set_position(f->o, 1, 48.1372, 11.5755);
+	offers_tick(f->o, NOW + 4000, 0);
+	assert_true(screen_exists(f));
+	assert_int_equal(f->nevents, 1);
+}
+
+static void test_area_distance(void **state)
+{
+	struct offer o = make_offer("d");
+
+	(void)state;
+	assert_int_equal(offers_in_area(&o, 0, NAN, NAN), 1); /* no area: anywhere */
+	o.has_area = 1;
+	o.area_lat_e7 = 0;
+	o.area_lon_e7 = 1799999999; /* on the date line */
+	o.area_radius_m = 20000;
+	/* 0.1 degree of longitude at the equator is 11.1 km, across +-180. */
+	assert_int_equal(offers_in_area(&o, 1, 0, -179.9), 1);
+	assert_int_equal(offers_in_area(&o, 1, 0, -179.7), 0);
+	assert_int_equal(offers_in_area(&o, 1, 0.18, 180.0), 0); /* 20.0 km north */
+	assert_int_equal(offers_in_area(&o, 1, 0.179, 180.0), 1);
+	assert_int_equal(offers_in_area(&o, 0, 0, 180.0), 0); /* position unknown */
+	assert_int_equal(offers_in_area(&o, 1, NAN, 180.0), 0);
+	o.area_radius_m = 1;
+	assert_int_equal(offers_in_area(&o, 1, 0, 179.9999999), 1);	 /* the centre itself */
+	assert_int_equal(offers_in_area(&o, 1, 0.0001, 179.9999999), 0); /* 11 m off */
+}
+
+/* A shown card goes away while the car moves and comes back when it stops. */
+static void test_moving_hides_the_card(void **state)
+{
+	struct fixture *f = *state;
+	struct offer o = make_offer("stop-go");
+
+	open_offers(f, NOW);
+	assert_int_equal(deliver(f, &o, NONE, NOW, 0), OFFERS_SHOWN);
+	offers_tick(f->o, NOW + 1000, 30);
+	assert_false(screen_exists(f));
+	offers_tick(f->o, NOW + 2000, NAN);
+	assert_false(screen_exists(f));
+	offers_tick(f->o, NOW + 3000, 2);
+	assert_true(screen_exists(f));
+	assert_int_equal(f->nevents, 1); /* SHOWN once */
+}
+
+/* ACCEPT/DISMISS: only the card on screen; recorded, reported, removed. */
+static void test_driver_decides(void **state)
+{
+	struct fixture *f = *state;
+	struct offer a = make_offer("yes"), b = make_offer("no");
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	open_offers(f, NOW);
+	assert_int_equal(deliver(f, &a, NONE, NOW, 50), OFFERS_WAITING);
+	/* Not on screen (waiting): refused. */
+	assert_int_equal(offers_decide(f->o, "yes", OFFER_ACTION_ACCEPTED, NOW + 1), -ENOENT);
+	offers_tick(f->o, NOW + 2, 0);
+	assert_int_equal(offers_decide(f->o, "other", OFFER_ACTION_ACCEPTED, NOW + 3), -ENOENT);
+	assert_int_equal(offers_decide(f->o, "yes", OFFER_ACTION_SHOWN, NOW + 3), -EINVAL);
+	assert_int_equal(offers_decide(f->o, "yes", OFFER_ACTION_ACCEPTED, NOW + 4), 0);
+	assert_false(screen_exists(f));
+	assert_int_equal(offers_current(f->o, NULL, 0), OFFERS_NONE);
+	assert_int_equal(f->nevents, 2);
+	expect_event(f, 1, "yes", OFFER_ACTION_ACCEPTED, "");
+	assert_int_equal(f->events[1].time_ms, NOW + 4);
+	/* Decided once: a second ACCEPT finds nothing on screen. */
+	assert_int_equal(offers_decide(f->o, "yes", OFFER_ACTION_ACCEPTED, NOW + 5), -ENOENT);
+	assert_int_equal(deliver(f, &b, NONE, NOW + 6, 0), OFFERS_SHOWN);
+	assert_int_equal(offers_decide(f->o, "no", OFFER_ACTION_DISMISSED, NOW + 7), 0);
+	expect_event(f, 3, "no", OFFER_ACTION_DISMISSED, "");
+	/* Nothing comes back after a restart, and offers.db holds both choices. */
+	offers_free(f->o);
+	f->o = NULL;
+	open_offers(f, NOW + 8);
+	assert_int_equal(offers_current(f->o, NULL, 0), OFFERS_NONE);
+	assert_false(screen_exists(f));
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, action FROM decided ORDER BY time_ms",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "yes");
+	assert_int_equal(sqlite3_column_int(st, 1), OFFER_ACTION_ACCEPTED);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "no");
+	assert_int_equal(sqlite3_column_int(st, 1), OFFER_ACTION_DISMISSED);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -569,6 +693,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_expired_while_waiting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shown_offer_expires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_replaces, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_area_gates_the_card, setup, teardown),
+		cmocka_unit_test(test_area_distance),
+		cmocka_unit_test_setup_teardown(test_moving_hides_the_card, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_driver_decides, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_validity_window_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replay_table_full_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_files_private_whatever_umask, setup,
