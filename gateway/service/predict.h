@@ -16,11 +16,11 @@
 
 /* One item of a maintenance plan: due every_km or every_months, whichever first. */
 struct plan_item {
-	char name[48];	       /* "oil_service", "inspection", "brake_fluid", ... */
-	int64_t every_m;       /* 0: no distance criterion */
-	int every_months;      /* 0: no time criterion */
-	int first_months;      /* > 0: the first one is due this long after first use */
-	int64_t first_m;       /* > 0: the first one is due at this odometer */
+	char name[48];	  /* "oil_service", "inspection", "brake_fluid", ... */
+	int64_t every_m;  /* 0: no distance criterion */
+	int every_months; /* 0: no time criterion */
+	int first_months; /* > 0: the first one is due this long after first use */
+	int64_t first_m;  /* > 0: the first one is due at this odometer */
 };
 
 /* An odometer reading: from the car (daily rollups), a service visit or an import. */
@@ -32,9 +32,22 @@ enum reading_source {
 
 struct odo_reading {
 	int64_t day;
-	int64_t odometer_m;
+	int64_t odometer_m; /* the day's last odometer (a car's rollup) */
 	enum reading_source source;
+	/* READING_CAR only, from the same rollup: the day's first odometer.
+	 * With it a day without readings that the odometer did not move
+	 * across is known to be parked (0 m), and what moved between two
+	 * rollups is driving the agent did not report. 0: unknown. */
+	int has_first;
+	int64_t first_odometer_m;
 };
+
+/* Bounds on the work of one prediction (docs/service-prediction.md). */
+#define PREDICT_HISTORY_DAYS 550  /* car readings used: as_of-549 .. as_of */
+#define PREDICT_SERVICE_DAYS 1100 /* service/import readings: ~3 years */
+#define PREDICT_HORIZON_DAYS 3660 /* no due within 10 years: due at the horizon */
+#define PREDICT_SEASON_BLOCKS 12  /* 30-day blocks ahead with a seasonal factor */
+#define PREDICT_CORRECTIONS 4	  /* odometer jumps (rollbacks) remembered */
 
 /* When the item was last done: day and odometer (has_odometer 0: unknown). */
 struct last_service {
@@ -53,20 +66,42 @@ enum usage_basis {
 
 /* A vehicle's usage: expected metres per day, with a spread, and how it was made. */
 struct usage {
-	double m_per_day;	   /* the central estimate, >= 0 */
+	double m_per_day;		   /* the central estimate, >= 0 */
 	double m_per_day_lo, m_per_day_hi; /* an 80 % band (docs say how it is calibrated) */
 	double weekday_factor[7];	   /* Mon..Sun multipliers, mean 1 */
+	/* Multiplier of m_per_day for 30-day block k after last_day (k mod
+	 * PREDICT_SEASON_BLOCKS), from the same period last year; 1 without. */
+	double season_factor[PREDICT_SEASON_BLOCKS];
 	enum usage_basis basis;
-	int64_t last_day;	/* the newest reading used */
+	int has_odometer;	 /* 0: no reading at all (then last_odometer_m 0) */
+	int64_t last_day;	 /* the newest reading used (first use without) */
 	int64_t last_odometer_m; /* its odometer */
+	/* Persistent odometer jumps (a rollback: shift_m < 0) seen in the
+	 * history, so a distance since an older service counts what was
+	 * driven, not the difference of two scales. Oldest first. */
+	struct {
+		int64_t day;	 /* the first reading on the new scale */
+		int64_t shift_m; /* new scale - old scale */
+	} corrections[PREDICT_CORRECTIONS];
+	int ncorrections;
+	int readings_used; /* car readings taken into account */
 };
+
+/* The usage basis as a word: "telemetry", "service_history", "fleet_average". */
+const char *predict_basis_name(enum usage_basis b);
+
+/* day + months, by the calendar (the 31st plus one month is the last day). */
+int64_t predict_add_months(int64_t day, int months);
+
+/* Expected metres driven on days (from, to] under u (0 when to <= from). */
+double predict_distance(const struct usage *u, double m_per_day, int64_t from, int64_t to);
 
 /* Inputs for one vehicle, known as of as_of_day (nothing later may be used). */
 struct predict_input {
 	int64_t as_of_day;
 	const struct odo_reading *readings; /* oldest first, any sources mixed */
 	size_t nreadings;
-	int64_t first_use_day; /* the car's first registration / first reading */
+	int64_t first_use_day;	/* the car's first registration / first reading */
 	double fleet_m_per_day; /* the segment's average, the last fallback */
 };
 
@@ -83,14 +118,18 @@ enum due_reason {
 	DUE_TIME,
 };
 
+/* "distance" or "time". */
+const char *predict_reason_name(enum due_reason r);
+
 /* The prediction for one item. */
 struct item_prediction {
 	char item[48];
-	int64_t due_day;	  /* the predicted day it becomes due (may be <= as_of: overdue) */
+	int64_t due_day; /* the predicted day it becomes due (may be <= as_of: overdue) */
 	int64_t due_day_lo, due_day_hi; /* the band */
 	int has_due_odometer;
-	int64_t due_odometer_m;	  /* the odometer at which it is due (distance items) */
-	enum due_reason reason;	  /* which criterion comes first */
+	int64_t due_odometer_m;	      /* the odometer at which it is due (distance items) */
+	int64_t predicted_odometer_m; /* the expected odometer on due_day */
+	enum due_reason reason;	      /* which criterion comes first */
 	enum usage_basis basis;
 	/* COVESA VSS Vehicle.Service.*: */
 	int64_t distance_to_service_m; /* negative when overdue */
@@ -102,8 +141,7 @@ struct item_prediction {
  * Predicts item for a vehicle with usage u and its last service ls, as of
  * as_of_day. Returns 0, or -EINVAL for an item with no criterion.
  */
-int predict_item(const struct plan_item *item, const struct last_service *ls,
-		 const struct usage *u, int64_t first_use_day, int64_t as_of_day,
-		 struct item_prediction *ret);
+int predict_item(const struct plan_item *item, const struct last_service *ls, const struct usage *u,
+		 int64_t first_use_day, int64_t as_of_day, struct item_prediction *ret);
 
 #endif
