@@ -20,15 +20,23 @@
 /* Movement between two rollups below this is rounding, not driving. */
 #define PARKED_TOLERANCE_M 200
 /* Windows (days, ending at the newest reading) the daily rate is taken over. */
-static const int windows[] = { 28, 56, 91, 182 };
+static const int windows[] = { 28, 56, 91, 182, 364, PREDICT_HISTORY_DAYS - 4 };
 #define NWINDOWS (sizeof(windows) / sizeof(windows[0]))
-/* Their weights in the blend when no change of use is detected. */
-static const double window_weight[NWINDOWS] = { 1.0, 2.0, 2.0, 1.0 };
+/* Their weights in the blend when no change of use is detected: for a car
+ * of steady use, and for an irregular one (28-day rates that vary a lot:
+ * long pauses), which the long windows foretell better. */
+static const double steady_weight[NWINDOWS] = { 1.0, 2.0, 2.0, 1.0, 1.0, 0.0 };
+static const double irregular_weight[NWINDOWS] = { 0.0, 0.0, 0.5, 1.0, 2.0, 4.0 };
 /* Recent and long rates differing by this factor (both 28 and 56 days
  * against 182, the same direction) mean the use changed. */
 #define CHANGE_RATIO 1.35
 /* Share of last year's seasonal ratio that is believed (shrinks noise). */
 #define SEASON_SHRINK 0.7
+/* Days paused in a year from which a car counts as irregular, and fully
+ * so; a pause is a run of at least PAUSE_MIN_DAYS parked days. */
+#define PAUSE_MIN_DAYS 10
+#define PAUSED_FROM 20
+#define PAUSED_TO 80
 #define YEAR_DAYS 365
 #define BLOCK_DAYS 30
 
@@ -304,28 +312,77 @@ static int usage_from_history(const struct history *h, int64_t last_day, int64_t
 		have[w] = r >= 0;
 		if (!have[w])
 			continue;
-		double ly = history_rate(h, last_day - YEAR_DAYS - windows[w] + 1,
-					 last_day - YEAR_DAYS);
+		/* A window of a year or more is its own yearly level. */
+		double ly = windows[w] >= YEAR_DAYS - 1
+				    ? history_rate(h, last_day - YEAR_DAYS + 2, last_day)
+				    : history_rate(h, last_day - YEAR_DAYS - windows[w] + 1,
+						   last_day - YEAR_DAYS);
 		p[w] = r * season_ratio(ly_next, ly);
 		any = 1;
 	}
 	if (!any)
 		return -1;
 
-	/* A change of use: recent windows agree against the long one. */
+	/* The band: the spread of the car's own 28-day rates over a year. */
+	double q[13];
+	int nq = 0;
+	for (int b = 0; b < 13; b++) {
+		double r = history_rate(h, last_day - 28 * (b + 1) + 1, last_day - 28 * b);
+		if (r >= 0)
+			q[nq++] = r;
+	}
+	double lo = 0.65, hi = 1.35;
+	if (nq >= 4) {
+		sort_doubles(q, nq);
+		double med = nq % 2 ? q[nq / 2] : (q[nq / 2 - 1] + q[nq / 2]) / 2;
+		if (med > 0) {
+			lo = q[(nq - 1) / 10] / med;
+			hi = q[nq - 1 - (nq - 1) / 10] / med;
+		}
+	}
+	if (lo > 0.9)
+		lo = 0.9;
+	if (hi < 1.1)
+		hi = 1.1;
+	/* Irregular use: long pauses (runs of >= PAUSE_MIN_DAYS parked days)
+	 * over the last year. */
+	int paused = 0, run = 0;
+	for (int64_t d = last_day - 363; d <= last_day + 1; d++) {
+		int64_t i = d - h->base;
+		int parked = d <= last_day && i >= 0 && h->state[i] == DAY_EXACT && h->m[i] == 0;
+		if (parked) {
+			run++;
+			continue;
+		}
+		if (run >= PAUSE_MIN_DAYS)
+			paused += run;
+		run = 0;
+	}
+	double irregular = (double)(paused - PAUSED_FROM) / (PAUSED_TO - PAUSED_FROM);
+	irregular = irregular < 0 ? 0 : irregular > 1 ? 1 : irregular;
+
+	/* A change of use: recent windows agree against the long one (and
+	 * the two last 28-day blocks with each other; a full stop is a pause). */
 	double central = 0, wsum = 0;
-	if (have[0] && have[1] && have[3] &&
+	double b0 = history_rate(h, last_day - 27, last_day);
+	double b1 = history_rate(h, last_day - 55, last_day - 28);
+	int blocks_agree = b0 >= 0 && b1 >= 0 && b0 + 1000 < 1.7 * (b1 + 1000) &&
+			   b1 + 1000 < 1.7 * (b0 + 1000);
+	if (have[0] && have[1] && have[3] && blocks_agree &&
 	    ((p[0] > CHANGE_RATIO * p[3] + 500 && p[1] > CHANGE_RATIO * p[3] + 500) ||
-	     (CHANGE_RATIO * p[0] + 500 < p[3] && CHANGE_RATIO * p[1] + 500 < p[3]))) {
+	     (CHANGE_RATIO * p[0] + 500 < p[3] && CHANGE_RATIO * p[1] + 500 < p[3] &&
+	      p[0] > 0.2 * p[3]))) {
 		central = 0.7 * p[0] + 0.3 * p[1];
 	} else {
 		for (size_t w = 0; w < NWINDOWS; w++) {
 			if (have[w]) {
-				central += window_weight[w] * p[w];
-				wsum += window_weight[w];
+				double wt = (1 - irregular) * steady_weight[w] +
+					    irregular * irregular_weight[w];
+				central += wt * p[w];
+				wsum += wt;
 			}
 		}
-		central /= wsum;
+		central = wsum > 0 ? central / wsum : 0;
 	}
 	u->m_per_day = central > 0 ? central : 0;
 
@@ -362,27 +419,6 @@ static int usage_from_history(const struct history *h, int64_t last_day, int64_t
 	for (int w = 0; w < 7; w++)
 		u->weekday_factor[w] = mean > 0 ? u->weekday_factor[w] / mean : 1.0;
 
-	/* The band: the spread of the car's own 28-day rates over a year. */
-	double q[13];
-	int nq = 0;
-	for (int b = 0; b < 13; b++) {
-		double r = history_rate(h, last_day - 28 * (b + 1) + 1, last_day - 28 * b);
-		if (r >= 0)
-			q[nq++] = r;
-	}
-	double lo = 0.65, hi = 1.35;
-	if (nq >= 4) {
-		sort_doubles(q, nq);
-		double med = nq % 2 ? q[nq / 2] : (q[nq / 2 - 1] + q[nq / 2]) / 2;
-		if (med > 0) {
-			lo = q[(nq - 1) / 10] / med;
-			hi = q[nq - 1 - (nq - 1) / 10] / med;
-		}
-	}
-	if (lo > 0.9)
-		lo = 0.9;
-	if (hi < 1.1)
-		hi = 1.1;
 	u->m_per_day_lo = u->m_per_day * lo;
 	u->m_per_day_hi = u->m_per_day * hi;
 	(void)as_of;
