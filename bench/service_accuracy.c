@@ -147,7 +147,7 @@ static double base_km(enum pattern p, int64_t day, const double *par)
 /* Fills v->km and v->online for pattern p. */
 static void simulate_usage(struct vehicle *v, enum pattern p)
 {
-	double par[2];
+	double par[2] = { 0, 0 };
 	enum pattern base = p;
 	double season_amp = uniform(0.05, 0.15); /* everyone: a little less in winter */
 	double change_factor = 1;
