@@ -338,6 +338,8 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 		r = r == -EINVAL ? -EIO : r;
 		goto fail;
 	}
+	/* Choices whose events may have gone with the last run (held offline). */
+	offers_resend_decisions(a->offers, loop_wall_ms(), UPLINK_MAX_EVENTS / 2);
 	r = uplink_start(a->uplink);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot start MQTT: %s", strerror(-r));

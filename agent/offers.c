@@ -479,6 +479,40 @@ int offers_decide(struct offers *o, const char *id, enum offer_action action, in
 	return 0;
 }
 
+int offers_resend_decisions(struct offers *o, int64_t now_ms, int max)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, n = 0;
+
+	rc = sqlite3_prepare_v2(o->db,
+				"SELECT id, action, time_ms FROM decided WHERE valid_until_ms >= ?1"
+				" ORDER BY time_ms DESC LIMIT ?2",
+				-1, &s, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(s, 1, now_ms);
+		sqlite3_bind_int(s, 2, max);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			const char *id = (const char *)sqlite3_column_text(s, 0);
+			int action = sqlite3_column_int(s, 1);
+
+			if (!id ||
+			    (action != OFFER_ACTION_ACCEPTED && action != OFFER_ACTION_DISMISSED))
+				continue;
+			emit(o, id, (enum offer_action)action, NULL, sqlite3_column_int64(s, 2));
+			n++;
+		}
+		if (rc == SQLITE_DONE)
+			rc = SQLITE_OK;
+	}
+	if (rc != SQLITE_OK)
+		n = offers_fail(o, "read the driver's choices", rc);
+	sqlite3_finalize(s);
+	if (n > 0)
+		log_info("reported %d driver choice%s again (the gateway ignores repeats)", n,
+			 n == 1 ? "" : "s");
+	return n;
+}
+
 enum offers_state offers_current(const struct offers *o, char *ret_id, size_t idlen)
 {
 	if (ret_id && idlen)

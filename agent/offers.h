@@ -137,6 +137,15 @@ int offers_in_area(const struct offer *off, int known, double lat_deg, double lo
  */
 int offers_decide(struct offers *o, const char *id, enum offer_action action, int64_t now_ms);
 
+/*
+ * Reports again, as Events, the driver's choices of offers not yet expired
+ * at now_ms, newest first, at most max of them. For the start-up: an event
+ * held in memory while offline is lost when the agent stops; the gateway
+ * ignores a repeated event (same offer, action and time). Returns the number
+ * reported, or -errno.
+ */
+int offers_resend_decisions(struct offers *o, int64_t now_ms, int max);
+
 /* The current offer's state, and its id into ret_id (if not NULL). */
 enum offers_state offers_current(const struct offers *o, char *ret_id, size_t idlen);
 

@@ -666,6 +666,14 @@ static void test_driver_decides(void **state)
 	open_offers(f, NOW + 8);
 	assert_int_equal(offers_current(f->o, NULL, 0), OFFERS_NONE);
 	assert_false(screen_exists(f));
+	/* The start-up reports them again (events held offline die with a run). */
+	assert_int_equal(offers_resend_decisions(f->o, NOW + 8, 16), 2);
+	expect_event(f, 4, "no", OFFER_ACTION_DISMISSED, "");
+	assert_int_equal(f->events[4].time_ms, NOW + 7);
+	expect_event(f, 5, "yes", OFFER_ACTION_ACCEPTED, "");
+	assert_int_equal(f->events[5].time_ms, NOW + 4);
+	assert_int_equal(offers_resend_decisions(f->o, NOW + 8, 1), 1);
+	assert_int_equal(offers_resend_decisions(f->o, NOW + HOUR + 1, 16), 0); /* expired */
 	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT id, action FROM decided ORDER BY time_ms",
 					    -1, &st, NULL),
