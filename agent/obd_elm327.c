@@ -506,6 +506,8 @@ static void on_read(int fd, short revents, void *arg)
 			if (tmp[i] == '>') {
 				on_answer(e, e->buf, e->len);
 				e->len = 0;
+				if (e->fd != fd)
+					return; /* the next command's write lost the adapter */
 				/* the rest of tmp follows a prompt nobody asked for */
 				break;
 			}
