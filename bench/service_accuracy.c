@@ -354,14 +354,19 @@ static double p90_of(double *v, int n)
 int main(int argc, char **argv)
 {
 	uint64_t seed = DEFAULT_SEED;
-	int detail = 0;
+	int detail = 0, no_first = 0, dump = 0;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--detail")) {
 			detail = 1;
+		} else if (!strcmp(argv[i], "--dump")) {
+			dump = 1;
+		} else if (!strcmp(argv[i], "--no-first")) {
+			no_first = 1;
 		} else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
 			seed = strtoull(argv[++i], NULL, 10);
 		} else {
-			fprintf(stderr, "usage: %s [--seed N] [--detail]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--seed N] [--detail] [--no-first] [--dump]\n",
+				argv[0]);
 			return 2;
 		}
 	}
@@ -370,8 +375,12 @@ int main(int argc, char **argv)
 
 	static struct vehicle fleet[VEHICLES];
 	rng_state = seed;
-	for (int i = 0; i < VEHICLES; i++)
+	for (int i = 0; i < VEHICLES; i++) {
 		simulate(&fleet[i], (enum pattern)(i % P_COUNT));
+		for (size_t j = 0; no_first && j < fleet[i].nreadings; j++)
+			fleet[i].readings[j].has_first =
+				0; /* rollups without their first odometer */
+	}
 
 	/* The segment's average, as a dealer would know it: the first year. */
 	double fleet_m = 0;
@@ -436,6 +445,14 @@ int main(int argc, char **argv)
 				av = d;
 		}
 
+		if (dump) /* one line per car, to look at the errors */
+			printf("car=%d pattern=%s as_of=%lld due=%lld ours=%lld naive=%lld "
+			       "avg_rate=%lld "
+			       "reason=%s km_per_day=%.1f last_day=%lld\n",
+			       i, pattern_name[v->pattern], (long long)as_of, (long long)e->due_day,
+			       (long long)p.due_day, (long long)nv, (long long)av,
+			       predict_reason_name(p.reason), u.m_per_day / 1000,
+			       (long long)u.last_day);
 		ours[n] = fabs((double)(p.due_day - e->due_day));
 		naive[n] = fabs((double)(nv - e->due_day));
 		avg[n] = fabs((double)(av - e->due_day));

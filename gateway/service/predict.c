@@ -37,6 +37,11 @@ static const double irregular_weight[NWINDOWS] = { 0.0, 0.0, 0.5, 1.0, 2.0, 4.0 
 #define PAUSE_MIN_DAYS 10
 #define PAUSED_FROM 20
 #define PAUSED_TO 80
+/* A car silent this long (no rollup) may be parked or its agent offline:
+ * its past silences say which it tends to be (SILENT_PRIOR_DAYS of "half
+ * and half" when it has none). */
+#define SILENT_MIN_DAYS 7
+#define SILENT_PRIOR_DAYS 14
 #define YEAR_DAYS 365
 #define BLOCK_DAYS 30
 
@@ -49,6 +54,10 @@ enum day_state {
 /* The cleaned daily history of one vehicle: index i is day base + i. */
 struct history {
 	int64_t base;
+	/* Silences: days between two readings at least SILENT_MIN_DAYS apart,
+	 * and what the odometer moved across them. */
+	int64_t silent_days;
+	double silent_m;
 	double m[PREDICT_HISTORY_DAYS];
 	unsigned char state[PREDICT_HISTORY_DAYS];
 };
@@ -173,6 +182,14 @@ static void history_set(struct history *h, int64_t day, double m)
 	}
 }
 
+static void history_silence(struct history *h, int64_t days, double moved)
+{
+	if (days >= SILENT_MIN_DAYS) {
+		h->silent_days += days;
+		h->silent_m += moved;
+	}
+}
+
 /*
  * Index of the last reading with day <= as_of in the sorted readings, or
  * -1. Binary search: readings after as_of (an --as-of in the past) cost
@@ -251,6 +268,7 @@ static int clean_readings(const struct kept *k, size_t n, struct history *h, str
 					history_set(h, k[i].day, (double)(k[i].last - k[i].first));
 			} else if (has_first && k[i].first >= base - PARKED_TOLERANCE_M) {
 				int64_t between = k[i].first - base;
+				history_silence(h, gap - 1, between > 0 ? (double)between : 0);
 				if (between <= PARKED_TOLERANCE_M)
 					history_spread(h, base_day, k[i].day - 1, 0, DAY_EXACT);
 				else
@@ -259,8 +277,14 @@ static int clean_readings(const struct kept *k, size_t n, struct history *h, str
 				history_set(
 					h, k[i].day,
 					(double)(k[i].last - (between < 0 ? base : k[i].first)));
+			} else if (inc <= PARKED_TOLERANCE_M) { /* did not move: parked */
+				history_silence(h, gap - 1, 0);
+				history_spread(h, base_day, k[i].day, 0, DAY_EXACT);
 			} else {
-				history_spread(h, base_day, k[i].day, (double)inc, DAY_SPREAD);
+				history_silence(h, gap - 1,
+						(double)inc * (double)(gap - 1) / (double)gap);
+				history_spread(h, base_day, k[i].day, (double)inc,
+					       gap == 1 ? DAY_EXACT : DAY_SPREAD);
 			}
 		}
 		base = k[i].last;
@@ -385,6 +409,12 @@ static int usage_from_history(const struct history *h, int64_t last_day, int64_t
 		central = wsum > 0 ? central / wsum : 0;
 	}
 	u->m_per_day = central > 0 ? central : 0;
+	u->silent_factor = 1.0;
+	if (u->m_per_day > 0) {
+		double expected = u->m_per_day * (double)(h->silent_days + SILENT_PRIOR_DAYS);
+		double f = (h->silent_m + 0.5 * u->m_per_day * SILENT_PRIOR_DAYS) / expected;
+		u->silent_factor = f < 0 ? 0 : f > 1 ? 1 : f;
+	}
 
 	/* Seasonal factors of the blocks ahead, relative to the next one. */
 	u->season_factor[0] = 1.0;
@@ -427,6 +457,7 @@ static int usage_from_history(const struct history *h, int64_t last_day, int64_t
 
 static void usage_flat(struct usage *u, double m_per_day, double lo, double hi)
 {
+	u->silent_factor = 1.0;
 	u->m_per_day = m_per_day > 0 ? m_per_day : 0;
 	u->m_per_day_lo = u->m_per_day * lo;
 	u->m_per_day_hi = u->m_per_day * hi;
@@ -446,7 +477,11 @@ int predict_usage(const struct predict_input *in, struct usage *ret)
 	if (!in || !ret || (in->nreadings && !in->readings))
 		return -EINVAL;
 	memset(&u, 0, sizeof(u));
+	u.as_of_day = in->as_of_day;
+	u.silent_factor = 1.0;
 	memset(h.state, 0, sizeof(h.state));
+	h.silent_days = 0;
+	h.silent_m = 0;
 	h.base = in->as_of_day - PREDICT_HISTORY_DAYS + 1;
 
 	/* Walk back from as_of: car readings of the history window (one per
@@ -532,6 +567,9 @@ double predict_distance(const struct usage *u, double m_per_day, int64_t from, i
 		to = from + PREDICT_HORIZON_DAYS;
 	for (int64_t d = from + 1; d <= to; d++) {
 		double f = u->weekday_factor[weekday(d)];
+		if (d > u->last_day && d <= u->as_of_day &&
+		    u->as_of_day - u->last_day >= SILENT_MIN_DAYS)
+			f *= u->silent_factor;
 		if (d > u->last_day)
 			f *= u->season_factor[((d - u->last_day - 1) / BLOCK_DAYS) %
 					      PREDICT_SEASON_BLOCKS];

@@ -72,6 +72,11 @@ struct usage {
 	/* Multiplier of m_per_day for 30-day block k after last_day (k mod
 	 * PREDICT_SEASON_BLOCKS), from the same period last year; 1 without. */
 	double season_factor[PREDICT_SEASON_BLOCKS];
+	/* Share of m_per_day expected on the days from last_day to as_of_day
+	 * when the car has been silent (no reading) for a week or more: what
+	 * its past silences turned out to be (0 parked, 1 driving unreported). */
+	double silent_factor;
+	int64_t as_of_day; /* the day the estimate was made for */
 	enum usage_basis basis;
 	int has_odometer;	 /* 0: no reading at all (then last_odometer_m 0) */
 	int64_t last_day;	 /* the newest reading used (first use without) */

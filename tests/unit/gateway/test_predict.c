@@ -208,6 +208,29 @@ static void test_gap_while_driving(void **state)
 	struct usage u = usage_of(DAY0 + 219, 30);
 	assert_int_equal(u.basis, BASIS_TELEMETRY);
 	assert_true(fabs(u.m_per_day - 70000) < 2000);
+	/* its silences were driving: a new one counts as driving */
+	assert_true(u.silent_factor > 0.8);
+}
+
+/* A car that parks for weeks, silent again for 30 days: it is parked. */
+static void test_pause_in_progress(void **state)
+{
+	double odo = 1000;
+	for (int cycle = 0; cycle < 4; cycle++) {
+		odo = steady(DAY0 + cycle * 70, 40, odo, 60); /* 40 days on, 30 parked */
+	}
+	int64_t last = DAY0 + 3 * 70 + 39, as_of = last + 30;
+	struct usage u = usage_of(as_of, 30);
+	assert_int_equal(u.last_day, last);
+	assert_true(u.silent_factor < 0.3);
+	struct last_service ls = {
+		.done = 1, .day = DAY0, .has_odometer = 1, .odometer_m = 1000000
+	};
+	struct item_prediction p;
+	assert_int_equal(predict_item(&oil, &ls, &u, DAY0, as_of, &p), 0);
+	/* the 30 silent days add little to what it has driven */
+	assert_true(p.distance_to_service_m >
+		    15000000 - (int64_t)(odo - 1000) * 1000 - 30 * 60000 * 3 / 10);
 }
 
 /* Months without telemetry: the newer service visit is the basis. */
@@ -311,6 +334,7 @@ int main(void)
 		cmocka_unit_test_setup(test_odometer_rollback, setup),
 		cmocka_unit_test_setup(test_odometer_glitches, setup),
 		cmocka_unit_test_setup(test_gap_while_driving, setup),
+		cmocka_unit_test_setup(test_pause_in_progress, setup),
 		cmocka_unit_test_setup(test_months_without_telemetry, setup),
 		cmocka_unit_test_setup(test_change_of_use, setup),
 		cmocka_unit_test_setup(test_season_from_last_year, setup),
