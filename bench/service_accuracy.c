@@ -19,7 +19,8 @@
  *   avg_rate    the car's average distance per day over all its readings
  * and each is compared with the day the car really reached 15,000 km or 24
  * months. Prints key=value lines (--detail adds per-pattern figures, the
- * band's coverage and the run time).
+ * band's coverage, the run time, and the fallbacks' accuracy on the same
+ * events with the rollups removed).
  */
 #include "predict.h"
 
@@ -391,7 +392,8 @@ int main(int argc, char **argv)
 	static double ours[VEHICLES], naive[VEHICLES], avg[VEHICLES];
 	double pat_sum[P_COUNT][3] = { { 0 } };
 	int pat_n[P_COUNT] = { 0 }, n = 0, covered = 0, basis_n[3] = { 0 };
-	double predict_s = 0;
+	double predict_s = 0, fallback_sum[3][2] = { { 0 } };
+	int fallback_n[3] = { 0 };
 	struct plan_item oil = { .name = "oil_service",
 				 .every_m = INTERVAL_M,
 				 .every_months = INTERVAL_MONTHS };
@@ -428,6 +430,25 @@ int main(int argc, char **argv)
 		predict_s += (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
 		basis_n[u.basis]++;
 
+		/* The same car as if it had no agent: service visits only. */
+		static struct odo_reading visits[MAX_READINGS];
+		size_t nvis = 0;
+		for (size_t j = 0; j < nr; j++)
+			if (v->readings[j].source != READING_CAR)
+				visits[nvis++] = v->readings[j];
+		struct predict_input vin_in = in;
+		struct usage vu;
+		struct item_prediction vp;
+		vin_in.readings = visits;
+		vin_in.nreadings = nvis;
+		if (predict_usage(&vin_in, &vu) ||
+		    predict_item(&oil, &ls, &vu, in.first_use_day, as_of, &vp)) {
+			fprintf(stderr,
+				"service_accuracy: vehicle %d: fallback prediction failed\n", i);
+			return 1;
+		}
+		int fallback = (int)vu.basis;
+
 		/* The dealer's rule. */
 		int64_t nv = e->ls_day + (int64_t)ceil((double)INTERVAL_M / fleet_m);
 		if (nv > time_due)
@@ -453,6 +474,9 @@ int main(int argc, char **argv)
 			       (long long)p.due_day, (long long)nv, (long long)av,
 			       predict_reason_name(p.reason), u.m_per_day / 1000,
 			       (long long)u.last_day);
+		fallback_sum[fallback][0] += fabs((double)(vp.due_day - e->due_day));
+		fallback_sum[fallback][1] += fabs((double)(nv - e->due_day));
+		fallback_n[fallback]++;
 		ours[n] = fabs((double)(p.due_day - e->due_day));
 		naive[n] = fabs((double)(nv - e->due_day));
 		avg[n] = fabs((double)(av - e->due_day));
@@ -484,6 +508,12 @@ int main(int argc, char **argv)
 		printf("basis=telemetry:%d service_history:%d fleet_average:%d\n", basis_n[0],
 		       basis_n[1], basis_n[2]);
 		printf("fleet_km_per_day=%.1f\n", fleet_m / 1000);
+		for (int k = 0; k < 3; k++) /* without telemetry: which fallback, how good */
+			if (fallback_n[k])
+				printf("without_telemetry.%s=n:%d mae:%.2f naive:%.2f\n",
+				       predict_basis_name((enum usage_basis)k), fallback_n[k],
+				       fallback_sum[k][0] / fallback_n[k],
+				       fallback_sum[k][1] / fallback_n[k]);
 		printf("predict_us_per_vehicle=%.1f\n", n ? predict_s * 1e6 / n : 0);
 		printf("run_s=%.3f\n",
 		       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
