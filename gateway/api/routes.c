@@ -19,6 +19,7 @@
 #include "log.h"
 #include "loop.h"
 #include "offer_log.h"
+#include "service.h"
 #include "telemetry.h"
 #include "trips.h"
 #include "views.h"
@@ -377,6 +378,8 @@ out:
 	return 0;
 }
 
+static void add_next_service(struct api_req *req, json_t *o, const char *vin);
+
 static int h_vehicle(struct api_req *req, struct api_reply *rep)
 {
 	struct telemetry_vehicle v;
@@ -393,6 +396,7 @@ static int h_vehicle(struct api_req *req, struct api_reply *rep)
 	cache = json_object();
 	api_ok(rep, 200, vehicle_json(req, &v, cache));
 	json_decref(cache);
+	add_next_service(req, rep->body, vin);
 	return 0;
 }
 
@@ -1073,6 +1077,353 @@ static int h_audit(struct api_req *req, struct api_reply *rep)
 	return 0;
 }
 
+/* ---- service (issue 10: service/service.h) ------------------------------ */
+
+/* The plans, or a 503 filled (the gateway loads them at start). */
+static const struct service_plans *plans_or_503(struct api_reply *rep)
+{
+	const struct service_plans *p = service_plans_current();
+
+	if (!p)
+		api_error(rep, 503, "unavailable",
+			  "no maintenance plans loaded (service_plans_file)");
+	return p;
+}
+
+/* The ?as_of= day (default today). Returns 0 or -1 (400 filled). */
+static int as_of_day(struct api_req *req, struct api_reply *rep, int64_t *ret)
+{
+	*ret = telemetry_day_of(loop_wall_ms());
+	return arg_day(req, rep, "as_of", ret) < 0 ? -1 : 0;
+}
+
+static json_t *service_record_json(const struct service_record *rec)
+{
+	char day[16];
+	json_t *items = json_array();
+
+	service_day_name(rec->day, day, sizeof(day));
+	for (size_t i = 0; i < rec->nitems; i++)
+		json_array_append_new(items, json_string(rec->items[i]));
+	return json_pack("{s:I,s:s,s:s,s:o,s:o,s:o,s:s,s:s,s:o,s:s}", "id", (json_int_t)rec->id,
+			 "vin", rec->vin, "date", day, "odometer_km",
+			 rec->has_odometer ? json_real(rec->odometer_m / 1000.0) : json_null(),
+			 "items", items, "cost",
+			 rec->has_cost ? json_real(rec->cost_cents / 100.0) : json_null(),
+			 "workshop", rec->workshop, "advisories", rec->advisories, "recorded_at",
+			 views_time(rec->recorded_ms), "source", rec->source);
+}
+
+static int h_service_record(struct api_req *req, struct api_reply *rep)
+{
+	struct service_record rec;
+	json_t *items = json_object_get(req->json, "items"), *odo, *cost, *v;
+	const char *vin, *s;
+	char why[300], joined[SERVICE_ITEMS_MAX * 48 + 1] = "";
+	int64_t id = 0;
+	size_t i, n = 0;
+	int r;
+
+	if (visible_vin(req, rep, &vin) < 0)
+		return 0;
+	memset(&rec, 0, sizeof(rec));
+	snprintf(rec.vin, sizeof(rec.vin), "%s", vin);
+	if (service_day_parse(body_str(req, "date"), &rec.day) < 0)
+		return api_error(rep, 400, "bad_request", "date: expected YYYY-MM-DD");
+	if (rec.day > telemetry_day_of(loop_wall_ms()) + 1)
+		return api_error(rep, 400, "bad_request", "date: in the future");
+	if (json_is_string(items)) {
+		snprintf(joined, sizeof(joined), "%s", json_string_value(items));
+	} else {
+		json_array_foreach(items, i, v)
+		{
+			s = json_string_value(v);
+			n += (size_t)snprintf(joined + n, sizeof(joined) - n, "%s%s", i ? ";" : "",
+					      s ? s : "?");
+			if (n >= sizeof(joined))
+				return api_error(rep, 400, "bad_request", "items: too many");
+		}
+	}
+	if (service_items_parse(joined, &rec, why, sizeof(why)) < 0)
+		return api_error(rep, 400, "bad_request", "%s", why);
+	odo = json_object_get(req->json, "odometer_km");
+	if (odo && !json_is_null(odo)) {
+		if (!json_is_number(odo) || json_number_value(odo) < 0 ||
+		    json_number_value(odo) > 5e6)
+			return api_error(rep, 400, "bad_request",
+					 "odometer_km: expected a number 0..5000000");
+		rec.has_odometer = 1;
+		rec.odometer_m = (int64_t)(json_number_value(odo) * 1000.0 + 0.5);
+	}
+	cost = json_object_get(req->json, "cost");
+	if (cost && !json_is_null(cost)) {
+		if (!json_is_number(cost) || json_number_value(cost) < 0 ||
+		    json_number_value(cost) > 1e9)
+			return api_error(rep, 400, "bad_request", "cost: expected a number >= 0");
+		rec.has_cost = 1;
+		rec.cost_cents = (int64_t)(json_number_value(cost) * 100.0 + 0.5);
+	}
+	s = body_str(req, "workshop");
+	if (s && strlen(s) > SERVICE_TEXT_MAX)
+		return api_error(rep, 400, "bad_request", "workshop: at most %d bytes",
+				 SERVICE_TEXT_MAX);
+	snprintf(rec.workshop, sizeof(rec.workshop), "%s", s ? s : "");
+	s = body_str(req, "advisories");
+	if (s && strlen(s) > SERVICE_TEXT_MAX)
+		return api_error(rep, 400, "bad_request", "advisories: at most %d bytes",
+				 SERVICE_TEXT_MAX);
+	snprintf(rec.advisories, sizeof(rec.advisories), "%s", s ? s : "");
+	r = service_record_add(sh(req)->db, sh(req)->accounts, actor(req), &rec, loop_wall_ms(),
+			       &id);
+	if (r < 0)
+		return api_error_errno(rep, r, "service record");
+	rec.id = id;
+	rec.recorded_ms = loop_wall_ms();
+	snprintf(rec.source, sizeof(rec.source), "api");
+	return api_ok(rep, 201, service_record_json(&rec));
+}
+
+static int h_service_list(struct api_req *req, struct api_reply *rep)
+{
+	struct service_record *rows = NULL;
+	size_t n = 0;
+	const char *vin;
+	json_t *items;
+	int r;
+
+	if (visible_vin(req, rep, &vin) < 0)
+		return 0;
+	r = service_record_list(sh(req)->db, vin, INT64_MAX, &rows, &n);
+	if (r < 0)
+		return api_error_errno(rep, r, "service records");
+	items = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(items, service_record_json(&rows[i]));
+	free(rows);
+	return api_ok(
+		rep, 200,
+		json_pack("{s:o,s:b}", "items", items, "truncated", n == SERVICE_HISTORY_MAX));
+}
+
+static int h_service_override(struct api_req *req, struct api_reply *rep)
+{
+	json_t *km = json_object_get(req->json, "every_km");
+	json_t *mo = json_object_get(req->json, "every_months");
+	const char *vin, *item = body_str(req, "item");
+	int r;
+
+	if (visible_vin(req, rep, &vin) < 0)
+		return 0;
+	if ((km && !json_is_integer(km)) || (mo && !json_is_integer(mo)) ||
+	    json_integer_value(km) < 0 || json_integer_value(km) > 5000000 ||
+	    json_integer_value(mo) < 0 || json_integer_value(mo) > 600 ||
+	    (!json_integer_value(km) && !json_integer_value(mo)))
+		return api_error(rep, 400, "bad_request",
+				 "expected every_km (0..5000000) and/or every_months (0..600), "
+				 "not both 0");
+	r = service_override_set(sh(req)->db, sh(req)->accounts, actor(req), vin, item,
+				 json_integer_value(km) * 1000, (int)json_integer_value(mo),
+				 loop_wall_ms());
+	if (r == -EINVAL)
+		return api_error(rep, 400, "bad_request",
+				 "item: expected an item name (a-z, 0-9, _)");
+	if (r < 0)
+		return api_error_errno(rep, r, "service override");
+	return api_ok(rep, 200,
+		      json_pack("{s:s,s:s,s:I,s:I}", "vin", vin, "item", item, "every_km",
+				json_integer_value(km), "every_months", json_integer_value(mo)));
+}
+
+/* The prediction of vin as of day, as JSON with "as_of"; NULL with rep filled. */
+static json_t *prediction(struct api_req *req, struct api_reply *rep, const char *vin, int64_t day)
+{
+	const struct service_plans *plans = plans_or_503(rep);
+	struct service_prediction p;
+	char name[16];
+	json_t *o;
+	int r;
+
+	if (!plans)
+		return NULL;
+	r = service_predict(sh(req)->db, sh(req)->telemetry, plans, vin, day, &p);
+	if (r == -ENOENT) {
+		api_error(rep, 404, "not_found", "nothing known about vehicle %s", vin);
+		return NULL;
+	}
+	if (r < 0) {
+		api_error_errno(rep, r, "prediction");
+		return NULL;
+	}
+	o = service_prediction_json(&p);
+	service_day_name(day, name, sizeof(name));
+	json_object_set_new(o, "as_of", json_string(name));
+	return o;
+}
+
+static int h_service_predict(struct api_req *req, struct api_reply *rep)
+{
+	const char *vin;
+	int64_t day;
+	json_t *o;
+
+	if (visible_vin(req, rep, &vin) < 0 || as_of_day(req, rep, &day) < 0)
+		return 0;
+	o = prediction(req, rep, vin, day);
+	return o ? api_ok(rep, 200, o) : 0;
+}
+
+/* service_due_json()'s filter: what the caller may see. */
+static int due_may_see(const char *vin, void *arg)
+{
+	struct api_req *req = arg;
+
+	return accounts_may_see_vin(sh(req)->accounts, &req->who, vin);
+}
+
+static int h_service_due(struct api_req *req, struct api_reply *rep)
+{
+	const struct service_plans *plans;
+	int64_t day;
+	long within;
+	int r;
+	json_t *o;
+
+	if (as_of_day(req, rep, &day) < 0 ||
+	    arg_int(req, rep, "within_days", 0, 3660, 30, &within) < 0 ||
+	    !(plans = plans_or_503(rep)))
+		return 0;
+	o = service_due_json(sh(req)->db, sh(req)->telemetry, plans, day, within, due_may_see, req,
+			     &r);
+	return o ? api_ok(rep, 200, o) : api_error_errno(rep, r, "vehicles");
+}
+
+static int h_import_begin(struct api_req *req, struct api_reply *rep)
+{
+	const char *kind = body_str(req, "kind"), *file = body_str(req, "file");
+	json_t *rows = json_object_get(req->json, "rows");
+	enum service_import_kind k;
+	int64_t id = 0;
+	int r;
+
+	if (kind && strcmp(kind, "services") == 0)
+		k = SERVICE_IMPORT_SERVICES;
+	else if (kind && strcmp(kind, "odometer") == 0)
+		k = SERVICE_IMPORT_ODOMETER;
+	else
+		return api_error(rep, 400, "bad_request", "kind: expected services or odometer");
+	if (!json_is_integer(rows) || json_integer_value(rows) < 0 ||
+	    json_integer_value(rows) > SERVICE_IMPORT_ROWS_MAX)
+		return api_error(rep, 400, "bad_request", "rows: expected a count 0..%d",
+				 SERVICE_IMPORT_ROWS_MAX);
+	r = service_import_begin(sh(req)->db, sh(req)->accounts, actor(req), k, file ? file : "",
+				 json_integer_value(rows), loop_wall_ms(), &id);
+	if (r < 0)
+		return api_error_errno(rep, r, "import");
+	return api_ok(rep, 201,
+		      json_pack("{s:I,s:s,s:I,s:i}", "id", (json_int_t)id, "kind", kind, "rows",
+				json_integer_value(rows), "chunk_max", SERVICE_IMPORT_CHUNK));
+}
+
+/* The {id} of an import path: 0, or -1 with a 404 filled. */
+static int import_id(struct api_req *req, struct api_reply *rep, int64_t *ret)
+{
+	char *end;
+	long long v = strtoll(req->args[0], &end, 10);
+
+	if (*end || v <= 0) {
+		api_error(rep, 404, "not_found", "import %s not found", req->args[0]);
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+static int h_import_rows(struct api_req *req, struct api_reply *rep)
+{
+	json_t *rows = json_object_get(req->json, "rows"), *row, *f;
+	struct service_import_row *out = NULL;
+	enum service_import_kind kind;
+	int64_t id;
+	size_t i, k;
+	char why[400];
+	int r;
+
+	if (import_id(req, rep, &id) < 0)
+		return 0;
+	if (!json_is_array(rows) || json_array_size(rows) > SERVICE_IMPORT_CHUNK)
+		return api_error(rep, 400, "bad_request", "rows: expected 0..%d rows",
+				 SERVICE_IMPORT_CHUNK);
+	r = service_import_kind_of(sh(req)->db, id, &kind);
+	if (r == -ENOENT)
+		return api_error(rep, 404, "not_found", "no open import %lld", (long long)id);
+	if (r < 0)
+		return api_error_errno(rep, r, "import");
+	out = calloc(json_array_size(rows) + 1, sizeof(*out));
+	if (!out)
+		return api_error_errno(rep, -ENOMEM, "import");
+	json_array_foreach(rows, i, row)
+	{
+		const char *fields[8];
+		size_t n = json_array_size(row);
+
+		if (!json_is_array(row) || n > 8) {
+			free(out);
+			return api_error(rep, 400, "bad_request",
+					 "rows[%zu]: expected the file's "
+					 "fields as strings",
+					 i);
+		}
+		json_array_foreach(row, k, f) fields[k] =
+			json_string_value(f) ? json_string_value(f) : "";
+		if (service_row_parse(kind, fields, n, loop_wall_ms(), &out[i], why, sizeof(why)) <
+		    0) {
+			free(out);
+			return api_error(rep, 400, "bad_request", "rows[%zu]: %s", i, why);
+		}
+	}
+	r = service_import_add(sh(req)->db, id, out, json_array_size(rows), loop_wall_ms());
+	free(out);
+	if (r == -EINVAL)
+		return api_error(rep, 400, "bad_request",
+				 "import %lld: more rows than it announced", (long long)id);
+	if (r < 0)
+		return api_error_errno(rep, r, "import");
+	return api_ok(rep, 200,
+		      json_pack("{s:I,s:I}", "id", (json_int_t)id, "received",
+				(json_int_t)json_array_size(rows)));
+}
+
+static int h_import_commit(struct api_req *req, struct api_reply *rep)
+{
+	int64_t id;
+	int r;
+
+	if (import_id(req, rep, &id) < 0)
+		return 0;
+	r = service_import_commit(sh(req)->db, sh(req)->accounts, actor(req), id, loop_wall_ms());
+	if (r == -ENOENT)
+		return api_error(rep, 404, "not_found", "no open import %lld", (long long)id);
+	if (r == -EINVAL)
+		return api_error(rep, 409, "conflict",
+				 "import %lld: not every announced row arrived", (long long)id);
+	if (r < 0)
+		return api_error_errno(rep, r, "import");
+	return api_ok(rep, 200, json_pack("{s:I,s:i}", "id", (json_int_t)id, "rows", r));
+}
+
+/* vehicle objects of GET /vehicles/{vin}: what is due next (null: nothing known). */
+static void add_next_service(struct api_req *req, json_t *o, const char *vin)
+{
+	const struct service_plans *plans = service_plans_current();
+	struct service_prediction p;
+
+	if (plans && service_predict(sh(req)->db, sh(req)->telemetry, plans, vin,
+				     telemetry_day_of(loop_wall_ms()), &p) == 0)
+		json_object_set_new(o, "next_service", service_next_json(&p));
+	else
+		json_object_set_new(o, "next_service", json_null());
+}
+
 /* ---- the table --------------------------------------------------------- */
 
 static const struct route routes[] = {
@@ -1101,6 +1452,15 @@ static const struct route routes[] = {
 	{ "GET", "/api/v1/fleets/{name}", 0, h_fleet },
 	{ "POST", "/api/v1/fleets/{name}/vehicles", R_OPERATOR, h_fleet_assign },
 	{ "GET", "/api/v1/audit", R_OPERATOR, h_audit },
+	/* service (issue 10) */
+	{ "GET", "/api/v1/vehicles/{vin}/services", 0, h_service_list },
+	{ "POST", "/api/v1/vehicles/{vin}/services", 0, h_service_record },
+	{ "POST", "/api/v1/vehicles/{vin}/service-overrides", 0, h_service_override },
+	{ "GET", "/api/v1/vehicles/{vin}/service-prediction", 0, h_service_predict },
+	{ "GET", "/api/v1/service/due", 0, h_service_due },
+	{ "POST", "/api/v1/service/imports", R_OPERATOR, h_import_begin },
+	{ "POST", "/api/v1/service/imports/{id}/rows", R_OPERATOR, h_import_rows },
+	{ "POST", "/api/v1/service/imports/{id}/commit", R_OPERATOR, h_import_commit },
 };
 
 size_t api_routes(const struct api_route_info **ret)

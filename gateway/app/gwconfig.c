@@ -62,6 +62,8 @@ const struct config_option gw_config_table[] = {
 	    "Debian's JavaScript libraries (Leaflet, Chart.js) for the console"),
 	OPT(map_tiles_dir, CONFIG_STRING, 0, 0, NULL,
 	    "optional offline map tiles Z/X/Y.png for the console (none: vector map only)"),
+	OPT(service_plans_file, CONFIG_STRING, 0, 0, "/usr/share/pitstop/plans.json",
+	    "the maintenance plans (JSON, docs/service-prediction.md)"),
 	{ "log_level", CONFIG_STRING, offsetof(struct gw_config, log_level), 0, 0, "info",
 	  "error, warn, info or debug", log_level_check },
 	OPT(log_file, CONFIG_STRING, 0, 0, NULL, "log to this file instead of stderr"),

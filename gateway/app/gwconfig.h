@@ -34,7 +34,8 @@ struct gw_config {
 	int api_session_ttl_s;
 	char *console_dir;
 	char *javascript_dir;
-	char *map_tiles_dir; /* NULL: none */
+	char *map_tiles_dir;	  /* NULL: none */
+	char *service_plans_file; /* the maintenance plans (service.h) */
 	char *log_level;
 	char *log_file; /* NULL: stderr */
 };

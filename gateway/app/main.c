@@ -37,6 +37,7 @@
 #include "rules.h"
 #include "schema.h"
 #include "sdnotify.h"
+#include "service.h"
 #include "telemetry.h"
 
 #define SESSION_EXPIRY_S 86400
@@ -429,6 +430,18 @@ static int api_start(struct gateway *gw)
 		return r;
 	}
 	accounts_set_instance(gw->accounts, gw->conf.client_id);
+	{
+		char err[600];
+
+		/* A missing file turns service prediction off; a bad one stops the start. */
+		r = service_plans_use(gw->conf.service_plans_file, err, sizeof(err));
+		if (r == -ENOENT)
+			log_warn("%s (service_plans_file): service predictions are off", err);
+		else if (r < 0) {
+			log_error("%s (service_plans_file)", err);
+			return r;
+		}
+	}
 	accounts_set_session_ttl(gw->accounts, (int64_t)gw->conf.api_session_ttl_s * 1000);
 	if (!*gw->conf.api_listen && !*gw->conf.api_socket)
 		return 0;

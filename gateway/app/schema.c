@@ -13,6 +13,7 @@
 #include "counters.h"
 #include "lease.h"
 #include "offer_log.h"
+#include "service.h"
 #include "telemetry.h"
 
 /* Each domain's migrations; their order is the order they are applied in. */
@@ -25,6 +26,7 @@ static const struct {
 	{ ingest_migrations, &ingest_migrations_count },
 	{ jobs_migrations, &jobs_migrations_count },
 	{ accounts_migrations, &accounts_migrations_count },
+	{ service_migrations, &service_migrations_count },
 };
 #define N_DOMAINS (sizeof(domains) / sizeof(domains[0]))
 

@@ -33,6 +33,7 @@
 #include "offer_log.h"
 #include "pki.h"
 #include "schema.h"
+#include "service.h"
 #include "telemetry.h"
 #include "views.h"
 #include "vin.h"
@@ -89,6 +90,11 @@ static void usage(FILE *f)
 		"                               ISO 8601 UTC; --limit N: the newest N)\n"
 		"  vehicle days VIN [--from DATE] [--to DATE]  daily rollups (UTC days)\n"
 		"  vehicle offers VIN           offers issued to a vehicle\n"
+		"  service predict VIN [--as-of DATE]\n"
+		"                               when each maintenance item is due (as known on "
+		"DATE)\n"
+		"  service due [--as-of DATE] [--within-days N]\n"
+		"                               what is due or due within N days (default 30)\n"
 		"  offer sign --key PEM --vin VIN --title T --out FILE [--body B] [--promo P]\n"
 		"             [--kind refuel|service|inspection|loyalty|test_drive] [--id ID]\n"
 		"             [--valid-from-ms MS] [--valid-until-ms MS]\n"
@@ -123,6 +129,7 @@ struct ctl_db {
 	struct telemetry *telemetry; /* owned */
 	struct offer_log *offers;    /* owned */
 	int low_fuel_pct;	     /* the gateway config's (its default without --config) */
+	char plans_file[512];	     /* the gateway config's service_plans_file */
 };
 
 static void close_db(struct ctl_db *d)
@@ -148,6 +155,8 @@ static int open_db(const struct ctl *ctl, struct ctl_db *d)
 		return EXIT_USAGE;
 	}
 	d->low_fuel_pct = conf.low_fuel_pct;
+	snprintf(d->plans_file, sizeof(d->plans_file), "%s",
+		 conf.service_plans_file ? conf.service_plans_file : "");
 	r = schema_open(ctl->db ? ctl->db : conf.db, DB_READ_ONLY, &d->db, err, sizeof(err));
 	gw_config_free(&conf);
 	if (r < 0)
@@ -543,6 +552,8 @@ static const char *opt_fmt(char *buf, size_t size, int present, int decimals, do
 	return buf;
 }
 
+static json_t *next_service(struct ctl_db *d, const char *vin);
+
 /*
  * The vehicle subcommands print to stdout and return the exit code (errors
  * are one line on stderr).
@@ -558,8 +569,12 @@ static int vehicle_show(struct ctl *ctl, struct ctl_db *d, const char *vin)
 		return ctl_fail(1, "unknown vehicle %s", vin);
 	if (r < 0)
 		return ctl_fail(1, "reading vehicle %s failed: %s", vin, strerror(-r));
-	if (ctl->json)
-		return json_print(json_vehicle(&v));
+	if (ctl->json) {
+		json_t *o = json_vehicle(&v);
+
+		json_object_set_new(o, "next_service", next_service(d, vin));
+		return json_print(o);
+	}
 	if (v.has_sample)
 		views_iso8601(v.time_ms, when, sizeof(when));
 	printf("vin          %s\n", v.vin);
@@ -580,6 +595,18 @@ static int vehicle_show(struct ctl *ctl, struct ctl_db *d, const char *vin)
 		printf("fix          %s\n", views_fix_name(v.fix));
 	printf("stored       %" PRId64 " batch%s, %" PRId64 " sample%s\n", v.batches,
 	       v.batches == 1 ? "" : "es", v.samples, v.samples == 1 ? "" : "s");
+	{
+		json_t *ns = next_service(d, vin);
+
+		if (json_is_object(ns))
+			printf("next service %s on %s (%s)%s\n",
+			       json_string_value(json_object_get(ns, "item")),
+			       json_string_value(json_object_get(ns, "due_date")),
+			       json_string_value(json_object_get(ns, "reason")),
+			       json_is_true(json_object_get(ns, "is_service_due")) ? ": due now"
+										   : "");
+		json_decref(ns);
+	}
 	return 0;
 }
 
@@ -987,6 +1014,171 @@ static int cmd_vehicle(struct ctl *ctl)
 	return r;
 }
 
+/* ---- service predict / due (issue 10; writes are in ctl_api.c) ---- */
+
+/* Loads the gateway's maintenance plans (its service_plans_file). Returns 0 or an exit code. */
+static int load_plans(const struct ctl_db *d, struct service_plans *ret)
+{
+	char err[600];
+
+	if (service_plans_load(d->plans_file, ret, err, sizeof(err)) < 0)
+		return ctl_fail(1, "%s", err);
+	return 0;
+}
+
+/* What is due next for vin as of today, as vehicle show gives it (null: nothing known). */
+static json_t *next_service(struct ctl_db *d, const char *vin)
+{
+	struct service_plans plans;
+	struct service_prediction p;
+	json_t *o = NULL;
+
+	if (service_plans_load(d->plans_file, &plans, NULL, 0) < 0)
+		return json_null();
+	if (service_predict(d->db, d->telemetry, &plans, vin, telemetry_day_of(wall_ms()), &p) == 0)
+		o = service_next_json(&p);
+	service_plans_free(&plans);
+	return o ? o : json_null();
+}
+
+/* --as-of DATE and --within-days N from argv[from..). Returns 0 or an exit code. */
+static int parse_service_opts(struct ctl *ctl, int from, int64_t *as_of, long *within)
+{
+	*as_of = telemetry_day_of(wall_ms());
+	for (int i = from; i < ctl->argc; i++) {
+		const char *a = ctl->argv[i];
+		char *end;
+
+		if (i + 1 >= ctl->argc)
+			return ctl_fail(EXIT_USAGE, "service: %s needs a value", a);
+		if (strcmp(a, "--as-of") == 0) {
+			if (service_day_parse(ctl->argv[++i], as_of) < 0)
+				return ctl_fail(EXIT_USAGE, "--as-of %s: expected YYYY-MM-DD",
+						ctl->argv[i]);
+		} else if (strcmp(a, "--within-days") == 0 && within) {
+			*within = strtol(ctl->argv[++i], &end, 10);
+			if (*end || *within < 0 || *within > 3660)
+				return ctl_fail(EXIT_USAGE, "--within-days %s: expected 0..3660",
+						ctl->argv[i]);
+		} else {
+			return ctl_fail(EXIT_USAGE,
+					"service: unexpected '%s'; try pitstopctl --help", a);
+		}
+	}
+	return 0;
+}
+
+static void print_prediction(const struct service_prediction *p)
+{
+	char due[16], lo[16], hi[16];
+
+	printf("%-14s %-10s %-12s %-8s %s\n", "ITEM", "DUE", "AT_KM", "REASON", "RANGE");
+	for (size_t i = 0; i < p->nitems; i++) {
+		const struct item_prediction *it = &p->items[i];
+		char km[24] = "-";
+
+		service_day_name(it->due_day, due, sizeof(due));
+		service_day_name(it->due_day_lo, lo, sizeof(lo));
+		service_day_name(it->due_day_hi, hi, sizeof(hi));
+		if (it->has_due_odometer)
+			snprintf(km, sizeof(km), "%.0f", it->due_odometer_m / 1000.0);
+		printf("%-14s %-10s %-12s %-8s %s..%s%s\n", it->item, due, km,
+		       predict_reason_name(it->reason), lo, hi, it->is_service_due ? " DUE" : "");
+	}
+}
+
+static int service_predict_cmd(struct ctl *ctl, struct ctl_db *d, struct service_plans *plans,
+			       const char *vin, int64_t as_of)
+{
+	struct service_prediction p;
+	char day[16];
+	json_t *o;
+	int r = service_predict(d->db, d->telemetry, plans, vin, as_of, &p);
+
+	if (r == -ENOENT)
+		return ctl_fail(1, "nothing known about vehicle %s (no readings, no services)",
+				vin);
+	if (r < 0)
+		return ctl_fail(1, "predicting %s failed: %s", vin, strerror(-r));
+	o = service_prediction_json(&p);
+	service_day_name(as_of, day, sizeof(day));
+	json_object_set_new(o, "as_of", json_string(day));
+	if (ctl->json)
+		return json_print(o);
+	printf("%s  plan %s%s%s  %.1f km/day (%s, %zu readings)  as of %s\n", vin, p.plan->make,
+	       p.plan->model[0] ? " " : "", p.plan->model, p.usage.m_per_day / 1000.0,
+	       json_string_value(json_object_get(json_object_get(o, "usage"), "basis")),
+	       p.nreadings, day);
+	json_decref(o);
+	print_prediction(&p);
+	return 0;
+}
+
+static int service_due_cmd(struct ctl *ctl, struct ctl_db *d, struct service_plans *plans,
+			   int64_t as_of, long within)
+{
+	json_t *o, *it;
+	size_t i;
+	int r;
+
+	o = service_due_json(d->db, d->telemetry, plans, as_of, within, NULL, NULL, &r);
+	if (!o)
+		return ctl_fail(1, "listing vehicles failed: %s", strerror(-r));
+	if (ctl->json)
+		return json_print(o);
+	printf("%-17s %-14s %-10s %-8s %s\n", "VIN", "ITEM", "DUE", "REASON", "STATE");
+	json_array_foreach(json_object_get(o, "items"), i, it)
+	{
+		printf("%-17s %-14s %-10s %-8s %s\n", json_string_value(json_object_get(it, "vin")),
+		       json_string_value(json_object_get(it, "item")),
+		       json_string_value(json_object_get(it, "due_date")),
+		       json_string_value(json_object_get(it, "reason")),
+		       json_is_true(json_object_get(it, "is_service_due")) ? "due" : "coming");
+	}
+	json_decref(o);
+	return 0;
+}
+
+static int cmd_service(struct ctl *ctl)
+{
+	struct service_plans plans;
+	struct ctl_db d;
+	const char *sub = ctl->argc >= 2 ? ctl->argv[1] : "";
+	const char *vin = NULL;
+	int64_t as_of;
+	long within = 30;
+	int r;
+
+	if (strcmp(sub, "predict") == 0) {
+		if (ctl->argc < 3 || !vin_valid(ctl->argv[2]))
+			return ctl_fail(EXIT_USAGE, "service predict: expected a VIN");
+		vin = ctl->argv[2];
+		r = parse_service_opts(ctl, 3, &as_of, NULL);
+	} else if (strcmp(sub, "due") == 0) {
+		r = parse_service_opts(ctl, 2, &as_of, &within);
+	} else {
+		struct ctl_api_opts o = { .config_path = ctl->config_path,
+					  .api_url = ctl->api_url,
+					  .token = ctl->token,
+					  .json = ctl->json };
+
+		return ctl_api_command(&o, ctl->argc, ctl->argv);
+	}
+	if (r)
+		return r;
+	r = open_db(ctl, &d);
+	if (r)
+		return r;
+	r = load_plans(&d, &plans);
+	if (r == 0) {
+		r = vin ? service_predict_cmd(ctl, &d, &plans, vin, as_of)
+			: service_due_cmd(ctl, &d, &plans, as_of, within);
+		service_plans_free(&plans);
+	}
+	close_db(&d);
+	return r;
+}
+
 /* ---- offer sign ---- */
 
 /* Copies src into a fixed field; returns -EMSGSIZE if it does not fit. */
@@ -1187,8 +1379,10 @@ int main(int argc, char **argv)
 		return cmd_vehicle(&ctl);
 	if (strcmp(ctl.argv[0], "offer") == 0)
 		return cmd_offer(&ctl);
+	if (strcmp(ctl.argv[0], "service") == 0)
+		return cmd_service(&ctl);
 	if (strcmp(ctl.argv[0], "user") == 0 || strcmp(ctl.argv[0], "fleet") == 0 ||
-	    strcmp(ctl.argv[0], "audit") == 0) {
+	    strcmp(ctl.argv[0], "audit") == 0 || strcmp(ctl.argv[0], "telemetry") == 0) {
 		struct ctl_api_opts o = { .config_path = ctl.config_path,
 					  .api_url = ctl.api_url,
 					  .token = ctl.token,

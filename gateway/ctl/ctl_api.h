@@ -20,7 +20,8 @@ struct ctl_api_opts {
 };
 
 /*
- * Runs "user ...", "fleet ..." or "audit ..." (argv[0] is the command).
+ * Runs "user ...", "fleet ...", "audit ...", "service record|override|import"
+ * or "telemetry import" (argv[0] is the command).
  * Returns the exit code: 0, 1 (the API refused, or is unreachable: said on
  * stderr with the API's own message), 2 (usage).
  */

@@ -21,6 +21,7 @@
 #include "lease.h"
 #include "offer_log.h"
 #include "schema.h"
+#include "service.h"
 #include "telemetry.h"
 
 static int64_t query_int(struct db *db, const char *sql)
@@ -38,7 +39,7 @@ static int64_t query_int(struct db *db, const char *sql)
 static size_t all_migrations(void)
 {
 	return telemetry_migrations_count + offers_migrations_count + ingest_migrations_count +
-	       jobs_migrations_count + accounts_migrations_count;
+	       jobs_migrations_count + accounts_migrations_count + service_migrations_count;
 }
 
 static void test_migrate_all_domains(void **state)
@@ -58,6 +59,10 @@ static void test_migrate_all_domains(void **state)
 		"fleet_vehicles",
 		"tokens",
 		"audit_log",
+		"service_imports",
+		"service_records",
+		"service_overrides",
+		"service_odometer_readings",
 	};
 	struct db *db = NULL, *again = NULL;
 	char url[512], err[512], sql[128];
