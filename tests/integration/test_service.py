@@ -8,9 +8,11 @@ date before the visit: the visit is not known then) and `service due`.
 Every write is in the audit trail."""
 import datetime
 import os
+import subprocess
 import sys
+import time
 
-from harness import SOURCE_DIR, System, run
+from harness import PG_BIN, SOURCE_DIR, System, run
 
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "api"))
 import openapi_shapes  # noqa: E402
@@ -28,6 +30,22 @@ def write(s, name, text):
     with open(path, "w") as f:
         f.write(text)
     return path
+
+
+def sql(s, statements):
+    """Runs statements on the gateway's database, as ingest would write."""
+    if s.db_backend == "sqlite":
+        import sqlite3
+        db = sqlite3.connect(s.db_url())
+        for q in statements:
+            db.execute(q)
+        db.commit()
+        db.close()
+    else:
+        r = subprocess.run([os.path.join(PG_BIN, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                            "-d", s.db_url(), "-c", ";".join(statements)],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
 
 
 def ctl_fails(s, *args):
@@ -123,6 +141,25 @@ def test_all():
         assert st == 200 and [r["source"] for r in body["items"]] == ["api", "import", "import"]
         assert body["items"][0]["advisories"] == "front pads at 4 mm"
         assert body["items"][0]["cost"] == 249.9
+        # A car the gateway knows: next_service in vehicle show and the API,
+        # with the car's own daily rollups (the last two days) among the readings.
+        now = int(time.time() * 1000)
+        today = now // 86400000
+        sql(s, ["INSERT INTO vehicle_state(vin, created_ms, time_ms, fix, odometer_m, odometer_ms)"
+                " VALUES('%s', 1, %d, 3, 59900000, %d)" % (A, now, now)] +
+            ["INSERT INTO telemetry_daily(vin, day, samples, first_odo_ms, first_odometer_m,"
+             " last_odo_ms, last_odometer_m, driving_ms, fuel_refuelled_permille) VALUES"
+             "('%s', %d, 10, %d, %d, %d, %d, 600000, 0)"
+             % (A, today - k, (today - k) * 86400000, 59900000 - 40000 * k - 30000,
+                (today - k) * 86400000 + 3600000, 59900000 - 40000 * k) for k in (1, 0)])
+        shown = s.ctl("vehicle", "show", A)
+        now_p = s.ctl("service", "predict", A)
+        assert now_p["usage"]["readings"] == p["usage"]["readings"] + 2, now_p["usage"]
+        assert shown["next_service"] == now_p["next_service"], (shown, now_p)
+        st, body = s.api_local("GET", "/api/v1/vehicles/%s" % A)
+        spec.check("GET", "/vehicles/{vin}", st, body)
+        assert body["next_service"] == now_p["next_service"], body
+
         audit = [a["action"] for a in s.ctl("audit", "--limit", "50")["items"]]
         for action in ("service.record", "service.override", "service.import"):
             assert action in audit, audit
