@@ -12,7 +12,8 @@ symlink: the agent reopens it and the new values arrive.
 
 Car B has no 0xA6: its odometer is estimated from speed and reaches the
 gateway marked (`pitstopctl vehicle show --json`: odometer_estimated), and
-the estimate is kept in the agent's state_dir."""
+the estimate is kept in the agent's state_dir: after a restart it continues
+from there."""
 import os
 import subprocess
 
@@ -84,6 +85,17 @@ def test():
         assert s.ctl("vehicle", "show", VIN_A)["odometer_estimated"] is False
         assert "(%s)" % emu_a2.path in a.text(), "the reopen names the new device node"
         emu_a2.unplug()
+
+        # B restarts: the estimate continues from the saved value, not from 0
+        s.stop("agent-b")
+        with open(s.path("agent-b-state", "odometer")) as f:
+            saved = float(f.read())
+        assert saved >= v2["odometer_km"] - 1e-3, (saved, v2)
+        s.start_agent(VIN_B, None, name="agent-b", signals_file=None, obd_device=emu_b.path,
+                      **extra)
+        v3 = wait_for(lambda: shown(VIN_B, lambda v: v["odometer_km"] > saved), 20,
+                      "B's estimate to continue after the restart")
+        assert v3["odometer_estimated"] is True and v3["odometer_km"] < saved + 0.5, (v3, saved)
         emu_b.unplug()
 
 
