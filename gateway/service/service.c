@@ -732,6 +732,8 @@ static void on_row(int c, void *arg)
 		size_t want = s->kind == SERVICE_IMPORT_SERVICES ? 4 : 3;
 		int ok = n == want;
 
+		if (n && strncmp(f[0], "\xef\xbb\xbf", 3) == 0)
+			f[0] += 3; /* a UTF-8 byte order mark, as spreadsheets write */
 		for (size_t i = 0; ok && i < want; i++)
 			ok = strcasecmp(f[i], h[i]) == 0;
 		if (!ok)

@@ -330,8 +330,8 @@ static void test_odometer_import(void **state)
 	int n;
 
 	write_tmp(path, sizeof(path),
-		  "vin,time,odometer_km\n"
-		  "XTA21099012345678,2023-01-01,10000\n"
+		  "\xef\xbb\xbfVIN,Time,Odometer_km\r\n"
+		  "XTA21099012345678,2023-01-01,10000\r\n"
 		  "XTA21099012345678,2023-04-01T08:00:00Z,12500.5\n"
 		  "XTA21099012345678,2023-07-01T10:00:00+02:00,15000\n");
 	n = service_csv_read(path, SERVICE_IMPORT_ODOMETER, collect, NULL, NULL, &rows);
