@@ -22,6 +22,7 @@
 #include "loop.h"
 #include "offers.h"
 #include "queue.h"
+#include "sampler.h"
 #include "signals.h"
 #include "uplink.h"
 
@@ -46,6 +47,8 @@ struct agent {
 	unsigned open_samples;		  /* samples stored but not sealed */
 	uint64_t first_open_ms;		  /* monotonic time of the oldest open sample */
 	uint64_t samples_lost;		  /* samples that could not be stored */
+	uint64_t samples_skipped;	  /* taken but not kept (adaptive sampling) */
+	struct sampler sampler;		  /* adaptive sampling and parked state */
 };
 
 /* Joins dir and name into a malloc'ed path, or NULL. */
@@ -84,51 +87,6 @@ static double speed_now(struct agent *a)
 	return current_speed_kmh(&vs, &fix, fresh);
 }
 
-/* Rounds v to the nearest integer within [lo, hi]. */
-static int32_t clamp32(double v, double lo, double hi)
-{
-	if (v < lo)
-		v = lo;
-	if (v > hi)
-		v = hi;
-	return (int32_t)lround(v);
-}
-
-/* Builds one sample from what the sources say now. */
-static void build_sample(const struct vehicle_signals *vs, const struct gnss_fix *fix,
-			 int fix_fresh, int64_t wall_ms, struct sample *ret)
-{
-	memset(ret, 0, sizeof(*ret));
-	ret->time_ms = wall_ms;
-	ret->fix = fix->mode;
-	if (vs->present & SIGNAL_ODOMETER) {
-		ret->present |= SAMPLE_ODOMETER;
-		if (vs->present & SIGNAL_ODOMETER_EST)
-			ret->present |= SAMPLE_ODOMETER_EST;
-		ret->odometer_m = llround(vs->odometer_km * 1000.0);
-	}
-	if (vs->present & SIGNAL_FUEL) {
-		ret->present |= SAMPLE_FUEL;
-		ret->fuel_permille = clamp32(vs->fuel_pct * 10.0, 0, 1000);
-	}
-	if (fix_fresh) {
-		ret->present |= SAMPLE_POSITION;
-		ret->lat_e7 = clamp32(fix->lat_deg * 1e7, -900000000, 900000000);
-		ret->lon_e7 = clamp32(fix->lon_deg * 1e7, -1800000000, 1800000000);
-		if (fix->has_track) {
-			ret->present |= SAMPLE_HEADING;
-			ret->heading_cdeg = clamp32(fix->track_deg * 100.0, 0, 36000) % 36000;
-		}
-	}
-	if (fix_fresh && fix->has_speed) {
-		ret->present |= SAMPLE_SPEED;
-		ret->speed_cms = clamp32(fix->speed_ms * 100.0, 0, INT32_MAX / 2);
-	} else if (vs->present & SIGNAL_SPEED) {
-		ret->present |= SAMPLE_SPEED;
-		ret->speed_cms = clamp32(vs->speed_kmh / 3.6 * 100.0, 0, INT32_MAX / 2);
-	}
-}
-
 /* Seals open samples into batches (all of them when all is set). */
 static void seal(struct agent *a, int all)
 {
@@ -156,15 +114,20 @@ static void sample_tick(void *arg)
 	uint64_t now = loop_now_ms();
 	struct vehicle_signals vs;
 	struct gnss_fix fix;
+	struct sampler_config sc;
 	struct sample s;
+	unsigned verdict;
 	int fresh, r, id;
 
 	a->sample_timer = 0;
 	signals_read(a->signals, now, &vs);
 	fresh = gnss_get(a->gnss, now, &fix) == 0;
-	build_sample(&vs, &fix, fresh, loop_wall_ms(), &s);
-	r = queue_add_sample(a->queue, &s);
-	if (r < 0) {
+	sampler_build(&vs, &fix, fresh, loop_wall_ms(), &s);
+	agent_sampler_config(a->conf, &sc);
+	verdict = sampler_feed(&a->sampler, &sc, &s, now);
+	if (!(verdict & SAMPLER_KEEP)) {
+		a->samples_skipped++;
+	} else if ((r = queue_add_sample(a->queue, &s)) < 0) {
 		a->samples_lost++;
 		log_debug("sample not stored (%" PRIu64 " lost since start): %s", a->samples_lost,
 			  strerror(-r));
@@ -172,9 +135,15 @@ static void sample_tick(void *arg)
 		if (a->open_samples++ == 0)
 			a->first_open_ms = now;
 	}
-	if (a->open_samples >= (unsigned)a->conf->batch_max_samples ||
-	    (a->open_samples && now - a->first_open_ms >= (uint64_t)a->conf->batch_max_age_ms))
+	if (verdict & SAMPLER_PARKED) {
+		/* Parked stands in for ignition off: send what we have now. */
+		log_debug("parked: sealing %u open samples", a->open_samples);
+		if (a->open_samples)
+			seal(a, 1);
+	} else if (sampler_batch_due(a->open_samples, a->first_open_ms, now,
+				     a->conf->batch_max_samples, a->conf->batch_max_age_ms)) {
 		seal(a, 0);
+	}
 	offers_set_position(a->offers, fresh, fix.lat_deg, fix.lon_deg);
 	offers_tick(a->offers, loop_wall_ms(), current_speed_kmh(&vs, &fix, fresh));
 	uplink_kick(a->uplink);
@@ -233,6 +202,7 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 	}
 	a->loop = loop;
 	a->conf = conf;
+	sampler_init(&a->sampler);
 	/* Input files first: a bad one stops us before anything is touched. */
 	r = signals_open(loop, conf, err, errlen, &a->signals);
 	if (r < 0)
@@ -331,6 +301,7 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 	uc.agent_version = PITSTOP_AGENT_VERSION;
 	uc.receipt_timeout_ms = conf->receipt_timeout_ms;
 	uc.session_expiry_s = (unsigned)conf->session_expiry_s;
+	uc.keepalive_s = conf->mqtt_keepalive_s;
 	r = uplink_new(loop, &uc, a->queue, on_offer, a, &a->uplink);
 	if (r < 0) {
 		snprintf(err, errlen, "cannot set up MQTT to %s: %s", conf->broker_uri,
@@ -404,6 +375,7 @@ void agent_activity(const struct agent *a, struct agent_activity *ret)
 	ret->open_samples = a->open_samples;
 	ret->connected = uplink_connected(a->uplink);
 	ret->samples_lost = a->samples_lost;
+	ret->samples_skipped = a->samples_skipped;
 }
 
 void agent_reconfigured(struct agent *a)

@@ -41,18 +41,20 @@ uint64_t agent_samples_lost(const struct agent *a);
 
 /* What the agent is doing, for the service status. */
 struct agent_activity {
-	int queued;	       /* batches in the queue: unsent or without a receipt */
-	unsigned open_samples; /* samples not sealed into a batch yet */
-	int connected;	       /* 1 when connected to the broker */
-	uint64_t samples_lost; /* samples that could not be stored since start */
+	int queued;		  /* batches in the queue: unsent or without a receipt */
+	unsigned open_samples;	  /* samples not sealed into a batch yet */
+	int connected;		  /* 1 when connected to the broker */
+	uint64_t samples_lost;	  /* samples that could not be stored since start */
+	uint64_t samples_skipped; /* taken but not kept by adaptive sampling */
 };
 void agent_activity(const struct agent *a, struct agent_activity *ret);
 
 /*
  * The configuration (borrowed at agent_new()) changed: applies its display
  * settings (display_max_speed_kmh, offer_max_validity_s). The sampling
- * settings (sample_interval_ms, batch_max_samples, batch_max_age_ms) are
- * read at every sample and need no call.
+ * settings (sample_interval_ms, batch_max_samples, batch_max_age_ms and the
+ * adaptive sampling keys, agent/sampler.h) are read at every sample and
+ * need no call.
  */
 void agent_reconfigured(struct agent *a);
 

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "log.h"
 #include "obd_elm327.h"
+#include "sampler.h"
 #include "vin.h"
 
 /* An option whose text value is also checked by check (config_check_fn). */
@@ -72,9 +73,24 @@ const struct config_option agent_config_table[] = {
 	    "SocketCAN interface (e.g. can0) for OBD-II as the signal source (ISO 15765-4, "
 	    "11-bit)"),
 	OPT(sample_interval_ms, CONFIG_INT, 100, 60000, "1000", "time between samples"),
-	OPT(batch_max_samples, CONFIG_INT, 1, 3600, "30", "samples per batch at most"),
-	OPT(batch_max_age_ms, CONFIG_INT, 100, 86400000, "30000",
+	OPT(batch_max_samples, CONFIG_INT, 1, 3600, "600", "samples per batch at most"),
+	OPT(batch_max_age_ms, CONFIG_INT, 100, 86400000, "300000",
 	    "seal a batch when its oldest sample is this old"),
+	OPT(sample_adaptive, CONFIG_BOOL, 0, 1, "yes",
+	    "keep only samples that say something new (the sample_min_* keys); no: every sample"),
+	OPT(sample_min_distance_m, CONFIG_INT, 1, 100000, "50",
+	    "adaptive: keep a sample after the car moved this far"),
+	OPT(sample_min_heading_deg, CONFIG_INT, 1, 180, "15",
+	    "adaptive: keep a sample after the car turned this much while moving"),
+	OPT(sample_min_fuel_pct, CONFIG_DOUBLE, 0.1, 100, "0.5",
+	    "adaptive: keep a sample after the fuel level changed this much"),
+	OPT(sample_max_interval_s, CONFIG_INT, 1, 86400, "30",
+	    "adaptive: keep a sample at least this often while not parked"),
+	OPT(parked_after_s, CONFIG_INT, 1, 86400, "60",
+	    "adaptive: standing still (no speed, no movement) this long is parked: the open "
+	    "batch is sent (the agent has no ignition signal)"),
+	OPT(parked_heartbeat_s, CONFIG_INT, 1, 86400, "600",
+	    "adaptive: keep a sample this often while parked"),
 	OPT(display_file, CONFIG_STRING, 0, 0, NULL,
 	    "offer card file (default <state_dir>/screen.txt)"),
 	OPT(display_max_speed_kmh, CONFIG_INT, 0, 300, "5",
@@ -87,6 +103,9 @@ const struct config_option agent_config_table[] = {
 	OPT(receipt_timeout_ms, CONFIG_INT, 1000, 3600000, "60000",
 	    "publish a batch again when the gateway has not confirmed it this long after the "
 	    "broker took it"),
+	OPT(mqtt_keepalive_s, CONFIG_INT, 10, 1200, "240",
+	    "MQTT keep-alive: a ping after this long without traffic; the broker declares the car "
+	    "gone (its last will) after 1.5 times this"),
 	OPT(session_expiry_s, CONFIG_INT, 60, 31536000, "604800",
 	    "the broker keeps this car's session (and the offers sent to it) this long after it "
 	    "went offline; 7 days covers a long weekend parked"),
@@ -191,6 +210,17 @@ int agent_config_check_files(const struct agent_config *conf, const char *path, 
 	if (r < 0)
 		snprintf(err, errlen, "%s: %s", path, msg);
 	return r;
+}
+
+void agent_sampler_config(const struct agent_config *conf, struct sampler_config *ret)
+{
+	ret->adaptive = conf->sample_adaptive;
+	ret->min_distance_m = conf->sample_min_distance_m;
+	ret->min_heading_deg = conf->sample_min_heading_deg;
+	ret->min_fuel_pct = conf->sample_min_fuel_pct;
+	ret->max_interval_s = conf->sample_max_interval_s;
+	ret->parked_after_s = conf->parked_after_s;
+	ret->parked_heartbeat_s = conf->parked_heartbeat_s;
 }
 
 void agent_config_free(struct agent_config *conf)

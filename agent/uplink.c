@@ -561,7 +561,7 @@ int uplink_new(struct loop *loop, const struct uplink_config *conf, struct queue
 	bc.ca_file = conf->ca_file;
 	bc.cert_file = conf->cert_file;
 	bc.key_file = conf->key_file;
-	bc.keepalive_s = 30;
+	bc.keepalive_s = conf->keepalive_s > 0 ? conf->keepalive_s : 30;
 	bc.clean_start = 0; /* offers sent while we were offline wait for us */
 	bc.session_expiry_s =
 		conf->session_expiry_s ? conf->session_expiry_s : UPLINK_SESSION_EXPIRY_S;

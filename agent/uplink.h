@@ -83,6 +83,7 @@ struct uplink_config {
 				    * and the QoS 1 offers and receipts sent
 				    * meanwhile) this long after we went
 				    * offline; 0 = UPLINK_SESSION_EXPIRY_S */
+	int keepalive_s;	   /* MQTT keep-alive in seconds; 0: 30 */
 };
 
 /* A message arrived on our offers topic; payload is borrowed for the call. */

@@ -490,6 +490,10 @@ class System:
             "sample_interval_ms": "1000",
             "batch_max_samples": "5",
             "batch_max_age_ms": "5000",
+            # every 1 Hz sample kept, as the tests count them (adaptive
+            # sampling has its unit tests and bench/data_budget.py)
+            "sample_adaptive": "no",
+            "mqtt_keepalive_s": "30",
             "display_file": os.path.join(state, "screen.txt"),
             "log_level": "debug",
         }
