@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """The agent's footprint on a head unit, against its floor. The agent runs on
 its embedded defaults (1 Hz sampling) against the real broker, gpsd (gpsfake,
-shipped route), gateway (which sends it a low-fuel offer: drive.csv's fuel
-falls below 15 %) on 127.0.0.1; next to it runs bench_floor (bench/floor.c):
+shipped route) and gateway on 127.0.0.1, reading its vehicle signals from an
+ELM327 (tests/integration/elm327_emu.py on a pseudo-terminal: a parked car
+with 12 % fuel, so the gateway sends it a low-fuel offer) and serving the
+head unit's screen (agent/screen's pitstop-screen on its hmi_socket); with
+--replay the signals come from drive.csv instead and there is no screen.
+Next to it runs bench_floor (bench/floor.c):
 the same libraries, one SQLite database and one TLS connection to the same
 broker, nothing else. Prints key=value lines:
 
@@ -24,7 +28,7 @@ broker, nothing else. Prints key=value lines:
                                  scripts/cross-aarch64's build (or the
                                  aarch64 preset's), else "not built"
 
-usage: bench/footprint.py [BUILD_DIR] [--minutes N]
+usage: bench/footprint.py [BUILD_DIR] [--minutes N] [--replay]
   BUILD_DIR defaults to build/release; --minutes defaults to 10 (the issue's
   measurement; 0.5 for a quick look). The old form BUILD_DIR SECONDS works.
 """
@@ -39,6 +43,9 @@ here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.normpath(os.path.join(here, ".."))
 args = list(sys.argv[1:])
 minutes = 10.0
+replay = "--replay" in args
+if replay:
+    args.remove("--replay")
 if "--minutes" in args:
     i = args.index("--minutes")
     minutes = float(args[i + 1])
@@ -48,6 +55,7 @@ seconds = float(args[1]) if len(args) > 1 else minutes * 60
 os.environ["PITSTOP_BUILD_DIR"] = build
 sys.path.insert(0, os.path.join(root, "tests", "integration"))
 from harness import DATA_DIR, VIN_A, VIN_B, System, wait_for  # noqa: E402
+from elm327_emu import Car, Elm327  # noqa: E402
 
 
 def proc_stat(pid):
@@ -99,10 +107,20 @@ def main():
         s.start_broker()
         s.start_gpsfake()
         s.start_gateway(log_level="info")
-        agent = s.start_agent(VIN_A, os.path.join(DATA_DIR, "drive.csv"), signals_loop="true",
-                              log_level="info", sample_interval_ms=None,
-                              batch_max_samples=None, batch_max_age_ms=None,
-                              sample_adaptive=None)
+        defaults = dict(log_level="info", sample_interval_ms=None, batch_max_samples=None,
+                        batch_max_age_ms=None, sample_adaptive=None)
+        screen = None
+        if replay:
+            agent = s.start_agent(VIN_A, os.path.join(DATA_DIR, "drive.csv"),
+                                  signals_loop="true", **defaults)
+        else:
+            emu = Elm327(Car(speed_kmh=0, fuel_a=30))  # parked, 11.8 % fuel
+            agent = s.start_agent(VIN_A, None, signals_file=None, obd_device=emu.path,
+                                  **defaults)
+            screen = s.start("screen", [os.path.join(build, "agent", "screen", "pitstop-screen"),
+                                        "--socket", s.path("agent-state", "hmi.sock"),
+                                        "--port", "0",
+                                        "--www", os.path.join(root, "agent", "screen", "www")])
         floor = s.start("floor", [floor_exe, "ssl://127.0.0.1:%d" % s.broker_port,
                                   s.path("pki", "ca.crt"),
                                   s.path("pki", "vehicles", VIN_B + ".crt"),
@@ -111,6 +129,7 @@ def main():
         wait_for(lambda: "connected" in floor.text() or not floor.alive(), 20, "the floor")
         assert floor.alive(), "bench_floor exited:\n" + floor.text()
         time.sleep(5)  # past start-up
+        assert not screen or screen.alive(), "pitstop-screen exited:\n" + screen.text()
         apid, fpid = agent.p.pid, floor.p.pid
         _, _, c0 = proc_stat(apid)
         w0 = flash_written(apid)
@@ -132,6 +151,9 @@ def main():
         _, gpeak, _ = proc_stat(s.procs["gateway"].p.pid)
         stats = s.ctl("stats")
         size = aarch64_stripped()
+        if screen:
+            assert screen.alive(), "pitstop-screen exited:\n" + screen.text()
+            _, speak, _ = proc_stat(screen.p.pid)
         print("seconds=%.0f" % elapsed)
         print("agent_rss_kib=%d" % apeak)
         print("agent_uss_kib=%d" % a_uss)
@@ -143,6 +165,10 @@ def main():
         print("flash_bytes_per_hour=%.0f" % flash)
         print("aarch64_stripped_bytes=%s" % (size if size is not None else
                                                "not built (run scripts/cross-aarch64)"))
+        print("signals=%s" % ("replay" if replay else "obd"))
+        if screen:
+            print("screen_rss_kib=%d" % speak)
+            print("screen_uss_kib=%d" % uss_kib(screen.p.pid))
         print("gateway_peak_rss_kib=%d" % gpeak)
         print("samples_stored=%d" % stats["samples_stored"])
         print("offers_sent=%d" % stats.get("offers_sent", 0))
