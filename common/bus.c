@@ -1211,9 +1211,16 @@ static void bus_dispatch(struct bus *bus, struct bus_msg *m)
 	case MSG_PUB_FAIL:
 		if (m->generation == current && m->reason > 0)
 			bus->refused_publish = 1;
+		/*
+		 * Our broker's plugin refuses with 135 for two causes: a topic
+		 * that is not this car's, and a car over its publish budget;
+		 * only its log says which.
+		 */
 		if (m->reason == MQTTREASONCODE_NOT_AUTHORIZED)
 			bus_log_cause(bus, "the broker refused: not authorized (ACL): the "
-					   "certificate's VIN does not own this topic");
+					   "certificate's VIN does not own this topic, or the car "
+					   "is over its publish budget (the broker's log says "
+					   "which)");
 		ev.type = BUS_PUBLISH_FAILED;
 		ev.cookie = m->cookie;
 		ev.reason_code = m->reason;

@@ -35,7 +35,8 @@
  * e.g. 135 Not authorized) or Paho could not send it. A refusal with 135 is
  * logged here, once per cause like a connect failure, as "the broker
  * refused: not authorized (ACL): the certificate's VIN does not own this
- * topic" (mosquitto's ACL grants each car only its own VIN's topics). A publish that was in
+ * topic, or the car is over its publish budget" (our broker plugin refuses
+ * both with 135; its log says which). A publish that was in
  * flight when the connection dropped may report neither: the owner must keep
  * its own copy (the agent's SQLite queue) and send it again after
  * BUS_CONNECTED. Receivers must therefore accept duplicates.
