@@ -144,6 +144,7 @@ static void sample_tick(void *arg)
 				     a->conf->batch_max_samples, a->conf->batch_max_age_ms)) {
 		seal(a, 0);
 	}
+	queue_flush_due(a->queue); /* after the seal, which may have written them */
 	offers_set_position(a->offers, fresh, fix.lat_deg, fix.lon_deg);
 	offers_tick(a->offers, loop_wall_ms(), current_speed_kmh(&vs, &fix, fresh));
 	uplink_kick(a->uplink);
@@ -241,6 +242,11 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 		r = r == -EINVAL ? -EIO : r;
 		goto fail;
 	}
+	queue_set_limits(a->queue, &(struct queue_limits){
+					   .max_loss_ms = (unsigned)conf->max_loss_s * 1000,
+					   .max_bytes = (size_t)conf->queue_max_bytes,
+					   .thin_every = (unsigned)conf->queue_thin_every,
+				   }); /* in range: checked by the config table */
 	free(path);
 	path = NULL;
 	r = queue_open_samples(a->queue);
@@ -301,6 +307,7 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 	uc.agent_version = PITSTOP_AGENT_VERSION;
 	uc.receipt_timeout_ms = conf->receipt_timeout_ms;
 	uc.session_expiry_s = (unsigned)conf->session_expiry_s;
+	uc.backlog_max_batches_per_s = (unsigned)conf->backlog_max_batches_per_s;
 	uc.keepalive_s = conf->mqtt_keepalive_s;
 	r = uplink_new(loop, &uc, a->queue, on_offer, a, &a->uplink);
 	if (r < 0) {

@@ -111,6 +111,17 @@ const struct config_option agent_config_table[] = {
 	    "went offline; 7 days covers a long weekend parked"),
 	OPT(queue_max_batches, CONFIG_INT, 1, 10000000, "100000",
 	    "batches kept at most; when full the oldest is dropped"),
+	OPT(queue_max_bytes, CONFIG_INT, 0, 1073741824, "16777216",
+	    "bytes of stored batches at most (0 = no cap); when full the oldest unsent batches are "
+	    "thinned (queue_thin_every), then the oldest dropped"),
+	OPT(queue_thin_every, CONFIG_INT, 2, 100, "2",
+	    "thinning keeps every Nth sample of a batch"),
+	OPT(max_loss_s, CONFIG_INT, 0, 60, "5",
+	    "samples wait in memory at most this long before they are written to flash (a power "
+	    "cut loses at most these); 0 = every sample at once"),
+	OPT(backlog_max_batches_per_s, CONFIG_INT, 0, 10000, "10",
+	    "after a reconnect, batches stored while offline are sent at most this many a second "
+	    "(oldest first; new ones go at once); 0 = no cap"),
 	OPT_CHECKED(log_level, "info", "error, warn, info or debug", log_level_check),
 	OPT(log_file, CONFIG_STRING, 0, 0, NULL, "log to this file instead of stderr"),
 	CONFIG_END

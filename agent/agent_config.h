@@ -32,24 +32,28 @@ struct agent_config {
 	int sample_interval_ms;
 	int batch_max_samples;
 	int batch_max_age_ms;
-	int sample_adaptive;	    /* bool: keep only samples that say something new */
-	int sample_min_distance_m;  /* adaptive: keep after moving this far */
-	int sample_min_heading_deg; /* adaptive: keep after turning this much */
-	double sample_min_fuel_pct; /* adaptive: keep after the fuel changed this much */
-	int sample_max_interval_s;  /* adaptive: keep at least this often */
-	int parked_after_s;	    /* adaptive: standing this long counts as ignition off */
-	int mqtt_keepalive_s;	    /* MQTT keep-alive (pings only when idle this long) */
-	int parked_heartbeat_s;	    /* adaptive: keep this often while parked */
-	char *display_file;	    /* owned; default <state_dir>/screen.txt */
-	int display_max_speed_kmh;  /* offers wait while driving faster */
-	char *hmi_socket;	    /* owned; default <state_dir>/hmi.sock */
-	int hmi_max_clients;	    /* HMI socket connections at most */
-	int offer_max_validity_s;   /* longer offer validity windows are refused */
-	int queue_max_batches;	    /* bound on stored batches; oldest dropped */
-	int receipt_timeout_ms;	    /* sent batch without gateway receipt: resend */
-	int session_expiry_s;	    /* broker keeps our session (offers) this long */
-	char *log_level;	    /* owned; error, warn, info or debug */
-	char *log_file;		    /* owned; NULL = stderr */
+	int sample_adaptive;	       /* bool: keep only samples that say something new */
+	int sample_min_distance_m;     /* adaptive: keep after moving this far */
+	int sample_min_heading_deg;    /* adaptive: keep after turning this much */
+	double sample_min_fuel_pct;    /* adaptive: keep after the fuel changed this much */
+	int sample_max_interval_s;     /* adaptive: keep at least this often */
+	int parked_after_s;	       /* adaptive: standing this long counts as ignition off */
+	int mqtt_keepalive_s;	       /* MQTT keep-alive (pings only when idle this long) */
+	int parked_heartbeat_s;	       /* adaptive: keep this often while parked */
+	char *display_file;	       /* owned; default <state_dir>/screen.txt */
+	int display_max_speed_kmh;     /* offers wait while driving faster */
+	char *hmi_socket;	       /* owned; default <state_dir>/hmi.sock */
+	int hmi_max_clients;	       /* HMI socket connections at most */
+	int offer_max_validity_s;      /* longer offer validity windows are refused */
+	int queue_max_batches;	       /* bound on stored batches; oldest dropped */
+	int queue_max_bytes;	       /* bound on their bytes; thin, then drop; 0 = none */
+	int queue_thin_every;	       /* thinning keeps every Nth sample */
+	int max_loss_s;		       /* samples in memory at most this long; 0 = none */
+	int backlog_max_batches_per_s; /* backlog drain rate after a connect; 0 = no cap */
+	int receipt_timeout_ms;	       /* sent batch without gateway receipt: resend */
+	int session_expiry_s;	       /* broker keeps our session (offers) this long */
+	char *log_level;	       /* owned; error, warn, info or debug */
+	char *log_file;		       /* owned; NULL = stderr */
 };
 
 /* The option table, terminated by CONFIG_END (for --help and tests). */

@@ -47,7 +47,7 @@
 
 #define QUEUE_LOG_REPEAT_MS 60000 /* same failing operation: log once a minute */
 #define QUEUE_BUSY_TIMEOUT_MS 100 /* never block the loop for long */
-#define QUEUE_PAGE_SIZE 1024	  /* new databases: see docs/performance.md */
+#define QUEUE_PAGE_SIZE 512	  /* new databases: see docs/performance.md */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -86,7 +86,7 @@ static const char *const queue_sql[ST_COUNT] = {
 			    " VALUES (?1, ?2, ?3, ?4)",
 	[ST_OLDEST_BATCH] = "SELECT seq FROM batches ORDER BY seq LIMIT 1",
 	[ST_DELETE_BATCH] = "DELETE FROM batches WHERE seq = ?1",
-	[ST_SEQS] = "SELECT seq FROM batches ORDER BY seq",
+	[ST_SEQS] = "SELECT seq FROM batches WHERE seq > ?1 ORDER BY seq",
 	[ST_DATA] = "SELECT data FROM batches WHERE seq = ?1",
 	[ST_SET_META] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
 	[ST_THIN_CANDIDATE] = "SELECT seq, data FROM batches WHERE thinned = 0 AND nsamples > 1"
@@ -251,6 +251,10 @@ static int queue_load(struct queue *q)
 	q->bytes = sqlite3_column_int64(s, 5);
 	q->thinned_samples = (uint64_t)sqlite3_column_int64(s, 6);
 	q->thinned_batches = (uint64_t)sqlite3_column_int64(s, 7);
+	if (q->dropped || q->thinned_batches)
+		log_info("queue: %" PRId64 " batches (%" PRId64 " bytes); so far %" PRIu64
+			 " samples thinned out of %" PRIu64 " batches, %" PRIu64 " batches dropped",
+			 q->count, q->bytes, q->thinned_samples, q->thinned_batches, q->dropped);
 out:
 	sqlite3_finalize(s);
 	return r;
@@ -418,7 +422,7 @@ int queue_open(const char *path, unsigned max_batches, struct queue **ret_q)
 	 * (NORMAL could lose the last commits on power loss). page_size only
 	 * takes effect on a new database (before its first table): a WAL
 	 * frame is a page, and small commits cost a frame per changed page,
-	 * so 1 KiB pages write less than the 4 KiB default (docs/performance.md).
+	 * so 512-byte pages write less than the 4 KiB default (docs/performance.md).
 	 */
 	rc = sqlite3_exec(
 		q->db,
@@ -542,15 +546,22 @@ int queue_flush_now(struct queue *q)
 /*
  * Whether the pending samples must be written now: the oldest would be older
  * than max_loss_ms by the time of the next add (expected one add_gap_ms from
- * now), or pend is full.
+ * now; without slack: it is already that old), or pend is full.
  */
-static int flush_due(const struct queue *q, uint64_t now)
+static int flush_due(const struct queue *q, uint64_t now, int slack)
 {
 	if (q->npend == 0)
 		return 0;
 	if (q->npend >= QUEUE_MAX_PENDING)
 		return 1;
-	return now - q->pend_first_ms + q->add_gap_ms >= q->lim.max_loss_ms;
+	return now - q->pend_first_ms + (slack ? q->add_gap_ms : 0) >= q->lim.max_loss_ms;
+}
+
+int queue_flush_due(struct queue *q)
+{
+	if (!flush_due(q, loop_now_ms(), 1))
+		return 0;
+	return queue_flush_now(q);
 }
 
 int queue_add_sample(struct queue *q, const struct sample *s)
@@ -573,7 +584,8 @@ int queue_add_sample(struct queue *q, const struct sample *s)
 	if (q->npend == 0)
 		q->pend_first_ms = now;
 	q->pend[q->npend++] = *s;
-	if (flush_due(q, now)) {
+	/* Normally queue_flush_due() after the caller's seal writes them. */
+	if (flush_due(q, now, 0)) {
 		r = queue_flush_now(q);
 		/* The sample is kept in memory; the next add or seal writes it. */
 		if (r < 0)
@@ -912,6 +924,12 @@ out:
 
 int queue_peek_unsent(struct queue *q, uint64_t *ret_seq, uint8_t **ret_data, size_t *ret_len)
 {
+	return queue_peek_unsent_after(q, 0, ret_seq, ret_data, ret_len);
+}
+
+int queue_peek_unsent_after(struct queue *q, uint64_t after_seq, uint64_t *ret_seq,
+			    uint8_t **ret_data, size_t *ret_len)
+{
 	sqlite3_stmt *s;
 	uint8_t *copy = NULL;
 	uint64_t seq = 0;
@@ -921,7 +939,10 @@ int queue_peek_unsent(struct queue *q, uint64_t *ret_seq, uint8_t **ret_data, si
 	if (q->npub >= QUEUE_MAX_UNCONFIRMED)
 		return -ENOBUFS;
 	/* Oldest first, skipping the published ones (both lists are sorted). */
+	if (after_seq > INT64_MAX)
+		return -ENODATA;
 	s = stmt(q, ST_SEQS);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)after_seq);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		seq = (uint64_t)sqlite3_column_int64(s, 0);
 		while (j < q->npub && q->pub[j].seq < seq)

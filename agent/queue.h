@@ -50,9 +50,9 @@
  * the storage when it returns. With max_loss_ms 0 (the default after
  * queue_open) every queue_add_sample is one transaction and one fsync; with
  * max_loss_ms > 0 samples wait in memory and are written in one transaction
- * before the oldest of them is max_loss_ms old (judged at each add from the
- * time between adds), at a seal (sealed samples are never written as rows),
- * or at queue_flush_now(). A power cut then loses at most the samples of the
+ * before the oldest of them is max_loss_ms old (queue_flush_due(), judged
+ * from the time between adds), at a seal (sealed samples are never written
+ * as rows), or at queue_flush_now(). A power cut then loses at most the samples of the
  * last max_loss_ms. See docs/agent.md and docs/performance.md for the cost.
  *
  * SQLite errors are translated to -errno here and logged once with the
@@ -130,6 +130,17 @@ int queue_add_sample(struct queue *q, const struct sample *s);
  */
 int queue_flush_now(struct queue *q);
 
+/*
+ * queue_flush_now() if it is due: the oldest sample in memory would be
+ * max_loss_ms old by the next add (judged from the time between the last
+ * two adds). Call it after each add and the seal that may follow it (a seal
+ * writes the samples itself, so the two need not both commit): then at most
+ * max_loss_ms of samples are in memory. Without the call, queue_add_sample
+ * writes them once the oldest is max_loss_ms old (one interval later).
+ * Returns how many were written (0: none due), or -errno.
+ */
+int queue_flush_due(struct queue *q);
+
 /* Number of open (not yet sealed) samples, stored or in memory, or -errno. */
 int queue_open_samples(struct queue *q);
 
@@ -151,6 +162,13 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq);
  * room), or -errno.
  */
 int queue_peek_unsent(struct queue *q, uint64_t *ret_seq, uint8_t **ret_data, size_t *ret_len);
+
+/*
+ * queue_peek_unsent() among the batches with seq > after_seq only (the
+ * uplink's live batches, sealed since it connected). Same returns.
+ */
+int queue_peek_unsent_after(struct queue *q, uint64_t after_seq, uint64_t *ret_seq,
+			    uint8_t **ret_data, size_t *ret_len);
 
 /*
  * Marks seq (the batch queue_peek_unsent just returned) as in flight.

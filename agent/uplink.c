@@ -73,9 +73,15 @@ struct uplink {
 					 * connect, 2 after a refusal */
 	uint64_t receipt_timeout_ms; /* sent batch without receipt: resend */
 	int receipt_timer;	     /* timer id of the next receipt check, 0 = none */
-	int bound_logged;	     /* "waiting for receipts" logged since the last
+	/* Backlog drain: batches sealed before the connect, at a capped rate. */
+	unsigned backlog_rate;	    /* batches per second; 0 = no cap */
+	uint64_t backlog_last;	    /* newest backlog seq (last seq at connect) */
+	double backlog_tokens;	    /* token bucket, at most backlog_rate */
+	uint64_t backlog_refill_ms; /* monotonic time of the last refill */
+	int backlog_timer;	    /* timer id for the next token, 0 = none */
+	int bound_logged;	    /* "waiting for receipts" logged since the last
 					 * receipt */
-	uint64_t bad_receipts;	     /* malformed receipts since start */
+	uint64_t bad_receipts;	    /* malformed receipts since start */
 	struct throttle bad_receipt_log;
 	/* Our wall clock against the gateway's (the receipts' gateway_time_ms). */
 	int clock_known;	     /* clock_skew_ms holds a judgement */
@@ -247,9 +253,70 @@ static void hold(struct uplink *u, uint64_t delay_ms)
 	u->hold_timer = id > 0 ? id : 0;
 }
 
+/* Timer: a backlog token is due. */
+static void backlog_due(void *arg)
+{
+	struct uplink *u = arg;
+
+	u->backlog_timer = 0;
+	send_batches(u);
+}
+
 /*
- * Fills the window: publishes the oldest unsent batches while connected, not
- * paused, and fewer than UPLINK_WINDOW are in flight.
+ * Takes one backlog token (refilled at backlog_rate per second, at most one
+ * second's worth); returns 0, or -EBUSY with a timer armed for the next one.
+ */
+static int backlog_take(struct uplink *u)
+{
+	uint64_t now = loop_now_ms();
+	int id;
+
+	u->backlog_tokens += (double)(now - u->backlog_refill_ms) * u->backlog_rate / 1000.0;
+	if (u->backlog_tokens > u->backlog_rate)
+		u->backlog_tokens = u->backlog_rate;
+	u->backlog_refill_ms = now;
+	if (u->backlog_tokens >= 1.0) {
+		u->backlog_tokens -= 1.0;
+		return 0;
+	}
+	if (!u->backlog_timer) {
+		id = loop_add_timer(
+			u->loop,
+			(uint64_t)((1.0 - u->backlog_tokens) * 1000.0 / u->backlog_rate) + 1,
+			backlog_due, u);
+		u->backlog_timer = id > 0 ? id : 0;
+	}
+	return -EBUSY;
+}
+
+/*
+ * The next batch to publish: live ones (sealed since the connect) first,
+ * then the backlog, oldest first, at most backlog_rate per second (-EBUSY
+ * when the rate says wait). Returns what queue_peek_unsent() returns.
+ */
+static int next_batch(struct uplink *u, uint64_t *ret_seq, uint8_t **ret_data, size_t *ret_len)
+{
+	int r;
+
+	if (!u->backlog_rate || !u->backlog_last)
+		return queue_peek_unsent(u->queue, ret_seq, ret_data, ret_len);
+	r = queue_peek_unsent_after(u->queue, u->backlog_last, ret_seq, ret_data, ret_len);
+	if (r != -ENODATA)
+		return r;
+	r = backlog_take(u);
+	if (r < 0)
+		return r;
+	r = queue_peek_unsent(u->queue, ret_seq, ret_data, ret_len);
+	if (r == -ENODATA) {
+		u->backlog_tokens += 1.0; /* not used */
+		u->backlog_last = 0;	  /* drained: no backlog until the next connect */
+	}
+	return r;
+}
+
+/*
+ * Fills the window: publishes unsent batches (next_batch) while connected,
+ * not paused, and fewer than UPLINK_WINDOW are in flight.
  */
 static void send_batches(struct uplink *u)
 {
@@ -261,7 +328,7 @@ static void send_batches(struct uplink *u)
 		uint64_t seq;
 		int r;
 
-		r = queue_peek_unsent(u->queue, &seq, &data, &len);
+		r = next_batch(u, &seq, &data, &len);
 		if (r == -ENOBUFS) {
 			/* Resumes when a receipt or a timeout frees room. */
 			if (!u->bound_logged)
@@ -272,7 +339,8 @@ static void send_batches(struct uplink *u)
 			return;
 		}
 		if (r < 0)
-			return; /* -ENODATA: nothing to send; errors are logged */
+			return; /* -ENODATA: nothing to send; -EBUSY: backlog_due resumes;
+				 * errors are logged */
 		r = bus_publish(u->bus, u->t_telemetry, data, len, 1, 0, seq);
 		free(data);
 		if (r == 0) {
@@ -483,6 +551,10 @@ static void on_bus_event(const struct bus_event *ev, void *arg)
 		if (!u->probing)
 			u->probing = 1; /* slow start: one batch until the first ack */
 		queue_requeue(u->queue, 0);
+		/* What is stored now is backlog; what is sealed from now on is live. */
+		u->backlog_last = queue_next_seq(u->queue) - 1;
+		u->backlog_tokens = 1.0;
+		u->backlog_refill_ms = loop_now_ms();
 		r = send_status(u, AGENT_ONLINE);
 		if (r < 0)
 			log_warn("cannot publish status: %s", strerror(-r));
@@ -550,6 +622,7 @@ int uplink_new(struct loop *loop, const struct uplink_config *conf, struct queue
 	u->clock_window_ms = UPLINK_CLOCK_WINDOW_MS;
 	u->receipt_timeout_ms = conf->receipt_timeout_ms > 0 ? (uint64_t)conf->receipt_timeout_ms
 							     : UPLINK_RECEIPT_TIMEOUT_MS;
+	u->backlog_rate = conf->backlog_max_batches_per_s;
 	will.time_ms = loop_wall_ms();
 	snprintf(will.agent_version, sizeof(will.agent_version), "%s", u->version);
 	r = codec_encode_status(&will, &u->will, &u->will_len);
@@ -619,6 +692,7 @@ void uplink_free(struct uplink *u)
 	bus_free(u->bus);
 	loop_cancel_timer(u->loop, u->hold_timer);
 	loop_cancel_timer(u->loop, u->receipt_timer);
+	loop_cancel_timer(u->loop, u->backlog_timer);
 	for (size_t i = 0; i < u->ev_count; i++)
 		free(u->events[(u->ev_head + i) % UPLINK_MAX_EVENTS].buf);
 	free(u->will);

@@ -4,10 +4,13 @@
  * last will Status OFFLINE), the retained Status, the offers subscription,
  * and sending the telemetry queue.
  *
- * Telemetry: batches go oldest first, QoS 1, on pitstop/v1/vehicles/<VIN>/
+ * Telemetry: batches go QoS 1, on pitstop/v1/vehicles/<VIN>/
  * telemetry with cookie = seq, at most UPLINK_WINDOW in flight (one after
  * each connect, until the first acknowledgement: a broker that refuses
- * us then costs one refusal, not a window's worth).
+ * us then costs one refusal, not a window's worth). After a connect the
+ * batches stored before it are the backlog: it goes oldest first, at most
+ * backlog_max_batches_per_s (token bucket, one second's burst), while live
+ * batches (sealed since the connect) go at once, ahead of it.
  *
  * A batch is deleted only when the gateway's receipt (a TelemetryAck on
  * pitstop/v1/vehicles/<VIN>/acks, subscribed QoS 1, sent after the gateway
@@ -77,13 +80,16 @@ struct uplink_config {
 	const char *cert_file;
 	const char *key_file;
 	const char *agent_version;
-	int receipt_timeout_ms;	   /* resend a sent batch without receipt after
+	int receipt_timeout_ms;		    /* resend a sent batch without receipt after
 					 * this long; 0 = UPLINK_RECEIPT_TIMEOUT_MS */
-	unsigned session_expiry_s; /* the broker keeps our session (subscriptions
+	unsigned session_expiry_s;	    /* the broker keeps our session (subscriptions
 				    * and the QoS 1 offers and receipts sent
 				    * meanwhile) this long after we went
 				    * offline; 0 = UPLINK_SESSION_EXPIRY_S */
-	int keepalive_s;	   /* MQTT keep-alive in seconds; 0: 30 */
+	int keepalive_s;		    /* MQTT keep-alive in seconds; 0: 30 */
+	unsigned backlog_max_batches_per_s; /* after a connect, batches stored
+					     * before it go at most this many a
+					     * second, live ones at once; 0 = no cap */
 };
 
 /* A message arrived on our offers topic; payload is borrowed for the call. */

@@ -311,12 +311,12 @@ static void test_bad_limits(void **state)
 	assert_int_equal(queue_set_limits(f->q, &lim), -EINVAL);
 }
 
-/* A new queue uses 1 KiB pages (docs/performance.md) and schema version 2. */
+/* A new queue uses 512-byte pages (docs/performance.md) and schema version 2. */
 static void test_new_queue_settings(void **state)
 {
 	struct fixture *f = *state;
 
-	assert_int_equal(db_int(f, "PRAGMA page_size"), 1024);
+	assert_int_equal(db_int(f, "PRAGMA page_size"), 512);
 	assert_int_equal(db_int(f, "PRAGMA user_version"), 2);
 }
 
