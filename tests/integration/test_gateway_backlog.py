@@ -3,7 +3,7 @@
 for 4 s while one car floods (bench_publish, as fast as the broker takes
 it), the messages the broker keeps delivering would pile up in the gateway's
 memory (before: 10 MiB to 717 MiB, and it stayed there). With
-max_backlog_mb = 4 the gateway drops telemetry past the bound, counts it
+max_backlog_mb = 1 the gateway drops telemetry past the bound, counts it
 (rejected.backlog) and sends no receipt for it, so a real car resends what
 was dropped: another car's agent, driving all along, still has every one of
 its samples stored once the lock is gone, and the gateway's memory stays
@@ -56,7 +56,7 @@ def test():
         s.make_pki(VIN_A, VIN_B)
         s.start_broker(plugin_opts=LIFTED)
         s.start_gpsfake()
-        gw = s.start_gateway(max_backlog_mb="4", log_level="info")
+        gw = s.start_gateway(max_backlog_mb="1", log_level="info")
         agent = s.start_agent(VIN_B, os.path.join(DATA_DIR, "drive.csv"), batch_max_samples="2",
                               batch_max_age_ms="2000", receipt_timeout_ms="4000")
         wait_for(lambda: (s.try_ctl("vehicle", "show", VIN_B) or {}).get("samples", 0) >= 4,
@@ -66,7 +66,7 @@ def test():
         pub = subprocess.Popen([
             os.path.join(BUILD_DIR, "bench", "bench_publish"), "ssl://127.0.0.1:%d" % s.broker_port,
             s.path("pki", "ca.crt"), s.path("pki", "vehicles", VIN_A + ".crt"),
-            s.path("pki", "vehicles", VIN_A + ".key"), VIN_A, "120000", "30"],
+            s.path("pki", "vehicles", VIN_A + ".key"), VIN_A, "120000", "1"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         peak = [base]
         done = threading.Event()
@@ -98,7 +98,7 @@ def test():
 
         st = s.ctl("stats")
         growth = (peak[0] - base) / 1024
-        print("backlog: gateway RSS %.1f MiB -> peak %.1f MiB (+%.1f) with max_backlog_mb = 4; "
+        print("backlog: gateway RSS %.1f MiB -> peak %.1f MiB (+%.1f) with max_backlog_mb = 1; "
               "%d messages dropped, %d batches stored; B: %d samples in %d batches"
               % (base / 1024, peak[0] / 1024, growth, st["rejected"]["backlog"], st["stored"],
                  len(hist), len(seqs)))
