@@ -47,9 +47,6 @@
 
 #define QUEUE_LOG_REPEAT_MS 60000 /* same failing operation: log once a minute */
 #define QUEUE_BUSY_TIMEOUT_MS 100 /* never block the loop for long */
-#define QUEUE_PAGE_SIZE 512	  /* new databases: see docs/performance.md */
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 enum {
 	ST_BEGIN,
@@ -95,6 +92,14 @@ static const char *const queue_sql[ST_COUNT] = {
 			    " WHERE seq = ?1",
 	[ST_BATCH_BYTES] = "SELECT length(data) FROM batches WHERE seq = ?1",
 };
+
+/*
+ * Set at every open. page_size (512 bytes: see queue_open) only takes effect
+ * on a new database.
+ */
+static const char queue_pragmas[] =
+	"PRAGMA page_size = 512; PRAGMA journal_mode = WAL;"
+	" PRAGMA synchronous = FULL; PRAGMA journal_size_limit = 4194304;";
 
 /*
  * The tables, run inside queue_create's transaction. The meta rows are
@@ -424,13 +429,7 @@ int queue_open(const char *path, unsigned max_batches, struct queue **ret_q)
 	 * frame is a page, and small commits cost a frame per changed page,
 	 * so 512-byte pages write less than the 4 KiB default (docs/performance.md).
 	 */
-	rc = sqlite3_exec(
-		q->db,
-		"PRAGMA page_size = " STR(
-			QUEUE_PAGE_SIZE) ";"
-					 " PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;"
-					 " PRAGMA journal_size_limit = 4194304;",
-		NULL, NULL, &msg);
+	rc = sqlite3_exec(q->db, queue_pragmas, NULL, NULL, &msg);
 	sqlite3_free(msg);
 	if (rc != SQLITE_OK) {
 		r = queue_fail(q, "set journal mode", rc);
