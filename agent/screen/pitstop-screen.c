@@ -94,7 +94,8 @@ static void agent_line(char *line)
 		offer_json = NULL;
 		version++;
 	} else if (strncmp(line, "OK ", 3) == 0 || strncmp(line, "ERR ", 4) == 0) {
-		snprintf(reply, sizeof(reply), "%s", line);
+		/* Bounded (as snprintf cut it before): -O2's format-truncation check. */
+		snprintf(reply, sizeof(reply), "%.*s", (int)sizeof(reply) - 1, line);
 		reply_seq++;
 	}
 	pthread_cond_broadcast(&changed);
