@@ -87,6 +87,18 @@ static double speed_now(struct agent *a)
 	return current_speed_kmh(&vs, &fix, fresh);
 }
 
+/* Hands the queue its limits from the config (in range: the config table checks). */
+static void apply_queue_limits(struct agent *a)
+{
+	struct queue_limits lim = {
+		.max_loss_ms = (unsigned)a->conf->max_loss_s * 1000,
+		.max_bytes = (size_t)a->conf->queue_max_bytes,
+		.thin_every = (unsigned)a->conf->queue_thin_every,
+	};
+
+	queue_set_limits(a->queue, &lim);
+}
+
 /* Seals open samples into batches (all of them when all is set). */
 static void seal(struct agent *a, int all)
 {
@@ -242,11 +254,7 @@ int agent_new(struct loop *loop, const struct agent_config *conf, char *err, siz
 		r = r == -EINVAL ? -EIO : r;
 		goto fail;
 	}
-	queue_set_limits(a->queue, &(struct queue_limits){
-					   .max_loss_ms = (unsigned)conf->max_loss_s * 1000,
-					   .max_bytes = (size_t)conf->queue_max_bytes,
-					   .thin_every = (unsigned)conf->queue_thin_every,
-				   }); /* in range: checked by the config table */
+	apply_queue_limits(a);
 	free(path);
 	path = NULL;
 	r = queue_open_samples(a->queue);
@@ -389,4 +397,5 @@ void agent_reconfigured(struct agent *a)
 {
 	offers_set_limits(a->offers, a->conf->display_max_speed_kmh,
 			  (int64_t)a->conf->offer_max_validity_s * 1000);
+	apply_queue_limits(a);
 }

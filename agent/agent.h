@@ -51,7 +51,8 @@ void agent_activity(const struct agent *a, struct agent_activity *ret);
 
 /*
  * The configuration (borrowed at agent_new()) changed: applies its display
- * settings (display_max_speed_kmh, offer_max_validity_s). The sampling
+ * settings (display_max_speed_kmh, offer_max_validity_s) and the queue's
+ * limits (max_loss_s, queue_max_bytes, queue_thin_every). The sampling
  * settings (sample_interval_ms, batch_max_samples, batch_max_age_ms and the
  * adaptive sampling keys, agent/sampler.h) are read at every sample and
  * need no call.
