@@ -4,6 +4,9 @@
 #   pitstop-gateway        component "gateway": /usr/sbin/pitstop-gateway,
 #                          /usr/bin/pitstopctl, /etc/pitstop/gateway.conf,
 #                          pitstop-gateway.service
+#   pitstop-screen         component "screen":  the reference in-car screen
+#                          (/usr/sbin/pitstop-screen, its page, a unit),
+#                          when libmicrohttpd is there to build it
 #   pitstop-broker-config  component "broker":  the broker config rendered
 #                          for Debian's mosquitto as a conf.d snippet, and
 #                          the broker plugin
@@ -20,6 +23,12 @@ set(PITSTOP_PKI_DIR /etc/pitstop/pki)
 install(FILES ${pkg_src}/agent.conf DESTINATION /etc/pitstop COMPONENT agent)
 install(FILES ${pkg_src}/pitstop-agent.service DESTINATION ${PITSTOP_UNIT_DIR} COMPONENT agent)
 set(pkg_components agent)
+if(TARGET pitstop-screen)
+  list(APPEND pkg_components screen)
+  set(CPACK_DEBIAN_SCREEN_PACKAGE_NAME pitstop-screen)
+  install(FILES ${pkg_src}/copyright DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/pitstop-screen
+    COMPONENT screen)
+endif()
 if(PITSTOP_GATEWAY)
   list(APPEND pkg_components gateway broker)
   install(FILES ${pkg_src}/gateway.conf DESTINATION /etc/pitstop COMPONENT gateway)
@@ -149,6 +158,11 @@ set(CPACK_DEBIAN_AGENT_PACKAGE_RECOMMENDS "gpsd")
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_DEPENDS "adduser, libjs-leaflet, libjs-chart.js")
 set(CPACK_DEBIAN_GATEWAY_PACKAGE_SUGGESTS "pitstop-broker-config, postgresql")
 set(CPACK_DEBIAN_BROKER_PACKAGE_DEPENDS "mosquitto (>= 2.0)")
+set(CPACK_DEBIAN_SCREEN_PACKAGE_DEPENDS "pitstop-agent")
+set(CPACK_COMPONENT_SCREEN_DESCRIPTION "Pitstop reference in-car screen
+pitstop-screen serves one page for a 1280x720 head-unit screen on
+127.0.0.1: the offers the agent may show now, live, with Accept and Dismiss,
+day and night themes. It talks to the agent's HMI socket (docs/hmi.md).")
 set(CPACK_COMPONENT_AGENT_DESCRIPTION "Pitstop in-car agent
 pitstop-agent samples mileage, fuel and position (gpsd), keeps every sample
 in SQLite until the gateway confirms it, sends delta-encoded batches over
