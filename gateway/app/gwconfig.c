@@ -64,6 +64,14 @@ const struct config_option gw_config_table[] = {
 	    "optional offline map tiles Z/X/Y.png for the console (none: vector map only)"),
 	OPT(service_plans_file, CONFIG_STRING, 0, 0, "/usr/share/pitstop/plans.json",
 	    "the maintenance plans (JSON, docs/service-prediction.md)"),
+	OPT(service_remind_first_days, CONFIG_INT, 1, 365, "30",
+	    "first service reminder this many days before an item is due"),
+	OPT(service_remind_first_km, CONFIG_INT, 0, 100000, "1000",
+	    "... or this many km before (0: days only)"),
+	OPT(service_remind_second_days, CONFIG_INT, 0, 364, "7",
+	    "second service reminder this many days before (below service_remind_first_days)"),
+	OPT(service_dealer_name, CONFIG_STRING, 0, 0, "your dealer",
+	    "the workshop reminders name: \"Book your service at <name>\""),
 	{ "log_level", CONFIG_STRING, offsetof(struct gw_config, log_level), 0, 0, "info",
 	  "error, warn, info or debug", log_level_check },
 	OPT(log_file, CONFIG_STRING, 0, 0, NULL, "log to this file instead of stderr"),
@@ -84,6 +92,15 @@ int gw_config_load(const char *path, struct gw_config *conf, char *err, size_t e
 	if (bus_uri_check(conf->broker_uri, conf->allow_plaintext, msg, sizeof(msg)) < 0) {
 		snprintf(err, errlen, "%s:%u: broker_uri: %s", path,
 			 config_line(gw_config_table, lines, "broker_uri"), msg);
+		gw_config_free(conf);
+		return -EINVAL;
+	}
+	if (conf->service_remind_second_days >= conf->service_remind_first_days) {
+		snprintf(err, errlen,
+			 "%s:%u: service_remind_second_days: %d is not below "
+			 "service_remind_first_days (%d)",
+			 path, config_line(gw_config_table, lines, "service_remind_second_days"),
+			 conf->service_remind_second_days, conf->service_remind_first_days);
 		gw_config_free(conf);
 		return -EINVAL;
 	}

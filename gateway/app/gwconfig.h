@@ -34,8 +34,12 @@ struct gw_config {
 	int api_session_ttl_s;
 	char *console_dir;
 	char *javascript_dir;
-	char *map_tiles_dir;	  /* NULL: none */
-	char *service_plans_file; /* the maintenance plans (service.h) */
+	char *map_tiles_dir;	       /* NULL: none */
+	char *service_plans_file;      /* the maintenance plans (service.h) */
+	int service_remind_first_days; /* reminders.h */
+	int service_remind_first_km;
+	int service_remind_second_days;
+	char *service_dealer_name;
 	char *log_level;
 	char *log_file; /* NULL: stderr */
 };

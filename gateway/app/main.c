@@ -34,6 +34,7 @@
 #include "offer_log.h"
 #include "pki.h"
 #include "reload.h"
+#include "reminders.h"
 #include "rules.h"
 #include "schema.h"
 #include "sdnotify.h"
@@ -66,6 +67,7 @@ struct gateway {
 	struct ingest *ingest;	      /* owned */
 	struct rules *rules;	      /* owned */
 	struct jobs *jobs;	      /* owned */
+	struct reminders *reminders;  /* owned */
 	struct accounts *accounts;    /* owned */
 	struct api *api;	      /* owned; NULL: no API */
 	int ready_logged;
@@ -266,23 +268,30 @@ static void activity_fired(void *arg)
 		log_error("cannot schedule the activity line: %s", strerror(-r));
 }
 
-/* STATS_INTERVAL_MS, or PITSTOP_STATS_INTERVAL_MS (100 ms .. 1 h; for tests). */
-static uint64_t stats_interval_ms(void)
+/* The env var name (ms, min..max; for tests), or def when unset or bad (warned). */
+static uint64_t env_ms(const char *name, uint64_t def, unsigned long long min,
+		       unsigned long long max)
 {
-	const char *v = getenv("PITSTOP_STATS_INTERVAL_MS");
+	const char *v = getenv(name);
 	char *end;
 	unsigned long long ms;
 
 	if (!v || !*v)
-		return STATS_INTERVAL_MS;
+		return def;
 	errno = 0;
 	ms = strtoull(v, &end, 10);
-	if (errno || *end || ms < 100 || ms > 3600000) {
-		log_warn("PITSTOP_STATS_INTERVAL_MS=%s is not 100..3600000; using %d", v,
-			 STATS_INTERVAL_MS);
-		return STATS_INTERVAL_MS;
+	if (errno || *end || ms < min || ms > max) {
+		log_warn("%s=%s is not %llu..%llu; using %llu", name, v, min, max,
+			 (unsigned long long)def);
+		return def;
 	}
 	return ms;
+}
+
+/* STATS_INTERVAL_MS, or PITSTOP_STATS_INTERVAL_MS (100 ms .. 1 h). */
+static uint64_t stats_interval_ms(void)
+{
+	return env_ms("PITSTOP_STATS_INTERVAL_MS", STATS_INTERVAL_MS, 100, 3600000);
 }
 
 /*
@@ -463,6 +472,31 @@ static int api_start(struct gateway *gw)
 	return api_new(&ap, &gw->api);
 }
 
+/* The service reminders' job (reminders.h), on the rules' offer sink. Returns 0 or -errno. */
+static int reminders_start(struct gateway *gw)
+{
+	struct reminders_config c;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	c.first_days = gw->conf.service_remind_first_days;
+	c.first_km = gw->conf.service_remind_first_km;
+	c.second_days = gw->conf.service_remind_second_days;
+	c.offers_per_day_max = gw->conf.offers_per_day_max;
+	snprintf(c.dealer_name, sizeof(c.dealer_name), "%s",
+		 gw->conf.service_dealer_name ? gw->conf.service_dealer_name : "");
+	r = reminders_new(&c, gw->db, gw->telemetry, gw->offers, ingest_offer_sink, gw->ingest,
+			  &gw->reminders);
+	if (r == 0)
+		r = jobs_add(
+			gw->jobs, REMINDERS_JOB,
+			env_ms("PITSTOP_REMINDERS_PERIOD_MS", REMINDERS_PERIOD_MS, 100, 86400000),
+			reminders_job, gw->reminders);
+	if (r == 0) /* the offers it signed are published once its transaction commits */
+		r = jobs_set_done(gw->jobs, REMINDERS_JOB, ingest_job_done, gw->ingest);
+	return r;
+}
+
 /* Everything between config and the loop. Returns 0 or -errno (logged). */
 static int gateway_start(struct gateway *gw)
 {
@@ -541,6 +575,8 @@ static int gateway_start(struct gateway *gw)
 	if (r == 0)
 		r = jobs_add(gw->jobs, OFFER_LOG_EXPIRE_JOB, OFFER_LOG_EXPIRE_PERIOD_MS,
 			     offer_log_expire_job, gw->offers);
+	if (r == 0)
+		r = reminders_start(gw);
 	if (r < 0) {
 		log_error("cannot schedule the jobs: %s", strerror(-r));
 		return r;
@@ -588,6 +624,7 @@ static void gateway_stop(struct gateway *gw)
 	api_free(gw->api);
 	accounts_free(gw->accounts);
 	jobs_free(gw->jobs);
+	reminders_free(gw->reminders);
 	ingest_free(gw->ingest);
 	rules_free(gw->rules);
 	bus_free(gw->bus);

@@ -32,6 +32,7 @@
 #include "offers.h"
 #include "offer_log.h"
 #include "pki.h"
+#include "reminders.h"
 #include "schema.h"
 #include "service.h"
 #include "telemetry.h"
@@ -95,6 +96,7 @@ static void usage(FILE *f)
 		"DATE)\n"
 		"  service due [--as-of DATE] [--within-days N]\n"
 		"                               what is due or due within N days (default 30)\n"
+		"  task list                    the CRM team's open tasks (service reminders)\n"
 		"  offer sign --key PEM --vin VIN --title T --out FILE [--body B] [--promo P]\n"
 		"             [--kind refuel|service|inspection|loyalty|test_drive] [--id ID]\n"
 		"             [--valid-from-ms MS] [--valid-until-ms MS]\n"
@@ -1179,6 +1181,48 @@ static int cmd_service(struct ctl *ctl)
 	return r;
 }
 
+/* ---- task ---- */
+
+/* task list: the CRM team's open tasks (service reminders), oldest first. */
+static int cmd_task(struct ctl *ctl)
+{
+	struct ctl_db d;
+	json_t *a;
+	size_t i;
+	json_t *t;
+	int r, truncated = 0, err = 0;
+
+	if (ctl->argc != 2 || strcmp(ctl->argv[1], "list") != 0)
+		return ctl_fail(EXIT_USAGE, "task: usage: pitstopctl task list [--json]");
+	r = open_db(ctl, &d);
+	if (r)
+		return r;
+	a = reminders_tasks_json(d.db, &truncated, &err);
+	close_db(&d);
+	if (!a)
+		return ctl_fail(1, "task list: cannot read the tasks: %s", strerror(-err));
+	if (ctl->json) {
+		json_t *root = json_pack("{so sb}", "tasks", a, "truncated", truncated);
+
+		return json_print(root);
+	}
+	printf("%-6s %-17s %-12s %-14s %-8s %-10s %s\n", "ID", "VIN", "KIND", "ITEM", "STAGE",
+	       "DUE", "STATE");
+	json_array_foreach(a, i, t)
+		printf("%-6" JSON_INTEGER_FORMAT " %-17s %-12s %-14s %-8s %-10s %s\n",
+		       json_integer_value(json_object_get(t, "id")),
+		       json_string_value(json_object_get(t, "vin")),
+		       json_string_value(json_object_get(t, "kind")),
+		       json_string_value(json_object_get(t, "item")),
+		       json_string_value(json_object_get(t, "stage")),
+		       json_string_value(json_object_get(t, "due_date")),
+		       json_string_value(json_object_get(t, "state")));
+	if (truncated)
+		printf("(the first %d tasks; there are more)\n", REMINDERS_TASKS_MAX);
+	json_decref(a);
+	return 0;
+}
+
 /* ---- offer sign ---- */
 
 /* Copies src into a fixed field; returns -EMSGSIZE if it does not fit. */
@@ -1381,6 +1425,8 @@ int main(int argc, char **argv)
 		return cmd_offer(&ctl);
 	if (strcmp(ctl.argv[0], "service") == 0)
 		return cmd_service(&ctl);
+	if (strcmp(ctl.argv[0], "task") == 0)
+		return cmd_task(&ctl);
 	if (strcmp(ctl.argv[0], "user") == 0 || strcmp(ctl.argv[0], "fleet") == 0 ||
 	    strcmp(ctl.argv[0], "audit") == 0 || strcmp(ctl.argv[0], "telemetry") == 0) {
 		struct ctl_api_opts o = { .config_path = ctl.config_path,

@@ -186,6 +186,7 @@ static void abort_tx(struct ingest *in)
 }
 
 static int flush_drain(struct ingest *in);
+static void pending_publish(struct ingest *in, int64_t now);
 
 /* Orders pending acks by VIN, epoch, then seq. */
 static int ack_cmp(const void *a, const void *b)
@@ -290,14 +291,20 @@ static int commit_tx(struct ingest *in)
 	in->c = next;
 	in->saved = next;
 	memset(&in->tx, 0, sizeof(in->tx));
+	pending_publish(in, now);
+	acks_publish(in, now);
+	return 0;
+}
+
+/* Hands the committed pending offers to the outbox (it copies them) and clears them. */
+static void pending_publish(struct ingest *in, int64_t now)
+{
 	for (size_t i = 0; i < in->npending; i++) {
 		struct pending_offer *p = &in->pending[i];
 
 		outbox_add(in->outbox, p->vin, p->buf, p->len, p->valid_until_ms, now);
 	}
 	pending_clear_from(in, 0);
-	acks_publish(in, now);
-	return 0;
 }
 
 /* Opens a transaction if none is open and arms the commit timer. */
@@ -768,6 +775,18 @@ int ingest_offer_sink(void *arg, const struct offer *o)
 	p->len = len;
 	p->valid_until_ms = o->valid_until_ms;
 	return 0;
+}
+
+void ingest_job_done(void *arg, int committed)
+{
+	struct ingest *in = arg;
+	int64_t now = loop_wall_ms();
+
+	if (in->in_tx)
+		return; /* cannot happen: jobs run only while ingest is idle */
+	if (committed)
+		pending_publish(in, now);
+	pending_clear_from(in, 0);
 }
 
 void ingest_published(struct ingest *in, uint64_t cookie, int ok)

@@ -95,6 +95,14 @@ void ingest_set_rules(struct ingest *in, struct rules *rules);
 int ingest_offer_sink(void *arg, const struct offer *o);
 
 /*
+ * A jobs_done_fn (jobs.h; arg is the struct ingest) for a scheduled job
+ * that hands offers to ingest_offer_sink() in its own transaction (the
+ * service reminders): committed, they go to the outbox now; rolled back,
+ * they are dropped. Jobs run only while no ingest transaction is open.
+ */
+void ingest_job_done(void *arg, int committed);
+
+/*
  * The VIN of a vehicle topic (pitstop/v1/vehicles/<VIN>/<kind>, one of the
  * kinds ingest handles) into vin. Returns 0, or -EINVAL for a topic that
  * ingest_message() would reject as bad_topic or bad_vin.

@@ -18,6 +18,8 @@ struct job {
 	uint64_t period_ms;
 	jobs_fn fn;
 	void *arg;
+	jobs_done_fn done; /* NULL: none */
+	void *done_arg;
 	int timer; /* loop timer id, 0 none */
 	struct jobs *owner;
 };
@@ -90,6 +92,8 @@ static int run(struct jobs *j, struct job *jb)
 	} else {
 		db_rollback(j->db);
 	}
+	if (jb->done)
+		jb->done(jb->done_arg, r >= 0);
 	if (r < 0)
 		log_warn("jobs: %s failed (%s); it runs again in %llu s", jb->name, strerror(-r),
 			 (unsigned long long)(jb->period_ms / 1000));
@@ -129,6 +133,17 @@ int jobs_add(struct jobs *j, const char *name, uint64_t period_ms, jobs_fn fn, v
 	jb->timer = r;
 	j->n++;
 	return 0;
+}
+
+int jobs_set_done(struct jobs *j, const char *name, jobs_done_fn done, void *arg)
+{
+	for (int i = 0; i < j->n; i++)
+		if (strcmp(j->job[i].name, name) == 0) {
+			j->job[i].done = done;
+			j->job[i].done_arg = arg;
+			return 0;
+		}
+	return -ENOENT;
 }
 
 int jobs_run_now(struct jobs *j, const char *name)

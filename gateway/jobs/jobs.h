@@ -56,6 +56,16 @@ void jobs_free(struct jobs *j);
 int jobs_add(struct jobs *j, const char *name, uint64_t period_ms, jobs_fn fn, void *arg);
 
 /*
+ * Told after a run of a job whether its transaction committed (1) or was
+ * rolled back (0): a job that handed offers to ingest's sink has them
+ * published, or dropped, here (ingest_job_done()).
+ */
+typedef void (*jobs_done_fn)(void *arg, int committed);
+
+/* Sets job `name`'s done hook (NULL: none). Returns 0 or -ENOENT. */
+int jobs_set_done(struct jobs *j, const char *name, jobs_done_fn done, void *arg);
+
+/*
  * Runs job `name` now if this instance can take its lease, as its timer
  * would. Returns 1 when it ran, 0 when another instance holds the lease or
  * the database is busy, or a negative error class. (Tests, and the timer.)
