@@ -19,6 +19,7 @@
 #include "log.h"
 #include "loop.h"
 #include "offer_log.h"
+#include "reminders.h"
 #include "service.h"
 #include "telemetry.h"
 #include "trips.h"
@@ -1297,6 +1298,17 @@ static int h_service_due(struct api_req *req, struct api_reply *rep)
 	return o ? api_ok(rep, 200, o) : api_error_errno(rep, r, "vehicles");
 }
 
+/* GET /tasks: the CRM team's open tasks (service reminders) of the cars the caller may see. */
+static int h_tasks(struct api_req *req, struct api_reply *rep)
+{
+	int r = 0, truncated = 0;
+	json_t *a = reminders_tasks_json(sh(req)->db, due_may_see, req, &truncated, &r);
+
+	if (!a)
+		return api_error_errno(rep, r, "tasks");
+	return api_ok(rep, 200, json_pack("{s:o,s:b}", "tasks", a, "truncated", truncated));
+}
+
 static int h_import_begin(struct api_req *req, struct api_reply *rep)
 {
 	const char *kind = body_str(req, "kind"), *file = body_str(req, "file");
@@ -1458,6 +1470,7 @@ static const struct route routes[] = {
 	{ "POST", "/api/v1/vehicles/{vin}/service-overrides", 0, h_service_override },
 	{ "GET", "/api/v1/vehicles/{vin}/service-prediction", 0, h_service_predict },
 	{ "GET", "/api/v1/service/due", 0, h_service_due },
+	{ "GET", "/api/v1/tasks", 0, h_tasks },
 	{ "POST", "/api/v1/service/imports", R_OPERATOR, h_import_begin },
 	{ "POST", "/api/v1/service/imports/{id}/rows", R_OPERATOR, h_import_rows },
 	{ "POST", "/api/v1/service/imports/{id}/commit", R_OPERATOR, h_import_commit },

@@ -1197,7 +1197,7 @@ static int cmd_task(struct ctl *ctl)
 	r = open_db(ctl, &d);
 	if (r)
 		return r;
-	a = reminders_tasks_json(d.db, &truncated, &err);
+	a = reminders_tasks_json(d.db, NULL, NULL, &truncated, &err);
 	close_db(&d);
 	if (!a)
 		return ctl_fail(1, "task list: cannot read the tasks: %s", strerror(-err));

@@ -41,7 +41,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_LINK] = "UPDATE service_reminders SET offer_id = $1, task_id = $2 WHERE id = $3",
 	[ST_TASKS] =
 		"SELECT id, vin, kind, item, stage, due_day, created_ms, state FROM tasks"
-		" WHERE state = 'open' ORDER BY id LIMIT $1",
+		" WHERE state = 'open' ORDER BY id",
 };
 /* clang-format on */
 
@@ -351,7 +351,8 @@ int reminders_job(struct db *db, int64_t now_ms, void *arg)
 	return reminders_run(arg, service_plans_current(), now_ms);
 }
 
-json_t *reminders_tasks_json(struct db *db, int *ret_truncated, int *ret_err)
+json_t *reminders_tasks_json(struct db *db, int (*may_see)(const char *vin, void *arg), void *arg,
+			     int *ret_truncated, int *ret_err)
 {
 	struct db_stmt *st = NULL;
 	json_t *a = NULL;
@@ -366,14 +367,16 @@ json_t *reminders_tasks_json(struct db *db, int *ret_truncated, int *ret_err)
 		ret = -ENOMEM;
 		goto fail;
 	}
-	db_bind_int64(st, 1, REMINDERS_TASKS_MAX + 1);
 	while ((ret = db_step(st)) == 1) {
 		char due[16];
 		json_t *o;
 
+		if (may_see && !may_see(db_column_text(st, 1), arg))
+			continue;
 		if (++n > REMINDERS_TASKS_MAX) {
 			*ret_truncated = 1;
-			continue;
+			ret = 0;
+			break;
 		}
 		service_day_name(db_column_int64(st, 5), due, sizeof(due));
 		o = json_pack("{sI ss ss ss ss ss sI ss}", "id", (json_int_t)db_column_int64(st, 0),

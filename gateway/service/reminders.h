@@ -83,10 +83,12 @@ int reminders_run(struct reminders *r, const struct service_plans *plans, int64_
 int reminders_job(struct db *db, int64_t now_ms, void *arg);
 
 /*
- * The open tasks, oldest first, as a JSON array of {id, vin, kind, item,
- * stage, due_date, created_ms, state} (at most REMINDERS_TASKS_MAX;
- * *ret_truncated 1 when there were more). NULL on an error (*ret_err set).
+ * The open tasks of vehicles may_see(vin, arg) accepts (NULL: all), oldest
+ * first, as a JSON array of {id, vin, kind, item, stage, due_date,
+ * created_ms, state} (at most REMINDERS_TASKS_MAX; *ret_truncated 1 when
+ * there were more). NULL on an error (*ret_err set).
  */
-struct json_t *reminders_tasks_json(struct db *db, int *ret_truncated, int *ret_err);
+struct json_t *reminders_tasks_json(struct db *db, int (*may_see)(const char *vin, void *arg),
+				    void *arg, int *ret_truncated, int *ret_err);
 
 #endif

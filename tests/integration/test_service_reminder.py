@@ -4,15 +4,19 @@ one database run the reminder job every second (PITSTOP_REMINDERS_PERIOD_MS);
 a car drives, then parks, while its oil service falls due in 20 days (a
 service recorded 23 months and 10 days ago, every 24 months). Its first
 reminder appears on the agent's screen, signed, naming the dealer and a
-voucher code, and `pitstopctl task list` has exactly one CRM task. Many
-more runs later, and after a restart of both instances, still exactly one
-offer and one task."""
+voucher code, and `pitstopctl task list` (and GET /api/v1/tasks) has
+exactly one CRM task. More runs later, and after both instances stopped and
+one started again, still exactly one offer and one task."""
 import datetime
 import os
 import subprocess
+import sys
 import time
 
 from harness import PG_BIN, SOURCE_DIR, VIN_A, System, read_card, run, wait_for
+
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "api"))
+import openapi_shapes  # noqa: E402
 
 PLANS = os.path.join(SOURCE_DIR, "gateway", "service", "plans.json")
 
@@ -79,6 +83,9 @@ def test():
         task = tasks["tasks"][0]
         assert (task["vin"], task["kind"], task["item"], task["stage"], task["state"]) == \
             (VIN_A, "service_call", "oil_service", "first", "open"), task
+        st, body = s.api_local("GET", "/api/v1/tasks")
+        openapi_shapes.load(SOURCE_DIR).check("GET", "/tasks", st, body)
+        assert body == tasks, (body, tasks)
         offers = s.ctl("vehicle", "offers", VIN_A)
         assert [(o["id"], o["kind"]) for o in offers] == [(card["offer_id"], "service")], offers
 

@@ -129,6 +129,12 @@ static int run(struct fixture *f, int64_t day)
 	return r;
 }
 
+static int see_none(const char *vin, void *arg)
+{
+	(void)arg;
+	return strcmp(vin, VIN) != 0;
+}
+
 static int64_t count(struct fixture *f, const char *sql)
 {
 	struct db_stmt *st;
@@ -218,7 +224,7 @@ static void test_stages_once(void **state)
 			 9);
 	assert_int_equal(f->nsent, 9);
 
-	tasks = reminders_tasks_json(f->db, &truncated, &err);
+	tasks = reminders_tasks_json(f->db, NULL, NULL, &truncated, &err);
 	assert_non_null(tasks);
 	assert_int_equal(truncated, 0);
 	assert_int_equal(json_array_size(tasks), 9);
@@ -227,6 +233,10 @@ static void test_stages_once(void **state)
 	assert_string_equal(
 		json_string_value(json_object_get(json_array_get(tasks, 0), "due_date")),
 		"2026-01-01");
+	json_decref(tasks);
+	tasks = reminders_tasks_json(f->db, see_none, NULL, &truncated, &err);
+	assert_non_null(tasks);
+	assert_int_equal(json_array_size(tasks), 0); /* another fleet's car */
 	json_decref(tasks);
 
 	/* the same code for the same reminder: derived, not random */
