@@ -28,6 +28,7 @@
 #include "ingest.h"
 #include "loop.h"
 #include "offer_log.h"
+#include "offers.h"
 #include "pki.h"
 #include "rules.h"
 #include "schema.h"
@@ -398,6 +399,31 @@ static void fail_statements(struct fixture *f, unsigned skip, unsigned count)
 static void fail_statement(struct fixture *f, unsigned skip)
 {
 	fail_statements(f, skip, 1);
+}
+
+/* A job's offers (the service reminders): published after its commit, dropped on a rollback. */
+static void test_job_offers_after_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct offer o;
+
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(offers_new_id(o.id), 0);
+	o.kind = OFFER_SERVICE;
+	snprintf(o.title, sizeof(o.title), "Service due: oil service");
+	snprintf(o.vin, sizeof(o.vin), "%s", VIN1);
+	o.valid_from_ms = loop_wall_ms();
+	o.valid_until_ms = o.valid_from_ms + 3600000;
+	assert_true(ingest_idle(f->in));
+	assert_int_equal(ingest_offer_sink(f->in, &o), 0);
+	assert_int_equal(f->npub, 0); /* not before the job's transaction ends */
+	ingest_job_done(f->in, 0);    /* rolled back: dropped */
+	ingest_job_done(f->in, 1);
+	assert_int_equal(f->npub, 0);
+	assert_int_equal(ingest_offer_sink(f->in, &o), 0);
+	ingest_job_done(f->in, 1); /* committed: published */
+	assert_int_equal(f->npub, 1);
+	assert_non_null(strstr(f->pub[0].topic, VIN1));
 }
 
 static void test_storage_error_keeps_running(void **state)
@@ -1097,6 +1123,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_batches_stored_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offer_signed_and_published_after_commit, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_job_offers_after_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_storage_error_keeps_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_after_the_batch_row_leaves_nothing,
 						setup, teardown),

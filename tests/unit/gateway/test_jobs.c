@@ -43,6 +43,20 @@ static int count_job(struct db *db, int64_t now_ms, void *arg)
 	return 0;
 }
 
+/* The done hook: how often it was told, and the last answer. */
+struct done {
+	int calls;
+	int committed;
+};
+
+static void done_fn(void *arg, int committed)
+{
+	struct done *d = arg;
+
+	d->calls++;
+	d->committed = committed;
+}
+
 static int idle_fn(void *arg)
 {
 	return ((struct counted *)arg)->idle;
@@ -67,6 +81,7 @@ static void test_one_run_across_instances(void **state)
 	struct loop *la = NULL, *lb = NULL;
 	struct jobs *ja = NULL, *jb = NULL;
 	struct counted ca = { .idle = 1 }, cb = { .idle = 1 };
+	struct done da = { 0 };
 
 	(void)state;
 	open_two("jobs_once", &a, &b);
@@ -77,12 +92,16 @@ static void test_one_run_across_instances(void **state)
 	assert_int_equal(jobs_add(ja, "sweep", 3600000, count_job, &ca), 0);
 	assert_int_equal(jobs_add(jb, "sweep", 3600000, count_job, &cb), 0);
 	assert_int_equal(jobs_add(ja, "bad", 0, count_job, &ca), -EINVAL);
+	assert_int_equal(jobs_set_done(ja, "sweep", done_fn, &da), 0);
+	assert_int_equal(jobs_set_done(ja, "nosuch", done_fn, &da), -ENOENT);
 
 	assert_int_equal(jobs_run_now(ja, "sweep"), 1);
 	assert_int_equal(jobs_run_now(jb, "sweep"), 0); /* A holds the lease */
 	assert_int_equal(jobs_run_now(ja, "sweep"), 1); /* A renews it */
 	assert_int_equal(ca.runs, 2);
 	assert_int_equal(cb.runs, 0);
+	assert_int_equal(da.calls, 2); /* told after each run, committed */
+	assert_int_equal(da.committed, 1);
 	assert_int_equal(jobs_run_now(ja, "nosuch"), -ENOENT);
 
 	/* A busy ingest postpones the run; nothing is taken or done. */
@@ -96,6 +115,8 @@ static void test_one_run_across_instances(void **state)
 	ca.fail = -EIO;
 	assert_int_equal(jobs_run_now(ja, "sweep"), -EIO);
 	assert_false(db_in_tx(a));
+	assert_int_equal(da.calls, 3); /* not told of the postponed run; told of the rollback */
+	assert_int_equal(da.committed, 0);
 	ca.fail = 0;
 	assert_int_equal(jobs_run_now(jb, "sweep"), 0); /* A's earlier lease still holds */
 
