@@ -216,7 +216,7 @@ static int step_id(struct db_stmt *st, int64_t *ret_id)
 
 /*
  * Acts on item i of r->pred at stage. Returns 1 (sent), 0 (nothing: done
- * before, claimed by another run), -ENOBUFS (the sink is full: the run
+ * before, the car is at the offers cap, claimed by another run), -ENOBUFS (the sink is full: the run
  * stops, the claim is undone) or an error class.
  */
 static int act(struct reminders *r, size_t i, enum reminder_stage stage, int64_t now_ms)
@@ -231,6 +231,17 @@ static int act(struct reminders *r, size_t i, enum reminder_stage stage, int64_t
 	ret = stage_done(r, vin, p->item, cycle);
 	if (ret < 0 || ret >= (int)stage)
 		return ret < 0 ? ret : 0;
+	if (r->conf.offers_per_day_max) {
+		ret = offer_log_count_since(r->log, vin, now_ms - 86400000LL);
+		if (ret < 0)
+			return ret;
+		if (ret >= r->conf.offers_per_day_max) {
+			log_info("reminders: a vehicle got %d offers in 24 h: its %s %s reminder "
+				 "waits for a later run",
+				 ret, p->item, sname);
+			return 0;
+		}
+	}
 	st = r->st[ST_CLAIM];
 	db_bind_text(st, 1, vin);
 	db_bind_text(st, 2, p->item);
@@ -296,17 +307,6 @@ static int run_vehicle(struct reminders *r, const struct service_plans *plans, c
 
 		if (s == REMINDER_NONE)
 			continue;
-		if (r->conf.offers_per_day_max) {
-			ret = offer_log_count_since(r->log, vin, now_ms - 86400000LL);
-			if (ret < 0)
-				return ret;
-			if (ret >= r->conf.offers_per_day_max) {
-				log_info("reminders: a vehicle got %d offers in 24 h: its %s "
-					 "reminder waits for a later run",
-					 ret, r->pred.items[i].item);
-				continue;
-			}
-		}
 		ret = act(r, i, s, now_ms);
 		if (ret < 0)
 			return ret;
