@@ -3,6 +3,7 @@
  *   #/login             login (also where any 401 lands)
  *   #/fleet?filters     fleet overview (fleet.js)
  *   #/vehicle/<VIN>     one vehicle (vehicle.js)
+ *   #/service?within=N  service items due (service.js)
  * The session is checked once with GET /api/v1/me (the token of this tab);
  * a page asked for before logging in is shown after it.
  * On every page change the previous page's cleanup runs (its map, charts
@@ -36,6 +37,8 @@
 			return {page: 'login', query: query};
 		if (parts[0] === 'fleet' && parts.length === 1)
 			return {page: 'fleet', query: query};
+		if (parts[0] === 'service' && parts.length === 1)
+			return {page: 'service', query: query};
 		if (!parts.length)
 			return {page: 'fleet', query: query};
 		return {page: 'unknown', arg: path, query: query};
@@ -79,11 +82,13 @@
 			return;
 		}
 		document.title = 'Pitstop console';
-		var nav = document.getElementById('nav-fleet');
-		if (r.page === 'fleet')
-			nav.setAttribute('aria-current', 'page');
-		else
-			nav.removeAttribute('aria-current');
+		['fleet', 'service'].forEach(function (p) {
+			var nav = document.getElementById('nav-' + p);
+			if (r.page === p)
+				nav.setAttribute('aria-current', 'page');
+			else
+				nav.removeAttribute('aria-current');
+		});
 		if (r.page === 'unknown') {
 			main.appendChild(h('section', null, h('h1', {tabindex: '-1'}, 'Page not found'),
 				h('p', null, 'There is no page ', h('code', null, r.arg), '. ',

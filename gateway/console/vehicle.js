@@ -137,6 +137,11 @@
 			fact('Last seen', h('time', {datetime: v.seen_at || null, title: P.fmtTime(v.seen_at)},
 				P.fmtAgo(v.seen_at)), 'fact-seen');
 			fact('Latest sample', P.fmtTime(v.updated_at));
+			var ns = v.next_service;
+			fact('Next service', ns ? (ns.item.replace(/_/g, ' ') + ': ' + ns.due_date +
+				(ns.due_odometer_km !== null && ns.due_odometer_km !== undefined ?
+					' or at ' + P.fmtKm(ns.due_odometer_km) : '') +
+				(ns.is_service_due ? ' (due now)' : '')) : 'not predicted', 'fact-service');
 		}
 
 		function loadTrips(el, done) {

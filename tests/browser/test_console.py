@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 sys.path.insert(0, HERE)
 
-from harness import (BUILD_DIR, CTL, DATA_DIR, VIN_A, VIN_B, System, run,  # noqa: E402
+from harness import (BUILD_DIR, CTL, DATA_DIR, SOURCE_DIR, VIN_A, VIN_B, System, run,  # noqa: E402
                      wait_for)
 from cdp import CHROMIUM, Browser  # noqa: E402
 
@@ -214,6 +214,24 @@ def operator(b, base, api, shots):
     assert p.text("#fact-fleet dd") == "alpha", "fleet after a live update: %r" % p.text("#fact-fleet dd")
     assert p.text("#live") == "live", p.text("#live")
     shots.take(p, "operator-vehicle", full=True)
+    # The next service (the gateway's prediction, service_plans_file set).
+    ns = api.get("/api/v1/vehicles/%s" % VIN_A).get("next_service")
+    fact = p.text("#fact-service dd")
+    if ns:
+        assert ns["due_date"] in fact and ns["item"].replace("_", " ") in fact, (fact, ns)
+    else:
+        assert fact == "not predicted", fact
+    # The fleet's service-due list: what the API says, row for row.
+    p.goto(base + "/#/service?within=365")
+    p.wait("!!(document.getElementById('service-table') || document.getElementById('service-empty')"
+           " || document.querySelector('#service-status .notice'))", 15, "the service-due list")
+    assert not p.exists("#service-status .notice-error"), p.text("#service-status")
+    due = api.get("/api/v1/service/due?within_days=365")["items"]
+    rows = p.eval("Array.from(document.querySelectorAll('#service-rows tr'))"
+                  ".map(function (r) { return r.dataset.vin + ' ' + r.dataset.item; })") or []
+    assert sorted(rows) == sorted("%s %s" % (x["vin"], x["item"]) for x in due), (rows, due)
+    assert p.eval("document.getElementById('nav-service').getAttribute('aria-current')") == "page"
+    shots.take(p, "operator-service-due", full=True)
     assert_clean(p, base, "operator")
 
     # Logging out ends the session: back to the login form, the cookie is dead.
@@ -307,7 +325,8 @@ def test():
         s.start_gpsfake()
         # The harness serves the API on a free loopback port, the console
         # from this tree and the libraries from /usr/share/javascript.
-        s.start_gateway(low_fuel_pct="15")
+        s.start_gateway(low_fuel_pct="15", service_plans_file=os.path.join(
+            SOURCE_DIR, "gateway", "service", "plans.json"))
         base = s.api_urls["gateway"].rstrip("/")
         seed(s)
         # VIN_A drives with its fuel falling through 15 % (a refuel offer);
