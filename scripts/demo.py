@@ -13,7 +13,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
-from harness import CTL, DATA_DIR, VIN_A, System, read_card  # noqa: E402
+from harness import CTL, DATA_DIR, SOURCE_DIR, VIN_A, System, read_card  # noqa: E402
 
 # The other cars of the demo fleet, each on its own gpsfake.
 OTHER_VINS = ["WAUZZZ8V5KA000101", "WBA3A5C50DF000202", "WDD2050071F000303",
@@ -108,7 +108,11 @@ def main():
         line("mosquitto on 127.0.0.1:%d (TLS, client certificates, the pitstop broker plugin)" % s.broker_port)
         s.start_gpsfake()
         line("gpsd (gpsfake) on 127.0.0.1:%d replaying tests/data/route.nmea" % s.gps_port)
-        s.start_gateway(log_level="info", api_listen=console_listen())
+        # Service predictions from the repo's maintenance plans (installed
+        # to /usr/share/pitstop/plans.json by the package).
+        s.start_gateway(log_level="info", api_listen=console_listen(),
+                        service_plans_file=os.path.join(SOURCE_DIR, "gateway", "service",
+                                                        "plans.json"))
         line("pitstop-gateway up, database %s" % s.path("gateway.db"))
         # The console's users, made through the API as the local operator.
         password = secrets.token_urlsafe(12)
@@ -118,10 +122,12 @@ def main():
             password=password)
         ctl(s, "user", "add", "manager", "--role", "fleet_manager", "--fleet", "munich",
             "--password-stdin", password=password)
-        # The agent runs on its embedded defaults (1 Hz sampling, a batch
-        # every 30 samples or 30 s); only paths and ports are set here.
-        conf = dict(log_level="info")
-        for k in ("sample_interval_ms", "batch_max_samples", "batch_max_age_ms"):
+        # The agent runs on its embedded defaults but for two: every 1 Hz
+        # sample kept (the harness turns adaptive sampling off) and batches
+        # of 30 s instead of the car's 5 min (docs/agent.md), so the
+        # console's map moves while you watch.
+        conf = dict(log_level="info", batch_max_age_ms="30000")
+        for k in ("sample_interval_ms", "batch_max_samples"):
             conf[k] = None
         s.start_agent(VIN_A, os.path.join(DATA_DIR, "drive.csv"), **conf)
         line("pitstop-agent up for %s; its screen is %s" % (VIN_A, s.path("agent-state", "screen.txt")))
