@@ -222,6 +222,14 @@ static json_t *vehicle_json(struct api_req *req, const struct telemetry_vehicle 
 	return views_vehicle(v, fleet_name(req, fid, cache), loop_wall_ms());
 }
 
+/* A telemetry domain error for vin: unknown is 404 like invisible, the rest by class. */
+static int vehicle_error(struct api_reply *rep, int err, const char *vin, const char *what)
+{
+	if (err == -ENOENT)
+		return api_error(rep, 404, "not_found", "vehicle %s not found", vin);
+	return api_error_errno(rep, err, what);
+}
+
 /*
  * The {vin} of the path, when the caller may see it: 0, or a reply filled
  * (404 for an unknown, malformed or invisible VIN alike).
@@ -392,8 +400,7 @@ static int h_vehicle(struct api_req *req, struct api_reply *rep)
 		return 0;
 	r = telemetry_vehicle_get(sh(req)->telemetry, vin, &v);
 	if (r < 0)
-		return r == -ENOENT ? api_error(rep, 404, "not_found", "vehicle %s not found", vin)
-				    : api_error_errno(rep, r, "vehicle");
+		return vehicle_error(rep, r, vin, "vehicle");
 	cache = json_object();
 	api_ok(rep, 200, vehicle_json(req, &v, cache));
 	json_decref(cache);
@@ -435,8 +442,7 @@ static int h_history(struct api_req *req, struct api_reply *rep)
 	r = telemetry_history(sh(req)->telemetry, vin, from, to, (size_t)limit, &rows, &n,
 			      &truncated);
 	if (r < 0)
-		return r == -ENOENT ? api_error(rep, 404, "not_found", "vehicle %s not found", vin)
-				    : api_error_errno(rep, r, "history");
+		return vehicle_error(rep, r, vin, "history");
 	items = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(items, views_sample(&rows[i]));
@@ -464,8 +470,7 @@ static int h_trips(struct api_req *req, struct api_reply *rep)
 		return 0;
 	r = telemetry_history(sh(req)->telemetry, vin, from, to, 0, &rows, &n, &truncated);
 	if (r < 0)
-		return r == -ENOENT ? api_error(rep, 404, "not_found", "vehicle %s not found", vin)
-				    : api_error_errno(rep, r, "trips");
+		return vehicle_error(rep, r, vin, "trips");
 	/* Samples set apart as implausible are no part of a trip. */
 	{
 		size_t k = 0;
@@ -536,8 +541,7 @@ static int h_days(struct api_req *req, struct api_reply *rep)
 		return 0;
 	r = telemetry_days(sh(req)->telemetry, vin, from, to, &rows, &n, &truncated);
 	if (r < 0)
-		return r == -ENOENT ? api_error(rep, 404, "not_found", "vehicle %s not found", vin)
-				    : api_error_errno(rep, r, "days");
+		return vehicle_error(rep, r, vin, "days");
 	items = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(items, views_day(&rows[i]));
@@ -559,8 +563,7 @@ static int h_offers(struct api_req *req, struct api_reply *rep)
 	/* An unknown vehicle is a 404 here too, as on its other paths. */
 	r = telemetry_vehicle_get(sh(req)->telemetry, vin, &v);
 	if (r < 0)
-		return r == -ENOENT ? api_error(rep, 404, "not_found", "vehicle %s not found", vin)
-				    : api_error_errno(rep, r, "vehicle");
+		return vehicle_error(rep, r, vin, "vehicle");
 	r = offer_log_list(sh(req)->offers, vin, &rows, &n, &more);
 	if (r < 0)
 		return api_error_errno(rep, r, "offers");

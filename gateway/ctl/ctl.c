@@ -43,7 +43,7 @@
 #define MAX_ARGS 64
 #define JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(12))
 /* vehicle list --online: seen within this many minutes (--online-within). */
-#define ONLINE_WITHIN_MIN 10
+#define ONLINE_WITHIN_MIN (VIEWS_ONLINE_WINDOW_MS / 60000) /* the API's "online" too */
 
 struct ctl {
 	const char *config_path; /* borrowed from argv, NULL = none */
