@@ -157,4 +157,62 @@ struct api_shared {
 };
 struct api_shared *api_shared(struct api *api);
 
+/* ---- routes (routes.c, and one routes_<domain>.c per domain) ----------- */
+
+#define R_PUBLIC 1u   /* no authentication */
+#define R_OPERATOR 2u /* the operator role only */
+
+typedef int (*handler_fn)(struct api_req *req, struct api_reply *rep);
+
+struct route {
+	const char *method;
+	const char *pattern; /* "{x}" matches one path segment */
+	unsigned flags;
+	handler_fn fn;
+};
+
+/* A domain's routes, looked up after routes.c's own. */
+struct route_table {
+	const struct route *routes;
+	size_t n;
+};
+
+#define ROUTE_TABLE(name, array) \
+	const struct route_table name = { array, sizeof(array) / sizeof((array)[0]) }
+
+extern const struct route_table api_routes_poi;	   /* routes_poi.c */
+extern const struct route_table api_routes_promo;  /* routes_promo.c */
+extern const struct route_table api_routes_offers; /* routes_offers.c */
+
+/* The principal accounts functions take as actor: NULL is the local operator. */
+const struct accounts_principal *api_actor(struct api_req *req);
+
+/*
+ * ISO 8601: 2026-12-01, 2026-12-01T12:00:00Z, ...T12:00:00.250+01:00, or a
+ * unix time in ms. Returns 0 or -EINVAL.
+ */
+int api_parse_time(const char *s, int64_t *ret_ms);
+
+/* A time argument: 0 (and *ret untouched) when absent, 1 when set, or -1 with a 400 filled. */
+int api_arg_time(struct api_req *req, struct api_reply *rep, const char *name, int64_t *ret);
+
+/* An integer argument in [min, max], def when absent. Returns 0 or -1 with a 400 filled. */
+int api_arg_int(struct api_req *req, struct api_reply *rep, const char *name, long min, long max,
+		long def, long *ret);
+
+/* A boolean argument: -1 absent, 0/1, or -2 with a 400 filled. */
+int api_arg_bool(struct api_req *req, struct api_reply *rep, const char *name);
+
+/* A string member of the JSON body, or NULL. */
+const char *api_body_str(struct api_req *req, const char *key);
+
+/* A telemetry domain error for vin: unknown is 404 like invisible, the rest by class. */
+int api_vehicle_error(struct api_reply *rep, int err, const char *vin, const char *what);
+
+/*
+ * The {vin} of the path (args[0]), when the caller may see it: 0, or -1 with
+ * a reply filled (404 for an unknown, malformed or invisible VIN alike).
+ */
+int api_visible_vin(struct api_req *req, struct api_reply *rep, const char **ret_vin);
+
 #endif

@@ -26,9 +26,6 @@
 #include "views.h"
 #include "vin.h"
 
-#define R_PUBLIC 1u   /* no authentication */
-#define R_OPERATOR 2u /* the operator role only */
-
 #define PAGE_DEFAULT 100
 #define PAGE_MAX 1000
 #define HISTORY_DEFAULT_MS (24 * 3600 * 1000LL)
@@ -37,22 +34,13 @@
 #define TRIP_POINTS_MAX 500 /* positions per trip on the map (evenly thinned) */
 #define COOKIE "pitstop_session"
 
-typedef int (*handler_fn)(struct api_req *req, struct api_reply *rep);
-
-struct route {
-	const char *method;
-	const char *pattern; /* "{x}" matches one path segment */
-	unsigned flags;
-	handler_fn fn;
-};
-
 static struct api_shared *sh(struct api_req *req)
 {
 	return api_shared(req->api);
 }
 
 /* The principal accounts functions take as actor: NULL is the local operator. */
-static const struct accounts_principal *actor(struct api_req *req)
+const struct accounts_principal *api_actor(struct api_req *req)
 {
 	return req->local ? NULL : &req->who;
 }
@@ -75,7 +63,7 @@ int api_principal_sees_fleet(const struct accounts_principal *p, int64_t fleet_i
  * ISO 8601: 2026-12-01, 2026-12-01T12:00:00Z, ...T12:00:00.250+01:00, or a
  * unix time in ms. Returns 0 or -EINVAL.
  */
-static int parse_time(const char *s, int64_t *ret_ms)
+int api_parse_time(const char *s, int64_t *ret_ms)
 {
 	struct tm tm = { 0 };
 	int y, mo, d, h = 0, mi = 0, sec = 0, n = 0, ms = 0, off = 0;
@@ -134,13 +122,13 @@ static int parse_time(const char *s, int64_t *ret_ms)
 }
 
 /* A time argument: 0 (and *ret untouched) when absent, 1 when set, or a 400. */
-static int arg_time(struct api_req *req, struct api_reply *rep, const char *name, int64_t *ret)
+int api_arg_time(struct api_req *req, struct api_reply *rep, const char *name, int64_t *ret)
 {
 	const char *s = api_query(req, name);
 
 	if (!s)
 		return 0;
-	if (parse_time(s, ret) < 0) {
+	if (api_parse_time(s, ret) < 0) {
 		api_error(rep, 400, "bad_request",
 			  "%s=%s: expected an ISO 8601 time (2026-12-01T12:00:00Z) or unix ms",
 			  name, s);
@@ -150,8 +138,8 @@ static int arg_time(struct api_req *req, struct api_reply *rep, const char *name
 }
 
 /* An integer argument in [min, max], def when absent. Returns 0 or fills a 400. */
-static int arg_int(struct api_req *req, struct api_reply *rep, const char *name, long min, long max,
-		   long def, long *ret)
+int api_arg_int(struct api_req *req, struct api_reply *rep, const char *name, long min, long max,
+		long def, long *ret)
 {
 	const char *s = api_query(req, name);
 	char *end;
@@ -172,7 +160,7 @@ static int arg_int(struct api_req *req, struct api_reply *rep, const char *name,
 }
 
 /* A boolean argument: -1 absent, 0/1, or -2 with a 400 filled. */
-static int arg_bool(struct api_req *req, struct api_reply *rep, const char *name)
+int api_arg_bool(struct api_req *req, struct api_reply *rep, const char *name)
 {
 	const char *s = api_query(req, name);
 
@@ -187,7 +175,7 @@ static int arg_bool(struct api_req *req, struct api_reply *rep, const char *name
 }
 
 /* A string member of the JSON body, or NULL. */
-static const char *body_str(struct api_req *req, const char *key)
+const char *api_body_str(struct api_req *req, const char *key)
 {
 	return json_string_value(json_object_get(req->json, key));
 }
@@ -223,7 +211,7 @@ static json_t *vehicle_json(struct api_req *req, const struct telemetry_vehicle 
 }
 
 /* A telemetry domain error for vin: unknown is 404 like invisible, the rest by class. */
-static int vehicle_error(struct api_reply *rep, int err, const char *vin, const char *what)
+int api_vehicle_error(struct api_reply *rep, int err, const char *vin, const char *what)
 {
 	if (err == -ENOENT)
 		return api_error(rep, 404, "not_found", "vehicle %s not found", vin);
@@ -234,7 +222,7 @@ static int vehicle_error(struct api_reply *rep, int err, const char *vin, const 
  * The {vin} of the path, when the caller may see it: 0, or a reply filled
  * (404 for an unknown, malformed or invisible VIN alike).
  */
-static int visible_vin(struct api_req *req, struct api_reply *rep, const char **ret_vin)
+int api_visible_vin(struct api_req *req, struct api_reply *rep, const char **ret_vin)
 {
 	const char *vin = req->args[0];
 	int r;
@@ -274,15 +262,15 @@ static int h_vehicles(struct api_req *req, struct api_reply *rep)
 	int more = 0, r, online;
 	long limit, low;
 
-	if (arg_int(req, rep, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit) < 0 ||
-	    arg_int(req, rep, "low_fuel", 0, 100, -1, &low) < 0 ||
-	    (online = arg_bool(req, rep, "online")) == -2)
+	if (api_arg_int(req, rep, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit) < 0 ||
+	    api_arg_int(req, rep, "low_fuel", 0, 100, -1, &low) < 0 ||
+	    (online = api_arg_bool(req, rep, "online")) == -2)
 		goto out;
-	if ((r = arg_time(req, rep, "seen_since", &t)) < 0)
+	if ((r = api_arg_time(req, rep, "seen_since", &t)) < 0)
 		goto out;
 	if (r)
 		f.seen_since_ms = t;
-	if ((r = arg_time(req, rep, "seen_before", &t)) < 0)
+	if ((r = api_arg_time(req, rep, "seen_before", &t)) < 0)
 		goto out;
 	if (r)
 		f.seen_before_ms = t;
@@ -396,11 +384,11 @@ static int h_vehicle(struct api_req *req, struct api_reply *rep)
 	json_t *cache;
 	int r;
 
-	if (visible_vin(req, rep, &vin) < 0)
+	if (api_visible_vin(req, rep, &vin) < 0)
 		return 0;
 	r = telemetry_vehicle_get(sh(req)->telemetry, vin, &v);
 	if (r < 0)
-		return vehicle_error(rep, r, vin, "vehicle");
+		return api_vehicle_error(rep, r, vin, "vehicle");
 	cache = json_object();
 	api_ok(rep, 200, vehicle_json(req, &v, cache));
 	json_decref(cache);
@@ -413,10 +401,10 @@ static int time_range(struct api_req *req, struct api_reply *rep, int64_t window
 		      int64_t *to)
 {
 	*to = loop_wall_ms();
-	if (arg_time(req, rep, "to", to) < 0)
+	if (api_arg_time(req, rep, "to", to) < 0)
 		return -1;
 	*from = *to - window_ms;
-	if (arg_time(req, rep, "from", from) < 0)
+	if (api_arg_time(req, rep, "from", from) < 0)
 		return -1;
 	if (*from > *to) {
 		api_error(rep, 400, "bad_request", "from is after to");
@@ -435,14 +423,14 @@ static int h_history(struct api_req *req, struct api_reply *rep)
 	long limit;
 	int r, truncated = 0;
 
-	if (visible_vin(req, rep, &vin) < 0 ||
+	if (api_visible_vin(req, rep, &vin) < 0 ||
 	    time_range(req, rep, HISTORY_DEFAULT_MS, &from, &to) < 0 ||
-	    arg_int(req, rep, "limit", 1, 100000, 10000, &limit) < 0)
+	    api_arg_int(req, rep, "limit", 1, 100000, 10000, &limit) < 0)
 		return 0;
 	r = telemetry_history(sh(req)->telemetry, vin, from, to, (size_t)limit, &rows, &n,
 			      &truncated);
 	if (r < 0)
-		return vehicle_error(rep, r, vin, "history");
+		return api_vehicle_error(rep, r, vin, "history");
 	items = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(items, views_sample(&rows[i]));
@@ -464,13 +452,13 @@ static int h_trips(struct api_req *req, struct api_reply *rep)
 	long limit;
 	int r, truncated = 0;
 
-	if (visible_vin(req, rep, &vin) < 0 ||
+	if (api_visible_vin(req, rep, &vin) < 0 ||
 	    time_range(req, rep, TRIPS_WINDOW_MS, &from, &to) < 0 ||
-	    arg_int(req, rep, "limit", 1, 100, TRIPS_DEFAULT, &limit) < 0)
+	    api_arg_int(req, rep, "limit", 1, 100, TRIPS_DEFAULT, &limit) < 0)
 		return 0;
 	r = telemetry_history(sh(req)->telemetry, vin, from, to, 0, &rows, &n, &truncated);
 	if (r < 0)
-		return vehicle_error(rep, r, vin, "trips");
+		return api_vehicle_error(rep, r, vin, "trips");
 	/* Samples set apart as implausible are no part of a trip. */
 	{
 		size_t k = 0;
@@ -518,7 +506,7 @@ static int h_trips(struct api_req *req, struct api_reply *rep)
 static int arg_day(struct api_req *req, struct api_reply *rep, const char *name, int64_t *ret)
 {
 	int64_t ms;
-	int r = arg_time(req, rep, name, &ms);
+	int r = api_arg_time(req, rep, name, &ms);
 
 	if (r == 1)
 		*ret = telemetry_day_of(ms);
@@ -534,14 +522,14 @@ static int h_days(struct api_req *req, struct api_reply *rep)
 	json_t *items;
 	int r, truncated = 0;
 
-	if (visible_vin(req, rep, &vin) < 0 || arg_day(req, rep, "to", &to) < 0)
+	if (api_visible_vin(req, rep, &vin) < 0 || arg_day(req, rep, "to", &to) < 0)
 		return 0;
 	from = to - 29;
 	if (arg_day(req, rep, "from", &from) < 0)
 		return 0;
 	r = telemetry_days(sh(req)->telemetry, vin, from, to, &rows, &n, &truncated);
 	if (r < 0)
-		return vehicle_error(rep, r, vin, "days");
+		return api_vehicle_error(rep, r, vin, "days");
 	items = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(items, views_day(&rows[i]));
@@ -558,12 +546,12 @@ static int h_offers(struct api_req *req, struct api_reply *rep)
 	json_t *items;
 	int r, more = 0;
 
-	if (visible_vin(req, rep, &vin) < 0)
+	if (api_visible_vin(req, rep, &vin) < 0)
 		return 0;
 	/* An unknown vehicle is a 404 here too, as on its other paths. */
 	r = telemetry_vehicle_get(sh(req)->telemetry, vin, &v);
 	if (r < 0)
-		return vehicle_error(rep, r, vin, "vehicle");
+		return api_vehicle_error(rep, r, vin, "vehicle");
 	r = offer_log_list(sh(req)->offers, vin, &rows, &n, &more);
 	if (r < 0)
 		return api_error_errno(rep, r, "offers");
@@ -682,7 +670,7 @@ static void login_done(struct api_req *req, struct api_reply *rep)
 
 static int h_login(struct api_req *req, struct api_reply *rep)
 {
-	const char *name = body_str(req, "username"), *password = body_str(req, "password");
+	const char *name = api_body_str(req, "username"), *password = api_body_str(req, "password");
 	int64_t wait = api_login_wait_s(req->api, req->peer, loop_wall_ms());
 	int r;
 
@@ -710,7 +698,7 @@ static int h_logout(struct api_req *req, struct api_reply *rep)
 	int r = 0;
 
 	if (!req->local && req->who.token_id > 0)
-		r = accounts_token_revoke(sh(req)->accounts, actor(req), req->who.token_id,
+		r = accounts_token_revoke(sh(req)->accounts, api_actor(req), req->who.token_id,
 					  loop_wall_ms());
 	if (r < 0 && r != -ENOENT)
 		return api_error_errno(rep, r, "logout");
@@ -742,7 +730,7 @@ static int h_users(struct api_req *req, struct api_reply *rep)
 	int more = 0, r;
 	json_t *items;
 
-	if (arg_int(req, rep, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit) < 0)
+	if (api_arg_int(req, rep, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit) < 0)
 		return 0;
 	r = accounts_user_list(sh(req)->accounts, api_query(req, "after"), (size_t)limit, &rows, &n,
 			       &more);
@@ -772,14 +760,14 @@ static int h_user(struct api_req *req, struct api_reply *rep)
 static void user_add(struct api_req *req, struct api_reply *rep,
 		     const struct accounts_secret *secret)
 {
-	const char *name = body_str(req, "name"), *fleets[ACCOUNTS_USER_FLEETS_MAX];
+	const char *name = api_body_str(req, "name"), *fleets[ACCOUNTS_USER_FLEETS_MAX];
 	json_t *jf = json_object_get(req->json, "fleets");
 	enum accounts_role role;
 	struct accounts_user u;
 	size_t nf = 0;
 	int r;
 
-	if (!name || accounts_role_parse(body_str(req, "role"), &role) < 0) {
+	if (!name || accounts_role_parse(api_body_str(req, "role"), &role) < 0) {
 		api_error(rep, 400, "bad_request",
 			  "expected {\"name\": ..., \"role\": \"operator|fleet_manager|"
 			  "service_advisor\", \"fleets\": [...], \"password\": ...}");
@@ -798,7 +786,7 @@ static void user_add(struct api_req *req, struct api_reply *rep,
 		}
 		nf++;
 	}
-	r = accounts_user_add(sh(req)->accounts, actor(req), name, role, secret, fleets, nf,
+	r = accounts_user_add(sh(req)->accounts, api_actor(req), name, role, secret, fleets, nf,
 			      loop_wall_ms(), NULL);
 	if (r == -EINVAL && role == ACCOUNTS_ROLE_FLEET_MANAGER && nf == 0)
 		api_error(rep, 400, "bad_request", "a fleet_manager needs at least one fleet");
@@ -832,7 +820,7 @@ static void user_add_done(struct api_req *req, struct api_reply *rep)
 
 static int h_user_add(struct api_req *req, struct api_reply *rep)
 {
-	const char *password = body_str(req, "password");
+	const char *password = api_body_str(req, "password");
 
 	if (!password) {
 		user_add(req, rep, NULL);
@@ -849,8 +837,8 @@ static int h_user_add(struct api_req *req, struct api_reply *rep)
 
 static int set_disabled(struct api_req *req, struct api_reply *rep, int disabled)
 {
-	int r = accounts_user_set_disabled(sh(req)->accounts, actor(req), req->args[0], disabled,
-					   loop_wall_ms());
+	int r = accounts_user_set_disabled(sh(req)->accounts, api_actor(req), req->args[0],
+					   disabled, loop_wall_ms());
 
 	if (r < 0)
 		return api_error_errno(rep, r, "user");
@@ -870,14 +858,14 @@ static int h_user_enable(struct api_req *req, struct api_reply *rep)
 static int h_token_add(struct api_req *req, struct api_reply *rep)
 {
 	char token[ACCOUNTS_TOKEN_LEN + 1];
-	const char *label = body_str(req, "label"), *exp = body_str(req, "expires_at");
+	const char *label = api_body_str(req, "label"), *exp = api_body_str(req, "expires_at");
 	int64_t expires = 0, id = 0, now = loop_wall_ms();
 	int r;
 
-	if (exp && parse_time(exp, &expires) < 0)
+	if (exp && api_parse_time(exp, &expires) < 0)
 		return api_error(rep, 400, "bad_request", "expires_at=%s: expected ISO 8601", exp);
-	r = accounts_token_create(sh(req)->accounts, actor(req), req->args[0], ACCOUNTS_TOKEN_API,
-				  label, expires, now, token, &id);
+	r = accounts_token_create(sh(req)->accounts, api_actor(req), req->args[0],
+				  ACCOUNTS_TOKEN_API, label, expires, now, token, &id);
 	if (r == -EINVAL)
 		return api_error(rep, 400, "bad_request",
 				 "label: at most %d printable characters; expires_at: after now",
@@ -925,7 +913,7 @@ static int h_token_revoke(struct api_req *req, struct api_reply *rep)
 
 	if (*end || id <= 0)
 		return api_error(rep, 404, "not_found", "token %s not found", req->args[0]);
-	r = accounts_token_revoke(sh(req)->accounts, actor(req), id, loop_wall_ms());
+	r = accounts_token_revoke(sh(req)->accounts, api_actor(req), id, loop_wall_ms());
 	if (r < 0)
 		return api_error_errno(rep, r, "token");
 	return api_ok(rep, 204, NULL);
@@ -988,12 +976,12 @@ static int h_fleet(struct api_req *req, struct api_reply *rep)
 static int h_fleet_add(struct api_req *req, struct api_reply *rep)
 {
 	struct accounts_fleet f;
-	const char *name = body_str(req, "name");
+	const char *name = api_body_str(req, "name");
 	int r;
 
 	if (!name)
 		return api_error(rep, 400, "bad_request", "expected {\"name\": ...}");
-	r = accounts_fleet_add(sh(req)->accounts, actor(req), name, loop_wall_ms(), NULL);
+	r = accounts_fleet_add(sh(req)->accounts, api_actor(req), name, loop_wall_ms(), NULL);
 	if (r == -EINVAL)
 		return api_error(rep, 400, "bad_request",
 				 "fleet name %s: 1..%d characters of A-Z a-z 0-9 . _ - @", name,
@@ -1031,7 +1019,7 @@ static int h_fleet_assign(struct api_req *req, struct api_reply *rep)
 			return 0;
 		}
 	}
-	r = accounts_fleet_assign(sh(req)->accounts, actor(req), req->args[0], vins, n,
+	r = accounts_fleet_assign(sh(req)->accounts, api_actor(req), req->args[0], vins, n,
 				  loop_wall_ms());
 	free(vins);
 	if (r < 0)
@@ -1054,9 +1042,9 @@ static int h_audit(struct api_req *req, struct api_reply *rep)
 
 	f.actor = api_query(req, "actor");
 	f.action = api_query(req, "action");
-	if (arg_int(req, rep, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit) < 0 ||
-	    arg_int(req, rep, "before", 1, INT32_MAX, 0, &before) < 0 ||
-	    arg_time(req, rep, "since", &f.since_ms) < 0)
+	if (api_arg_int(req, rep, "limit", 1, PAGE_MAX, PAGE_DEFAULT, &limit) < 0 ||
+	    api_arg_int(req, rep, "before", 1, INT32_MAX, 0, &before) < 0 ||
+	    api_arg_time(req, rep, "since", &f.since_ms) < 0)
 		return 0;
 	f.before_id = before;
 	r = accounts_audit_list(sh(req)->accounts, &f, (size_t)limit, &rows, &n, &more);
@@ -1128,11 +1116,11 @@ static int h_service_record(struct api_req *req, struct api_reply *rep)
 	size_t i, n = 0;
 	int r;
 
-	if (visible_vin(req, rep, &vin) < 0)
+	if (api_visible_vin(req, rep, &vin) < 0)
 		return 0;
 	memset(&rec, 0, sizeof(rec));
 	snprintf(rec.vin, sizeof(rec.vin), "%s", vin);
-	if (service_day_parse(body_str(req, "date"), &rec.day) < 0)
+	if (service_day_parse(api_body_str(req, "date"), &rec.day) < 0)
 		return api_error(rep, 400, "bad_request", "date: expected YYYY-MM-DD");
 	if (rec.day > telemetry_day_of(loop_wall_ms()) + 1)
 		return api_error(rep, 400, "bad_request", "date: in the future");
@@ -1167,17 +1155,17 @@ static int h_service_record(struct api_req *req, struct api_reply *rep)
 		rec.has_cost = 1;
 		rec.cost_cents = (int64_t)(json_number_value(cost) * 100.0 + 0.5);
 	}
-	s = body_str(req, "workshop");
+	s = api_body_str(req, "workshop");
 	if (s && strlen(s) > SERVICE_TEXT_MAX)
 		return api_error(rep, 400, "bad_request", "workshop: at most %d bytes",
 				 SERVICE_TEXT_MAX);
 	snprintf(rec.workshop, sizeof(rec.workshop), "%s", s ? s : "");
-	s = body_str(req, "advisories");
+	s = api_body_str(req, "advisories");
 	if (s && strlen(s) > SERVICE_TEXT_MAX)
 		return api_error(rep, 400, "bad_request", "advisories: at most %d bytes",
 				 SERVICE_TEXT_MAX);
 	snprintf(rec.advisories, sizeof(rec.advisories), "%s", s ? s : "");
-	r = service_record_add(sh(req)->db, sh(req)->accounts, actor(req), &rec, loop_wall_ms(),
+	r = service_record_add(sh(req)->db, sh(req)->accounts, api_actor(req), &rec, loop_wall_ms(),
 			       &id);
 	if (r < 0)
 		return api_error_errno(rep, r, "service record");
@@ -1195,7 +1183,7 @@ static int h_service_list(struct api_req *req, struct api_reply *rep)
 	json_t *items;
 	int r;
 
-	if (visible_vin(req, rep, &vin) < 0)
+	if (api_visible_vin(req, rep, &vin) < 0)
 		return 0;
 	r = service_record_list(sh(req)->db, vin, INT64_MAX, &rows, &n);
 	if (r < 0)
@@ -1213,10 +1201,10 @@ static int h_service_override(struct api_req *req, struct api_reply *rep)
 {
 	json_t *km = json_object_get(req->json, "every_km");
 	json_t *mo = json_object_get(req->json, "every_months");
-	const char *vin, *item = body_str(req, "item");
+	const char *vin, *item = api_body_str(req, "item");
 	int r;
 
-	if (visible_vin(req, rep, &vin) < 0)
+	if (api_visible_vin(req, rep, &vin) < 0)
 		return 0;
 	if ((km && !json_is_integer(km)) || (mo && !json_is_integer(mo)) ||
 	    json_integer_value(km) < 0 || json_integer_value(km) > 5000000 ||
@@ -1225,7 +1213,7 @@ static int h_service_override(struct api_req *req, struct api_reply *rep)
 		return api_error(rep, 400, "bad_request",
 				 "expected every_km (0..5000000) and/or every_months (0..600), "
 				 "not both 0");
-	r = service_override_set(sh(req)->db, sh(req)->accounts, actor(req), vin, item,
+	r = service_override_set(sh(req)->db, sh(req)->accounts, api_actor(req), vin, item,
 				 json_integer_value(km) * 1000, (int)json_integer_value(mo),
 				 loop_wall_ms());
 	if (r == -EINVAL)
@@ -1270,7 +1258,7 @@ static int h_service_predict(struct api_req *req, struct api_reply *rep)
 	int64_t day;
 	json_t *o;
 
-	if (visible_vin(req, rep, &vin) < 0 || as_of_day(req, rep, &day) < 0)
+	if (api_visible_vin(req, rep, &vin) < 0 || as_of_day(req, rep, &day) < 0)
 		return 0;
 	o = prediction(req, rep, vin, day);
 	return o ? api_ok(rep, 200, o) : 0;
@@ -1293,7 +1281,7 @@ static int h_service_due(struct api_req *req, struct api_reply *rep)
 	json_t *o;
 
 	if (as_of_day(req, rep, &day) < 0 ||
-	    arg_int(req, rep, "within_days", 0, 3660, 30, &within) < 0 ||
+	    api_arg_int(req, rep, "within_days", 0, 3660, 30, &within) < 0 ||
 	    !(plans = plans_or_503(rep)))
 		return 0;
 	o = service_due_json(sh(req)->db, sh(req)->telemetry, plans, day, within, due_may_see, req,
@@ -1314,7 +1302,7 @@ static int h_tasks(struct api_req *req, struct api_reply *rep)
 
 static int h_import_begin(struct api_req *req, struct api_reply *rep)
 {
-	const char *kind = body_str(req, "kind"), *file = body_str(req, "file");
+	const char *kind = api_body_str(req, "kind"), *file = api_body_str(req, "file");
 	json_t *rows = json_object_get(req->json, "rows");
 	enum service_import_kind k;
 	int64_t id = 0;
@@ -1330,8 +1318,8 @@ static int h_import_begin(struct api_req *req, struct api_reply *rep)
 	    json_integer_value(rows) > SERVICE_IMPORT_ROWS_MAX)
 		return api_error(rep, 400, "bad_request", "rows: expected a count 0..%d",
 				 SERVICE_IMPORT_ROWS_MAX);
-	r = service_import_begin(sh(req)->db, sh(req)->accounts, actor(req), k, file ? file : "",
-				 json_integer_value(rows), loop_wall_ms(), &id);
+	r = service_import_begin(sh(req)->db, sh(req)->accounts, api_actor(req), k,
+				 file ? file : "", json_integer_value(rows), loop_wall_ms(), &id);
 	if (r < 0)
 		return api_error_errno(rep, r, "import");
 	return api_ok(rep, 201,
@@ -1415,7 +1403,8 @@ static int h_import_commit(struct api_req *req, struct api_reply *rep)
 
 	if (import_id(req, rep, &id) < 0)
 		return 0;
-	r = service_import_commit(sh(req)->db, sh(req)->accounts, actor(req), id, loop_wall_ms());
+	r = service_import_commit(sh(req)->db, sh(req)->accounts, api_actor(req), id,
+				  loop_wall_ms());
 	if (r == -ENOENT)
 		return api_error(rep, 404, "not_found", "no open import %lld", (long long)id);
 	if (r == -EINVAL)
@@ -1479,16 +1468,30 @@ static const struct route routes[] = {
 	{ "POST", "/api/v1/service/imports/{id}/commit", R_OPERATOR, h_import_commit },
 };
 
+static ROUTE_TABLE(core_routes, routes);
+
+/* Every table, routes.c's own first. */
+static const struct route_table *const tables[] = {
+	&core_routes,
+	&api_routes_poi,
+	&api_routes_promo,
+	&api_routes_offers,
+};
+#define NTABLES (sizeof(tables) / sizeof(tables[0]))
+#define ROUTES_MAX 256
+
 size_t api_routes(const struct api_route_info **ret)
 {
-	static struct api_route_info info[sizeof(routes) / sizeof(routes[0])];
+	static struct api_route_info info[ROUTES_MAX];
+	size_t n = 0;
 
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		info[i].method = routes[i].method;
-		info[i].pattern = routes[i].pattern;
-	}
+	for (size_t t = 0; t < NTABLES; t++)
+		for (size_t i = 0; i < tables[t]->n && n < ROUTES_MAX; i++, n++) {
+			info[n].method = tables[t]->routes[i].method;
+			info[n].pattern = tables[t]->routes[i].pattern;
+		}
 	*ret = info;
-	return sizeof(routes) / sizeof(routes[0]);
+	return n;
 }
 
 /*
@@ -1576,15 +1579,18 @@ int api_route(struct api_req *req, struct api_reply *rep)
 	const struct route *rt = NULL;
 	int path_known = 0;
 
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (!match(req, routes[i].pattern, req->path))
-			continue;
-		path_known = 1;
-		if (strcmp(routes[i].method, req->method) == 0) {
-			rt = &routes[i];
-			break;
+	for (size_t t = 0; t < NTABLES && !rt; t++)
+		for (size_t i = 0; i < tables[t]->n; i++) {
+			const struct route *cand = &tables[t]->routes[i];
+
+			if (!match(req, cand->pattern, req->path))
+				continue;
+			path_known = 1;
+			if (strcmp(cand->method, req->method) == 0) {
+				rt = cand;
+				break;
+			}
 		}
-	}
 	if (!rt) {
 		if (path_known)
 			return api_error(rep, 405, "method_not_allowed", "%s is not allowed on %s",

@@ -103,13 +103,13 @@ static void usage(FILE *f)
 		"                               write a SignedOffer as the gateway would publish "
 		"it\n"
 		"through the gateway's API (its checks and audit trail apply):\n"
-		"%s"
+		"%s%s%s%s"
 		"\n"
 		"--config FILE reads the database (db) from the gateway's config;\n"
 		"--db PATH|URL overrides it. The API commands use the config's api_socket\n"
 		"(root or the gateway's user: the local operator), or --api URL with\n"
 		"--token TOKEN (or $PITSTOP_TOKEN). Exit codes: 0 ok, 1 failure, 2 usage error.\n",
-		ctl_api_usage);
+		ctl_api_usage, ctl_poi_usage, ctl_offer_usage, ctl_promo_usage);
 }
 
 /* Prints root and frees it. Returns 0 or 1. */
@@ -1419,16 +1419,19 @@ int main(int argc, char **argv)
 		return cmd_pki(&ctl);
 	if (strcmp(ctl.argv[0], "stats") == 0)
 		return cmd_stats(&ctl);
-	if (strcmp(ctl.argv[0], "vehicle") == 0)
+	if (strcmp(ctl.argv[0], "vehicle") == 0 &&
+	    !(ctl.argc >= 2 && strcmp(ctl.argv[1], "set") == 0))
 		return cmd_vehicle(&ctl);
-	if (strcmp(ctl.argv[0], "offer") == 0)
+	if (strcmp(ctl.argv[0], "offer") == 0 && ctl.argc >= 2 && strcmp(ctl.argv[1], "sign") == 0)
 		return cmd_offer(&ctl);
 	if (strcmp(ctl.argv[0], "service") == 0)
 		return cmd_service(&ctl);
 	if (strcmp(ctl.argv[0], "task") == 0)
 		return cmd_task(&ctl);
 	if (strcmp(ctl.argv[0], "user") == 0 || strcmp(ctl.argv[0], "fleet") == 0 ||
-	    strcmp(ctl.argv[0], "audit") == 0 || strcmp(ctl.argv[0], "telemetry") == 0) {
+	    strcmp(ctl.argv[0], "audit") == 0 || strcmp(ctl.argv[0], "telemetry") == 0 ||
+	    strcmp(ctl.argv[0], "poi") == 0 || strcmp(ctl.argv[0], "offer") == 0 ||
+	    strcmp(ctl.argv[0], "promo") == 0 || strcmp(ctl.argv[0], "vehicle") == 0) {
 		struct ctl_api_opts o = { .config_path = ctl.config_path,
 					  .api_url = ctl.api_url,
 					  .token = ctl.token,

@@ -44,15 +44,6 @@ const char ctl_api_usage[] =
 	"  telemetry import FILE        odometer readings: CSV vin,time,odometer_km\n"
 	"                               (a whole file or nothing; FILE:LINE: errors)\n";
 
-struct client {
-	CURL *curl;
-	char base[512];
-	char socket_path[256];
-	char auth[ACCOUNTS_TOKEN_LEN + 64];
-	char where[600]; /* for messages: the socket or the URL */
-	char *ca_file;
-};
-
 struct buf {
 	char *data;
 	size_t len;
@@ -89,7 +80,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 }
 
 /* Finds the gateway: --api, else the config's api_socket. Returns 0 or an exit code. */
-static int client_open(const struct ctl_api_opts *o, struct client *c)
+int ctl_client_open(const struct ctl_api_opts *o, struct ctl_client *c)
 {
 	const char *token = o->token ? o->token : getenv("PITSTOP_TOKEN");
 	const char *path = o->config_path;
@@ -129,7 +120,7 @@ static int client_open(const struct ctl_api_opts *o, struct client *c)
 	return 0;
 }
 
-static void client_close(struct client *c)
+void ctl_client_close(struct ctl_client *c)
 {
 	if (c->curl)
 		curl_easy_cleanup(c->curl);
@@ -142,8 +133,8 @@ static void client_close(struct client *c)
  * answer returns 0 with *status and *reply (parsed JSON or NULL); on a
  * transport failure prints why and returns 1.
  */
-static int call(struct client *c, const char *method, const char *path, json_t *body, long *status,
-		json_t **reply)
+int ctl_call(struct ctl_client *c, const char *method, const char *path, json_t *body, long *status,
+	     json_t **reply)
 {
 	struct curl_slist *hdrs = NULL;
 	struct buf b = { 0 };
@@ -208,7 +199,7 @@ static int refused(const char *what, long status, json_t *reply)
 	return 1;
 }
 
-static int print_json(json_t *v)
+int ctl_print_json(json_t *v)
 {
 	json_dumpf(v, stdout, JSON_FLAGS);
 	fputc('\n', stdout);
@@ -216,12 +207,12 @@ static int print_json(json_t *v)
 }
 
 /* One request that must answer `want`; prints the reply as JSON with --json. */
-static int run(struct client *c, const struct ctl_api_opts *o, const char *what, const char *method,
-	       const char *path, json_t *body, long want, json_t **ret)
+int ctl_run(struct ctl_client *c, const struct ctl_api_opts *o, const char *what,
+	    const char *method, const char *path, json_t *body, long want, json_t **ret)
 {
 	json_t *reply = NULL;
 	long status = 0;
-	int r = call(c, method, path, body, &status, &reply);
+	int r = ctl_call(c, method, path, body, &status, &reply);
 
 	json_decref(body);
 	if (r)
@@ -232,7 +223,7 @@ static int run(struct client *c, const struct ctl_api_opts *o, const char *what,
 		return r;
 	}
 	if (o->json && reply)
-		print_json(reply);
+		ctl_print_json(reply);
 	if (ret)
 		*ret = reply;
 	else
@@ -253,7 +244,7 @@ static int read_password(char *buf, size_t size)
 	return 0;
 }
 
-static int user_add(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+static int user_add(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
 	json_t *body = json_object(), *fleets = json_array(), *reply = NULL;
 	char password[ACCOUNTS_PASSWORD_MAX + 2];
@@ -294,18 +285,18 @@ static int user_add(struct client *c, const struct ctl_api_opts *o, int argc, ch
 		json_object_set_new(body, "password", json_string(password));
 		explicit_bzero(password, sizeof(password));
 	}
-	r = run(c, o, "user add", "POST", "/api/v1/users", body, 201, &reply);
+	r = ctl_run(c, o, "user add", "POST", "/api/v1/users", body, 201, &reply);
 	if (r == 0 && !o->json)
 		printf("user %s added (%s)\n", argv[2], role);
 	json_decref(reply);
 	return r;
 }
 
-static int user_list(struct client *c, const struct ctl_api_opts *o)
+static int user_list(struct ctl_client *c, const struct ctl_api_opts *o)
 {
 	json_t *reply = NULL, *items, *u;
 	size_t i;
-	int r = run(c, o, "user list", "GET", "/api/v1/users?limit=1000", NULL, 200, &reply);
+	int r = ctl_run(c, o, "user list", "GET", "/api/v1/users?limit=1000", NULL, 200, &reply);
 
 	if (r || o->json) {
 		json_decref(reply);
@@ -329,7 +320,7 @@ static int user_list(struct client *c, const struct ctl_api_opts *o)
 	return 0;
 }
 
-static int user_token(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+static int user_token(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
 	json_t *body = json_object(), *reply = NULL;
 	char path[256];
@@ -348,14 +339,14 @@ static int user_token(struct client *c, const struct ctl_api_opts *o, int argc, 
 		}
 	}
 	snprintf(path, sizeof(path), "/api/v1/users/%s/tokens", argv[2]);
-	r = run(c, o, "user token", "POST", path, body, 201, &reply);
+	r = ctl_run(c, o, "user token", "POST", path, body, 201, &reply);
 	if (r == 0 && !o->json)
 		printf("%s\n", json_string_value(json_object_get(reply, "token")));
 	json_decref(reply);
 	return r;
 }
 
-static int cmd_user(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+static int cmd_user(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
 	char path[256];
 
@@ -369,7 +360,7 @@ static int cmd_user(struct client *c, const struct ctl_api_opts *o, int argc, ch
 		int r;
 
 		snprintf(path, sizeof(path), "/api/v1/users/%s/%s", argv[2], argv[1]);
-		r = run(c, o, argv[1], "POST", path, NULL, 200, NULL);
+		r = ctl_run(c, o, argv[1], "POST", path, NULL, 200, NULL);
 		if (r == 0 && !o->json)
 			printf("user %s %sd\n", argv[2], argv[1]);
 		return r;
@@ -378,15 +369,15 @@ static int cmd_user(struct client *c, const struct ctl_api_opts *o, int argc, ch
 				    "pitstopctl --help");
 }
 
-static int cmd_fleet(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+static int cmd_fleet(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
 	json_t *reply = NULL;
 	char path[256];
 	int r;
 
 	if (argc == 3 && strcmp(argv[1], "add") == 0) {
-		r = run(c, o, "fleet add", "POST", "/api/v1/fleets",
-			json_pack("{s:s}", "name", argv[2]), 201, NULL);
+		r = ctl_run(c, o, "fleet add", "POST", "/api/v1/fleets",
+			    json_pack("{s:s}", "name", argv[2]), 201, NULL);
 		if (r == 0 && !o->json)
 			printf("fleet %s added\n", argv[2]);
 		return r;
@@ -397,8 +388,8 @@ static int cmd_fleet(struct client *c, const struct ctl_api_opts *o, int argc, c
 		for (int i = 3; i < argc; i++)
 			json_array_append_new(vins, json_string(argv[i]));
 		snprintf(path, sizeof(path), "/api/v1/fleets/%s/vehicles", argv[2]);
-		r = run(c, o, "fleet assign", "POST", path, json_pack("{s:o}", "vins", vins), 200,
-			&reply);
+		r = ctl_run(c, o, "fleet assign", "POST", path, json_pack("{s:o}", "vins", vins),
+			    200, &reply);
 		if (r == 0 && !o->json)
 			printf("%d car(s) in fleet %s (%lld changed fleet)\n", argc - 3, argv[2],
 			       (long long)json_integer_value(json_object_get(reply, "moved")));
@@ -409,7 +400,7 @@ static int cmd_fleet(struct client *c, const struct ctl_api_opts *o, int argc, c
 		json_t *f;
 		size_t i;
 
-		r = run(c, o, "fleet list", "GET", "/api/v1/fleets", NULL, 200, &reply);
+		r = ctl_run(c, o, "fleet list", "GET", "/api/v1/fleets", NULL, 200, &reply);
 		if (r == 0 && !o->json) {
 			printf("%-24s %s\n", "FLEET", "CARS");
 			json_array_foreach(json_object_get(reply, "items"), i, f) printf(
@@ -424,7 +415,7 @@ static int cmd_fleet(struct client *c, const struct ctl_api_opts *o, int argc, c
 			"--help");
 }
 
-static int cmd_audit(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+static int cmd_audit(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
 	char path[512], *esc;
 	size_t n;
@@ -451,7 +442,7 @@ static int cmd_audit(struct client *c, const struct ctl_api_opts *o, int argc, c
 		if (n >= sizeof(path))
 			return ctl_fail(EXIT_USAGE, "audit: arguments too long");
 	}
-	r = run(c, o, "audit", "GET", path, NULL, 200, &reply);
+	r = ctl_run(c, o, "audit", "GET", path, NULL, 200, &reply);
 	if (r == 0 && !o->json) {
 		json_array_foreach(json_object_get(reply, "items"), i, row)
 		{
@@ -511,8 +502,8 @@ static json_t *import_row_json(enum service_import_kind kind, const struct servi
  * at the end: the rows become visible together, or (any failure on the
  * way) never. docs/service-prediction.md.
  */
-static int cmd_import(struct client *c, const struct ctl_api_opts *o, enum service_import_kind kind,
-		      const char *path)
+static int cmd_import(struct ctl_client *c, const struct ctl_api_opts *o,
+		      enum service_import_kind kind, const char *path)
 {
 	struct service_import_row *rows = NULL;
 	json_t *reply = NULL;
@@ -525,11 +516,11 @@ static int cmd_import(struct client *c, const struct ctl_api_opts *o, enum servi
 		return ctl_fail(1, "%s: nothing imported: fix the lines above", path);
 	if (n < 0)
 		return ctl_fail(1, "%s: nothing imported (%s)", path, strerror(-n));
-	r = run(c, o, "import", "POST", "/api/v1/service/imports",
-		json_pack("{s:s,s:s,s:i}", "kind",
-			  kind == SERVICE_IMPORT_SERVICES ? "services" : "odometer", "file", path,
-			  "rows", n),
-		201, &reply);
+	r = ctl_run(c, o, "import", "POST", "/api/v1/service/imports",
+		    json_pack("{s:s,s:s,s:i}", "kind",
+			      kind == SERVICE_IMPORT_SERVICES ? "services" : "odometer", "file",
+			      path, "rows", n),
+		    201, &reply);
 	if (r) {
 		free(rows);
 		return r;
@@ -551,8 +542,8 @@ static int cmd_import(struct client *c, const struct ctl_api_opts *o, enum servi
 			free(text);
 			json_array_append_new(chunk, row);
 		}
-		r = run(c, &(struct ctl_api_opts){ 0 }, "import", "POST", url,
-			json_pack("{s:o}", "rows", chunk), 200, NULL);
+		r = ctl_run(c, &(struct ctl_api_opts){ 0 }, "import", "POST", url,
+			    json_pack("{s:o}", "rows", chunk), 200, NULL);
 		if (r) {
 			free(rows);
 			return ctl_fail(1,
@@ -566,13 +557,13 @@ static int cmd_import(struct client *c, const struct ctl_api_opts *o, enum servi
 	}
 	free(rows);
 	snprintf(url, sizeof(url), "/api/v1/service/imports/%lld/commit", (long long)id);
-	r = run(c, o, "import", "POST", url, NULL, 200, NULL);
+	r = ctl_run(c, o, "import", "POST", url, NULL, 200, NULL);
 	if (r == 0 && !o->json)
 		printf("%s: %d rows imported (import %lld)\n", path, n, (long long)id);
 	return r;
 }
 
-static int service_record(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+static int service_record(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
 	json_t *body = json_object();
 	char path[128];
@@ -613,13 +604,14 @@ static int service_record(struct client *c, const struct ctl_api_opts *o, int ar
 		}
 	}
 	snprintf(path, sizeof(path), "/api/v1/vehicles/%s/services", argv[2]);
-	r = run(c, o, "service record", "POST", path, body, 201, NULL);
+	r = ctl_run(c, o, "service record", "POST", path, body, 201, NULL);
 	if (r == 0 && !o->json)
 		printf("service recorded for %s\n", argv[2]);
 	return r;
 }
 
-static int service_override(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+static int service_override(struct ctl_client *c, const struct ctl_api_opts *o, int argc,
+			    char **argv)
 {
 	long long km = 0, months = 0;
 	char path[128], *end;
@@ -643,7 +635,8 @@ static int service_override(struct client *c, const struct ctl_api_opts *o, int 
 					argv[i - 1], argv[i]);
 	}
 	snprintf(path, sizeof(path), "/api/v1/vehicles/%s/service-overrides", argv[2]);
-	r = run(c, o, "service override", "POST", path,
+	r = ctl_run(
+		c, o, "service override", "POST", path,
 		json_pack("{s:s,s:I,s:I}", "item", argv[3], "every_km", km, "every_months", months),
 		200, NULL);
 	if (r == 0 && !o->json)
@@ -651,7 +644,7 @@ static int service_override(struct client *c, const struct ctl_api_opts *o, int 
 	return r;
 }
 
-static int cmd_service(struct client *c, const struct ctl_api_opts *o, int argc, char **argv)
+static int cmd_service(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
 	if (argc >= 3 && strcmp(argv[1], "record") == 0)
 		return service_record(c, o, argc, argv);
@@ -665,14 +658,14 @@ static int cmd_service(struct client *c, const struct ctl_api_opts *o, int argc,
 
 int ctl_api_command(const struct ctl_api_opts *o, int argc, char **argv)
 {
-	struct client c;
+	struct ctl_client c;
 	int r;
 
 	if (argc < 2 && strcmp(argv[0], "audit") != 0)
 		return ctl_fail(EXIT_USAGE, "%s: which subcommand? try pitstopctl --help", argv[0]);
-	r = client_open(o, &c);
+	r = ctl_client_open(o, &c);
 	if (r) {
-		client_close(&c);
+		ctl_client_close(&c);
 		return r;
 	}
 	if (strcmp(argv[0], "user") == 0)
@@ -685,8 +678,14 @@ int ctl_api_command(const struct ctl_api_opts *o, int argc, char **argv)
 		r = cmd_import(&c, o, SERVICE_IMPORT_ODOMETER, argv[2]);
 	else if (strcmp(argv[0], "telemetry") == 0)
 		r = ctl_fail(EXIT_USAGE, "telemetry: expected import FILE; try pitstopctl --help");
+	else if (strcmp(argv[0], "poi") == 0)
+		r = ctl_poi_command(&c, o, argc, argv);
+	else if (strcmp(argv[0], "offer") == 0)
+		r = ctl_offer_command(&c, o, argc, argv);
+	else if (strcmp(argv[0], "promo") == 0 || strcmp(argv[0], "vehicle") == 0)
+		r = ctl_promo_command(&c, o, argc, argv);
 	else
 		r = cmd_audit(&c, o, argc, argv);
-	client_close(&c);
+	ctl_client_close(&c);
 	return r;
 }

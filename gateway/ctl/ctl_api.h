@@ -12,6 +12,11 @@
 #ifndef PITSTOP_CTL_API_H
 #define PITSTOP_CTL_API_H
 
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "accounts.h"
+
 struct ctl_api_opts {
 	const char *config_path; /* NULL: /etc/pitstop/gateway.conf if present, else defaults */
 	const char *api_url;	 /* NULL: the config's api_socket */
@@ -26,6 +31,52 @@ struct ctl_api_opts {
  * stderr with the API's own message), 2 (usage).
  */
 int ctl_api_command(const struct ctl_api_opts *o, int argc, char **argv);
+
+/* A connection to the gateway's API (one libcurl handle). */
+struct ctl_client {
+	CURL *curl;
+	char base[512];
+	char socket_path[256];
+	char auth[ACCOUNTS_TOKEN_LEN + 64];
+	char where[600]; /* for messages: the socket or the URL */
+	char *ca_file;
+};
+
+/* Finds the gateway: --api, else the config's api_socket. Returns 0 or an exit code. */
+int ctl_client_open(const struct ctl_api_opts *o, struct ctl_client *c);
+
+/* Accepts a client whose open failed. */
+void ctl_client_close(struct ctl_client *c);
+
+/*
+ * One request. body (borrowed) is sent as JSON when not NULL. On an HTTP
+ * answer returns 0 with *status and *reply (parsed JSON or NULL); on a
+ * transport failure prints why and returns 1.
+ */
+int ctl_call(struct ctl_client *c, const char *method, const char *path, json_t *body, long *status,
+	     json_t **reply);
+
+/*
+ * One request that must answer `want` (body is consumed); prints the reply
+ * as JSON with o->json. Returns 0 with *ret (NULL: not wanted) or an exit
+ * code, with the API's own message on stderr.
+ */
+int ctl_run(struct ctl_client *c, const struct ctl_api_opts *o, const char *what,
+	    const char *method, const char *path, json_t *body, long want, json_t **ret);
+
+/* Prints v as JSON on stdout. Returns 0. */
+int ctl_print_json(json_t *v);
+
+/*
+ * The commands of issue 11, each in its own file, run with an open client
+ * (argv[0] is the command): "poi ..." (ctl_poi.c), "offer list|stats|redeem|
+ * suppressed ..." (ctl_offer.c), "promo ..." and "vehicle set ..."
+ * (ctl_promo.c). Return an exit code.
+ */
+int ctl_poi_command(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv);
+int ctl_offer_command(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv);
+int ctl_promo_command(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv);
+extern const char ctl_poi_usage[], ctl_offer_usage[], ctl_promo_usage[];
 
 /* Prints "pitstopctl: <message>" on stderr and returns code (an exit code). */
 int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -26,8 +26,8 @@ enum stmt_id {
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_INSERT] =
 		"INSERT INTO offers(id, vin, kind, title, body, promo_code, valid_from_ms,"
-		" valid_until_ms, created_ms, state, state_rank, state_ms)"
-		" VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, 'sent', 0, $9)",
+		" valid_until_ms, created_ms, state, state_rank, state_ms, rule)"
+		" VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, 'sent', 0, $9, $10)",
 	[ST_EXISTS] = "SELECT 1 FROM offers WHERE id = $1 AND vin = $2",
 	[ST_EVENT_INSERT] =
 		"INSERT INTO offer_events(vin, offer_id, action, reason, time_ms, received_ms)"
@@ -99,6 +99,12 @@ void offer_log_free(struct offer_log *l)
 
 int offer_log_put(struct offer_log *l, const struct offer *o, int64_t created_ms)
 {
+	return offer_log_put_rule(l, o, "", created_ms);
+}
+
+int offer_log_put_rule(struct offer_log *l, const struct offer *o, const char *rule,
+		       int64_t created_ms)
+{
 	struct db_stmt *st = l->st[ST_INSERT];
 
 	db_bind_text(st, 1, o->id);
@@ -110,6 +116,7 @@ int offer_log_put(struct offer_log *l, const struct offer *o, int64_t created_ms
 	db_bind_int64(st, 7, o->valid_from_ms);
 	db_bind_int64(st, 8, o->valid_until_ms);
 	db_bind_int64(st, 9, created_ms);
+	db_bind_text(st, 10, rule ? rule : "");
 	return db_run(st);
 }
 

@@ -67,6 +67,13 @@ void offer_log_free(struct offer_log *l);
 int offer_log_put(struct offer_log *l, const struct offer *o, int64_t created_ms);
 
 /*
+ * offer_log_put() for an offer a promotion rule issued: the offer keeps the
+ * rule's name (offers.rule; "" for none), which its statistics group by.
+ */
+int offer_log_put_rule(struct offer_log *l, const struct offer *o, const char *rule,
+		       int64_t created_ms);
+
+/*
  * Records an event vin reported for one of its offers and advances the
  * offer's state. A redelivered event is stored once. Returns 0, or -ENOENT
  * (nothing stored) when no offer with that id was issued to vin.

@@ -1,0 +1,7 @@
+/*
+ * The API's offers routes (issue 11). Handlers call the offers domain's
+ * functions; api_internal.h has the shared argument and visibility helpers.
+ */
+#include "api_internal.h"
+
+const struct route_table api_routes_offers = { NULL, 0 };
