@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the in-car screen: the gateway's database plays no part)
 """The reference in-car screen (agent/screen: pitstop-screen and its page)
 in Debian's chromium at 1280x720, against a real broker, gateway and agent
 on loopback. The gateway's low-fuel rule issues the offer (bound to a 20 km

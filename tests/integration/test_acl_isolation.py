@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the broker alone: the gateway's database plays no part)
 """(b) A vehicle holding the certificate for VIN A cannot publish as VIN B:
 the broker refuses with MQTT v5 reason code 135 and nothing is stored for B.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the car alone: the gateway's database plays no part)
 """Adaptive sampling in the real agent: a car drives 100 m at 36 km/h (no
 GNSS, so the odometer measures movement) and stops. Only the samples that say
 something new reach the gateway (the first, one after 50 m, the parking

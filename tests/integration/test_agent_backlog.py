@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the car and the broker: the gateway's database plays no part)
 """Offline, then back: the broker is stopped while the agent keeps sampling
 (4 Hz, a batch every 2 samples), so a backlog builds up in queue.db. When the
 broker is back, the agent must send the backlog (the batches it had sealed

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the car alone: the gateway's database plays no part)
 """Files readable by everyone: with umask 000, everything the agent writes
 to its state dir (queue.db, offers.db, their -wal and -shm, the screen file
 with a promo code on it) must be 0600, and so must the private keys

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the car alone: the gateway's database plays no part)
 """GNSS outage: gpsfake replays tests/data/outage.nmea in a loop, 8 s of
 fixes (each at its own position) and then 12 s in which gpsd reports no fix
 (GGA quality 0, RMC status V: TPV mode 1). The samples taken after gpsd said

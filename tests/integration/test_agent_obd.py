@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the car alone: the gateway's database plays no part)
 """OBD-II through an ELM327 (issue 9): two agents, each reading its own
 emulated adapter on a pseudo-terminal (elm327_emu.py).
 

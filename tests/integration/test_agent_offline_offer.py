@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the car and the broker: the gateway's database plays no part)
 """An offer published while the car is offline reaches it when it comes back
 (issue 9 item 6): the agent connects with clean start off and a session
 expiry (session_expiry_s), so the broker keeps its subscription and queues

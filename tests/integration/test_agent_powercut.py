@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the car alone: the gateway's database plays no part)
 """Power cuts in the middle of writes: the agent samples at 10 Hz and seals
 a batch every 3 samples (so queue.db is written every 100 ms, by sample
 flushes with max_loss_s 0 or 1 and by seals) against the real broker and

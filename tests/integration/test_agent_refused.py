@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the car and the broker: the gateway's database plays no part)
 """A publish the broker refuses with reason 135 (Not authorized) is logged
 as such, at warn, once (issue 9 item 6). Our agent only publishes to its own
 VIN's topics (it refuses a certificate that is not its VIN's at start), so

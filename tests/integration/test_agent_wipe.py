@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the car and the receipts: the gateway's database plays no part)
 """The car's flash is wiped: the agent is stopped (SIGTERM) after the gateway
 stored some of its batches, everything in its state dir is deleted
 (queue.db with its -wal and -shm, offers.db, the screen file), and the agent

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the car and the broker: the gateway's database plays no part)
 """The car checks who it talks to: a broker whose certificate does not name
 the address the car dials (here a broker on 127.0.0.2 holding the fleet's
 certificate for localhost/127.0.0.1) is refused during the TLS handshake, and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the broker alone: the gateway's database plays no part)
 """Identity = client id (issue 6, item 2), with the real broker and the
 shipped config. Car A, holding its own valid certificate, connects with car
 B's VIN as its client id, then with the gateway's: neither B nor the gateway

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (certificates and the broker: the gateway's database plays no part)
 """Errors that name their cause (issue 7, item 3), asserted on log lines.
 
 Refused at start (exit 2, no broker needed): a missing cert_file, a key that

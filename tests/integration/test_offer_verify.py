@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the car alone: the gateway's database plays no part)
 """(c) An offer with a bad signature, or expired, or signed for another car,
 is not displayed; a good one is (so the test can tell the difference). The
 offers are crafted with `pitstopctl offer sign` and published straight to

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the broker alone: the gateway's database plays no part)
 """Revocation (issue 6, item 5), with the real broker and the shipped
 config. Car A's head unit is stolen: `pitstopctl pki revoke <VIN>` adds its
 certificate to the CRL the broker uses (crlfile), the broker re-reads it on

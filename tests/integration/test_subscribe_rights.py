@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# ctest: no postgres twin (the broker alone: the gateway's database plays no part)
 """Subscribe rights (issue 6, item 1), with the real broker and the shipped
 config. A car holding a valid certificate asks for every subscription that
 would let it read what is not its own: `#`, `$SYS/#`, the gateways'
