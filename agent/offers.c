@@ -26,6 +26,7 @@
 #include "crypto.h"
 #include "display.h"
 #include "fileperm.h"
+#include "geo.h"
 #include "log.h"
 #include "sqlerr.h"
 
@@ -106,23 +107,12 @@ static int slow_enough(const struct offers *o, double speed_kmh)
 
 int offers_in_area(const struct offer *off, int known, double lat_deg, double lon_deg)
 {
-	const double rad = M_PI / 180.0, earth_m = 6371000.0;
-	double lat0, lon0, dlat, dlon, h;
-
 	if (!off->has_area)
 		return 1;
 	if (!known || !isfinite(lat_deg) || !isfinite(lon_deg))
 		return 0;
-	lat0 = off->area_lat_e7 / 1e7;
-	lon0 = off->area_lon_e7 / 1e7;
-	dlat = (lat_deg - lat0) * rad;
-	dlon = (lon_deg - lon0) * rad;
-	/* Haversine: h = sin²(dlat/2) + cos(lat0)cos(lat)sin²(dlon/2). */
-	h = sin(dlat / 2) * sin(dlat / 2) +
-	    cos(lat0 * rad) * cos(lat_deg * rad) * sin(dlon / 2) * sin(dlon / 2);
-	if (h > 1)
-		h = 1;
-	return 2 * earth_m * asin(sqrt(h)) <= (double)off->area_radius_m;
+	return geo_distance_m(geo_deg_of_e7(off->area_lat_e7), geo_deg_of_e7(off->area_lon_e7),
+			      lat_deg, lon_deg) <= (double)off->area_radius_m;
 }
 
 /* Returns 1 if off may be on screen now (speed and area). */
