@@ -13,6 +13,7 @@
 #include "counters.h"
 #include "lease.h"
 #include "offer_log.h"
+#include "poi.h"
 #include "service.h"
 #include "telemetry.h"
 
@@ -27,6 +28,7 @@ static const struct {
 	{ jobs_migrations, &jobs_migrations_count },
 	{ accounts_migrations, &accounts_migrations_count },
 	{ service_migrations, &service_migrations_count },
+	{ poi_migrations, &poi_migrations_count },
 };
 #define N_DOMAINS (sizeof(domains) / sizeof(domains[0]))
 

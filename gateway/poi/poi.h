@@ -26,7 +26,9 @@
 #define POI_CATEGORY_MAX 32 /* bytes of a category: [a-z0-9_]+ */
 #define POI_BRAND_MAX 64
 #define POI_ADDRESS_MAX 256
-#define POI_NEAR_MAX 1000 /* results one query returns at most */
+#define POI_NEAR_MAX 1000	    /* results one query returns at most */
+#define POI_IMPORT_CHUNK 5000	    /* rows per poi_import_rows() call (API request) */
+#define POI_IMPORT_ROWS_MAX 5000000 /* rows per import */
 
 struct poi {
 	char id[POI_ID_MAX + 1];
@@ -77,11 +79,23 @@ int64_t poi_count(struct poi_db *p);
 int poi_check(const struct poi *poi, char *err, size_t errlen);
 
 /*
+ * Fills *poi from its fields (NULL brand or address: ""), checking each
+ * length and then poi_check(). Returns 0, or -EINVAL with why in err.
+ */
+int poi_set(struct poi *poi, const char *id, const char *name, const char *category,
+	    const char *brand, const char *address, double lat, double lon, char *err,
+	    size_t errlen);
+
+/*
  * Imports, all or nothing. begin opens import *ret_id expecting rows rows;
  * rows adds n checked POIs to it; commit makes them all visible in one
  * transaction (an id that exists is replaced) and returns how many, or
  * -ENOENT (no such open import), -EINVAL (not every announced row arrived).
- * Open imports older than a day are dropped by the next begin.
+ * Open imports older than a day are dropped by the next begin. rows takes
+ * at most POI_IMPORT_CHUNK rows (-E2BIG), each passing poi_check()
+ * (-EINVAL); an id repeated within an import: its last row wins. Each runs
+ * in the caller's transaction when one is open (db_in_tx()), else in its
+ * own; poi_delete() too.
  */
 int poi_import_begin(struct poi_db *p, const char *source, int64_t rows, int64_t now_ms,
 		     int64_t *ret_id);
