@@ -104,6 +104,7 @@ struct bus_msg {
 	char *tls_reason; /* owned; MSG_CONNECT_FAIL: OpenSSL's reason, or NULL */
 	uint8_t *payload; /* owned */
 	size_t len;
+	uint64_t received_us; /* MSG_MESSAGE: loop_now_us() on arrival */
 };
 
 /* Context of one QoS>0 publish, owned by the bus. */
@@ -509,6 +510,7 @@ static int on_message(void *context, char *topic, int topic_len, MQTTAsync_messa
 	m = bus_msg_new(MSG_MESSAGE);
 	if (!m)
 		return 0; /* out of memory: Paho keeps the message for later */
+	m->received_us = loop_now_us();
 	m->topic = strndup(topic, tlen);
 	m->len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
 	m->payload = malloc(m->len ? m->len : 1);
@@ -1203,6 +1205,7 @@ static void bus_dispatch(struct bus *bus, struct bus_msg *m)
 		ev.payload = m->payload;
 		ev.len = m->len;
 		ev.qos = m->qos;
+		ev.received_us = m->received_us;
 		break;
 	case MSG_PUB_OK:
 		ev.type = BUS_PUBLISHED;

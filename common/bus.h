@@ -105,6 +105,7 @@ struct bus_event {
 	const char *topic;	/* borrowed, valid during the callback */
 	const uint8_t *payload; /* borrowed, valid during the callback */
 	size_t len;
+	uint64_t received_us; /* BUS_MESSAGE: loop_now_us() when Paho's thread got it */
 };
 
 typedef void (*bus_event_fn)(const struct bus_event *ev, void *arg);

@@ -56,6 +56,9 @@ void loop_stop(struct loop *loop);
 /* Monotonic milliseconds. */
 uint64_t loop_now_ms(void);
 
+/* Monotonic microseconds (the same clock); any thread. */
+uint64_t loop_now_us(void);
+
 /* Wall-clock unix milliseconds. */
 int64_t loop_wall_ms(void);
 

@@ -38,6 +38,7 @@ struct telemetry;
 struct offer_log;
 struct accounts;
 struct telemetry_vehicle;
+struct latency;
 
 struct api_params {
 	struct loop *loop;
@@ -55,6 +56,8 @@ struct api_params {
 	const char *javascript_dir;
 	const char *tiles_dir; /* NULL: no /tiles */
 	int64_t session_ttl_ms;
+	/* This instance's offer latency (ingest.h), in GET /api/v1/counters; NULL: none */
+	const struct latency *offer_latency;
 };
 
 struct api;

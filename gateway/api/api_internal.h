@@ -153,7 +153,8 @@ struct api_shared {
 	struct offer_log *offers;
 	struct accounts *accounts;
 	int64_t session_ttl_ms;
-	int secure_cookie; /* HTTPS: the cookie gets Secure */
+	int secure_cookie;		     /* HTTPS: the cookie gets Secure */
+	const struct latency *offer_latency; /* borrowed, may be NULL */
 };
 struct api_shared *api_shared(struct api *api);
 

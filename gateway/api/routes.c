@@ -16,6 +16,7 @@
 
 #include "api_internal.h"
 #include "counters.h"
+#include "latency.h"
 #include "log.h"
 #include "loop.h"
 #include "offer_log.h"
@@ -595,6 +596,19 @@ static int list_instances(struct api_req *req, struct api_reply *rep, int with_s
 	}
 	if (with_sum)
 		views_counters(root, &sum);
+	if (with_sum && sh(req)->offer_latency) {
+		/* This instance's, since it started (ingest.h): a histogram is not a sum. */
+		const struct latency *l = sh(req)->offer_latency;
+
+		json_object_set_new(root, "offer_latency_count",
+				    json_integer((json_int_t)l->count));
+		json_object_set_new(root, "offer_latency_us_p50",
+				    json_integer((json_int_t)latency_percentile(l, 0.50)));
+		json_object_set_new(root, "offer_latency_us_p99",
+				    json_integer((json_int_t)latency_percentile(l, 0.99)));
+		json_object_set_new(root, "offer_latency_us_max",
+				    json_integer((json_int_t)l->max_us));
+	}
 	json_object_set_new(root, with_sum ? "instances" : "items", arr);
 	json_object_set_new(root, "truncated", json_boolean(more));
 	free(rows);

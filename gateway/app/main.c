@@ -159,7 +159,7 @@ static void on_bus_event(const struct bus_event *ev, void *arg)
 
 		if (ingest_topic_vin(ev->topic, vin) == 0)
 			activity_seen(gw->activity, vin, loop_now_ms()); /* full: counted as "+" */
-		ingest_message(gw->ingest, ev->topic, ev->payload, ev->len);
+		ingest_message_at(gw->ingest, ev->topic, ev->payload, ev->len, ev->received_us);
 		break;
 	}
 	case BUS_PUBLISHED:
@@ -469,6 +469,7 @@ static int api_start(struct gateway *gw)
 	ap.javascript_dir = gw->conf.javascript_dir;
 	ap.tiles_dir = gw->conf.map_tiles_dir;
 	ap.session_ttl_ms = (int64_t)gw->conf.api_session_ttl_s * 1000;
+	ap.offer_latency = ingest_offer_latency(gw->ingest);
 	return api_new(&ap, &gw->api);
 }
 

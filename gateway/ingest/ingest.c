@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "crypto.h"
+#include "latency.h"
 #include "log.h"
 #include "loop.h"
 #include "offer_signing.h"
@@ -44,6 +45,7 @@ struct pending_offer {
 	uint8_t *buf; /* owned: SignedOffer bytes */
 	size_t len;
 	int64_t valid_until_ms;
+	uint64_t received_us; /* its batch's arrival (ingest_message_at()); 0 = no batch */
 };
 
 /*
@@ -67,6 +69,7 @@ struct drained {
 	size_t len;
 	struct sample *samples; /* owned */
 	size_t n;
+	uint64_t received_us; /* loop_now_us() when the bus received it */
 };
 
 /* What the open transaction will add to the counters when it commits. */
@@ -117,6 +120,8 @@ struct ingest {
 
 	struct outbox *outbox;	   /* owned: signed offers */
 	struct outbox *ack_outbox; /* owned: telemetry receipts */
+	/* Batch received -> its offer handed to the bus; filled by the outbox. */
+	struct latency offer_latency;
 };
 
 static void commit_timer_fired(void *arg);
@@ -302,7 +307,8 @@ static void pending_publish(struct ingest *in, int64_t now)
 	for (size_t i = 0; i < in->npending; i++) {
 		struct pending_offer *p = &in->pending[i];
 
-		outbox_add(in->outbox, p->vin, p->buf, p->len, p->valid_until_ms, now);
+		outbox_add_timed(in->outbox, p->vin, p->buf, p->len, p->valid_until_ms, now,
+				 p->received_us);
 	}
 	pending_clear_from(in, 0);
 }
@@ -556,7 +562,7 @@ static int apply_in_savepoint(struct ingest *in, const struct kind *k, const cha
 
 /* Keeps a decoded batch for the drain (takes d->samples). Returns 0 or -ENOMEM. */
 static int drain_add(struct ingest *in, const char *vin, const uint8_t *payload, size_t len,
-		     struct decoded *d)
+		     struct decoded *d, uint64_t received_us)
 {
 	struct drained *x;
 
@@ -572,6 +578,7 @@ static int drain_add(struct ingest *in, const char *vin, const uint8_t *payload,
 	x->seq = d->seq;
 	x->samples = d->samples;
 	x->n = d->n;
+	x->received_us = received_us;
 	d->samples = NULL;
 	in->drain_samples += x->n;
 	in->ndrain++;
@@ -690,6 +697,12 @@ int ingest_topic_vin(const char *topic, char vin[VIN_LEN + 1])
 
 void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload, size_t len)
 {
+	ingest_message_at(in, topic, payload, len, loop_now_us());
+}
+
+void ingest_message_at(struct ingest *in, const char *topic, const uint8_t *payload, size_t len,
+		       uint64_t received_us)
+{
 	char vin[VIN_LEN + 1];
 	const struct kind *k;
 	enum reject why;
@@ -719,7 +732,7 @@ void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload
 		goto out;
 	}
 	if (k->drained) {
-		r = drain_add(in, vin, payload, len, &dec);
+		r = drain_add(in, vin, payload, len, &dec, received_us);
 		if (r < 0) {
 			reject(in, REJECT_STORAGE, "out of memory");
 			goto out;
@@ -750,6 +763,22 @@ out:
 	free(dec.samples);
 }
 
+/*
+ * When the batch behind an offer for vin arrived: the earliest of vin's
+ * batches in the drain being stored (the rules see the state they all made;
+ * the earliest gives the longer, safe, latency), or 0 outside a drain (a
+ * scheduled job's offer).
+ */
+static uint64_t drain_received_us(const struct ingest *in, const char *vin)
+{
+	uint64_t t = 0;
+
+	for (size_t i = 0; i < in->ndrain; i++)
+		if ((!t || in->drain[i].received_us < t) && strcmp(in->drain[i].vin, vin) == 0)
+			t = in->drain[i].received_us;
+	return t;
+}
+
 int ingest_offer_sink(void *arg, const struct offer *o)
 {
 	struct ingest *in = arg;
@@ -774,6 +803,7 @@ int ingest_offer_sink(void *arg, const struct offer *o)
 	p->buf = buf;
 	p->len = len;
 	p->valid_until_ms = o->valid_until_ms;
+	p->received_us = drain_received_us(in, o->vin);
 	return 0;
 }
 
@@ -870,6 +900,11 @@ const struct counters *ingest_counters(const struct ingest *in)
 	return &in->c;
 }
 
+const struct latency *ingest_offer_latency(const struct ingest *in)
+{
+	return &in->offer_latency;
+}
+
 void ingest_set_rules(struct ingest *in, struct rules *rules)
 {
 	in->rules = rules;
@@ -921,6 +956,7 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 		       &in->outbox);
 	if (r < 0)
 		goto fail;
+	outbox_set_latency(in->outbox, &in->offer_latency);
 	/* Room for the receipts of two full transactions (one per message at most). */
 	r = outbox_new(OUTBOX_ACKS, 2 * in->max_pending, p->publish, p->publish_arg, &in->c,
 		       &in->ack_outbox);

@@ -31,6 +31,14 @@
  * under the instance id, in the same transaction as the data they count (so
  * pitstopctl's stats and history agree), and otherwise (rejects, broker
  * acknowledgements of offers and receipts) within a second of changing.
+ *
+ * Offer latency: each telemetry batch carries the monotonic time the bus
+ * received it (bus_event.received_us, taken on Paho's thread, so the wait in
+ * the bus's queue counts); an offer the rules issue for it keeps that time,
+ * and when the offer outbox hands the signed offer to the bus (Paho accepted
+ * it) the difference goes into a histogram (latency.h): storing, the rules,
+ * signing, the commit and any wait for an in-flight slot are all in it.
+ * Offers of scheduled jobs have no batch and are not timed.
  */
 #ifndef PITSTOP_GATEWAY_INGEST_H
 #define PITSTOP_GATEWAY_INGEST_H
@@ -50,6 +58,7 @@ struct loop;
 struct crypto_signer;
 struct rules;
 struct ingest;
+struct latency;
 
 struct ingest_params {
 	struct loop *loop;	      /* borrowed */
@@ -109,8 +118,12 @@ void ingest_job_done(void *arg, int committed);
  */
 int ingest_topic_vin(const char *topic, char vin[VIN_LEN + 1]);
 
-/* Handles one message from the bus. topic and payload are borrowed. */
+/* Handles one message from the bus, received now. topic and payload are borrowed. */
 void ingest_message(struct ingest *in, const char *topic, const uint8_t *payload, size_t len);
+
+/* As ingest_message(), for a message the bus received at received_us (loop_now_us()). */
+void ingest_message_at(struct ingest *in, const char *topic, const uint8_t *payload, size_t len,
+		       uint64_t received_us);
 
 /*
  * The broker answered a publish (BUS_PUBLISHED: ok 1, BUS_PUBLISH_FAILED: 0);
@@ -139,5 +152,11 @@ int ingest_save_counters(struct ingest *in);
 
 /* The live counters (committed work only). */
 const struct counters *ingest_counters(const struct ingest *in);
+
+/*
+ * Batch received to its offer handed to the bus, since this process started
+ * (not saved, not summed over instances). Borrowed, lives as long as in.
+ */
+const struct latency *ingest_offer_latency(const struct ingest *in);
 
 #endif

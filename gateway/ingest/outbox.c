@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "latency.h"
 #include "log.h"
+#include "loop.h"
 
 #define OUTBOX_DEFAULT_MAX 1024
 #define COOKIE_KIND_SHIFT 56 /* cookie = kind << 56 | a counter per outbox */
@@ -22,7 +24,8 @@ struct outbox_entry {
 	uint8_t *buf;	/* owned */
 	size_t len;
 	int64_t drop_after_ms;
-	uint64_t cookie; /* 0 = queued, else in flight */
+	uint64_t cookie;      /* 0 = queued, else in flight */
+	uint64_t received_us; /* outbox_add_timed(); 0 = not timed, or timed already */
 };
 
 struct outbox {
@@ -33,7 +36,8 @@ struct outbox {
 	uint64_t next_cookie;
 	outbox_publish_fn publish;
 	void *arg;
-	struct counters *c; /* borrowed */
+	struct counters *c;	 /* borrowed */
+	struct latency *latency; /* borrowed, may be NULL */
 };
 
 /* The last topic level of a kind. */
@@ -109,6 +113,17 @@ static void remove_at(struct outbox *ob, size_t i)
 int outbox_add(struct outbox *ob, const char *vin, const uint8_t *buf, size_t len,
 	       int64_t drop_after_ms, int64_t now_ms)
 {
+	return outbox_add_timed(ob, vin, buf, len, drop_after_ms, now_ms, 0);
+}
+
+void outbox_set_latency(struct outbox *ob, struct latency *lat)
+{
+	ob->latency = lat;
+}
+
+int outbox_add_timed(struct outbox *ob, const char *vin, const uint8_t *buf, size_t len,
+		     int64_t drop_after_ms, int64_t now_ms, uint64_t received_us)
+{
 	struct outbox_entry *e;
 
 	if (ob->n == ob->max) {
@@ -129,6 +144,7 @@ int outbox_add(struct outbox *ob, const char *vin, const uint8_t *buf, size_t le
 	memcpy(e->buf, buf, len);
 	e->len = len;
 	e->drop_after_ms = drop_after_ms;
+	e->received_us = received_us;
 	snprintf(e->topic, sizeof(e->topic), "pitstop/v1/vehicles/%s/%s", vin,
 		 kind_topic(ob->kind));
 	ob->n++;
@@ -168,6 +184,12 @@ void outbox_flush(struct outbox *ob, int64_t now_ms)
 			continue;
 		}
 		e->cookie = cookie;
+		if (e->received_us && ob->latency) {
+			uint64_t t = loop_now_us();
+
+			latency_add(ob->latency, t > e->received_us ? t - e->received_us : 0);
+		}
+		e->received_us = 0;
 		i++;
 	}
 	if (expired)

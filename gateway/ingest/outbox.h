@@ -27,6 +27,7 @@
 #include "counters.h"
 
 struct outbox;
+struct latency;
 
 /* What an outbox carries. */
 enum outbox_kind {
@@ -61,6 +62,19 @@ void outbox_free(struct outbox *ob);
  */
 int outbox_add(struct outbox *ob, const char *vin, const uint8_t *buf, size_t len,
 	       int64_t drop_after_ms, int64_t now_ms);
+
+/*
+ * As outbox_add(), for a message caused by one the gateway received at
+ * received_us (loop_now_us(); 0: not timed): when the publish callback
+ * first takes it (returns 0), the time since received_us goes into the
+ * histogram of outbox_set_latency(). A resend after a reconnect is not
+ * counted again.
+ */
+int outbox_add_timed(struct outbox *ob, const char *vin, const uint8_t *buf, size_t len,
+		     int64_t drop_after_ms, int64_t now_ms, uint64_t received_us);
+
+/* Where outbox_add_timed()'s latencies go (borrowed; NULL: nowhere, the default). */
+void outbox_set_latency(struct outbox *ob, struct latency *lat);
 
 /* Publishes what is queued, drops (and counts) what is past its drop time. */
 void outbox_flush(struct outbox *ob, int64_t now_ms);

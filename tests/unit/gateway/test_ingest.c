@@ -26,6 +26,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "ingest.h"
+#include "latency.h"
 #include "loop.h"
 #include "offer_log.h"
 #include "offers.h"
@@ -382,6 +383,34 @@ static void test_offer_signed_and_published_after_commit(void **state)
 }
 
 /*
+ * The offer latency: from the arrival of the earliest of the car's batches
+ * in the drain to the offer handed to the bus, once per offer; a car without
+ * an offer and a job's offer add nothing.
+ */
+static void test_offer_latency(void **state)
+{
+	struct fixture *f = *state;
+	const struct latency *lat = ingest_offer_latency(f->in);
+	uint64_t t0 = loop_now_us() - 5000, t1; /* "received 5 ms ago" */
+	struct sample x = gw_sample(1000, 120, 481234567, 115678901);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	assert_int_equal(codec_encode_batch(EPOCH, 1, &x, 1, &buf, &len), 0);
+	ingest_message_at(f->in, "pitstop/v1/vehicles/WDB1234561A000001/telemetry", buf, len, t0);
+	free(buf);
+	send_batch_of(f, VIN2, EPOCH, 1, 1000, 400, 1); /* no offer */
+	assert_int_equal(lat->count, 0);
+	assert_int_equal(ingest_flush(f->in), 0);
+	t1 = loop_now_us();
+	assert_int_equal(f->npub, 1); /* VIN1's offer */
+	assert_int_equal(f->nack, 2);
+	assert_int_equal(lat->count, 1);
+	assert_true(lat->max_us >= 5000 && lat->max_us <= t1 - t0);
+	assert_true(latency_percentile(lat, 0.99) >= 5000);
+}
+
+/*
  * Makes the step after `skip` more successful ones fail as a backend would
  * (-EIO), and `count` steps from there on (a statement returning rows takes
  * a step per row and one more). Telemetry is stored at
@@ -423,6 +452,7 @@ static void test_job_offers_after_commit(void **state)
 	assert_int_equal(ingest_offer_sink(f->in, &o), 0);
 	ingest_job_done(f->in, 1); /* committed: published */
 	assert_int_equal(f->npub, 1);
+	assert_int_equal(ingest_offer_latency(f->in)->count, 0); /* no batch behind it */
 	assert_non_null(strstr(f->pub[0].topic, VIN1));
 }
 
@@ -1121,6 +1151,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_messages_counted_and_skipped, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_batches_stored_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_offer_latency, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offer_signed_and_published_after_commit, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_job_offers_after_commit, setup, teardown),

@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "latency.h"
+#include "loop.h"
 #include "outbox.h"
 
 static const char VIN1[] = "WDB1234561A000001";
@@ -154,6 +156,36 @@ static void test_receipt_kind(void **state)
 	outbox_free(offers);
 }
 
+/*
+ * A timed message counts once, when the bus first takes it: not while it
+ * waits, not again when resent after a reconnect; untimed ones never.
+ */
+static void test_latency_once(void **state)
+{
+	static struct latency lat;
+	struct counters c;
+	struct outbox *ob = NULL;
+	struct pub p = { .result = -EAGAIN };
+	uint64_t t0 = loop_now_us();
+	uint8_t a = 'a';
+
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(outbox_new(OUTBOX_OFFERS, 0, fake, &p, &c, &ob), 0);
+	outbox_set_latency(ob, &lat);
+	assert_int_equal(outbox_add_timed(ob, VIN1, &a, 1, 5000, 0, t0), 0);
+	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), 0);
+	assert_int_equal(lat.count, 0); /* waiting for a slot */
+	p.result = 0;
+	outbox_flush(ob, 0);
+	assert_int_equal(p.calls, 2);
+	assert_int_equal(lat.count, 1);
+	assert_true(lat.max_us <= loop_now_us() - t0);
+	outbox_reconnected(ob, 0);
+	assert_int_equal(p.calls, 4);
+	assert_int_equal(lat.count, 1);
+	outbox_free(ob);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -161,6 +193,7 @@ int main(void)
 		cmocka_unit_test(test_wait_resend_expire),
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_receipt_kind),
+		cmocka_unit_test(test_latency_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
