@@ -14,6 +14,7 @@
 #include "lease.h"
 #include "offer_log.h"
 #include "poi.h"
+#include "profiles.h"
 #include "service.h"
 #include "telemetry.h"
 
@@ -29,6 +30,7 @@ static const struct {
 	{ accounts_migrations, &accounts_migrations_count },
 	{ service_migrations, &service_migrations_count },
 	{ poi_migrations, &poi_migrations_count },
+	{ profiles_migrations, &profiles_migrations_count },
 };
 #define N_DOMAINS (sizeof(domains) / sizeof(domains[0]))
 

@@ -20,6 +20,8 @@
 #include "db.h"
 #include "lease.h"
 #include "offer_log.h"
+#include "poi.h"
+#include "profiles.h"
 #include "schema.h"
 #include "service.h"
 #include "telemetry.h"
@@ -39,7 +41,8 @@ static int64_t query_int(struct db *db, const char *sql)
 static size_t all_migrations(void)
 {
 	return telemetry_migrations_count + offers_migrations_count + ingest_migrations_count +
-	       jobs_migrations_count + accounts_migrations_count + service_migrations_count;
+	       jobs_migrations_count + accounts_migrations_count + service_migrations_count +
+	       poi_migrations_count + profiles_migrations_count;
 }
 
 static void test_migrate_all_domains(void **state)
@@ -63,6 +66,12 @@ static void test_migrate_all_domains(void **state)
 		"service_records",
 		"service_overrides",
 		"service_odometer_readings",
+		"vehicle_profiles",
+		"promo_caps",
+		"promo_cooldowns",
+		"promo_codes",
+		"promo_suppressed",
+		"promo_visits",
 	};
 	struct db *db = NULL, *again = NULL;
 	char url[512], err[512], sql[128];
