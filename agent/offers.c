@@ -354,14 +354,6 @@ int offers_handle(struct offers *o, const uint8_t *payload, size_t len, int64_t 
 	o->cur_len = so.offer_len;
 	copy = NULL;
 	o->state = OFFERS_STATE_WAITING;
-	if (may_show(o, &off, speed_kmh))
-		show_current(o, now_ms);
-	else if (!slow_enough(o, speed_kmh))
-		log_info("offer %s waits until the car is at or below %g km/h", off.id,
-			 o->max_speed_kmh);
-	else
-		log_info("offer %s waits until the car is inside its area (%u m)", off.id,
-			 off.area_radius_m);
 	r = exec(o, "BEGIN IMMEDIATE", "store offer: begin");
 	if (r < 0)
 		goto out;
@@ -373,6 +365,18 @@ int offers_handle(struct offers *o, const uint8_t *payload, size_t len, int64_t 
 	if (r < 0) {
 		exec(o, "ROLLBACK", "store offer: rollback");
 		goto out;
+	}
+	/* Verified and stored: the gateway counts it delivered, before any "shown". */
+	emit(o, off.id, OFFER_ACTION_DELIVERED, NULL, now_ms);
+	if (may_show(o, &off, speed_kmh)) {
+		if (show_current(o, now_ms) == 0)
+			store_current(o); /* its state: shown */
+	} else if (!slow_enough(o, speed_kmh)) {
+		log_info("offer %s waits until the car is at or below %g km/h", off.id,
+			 o->max_speed_kmh);
+	} else {
+		log_info("offer %s waits until the car is inside its area (%u m)", off.id,
+			 off.area_radius_m);
 	}
 	r = o->state == OFFERS_STATE_SHOWN ? OFFERS_SHOWN : OFFERS_WAITING;
 out:

@@ -784,7 +784,7 @@ int codec_encode_offer_event(const struct offer_event *ev, uint8_t **ret_buf, si
 
 	if (!ev || !ret_buf || !ret_len)
 		return -EINVAL;
-	if (ev->action < OFFER_ACTION_SHOWN || ev->action > OFFER_ACTION_REJECTED ||
+	if (ev->action < OFFER_ACTION_SHOWN || ev->action > OFFER_ACTION_DELIVERED ||
 	    str_check(ev->offer_id, sizeof(ev->offer_id)) < 0 ||
 	    str_check(ev->reason, sizeof(ev->reason)) < 0)
 		return -EINVAL;
@@ -814,7 +814,7 @@ int codec_decode_offer_event(const uint8_t *buf, size_t len, struct offer_event 
 	if (e->body_case != PITSTOP__V1__EVENT__BODY_OFFER || !e->offer)
 		goto out;
 	if ((int)e->offer->action < OFFER_ACTION_SHOWN ||
-	    (int)e->offer->action > OFFER_ACTION_REJECTED)
+	    (int)e->offer->action > OFFER_ACTION_DELIVERED)
 		goto out;
 	memset(&ev, 0, sizeof(ev));
 	ev.time_ms = e->time_ms;

@@ -129,6 +129,7 @@ enum offer_action {
 	OFFER_ACTION_ACCEPTED = 2,
 	OFFER_ACTION_DISMISSED = 3,
 	OFFER_ACTION_REJECTED = 4,
+	OFFER_ACTION_DELIVERED = 5, /* verified and stored in the car */
 };
 
 struct offer_event {

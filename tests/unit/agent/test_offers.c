@@ -48,8 +48,11 @@ struct fixture {
 	struct crypto_verifier *verifier;
 	struct display *display;
 	struct offers *o;
-	struct offer_event events[MAX_EVENTS];
+	struct offer_event events[MAX_EVENTS]; /* every event but DELIVERED */
 	int nevents;
+	char delivered[MAX_EVENTS][CODEC_MAX_ID]; /* the DELIVERED events' offer ids */
+	int ndelivered;
+	int shown_before_delivered; /* a SHOWN came before its offer's DELIVERED */
 };
 
 /* Writes a fresh P-256 key pair as PEM files (pub_path may be NULL). */
@@ -95,6 +98,15 @@ static void on_event(const struct offer_event *ev, void *arg)
 {
 	struct fixture *f = arg;
 
+	if (ev->action == OFFER_ACTION_DELIVERED) {
+		for (int i = 0; i < f->nevents; i++)
+			if (f->events[i].action == OFFER_ACTION_SHOWN &&
+			    strcmp(f->events[i].offer_id, ev->offer_id) == 0)
+				f->shown_before_delivered = 1;
+		if (f->ndelivered < MAX_EVENTS)
+			snprintf(f->delivered[f->ndelivered++], CODEC_MAX_ID, "%s", ev->offer_id);
+		return;
+	}
 	if (f->nevents < MAX_EVENTS)
 		f->events[f->nevents++] = *ev;
 }
@@ -327,6 +339,10 @@ static void test_redelivery_ignored(void **state)
 	assert_int_equal(deliver(f, &o, NONE, NOW, 0), OFFERS_SHOWN);
 	assert_int_equal(deliver(f, &o, NONE, NOW + 1000, 0), OFFERS_DUPLICATE);
 	assert_int_equal(f->nevents, 1);
+	/* Delivered once, before it was shown; a redelivery is not reported again. */
+	assert_int_equal(f->ndelivered, 1);
+	assert_string_equal(f->delivered[0], "again");
+	assert_int_equal(f->shown_before_delivered, 0);
 	/* Remembered across a restart. */
 	offers_free(f->o);
 	f->o = NULL;
@@ -337,7 +353,10 @@ static void test_redelivery_ignored(void **state)
 	/* A rejected offer is not remembered: its id stays usable by a valid one. */
 	struct offer bad = make_offer("reused-id");
 	assert_int_equal(deliver(f, &bad, FOREIGN_SIG, NOW, 0), OFFERS_REJECTED);
+	assert_int_equal(f->ndelivered, 1); /* a rejected offer is not delivered */
 	assert_int_equal(deliver(f, &bad, NONE, NOW, 0), OFFERS_SHOWN);
+	assert_int_equal(f->ndelivered, 2);
+	assert_string_equal(f->delivered[1], "reused-id");
 }
 
 static void test_waits_while_driving(void **state)
