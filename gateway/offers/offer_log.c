@@ -136,6 +136,8 @@ static int action_state(enum offer_action a, enum offer_state *ret_state)
 	case OFFER_ACTION_REJECTED:
 		*ret_state = OFFER_STATE_REJECTED;
 		return 2;
+	case OFFER_ACTION_DELIVERED: /* recorded by the offer lifecycle, next */
+		break;
 	}
 	return -1;
 }
