@@ -166,6 +166,7 @@ static const char *const role_names[ACCOUNTS_ROLE_COUNT] = {
 	[ACCOUNTS_ROLE_OPERATOR] = "operator",
 	[ACCOUNTS_ROLE_FLEET_MANAGER] = "fleet_manager",
 	[ACCOUNTS_ROLE_SERVICE_ADVISOR] = "service_advisor",
+	[ACCOUNTS_ROLE_PARTNER] = "partner",
 };
 
 static const char *const kind_names[] = {
@@ -1533,6 +1534,7 @@ int accounts_may_see_vin(struct accounts *acc, const struct accounts_principal *
 				return 1;
 		return 0;
 	case ACCOUNTS_ROLE_SERVICE_ADVISOR: /* no vehicle data until dealers exist */
+	case ACCOUNTS_ROLE_PARTNER:	    /* redeems codes; sees no vehicle */
 	case ACCOUNTS_ROLE_COUNT:
 		break;
 	}

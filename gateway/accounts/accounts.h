@@ -10,7 +10,9 @@
  *     logs in with API tokens only;
  *   - roles: operator (everything), fleet_manager (the vehicles of their
  *     fleets, at least one fleet), service_advisor (customers, tasks and due
- *     lists of their dealer once dealers exist: no vehicle data until then);
+ *     lists of their dealer once dealers exist: no vehicle data until then),
+ *     partner (a partner's point of sale: redeems promo codes and nothing
+ *     else, enforced by the API's router);
  *   - a fleet groups vehicles; a VIN belongs to at most one fleet (the VIN is
  *     the primary key of fleet_vehicles);
  *   - tokens: "pst_" + base64url(32 random bytes); only SHA-256 of the token
@@ -87,6 +89,7 @@ enum accounts_role {
 	ACCOUNTS_ROLE_OPERATOR,
 	ACCOUNTS_ROLE_FLEET_MANAGER,
 	ACCOUNTS_ROLE_SERVICE_ADVISOR,
+	ACCOUNTS_ROLE_PARTNER, /* a partner's point of sale: redeems promo codes, nothing else */
 	ACCOUNTS_ROLE_COUNT,
 };
 

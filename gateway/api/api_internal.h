@@ -152,6 +152,7 @@ struct api_shared {
 	struct telemetry *telemetry;
 	struct offer_log *offers;
 	struct accounts *accounts;
+	struct rules *const *rules; /* borrowed: the gateway's current engine; NULL: none */
 	int64_t session_ttl_ms;
 	int secure_cookie;		     /* HTTPS: the cookie gets Secure */
 	const struct latency *offer_latency; /* borrowed, may be NULL */
@@ -162,6 +163,7 @@ struct api_shared *api_shared(struct api *api);
 
 #define R_PUBLIC 1u   /* no authentication */
 #define R_OPERATOR 2u /* the operator role only */
+#define R_PARTNER 4u  /* the partner role may call it (and nothing without it) */
 
 typedef int (*handler_fn)(struct api_req *req, struct api_reply *rep);
 

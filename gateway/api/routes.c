@@ -784,7 +784,7 @@ static void user_add(struct api_req *req, struct api_reply *rep,
 	if (!name || accounts_role_parse(api_body_str(req, "role"), &role) < 0) {
 		api_error(rep, 400, "bad_request",
 			  "expected {\"name\": ..., \"role\": \"operator|fleet_manager|"
-			  "service_advisor\", \"fleets\": [...], \"password\": ...}");
+			  "service_advisor|partner\", \"fleets\": [...], \"password\": ...}");
 		return;
 	}
 	if (jf && (!json_is_array(jf) || json_array_size(jf) > ACCOUNTS_USER_FLEETS_MAX)) {
@@ -1617,6 +1617,12 @@ int api_route(struct api_req *req, struct api_reply *rep)
 			return 0;
 		if ((rt->flags & R_OPERATOR) && req->who.role != ACCOUNTS_ROLE_OPERATOR)
 			return api_error(rep, 403, "forbidden", "%s %s needs the operator role",
+					 req->method, rt->pattern);
+		/* A partner's point of sale redeems codes and does nothing else. */
+		if (req->who.role == ACCOUNTS_ROLE_PARTNER && !(rt->flags & R_PARTNER))
+			return api_error(rep, 403, "forbidden",
+					 "the partner role may only redeem promo codes (POST "
+					 "/api/v1/offers/redeem), not %s %s",
 					 req->method, rt->pattern);
 	}
 	return rt->fn(req, rep);

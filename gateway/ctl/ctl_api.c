@@ -25,7 +25,7 @@
 #define JSON_FLAGS (JSON_INDENT(2) | JSON_REAL_PRECISION(12))
 
 const char ctl_api_usage[] =
-	"  user add NAME --role operator|fleet_manager|service_advisor [--fleet F ...]\n"
+	"  user add NAME --role operator|fleet_manager|service_advisor|partner [--fleet F ...]\n"
 	"           [--password-stdin]  add a user (no password: API tokens only)\n"
 	"  user list                    the users, their roles and fleets\n"
 	"  user token NAME [--label L] [--expires TIME]\n"
@@ -271,7 +271,7 @@ static int user_add(struct ctl_client *c, const struct ctl_api_opts *o, int argc
 		json_decref(fleets);
 		return ctl_fail(EXIT_USAGE,
 				"user add %s: --role operator|fleet_manager|"
-				"service_advisor is required",
+				"service_advisor|partner is required",
 				argv[2]);
 	}
 	json_object_set_new(body, "name", json_string(argv[2]));
