@@ -103,7 +103,7 @@ const struct config_option agent_config_table[] = {
 	OPT(receipt_timeout_ms, CONFIG_INT, 1000, 3600000, "60000",
 	    "publish a batch again when the gateway has not confirmed it this long after the "
 	    "broker took it"),
-	OPT(mqtt_keepalive_s, CONFIG_INT, 10, 1200, "240",
+	OPT(mqtt_keepalive_s, CONFIG_INT, 2, 1200, "240",
 	    "MQTT keep-alive: a ping after this long without traffic; the broker declares the car "
 	    "gone (its last will) after 1.5 times this"),
 	OPT(session_expiry_s, CONFIG_INT, 60, 31536000, "604800",
