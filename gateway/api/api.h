@@ -39,6 +39,7 @@ struct offer_log;
 struct accounts;
 struct telemetry_vehicle;
 struct latency;
+struct rules;
 
 struct api_params {
 	struct loop *loop;
@@ -58,6 +59,8 @@ struct api_params {
 	int64_t session_ttl_ms;
 	/* This instance's offer latency (ingest.h), in GET /api/v1/counters; NULL: none */
 	const struct latency *offer_latency;
+	/* The gateway's promotion engine (rules.h), swapped on reload: read through it */
+	struct rules *const *rules;
 };
 
 struct api;

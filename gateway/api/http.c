@@ -1021,6 +1021,7 @@ int api_new(const struct api_params *p, struct api **ret)
 	api->sh.accounts = p->accounts;
 	api->sh.session_ttl_ms = p->session_ttl_ms;
 	api->sh.offer_latency = p->offer_latency;
+	api->sh.rules = p->rules;
 	api->console_dir = dup_or_null(p->console_dir);
 	api->javascript_dir = dup_or_null(p->javascript_dir);
 	api->tiles_dir = dup_or_null(p->tiles_dir);

@@ -538,31 +538,6 @@ static int h_days(struct api_req *req, struct api_reply *rep)
 	return api_ok(rep, 200, json_pack("{s:o,s:b}", "items", items, "truncated", truncated));
 }
 
-static int h_offers(struct api_req *req, struct api_reply *rep)
-{
-	struct offer_row *rows = NULL;
-	struct telemetry_vehicle v;
-	size_t n = 0;
-	const char *vin;
-	json_t *items;
-	int r, more = 0;
-
-	if (api_visible_vin(req, rep, &vin) < 0)
-		return 0;
-	/* An unknown vehicle is a 404 here too, as on its other paths. */
-	r = telemetry_vehicle_get(sh(req)->telemetry, vin, &v);
-	if (r < 0)
-		return api_vehicle_error(rep, r, vin, "vehicle");
-	r = offer_log_list(sh(req)->offers, vin, &rows, &n, &more);
-	if (r < 0)
-		return api_error_errno(rep, r, "offers");
-	items = json_array();
-	for (size_t i = n; i-- > 0;) /* newest first */
-		json_array_append_new(items, views_offer(&rows[i]));
-	free(rows);
-	return api_ok(rep, 200, json_pack("{s:o,s:b}", "items", items, "truncated", more));
-}
-
 static int h_events(struct api_req *req, struct api_reply *rep)
 {
 	return api_sse_open(req, rep);
@@ -1453,7 +1428,6 @@ static const struct route routes[] = {
 	{ "GET", "/api/v1/vehicles/{vin}/history", 0, h_history },
 	{ "GET", "/api/v1/vehicles/{vin}/trips", 0, h_trips },
 	{ "GET", "/api/v1/vehicles/{vin}/days", 0, h_days },
-	{ "GET", "/api/v1/vehicles/{vin}/offers", 0, h_offers },
 	{ "GET", "/api/v1/events", 0, h_events },
 	{ "GET", "/api/v1/counters", R_OPERATOR, h_counters },
 	{ "GET", "/api/v1/instances", R_OPERATOR, h_instances },
@@ -1615,14 +1589,14 @@ int api_route(struct api_req *req, struct api_reply *rep)
 	if (!(rt->flags & R_PUBLIC)) {
 		if (authenticate(req, rep, strcmp(req->method, "GET") != 0) < 0)
 			return 0;
-		if ((rt->flags & R_OPERATOR) && req->who.role != ACCOUNTS_ROLE_OPERATOR)
-			return api_error(rep, 403, "forbidden", "%s %s needs the operator role",
-					 req->method, rt->pattern);
 		/* A partner's point of sale redeems codes and does nothing else. */
 		if (req->who.role == ACCOUNTS_ROLE_PARTNER && !(rt->flags & R_PARTNER))
 			return api_error(rep, 403, "forbidden",
 					 "the partner role may only redeem promo codes (POST "
 					 "/api/v1/offers/redeem), not %s %s",
+					 req->method, rt->pattern);
+		if ((rt->flags & R_OPERATOR) && req->who.role != ACCOUNTS_ROLE_OPERATOR)
+			return api_error(rep, 403, "forbidden", "%s %s needs the operator role",
 					 req->method, rt->pattern);
 	}
 	return rt->fn(req, rep);

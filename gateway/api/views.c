@@ -152,7 +152,7 @@ json_t *views_day(const struct telemetry_day *d)
 
 json_t *views_offer(const struct offer_row *r)
 {
-	json_t *o = json_object();
+	json_t *o = json_object(), *times;
 
 	json_object_set_new(o, "id", json_string(r->id));
 	json_object_set_new(o, "kind", json_string(offers_kind_name(r->kind)));
@@ -162,6 +162,14 @@ json_t *views_offer(const struct offer_row *r)
 	json_object_set_new(o, "created_at", views_time(r->created_ms));
 	json_object_set_new(o, "valid_from", views_time(r->valid_from_ms));
 	json_object_set_new(o, "valid_until", views_time(r->valid_until_ms));
+	json_object_set_new(o, "rule", json_string(r->rule));
+	json_object_set_new(o, "state_at", views_time(r->state_ms));
+	times = json_object();
+	for (int i = 0; i < OFFER_STATE_COUNT; i++)
+		if (r->stage_ms[i])
+			json_object_set_new(times, offer_state_name((enum offer_state)i),
+					    views_time(r->stage_ms[i]));
+	json_object_set_new(o, "times", times); /* when it first reached each stage */
 	return o;
 }
 

@@ -33,6 +33,8 @@
 #include "loop.h"
 #include "offer_log.h"
 #include "pki.h"
+#include "poi.h"
+#include "promo_rules.h"
 #include "reload.h"
 #include "reminders.h"
 #include "rules.h"
@@ -66,6 +68,8 @@ struct gateway {
 	struct bus *bus;	      /* owned */
 	struct ingest *ingest;	      /* owned */
 	struct rules *rules;	      /* owned */
+	struct promo_rules *promo;    /* owned: the rules file's set (NULL: built-in rule) */
+	struct poi_db *poi;	      /* owned */
 	struct jobs *jobs;	      /* owned */
 	struct reminders *reminders;  /* owned */
 	struct accounts *accounts;    /* owned */
@@ -98,15 +102,62 @@ static void usage(FILE *f)
 			o->def ? o->def : "", o->def ? ")" : "");
 }
 
-/* The rules' settings in conf. */
-static void rules_config_of(const struct gw_config *conf, struct rules_config *rc)
+/* The rules' settings in conf, on gw's domains. */
+static void rules_config_of(const struct gateway *gw, const struct gw_config *conf,
+			    struct rules_config *rc)
 {
 	memset(rc, 0, sizeof(*rc));
+	rc->poi = gw->poi;
+	rc->accounts = gw->accounts;
+	rc->telemetry = gw->telemetry;
 	rc->low_fuel_pct = conf->low_fuel_pct;
 	rc->low_fuel_rearm_pct = conf->low_fuel_rearm_pct;
 	rc->offer_valid_s = conf->offer_valid_s;
 	rc->low_fuel_rearm_hold_s = conf->low_fuel_rearm_hold_s;
 	rc->offers_per_day_max = conf->offers_per_day_max;
+}
+
+/*
+ * Loads conf's promo_rules_file (none: *ret NULL, the built-in rule) and
+ * makes the engine on it. Returns 0 with *ret_rules and *ret_set (owned by
+ * the caller, freed after the rules), or -errno with every FILE:LINE error
+ * logged.
+ */
+static int promo_load(struct gateway *gw, const struct gw_config *conf, struct rules **ret_rules,
+		      struct promo_rules **ret_set)
+{
+	struct promo_rules *set = NULL;
+	struct rules_config rc;
+	char *err;
+	int r = 0;
+
+	if (conf->promo_rules_file && *conf->promo_rules_file) {
+		err = malloc(16384);
+		if (!err)
+			return -ENOMEM;
+		r = promo_rules_load(conf->promo_rules_file, &set, err, 16384);
+		if (r < 0) {
+			char *save = NULL;
+
+			for (char *line = strtok_r(err, "\n", &save); line;
+			     line = strtok_r(NULL, "\n", &save))
+				log_error("%s", line);
+		}
+		free(err);
+		if (r < 0)
+			return r;
+	}
+	rules_config_of(gw, conf, &rc);
+	rc.set = set;
+	r = rules_new(&rc, gw->db, gw->offers, ingest_offer_sink, gw->ingest, ret_rules);
+	if (r < 0) {
+		promo_rules_free(set);
+		return r;
+	}
+	if (set)
+		log_info("promotion rules: %zu from %s", set->n, conf->promo_rules_file);
+	*ret_set = set;
+	return 0;
 }
 
 /* Sets the telemetry domain's plausibility limits from conf. */
@@ -225,8 +276,15 @@ static void on_signal(int signo, void *arg)
  * backlog bound sized into the bus, the log file).
  */
 static const char *const reloadable_options[] = {
-	"log_level",	 "low_fuel_pct",       "low_fuel_rearm_pct", "low_fuel_rearm_hold_s",
-	"offer_valid_s", "offers_per_day_max", "max_clock_ahead_s",  NULL,
+	"log_level",
+	"low_fuel_pct",
+	"low_fuel_rearm_pct",
+	"low_fuel_rearm_hold_s",
+	"offer_valid_s",
+	"offers_per_day_max",
+	"max_clock_ahead_s",
+	"promo_rules_file",
+	NULL,
 };
 
 /* Tells systemd what the gateway is doing; sent only when the text changes. */
@@ -303,8 +361,8 @@ static uint64_t stats_interval_ms(void)
 static void gateway_reload(struct gateway *gw)
 {
 	struct gw_config fresh;
-	struct rules_config rc;
 	struct rules *rules = NULL;
+	struct promo_rules *promo = NULL;
 	char err[1024];
 	int r, restart, applied;
 
@@ -323,8 +381,7 @@ static void gateway_reload(struct gateway *gw)
 		return;
 	}
 	ingest_flush(gw->ingest); /* rules change between transactions; db logged a failure */
-	rules_config_of(&fresh, &rc);
-	r = rules_new(&rc, gw->db, gw->offers, ingest_offer_sink, gw->ingest, &rules);
+	r = promo_load(gw, &fresh, &rules, &promo);
 	if (r < 0) {
 		log_error("reload failed: cannot set up the rules: %s; the running configuration "
 			  "stays",
@@ -335,7 +392,9 @@ static void gateway_reload(struct gateway *gw)
 	restart = reload_apply(gw_config_table, &gw->conf, &fresh, reloadable_options, &applied);
 	ingest_set_rules(gw->ingest, rules);
 	rules_free(gw->rules);
+	promo_rules_free(gw->promo);
 	gw->rules = rules;
+	gw->promo = promo;
 	apply_limits(gw);
 	if (!gw->level_arg)
 		log_init("pitstop-gateway", (enum log_level)log_level_parse(gw->conf.log_level));
@@ -470,6 +529,7 @@ static int api_start(struct gateway *gw)
 	ap.tiles_dir = gw->conf.map_tiles_dir;
 	ap.session_ttl_ms = (int64_t)gw->conf.api_session_ttl_s * 1000;
 	ap.offer_latency = ingest_offer_latency(gw->ingest);
+	ap.rules = &gw->rules;
 	return api_new(&ap, &gw->api);
 }
 
@@ -503,7 +563,6 @@ static int gateway_start(struct gateway *gw)
 {
 	struct bus_config bc;
 	struct ingest_params ip;
-	struct rules_config rc;
 	char err[512];
 	int r;
 
@@ -517,6 +576,8 @@ static int gateway_start(struct gateway *gw)
 		apply_limits(gw);
 		r = offer_log_new(gw->db, &gw->offers);
 	}
+	if (r == 0)
+		r = poi_db_new(gw->db, &gw->poi);
 	if (r < 0) {
 		log_error("cannot prepare the database statements: %s", strerror(-r));
 		return r;
@@ -564,13 +625,6 @@ static int gateway_start(struct gateway *gw)
 		log_error("cannot start ingest: %s", strerror(-r));
 		return r;
 	}
-	rules_config_of(&gw->conf, &rc);
-	r = rules_new(&rc, gw->db, gw->offers, ingest_offer_sink, gw->ingest, &gw->rules);
-	if (r < 0) {
-		log_error("cannot set up the rules: %s", strerror(-r));
-		return r;
-	}
-	ingest_set_rules(gw->ingest, gw->rules);
 	/* Jobs take a lease per run: with several instances each runs once. */
 	r = jobs_new(gw->loop, gw->db, gw->conf.client_id, ingest_idle, gw->ingest, &gw->jobs);
 	if (r == 0)
@@ -578,6 +632,9 @@ static int gateway_start(struct gateway *gw)
 			     offer_log_expire_job, gw->offers);
 	if (r == 0)
 		r = reminders_start(gw);
+	if (r == 0)
+		r = jobs_add(gw->jobs, RULES_CLEANUP_JOB, RULES_CLEANUP_PERIOD_MS,
+			     rules_cleanup_job, NULL);
 	if (r < 0) {
 		log_error("cannot schedule the jobs: %s", strerror(-r));
 		return r;
@@ -589,6 +646,13 @@ static int gateway_start(struct gateway *gw)
 	r = api_start(gw);
 	if (r < 0)
 		return r;
+	/* The rules need the accounts (audience.fleet) api_start() opened. */
+	r = promo_load(gw, &gw->conf, &gw->rules, &gw->promo);
+	if (r < 0) {
+		log_error("cannot set up the promotion rules: %s", strerror(-r));
+		return r;
+	}
+	ingest_set_rules(gw->ingest, gw->rules);
 	r = subscribe_all(gw);
 	if (r < 0)
 		return r;
@@ -628,9 +692,11 @@ static void gateway_stop(struct gateway *gw)
 	reminders_free(gw->reminders);
 	ingest_free(gw->ingest);
 	rules_free(gw->rules);
+	promo_rules_free(gw->promo);
 	bus_free(gw->bus);
 	loop_free(gw->loop);
 	crypto_signer_free(gw->signer);
+	poi_db_free(gw->poi);
 	offer_log_free(gw->offers);
 	telemetry_free(gw->telemetry);
 	db_close(gw->db);

@@ -1,13 +1,16 @@
 /*
- * Issued offers and their events; see offer_log.h. Three statements per
- * event (does the offer exist for this car, keep the event once, advance the
- * state by rank), each atomic on both backends.
+ * Issued offers and their events; see offer_log.h. Four statements per
+ * event (does the offer exist for this car, keep the event once, mark the
+ * stage reached and count it the first time, advance the state by rank),
+ * each atomic on both backends.
  */
 #include "offer_log.h"
 
 #include "grow.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,62 +18,156 @@ enum stmt_id {
 	ST_INSERT,
 	ST_EXISTS,
 	ST_EVENT_INSERT,
+	ST_STAGE,
 	ST_ADVANCE,
+	ST_STATS_ADD,
 	ST_LIST,
+	ST_LIST_EVENTS,
 	ST_EXPIRE,
+	ST_PURGE_EVENTS,
+	ST_PURGE,
+	ST_REDEEM,
+	ST_REDEEM_WHY,
+	ST_STATS,
 	ST_COUNT_SINCE,
 	ST_COUNT,
 };
+
+/*
+ * Ranks: sent 0 < delivered 1 < shown 2 < accepted, dismissed, rejected 3
+ * (the car's last word) < redeemed, expired 4. Every UPDATE of the state
+ * compares them, so states only advance.
+ */
+static const int state_rank[OFFER_STATE_COUNT] = {
+	[OFFER_STATE_SENT] = 0,	    [OFFER_STATE_DELIVERED] = 1, [OFFER_STATE_SHOWN] = 2,
+	[OFFER_STATE_ACCEPTED] = 3, [OFFER_STATE_DISMISSED] = 3, [OFFER_STATE_REJECTED] = 3,
+	[OFFER_STATE_REDEEMED] = 4, [OFFER_STATE_EXPIRED] = 4,
+};
+
+/* offers.stages: bit 1 << state for each stage reached. */
+#define STAGE_BIT(st) (1 << (st))
 
 /* clang-format off */
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_INSERT] =
 		"INSERT INTO offers(id, vin, kind, title, body, promo_code, valid_from_ms,"
-		" valid_until_ms, created_ms, state, state_rank, state_ms, rule)"
-		" VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, 'sent', 0, $9, $10)",
+		" valid_until_ms, created_ms, state, state_rank, state_ms, rule, stages)"
+		" VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, 'sent', 0, $9, $10, 1)",
 	[ST_EXISTS] = "SELECT 1 FROM offers WHERE id = $1 AND vin = $2",
 	[ST_EVENT_INSERT] =
 		"INSERT INTO offer_events(vin, offer_id, action, reason, time_ms, received_ms)"
 		" VALUES($1, $2, $3, $4, $5, $6)"
 		" ON CONFLICT(vin, offer_id, action, time_ms) DO NOTHING",
-	/* rank: sent 0 < shown 1 < accepted/dismissed/rejected 2; only forward. */
+	/* A stage counts once per offer, whenever its event arrives. */
+	[ST_STAGE] =
+		"UPDATE offers SET stages = stages | $3"
+		" WHERE id = $1 AND vin = $2 AND (stages & $3) = 0 RETURNING rule, created_ms",
 	[ST_ADVANCE] =
 		"UPDATE offers SET state = $3, state_rank = $5, state_ms = $4"
 		" WHERE id = $1 AND vin = $2 AND state_rank < $5",
+	/* Adds a vector of counts: atomic on both backends, across instances. */
+	[ST_STATS_ADD] =
+		"INSERT INTO offer_stats(rule, day, sent, delivered, shown, accepted, dismissed,"
+		" rejected, redeemed, expired) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+		" ON CONFLICT(rule, day) DO UPDATE SET sent = offer_stats.sent + excluded.sent,"
+		" delivered = offer_stats.delivered + excluded.delivered,"
+		" shown = offer_stats.shown + excluded.shown,"
+		" accepted = offer_stats.accepted + excluded.accepted,"
+		" dismissed = offer_stats.dismissed + excluded.dismissed,"
+		" rejected = offer_stats.rejected + excluded.rejected,"
+		" redeemed = offer_stats.redeemed + excluded.redeemed,"
+		" expired = offer_stats.expired + excluded.expired",
 	[ST_LIST] =
-		"SELECT id, kind, title, promo_code, valid_from_ms, valid_until_ms, created_ms, state"
-		" FROM offers WHERE vin = $1 ORDER BY created_ms, id LIMIT $2",
-	/* Through the partial index offers_open_by_expiry: only open offers. */
+		"SELECT id, kind, title, promo_code, valid_from_ms, valid_until_ms, created_ms, state,"
+		" rule, state_ms FROM offers WHERE vin = $1 ORDER BY created_ms, id LIMIT $2",
+	/* The first time of each event action, for the stage times of a listing. */
+	[ST_LIST_EVENTS] =
+		"SELECT offer_id, action, MIN(time_ms) FROM offer_events WHERE vin = $1"
+		" GROUP BY offer_id, action",
+	/* Through offers_by_valid_until: open (rank < 3) offers past their validity. */
 	[ST_EXPIRE] =
-		"UPDATE offers SET state = 'expired', state_rank = 2, state_ms = $1"
-		" WHERE state_rank < 2 AND valid_until_ms < $1 RETURNING id",
+		"UPDATE offers SET state = 'expired', state_rank = 4, state_ms = $1,"
+		" stages = stages | 128"
+		" WHERE state_rank < 3 AND valid_until_ms < $1 RETURNING rule, created_ms",
+	[ST_PURGE_EVENTS] =
+		"DELETE FROM offer_events WHERE (vin, offer_id) IN"
+		" (SELECT vin, id FROM offers WHERE state_rank >= 3 AND valid_until_ms < $1)",
+	[ST_PURGE] = "DELETE FROM offers WHERE state_rank >= 3 AND valid_until_ms < $1 RETURNING id",
+	/*
+	 * The oldest redeemable offer with the code; the outer condition is
+	 * checked again on the locked row (PostgreSQL re-reads it), so of two
+	 * concurrent redemptions one updates nothing.
+	 */
+	[ST_REDEEM] =
+		"UPDATE offers SET state = 'redeemed', state_rank = 4, state_ms = $2,"
+		" stages = stages | 64"
+		" WHERE id = (SELECT id FROM offers WHERE promo_code = $1 AND state_rank < 4"
+		" AND valid_until_ms >= $2 ORDER BY created_ms, id LIMIT 1)"
+		" AND state_rank < 4 RETURNING id, vin, rule, created_ms, valid_until_ms",
+	[ST_REDEEM_WHY] =
+		"SELECT id, vin, rule, state, state_ms, valid_until_ms FROM offers"
+		" WHERE promo_code = $1 ORDER BY state = 'redeemed' DESC, created_ms DESC, id LIMIT 1",
+	[ST_STATS] =
+		"SELECT rule, SUM(sent), SUM(delivered), SUM(shown), SUM(accepted), SUM(dismissed),"
+		" SUM(rejected), SUM(redeemed), SUM(expired) FROM offer_stats"
+		" WHERE day >= $1 AND day <= $2 GROUP BY rule ORDER BY rule LIMIT $3",
 	[ST_COUNT_SINCE] = "SELECT COUNT(*) FROM offers WHERE vin = $1 AND created_ms >= $2",
 };
 /* clang-format on */
 
 struct offer_log {
 	struct db_stmt *st[ST_COUNT]; /* owned */
+	int64_t keep_ms;	      /* the expiry job deletes offers ended this long ago */
 };
 
-static const char *const state_names[] = {
-	[OFFER_STATE_SENT] = "sent",	     [OFFER_STATE_SHOWN] = "shown",
-	[OFFER_STATE_ACCEPTED] = "accepted", [OFFER_STATE_DISMISSED] = "dismissed",
-	[OFFER_STATE_REJECTED] = "rejected", [OFFER_STATE_EXPIRED] = "expired",
+static const char *const state_names[OFFER_STATE_COUNT] = {
+	[OFFER_STATE_SENT] = "sent",	       [OFFER_STATE_DELIVERED] = "delivered",
+	[OFFER_STATE_SHOWN] = "shown",	       [OFFER_STATE_ACCEPTED] = "accepted",
+	[OFFER_STATE_DISMISSED] = "dismissed", [OFFER_STATE_REJECTED] = "rejected",
+	[OFFER_STATE_REDEEMED] = "redeemed",   [OFFER_STATE_EXPIRED] = "expired",
 };
-#define N_STATES (sizeof(state_names) / sizeof(state_names[0]))
 
 const char *offer_state_name(enum offer_state st)
 {
-	return (size_t)st < N_STATES ? state_names[st] : "?";
+	return (size_t)st < OFFER_STATE_COUNT ? state_names[st] : "?";
 }
 
 /* Parses a stored state name; unknown text reads as "sent". */
 static enum offer_state state_parse(const char *s)
 {
-	for (size_t i = 0; s && i < N_STATES; i++)
+	for (size_t i = 0; s && i < OFFER_STATE_COUNT; i++)
 		if (strcmp(s, state_names[i]) == 0)
 			return (enum offer_state)i;
 	return OFFER_STATE_SENT;
+}
+
+/* The UTC day (since 1970-01-01) of a time in ms. */
+static int64_t day_of(int64_t ms)
+{
+	return ms >= 0 ? ms / 86400000 : -((-ms + 86399999) / 86400000);
+}
+
+/* Adds counts n[] to offer_stats(rule, day of created_ms). */
+static int stats_add(struct offer_log *l, const char *rule, int64_t created_ms,
+		     const int64_t n[OFFER_STATE_COUNT])
+{
+	struct db_stmt *st = l->st[ST_STATS_ADD];
+
+	db_bind_text(st, 1, rule);
+	db_bind_int64(st, 2, day_of(created_ms));
+	for (int i = 0; i < OFFER_STATE_COUNT; i++)
+		db_bind_int64(st, 3 + i, n[i]);
+	return db_run(st);
+}
+
+/* Counts one offer (of rule, created at created_ms) as reaching stage. */
+static int stats_one(struct offer_log *l, const char *rule, int64_t created_ms,
+		     enum offer_state stage)
+{
+	int64_t n[OFFER_STATE_COUNT] = { 0 };
+
+	n[stage] = 1;
+	return stats_add(l, rule, created_ms, n);
 }
 
 int offer_log_new(struct db *db, struct offer_log **ret)
@@ -80,6 +177,7 @@ int offer_log_new(struct db *db, struct offer_log **ret)
 
 	if (!l)
 		return -ENOMEM;
+	l->keep_ms = OFFER_LOG_KEEP_DAYS_DEFAULT * 86400000LL;
 	r = db_prepare_all(db, stmt_sql, ST_COUNT, l->st);
 	if (r < 0) {
 		offer_log_free(l);
@@ -97,6 +195,11 @@ void offer_log_free(struct offer_log *l)
 	free(l);
 }
 
+void offer_log_set_keep_ms(struct offer_log *l, int64_t keep_ms)
+{
+	l->keep_ms = keep_ms;
+}
+
 int offer_log_put(struct offer_log *l, const struct offer *o, int64_t created_ms)
 {
 	return offer_log_put_rule(l, o, "", created_ms);
@@ -106,7 +209,12 @@ int offer_log_put_rule(struct offer_log *l, const struct offer *o, const char *r
 		       int64_t created_ms)
 {
 	struct db_stmt *st = l->st[ST_INSERT];
+	int r;
 
+	if (!rule)
+		rule = "";
+	if (strlen(rule) >= OFFER_LOG_RULE_MAX)
+		return -EINVAL;
 	db_bind_text(st, 1, o->id);
 	db_bind_text(st, 2, o->vin);
 	db_bind_int64(st, 3, o->kind);
@@ -116,30 +224,60 @@ int offer_log_put_rule(struct offer_log *l, const struct offer *o, const char *r
 	db_bind_int64(st, 7, o->valid_from_ms);
 	db_bind_int64(st, 8, o->valid_until_ms);
 	db_bind_int64(st, 9, created_ms);
-	db_bind_text(st, 10, rule ? rule : "");
-	return db_run(st);
+	db_bind_text(st, 10, rule);
+	r = db_run(st);
+	if (r < 0)
+		return r;
+	return stats_one(l, rule, created_ms, OFFER_STATE_SENT);
 }
 
-/* The state an event action moves to and its rank; -1 for an unknown action. */
+/* The state an event action moves to; -1 for an unknown action. */
 static int action_state(enum offer_action a, enum offer_state *ret_state)
 {
 	switch (a) {
+	case OFFER_ACTION_DELIVERED:
+		*ret_state = OFFER_STATE_DELIVERED;
+		return 0;
 	case OFFER_ACTION_SHOWN:
 		*ret_state = OFFER_STATE_SHOWN;
-		return 1;
+		return 0;
 	case OFFER_ACTION_ACCEPTED:
 		*ret_state = OFFER_STATE_ACCEPTED;
-		return 2;
+		return 0;
 	case OFFER_ACTION_DISMISSED:
 		*ret_state = OFFER_STATE_DISMISSED;
-		return 2;
+		return 0;
 	case OFFER_ACTION_REJECTED:
 		*ret_state = OFFER_STATE_REJECTED;
-		return 2;
-	case OFFER_ACTION_DELIVERED: /* recorded by the offer lifecycle, next */
-		break;
+		return 0;
 	}
 	return -1;
+}
+
+/*
+ * Marks stage reached for offer id of vin; the first time, counts it.
+ * Returns 0 or an error class.
+ */
+static int stage_reached(struct offer_log *l, const char *id, const char *vin,
+			 enum offer_state stage)
+{
+	struct db_stmt *st = l->st[ST_STAGE];
+	char rule[OFFER_LOG_RULE_MAX] = "";
+	int64_t created_ms = 0;
+	int r, first = 0;
+
+	db_bind_text(st, 1, id);
+	db_bind_text(st, 2, vin);
+	db_bind_int64(st, 3, STAGE_BIT(stage));
+	while ((r = db_step(st)) == 1) { /* id is the key: one row at most */
+		db_column_copy(st, 0, rule, sizeof(rule));
+		created_ms = db_column_int64(st, 1);
+		first = 1;
+	}
+	db_reset(st);
+	if (r < 0 || !first)
+		return r;
+	return stats_one(l, rule, created_ms, stage);
 }
 
 int offer_log_event(struct offer_log *l, const char *vin, const struct offer_event *ev,
@@ -147,9 +285,9 @@ int offer_log_event(struct offer_log *l, const char *vin, const struct offer_eve
 {
 	struct db_stmt *st = l->st[ST_EXISTS];
 	enum offer_state state;
-	int rank = action_state(ev->action, &state), r;
+	int r;
 
-	if (rank < 0)
+	if (action_state(ev->action, &state) < 0)
 		return -EINVAL;
 	db_bind_text(st, 1, ev->offer_id);
 	db_bind_text(st, 2, vin);
@@ -169,13 +307,18 @@ int offer_log_event(struct offer_log *l, const char *vin, const struct offer_eve
 	if (r < 0)
 		return r;
 
+	r = stage_reached(l, ev->offer_id, vin, state);
+	if (r < 0)
+		return r;
+
 	st = l->st[ST_ADVANCE];
 	db_bind_text(st, 1, ev->offer_id);
 	db_bind_text(st, 2, vin);
 	db_bind_text(st, 3, offer_state_name(state));
 	db_bind_int64(st, 4, ev->time_ms);
-	db_bind_int64(st, 5, rank);
-	return db_run(st);
+	db_bind_int64(st, 5, state_rank[state]);
+	r = db_run(st);
+	return r < 0 ? r : 0;
 }
 
 int offer_log_count_since(struct offer_log *l, const char *vin, int64_t since_ms)
@@ -195,22 +338,232 @@ int offer_log_count_since(struct offer_log *l, const char *vin, int64_t since_ms
 	return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
+/* Expired offers of one rule and creation day, folded before counting. */
+struct expired_group {
+	char rule[OFFER_LOG_RULE_MAX];
+	int64_t day_ms; /* a creation time on that day */
+	int64_t n;
+};
+
+/* Adds one expired offer to groups (grown as needed). Returns 0 or -ENOMEM. */
+static int group_add(struct expired_group **g, size_t *n, size_t *cap, const char *rule,
+		     int64_t created_ms)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (day_of((*g)[i].day_ms) == day_of(created_ms) &&
+		    strcmp((*g)[i].rule, rule) == 0) {
+			(*g)[i].n++;
+			return 0;
+		}
+	if (grow_for((void **)g, cap, *n, sizeof(**g), 8, SIZE_MAX / sizeof(**g)) < 0)
+		return -ENOMEM;
+	snprintf((*g)[*n].rule, sizeof((*g)[*n].rule), "%s", rule);
+	(*g)[*n].day_ms = created_ms;
+	(*g)[*n].n = 1;
+	(*n)++;
+	return 0;
+}
+
 int offer_log_expire(struct offer_log *l, int64_t now_ms)
 {
 	struct db_stmt *st = l->st[ST_EXPIRE];
-	int r, n = 0;
+	struct expired_group *g = NULL;
+	size_t ng = 0, cap = 0;
+	int r, n = 0, err = 0;
 
 	db_bind_int64(st, 1, now_ms);
+	while ((r = db_step(st)) == 1) {
+		n++;
+		if (!err)
+			err = group_add(&g, &ng, &cap,
+					db_column_text(st, 0) ? db_column_text(st, 0) : "",
+					db_column_int64(st, 1));
+	}
+	db_reset(st);
+	if (r == 0 && err)
+		r = err;
+	for (size_t i = 0; r == 0 && i < ng; i++) {
+		int64_t c[OFFER_STATE_COUNT] = { 0 };
+
+		c[OFFER_STATE_EXPIRED] = g[i].n;
+		r = stats_add(l, g[i].rule, g[i].day_ms, c);
+	}
+	free(g);
+	return r < 0 ? r : n;
+}
+
+/* Runs st with $1 = v; returns how many rows it returned, or an error class. */
+static int count_rows(struct db_stmt *st, int64_t v)
+{
+	int r, n = 0;
+
+	db_bind_int64(st, 1, v);
 	while ((r = db_step(st)) == 1)
 		n++;
 	db_reset(st);
 	return r < 0 ? r : n;
 }
 
+int offer_log_purge(struct offer_log *l, int64_t now_ms, int64_t keep_ms)
+{
+	int64_t cutoff = now_ms - keep_ms;
+	int r;
+
+	db_bind_int64(l->st[ST_PURGE_EVENTS], 1, cutoff);
+	r = db_run(l->st[ST_PURGE_EVENTS]);
+	if (r < 0)
+		return r;
+	return count_rows(l->st[ST_PURGE], cutoff);
+}
+
 int offer_log_expire_job(struct db *db, int64_t now_ms, void *arg)
 {
+	struct offer_log *l = arg;
+	int r;
+
 	(void)db; /* the offer log's statements are on it */
-	return offer_log_expire(arg, now_ms);
+	r = offer_log_expire(l, now_ms);
+	if (r < 0)
+		return r;
+	/*
+	 * TODO(promo): release the unused promo codes of the offers that
+	 * expired, once the promotions engine has a function for it.
+	 */
+	return offer_log_purge(l, now_ms, l->keep_ms);
+}
+
+int offer_log_redeem(struct offer_log *l, const char *code, int64_t now_ms,
+		     struct offer_redeemed *ret)
+{
+	struct db_stmt *st = l->st[ST_REDEEM];
+	struct offer_redeemed out;
+	int64_t created_ms = 0;
+	int r;
+
+	if (!code || !*code || strlen(code) >= CODEC_MAX_PROMO)
+		return -EINVAL;
+	memset(&out, 0, sizeof(out));
+	db_bind_text(st, 1, code);
+	db_bind_int64(st, 2, now_ms);
+	r = db_step(st);
+	if (r == 1) {
+		db_column_copy(st, 0, out.id, sizeof(out.id));
+		db_column_copy(st, 1, out.vin, sizeof(out.vin));
+		db_column_copy(st, 2, out.rule, sizeof(out.rule));
+		created_ms = db_column_int64(st, 3);
+		out.valid_until_ms = db_column_int64(st, 4);
+		out.state = OFFER_STATE_REDEEMED;
+		out.state_ms = now_ms;
+		while ((r = db_step(st)) == 1) /* one row: the subquery has LIMIT 1 */
+			;
+		if (r == 0)
+			r = 1;
+	}
+	db_reset(st);
+	if (r < 0)
+		return r;
+	if (r == 1) {
+		r = stats_one(l, out.rule, created_ms, OFFER_STATE_REDEEMED);
+		if (r == 0)
+			*ret = out;
+		return r;
+	}
+
+	/* Nothing redeemable: say why. */
+	st = l->st[ST_REDEEM_WHY];
+	db_bind_text(st, 1, code);
+	r = db_step(st);
+	if (r == 1) {
+		db_column_copy(st, 0, out.id, sizeof(out.id));
+		db_column_copy(st, 1, out.vin, sizeof(out.vin));
+		db_column_copy(st, 2, out.rule, sizeof(out.rule));
+		out.state = state_parse(db_column_text(st, 3));
+		out.state_ms = db_column_int64(st, 4);
+		out.valid_until_ms = db_column_int64(st, 5);
+	}
+	db_reset(st);
+	if (r <= 0)
+		return r == 0 ? -ENOENT : r;
+	*ret = out;
+	return out.state == OFFER_STATE_REDEEMED ? -EALREADY : -ETIME;
+}
+
+int offer_log_stats(struct offer_log *l, int64_t since_day, int64_t until_day,
+		    struct offer_stats_row **ret_rows, size_t *ret_n, int *ret_more)
+{
+	struct db_stmt *st = l->st[ST_STATS];
+	struct offer_stats_row *rows = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	*ret_more = 0;
+	db_bind_int64(st, 1, since_day);
+	db_bind_int64(st, 2, until_day);
+	db_bind_int64(st, 3, OFFER_LOG_STATS_MAX + 1);
+	while ((r = db_step(st)) == 1) {
+		struct offer_stats_row *row;
+
+		if (n == OFFER_LOG_STATS_MAX) {
+			*ret_more = 1;
+			break;
+		}
+		r = grow_for((void **)&rows, &cap, n, sizeof(*rows), 8, OFFER_LOG_STATS_MAX);
+		if (r < 0)
+			break;
+		row = &rows[n++];
+		memset(row, 0, sizeof(*row));
+		db_column_copy(st, 0, row->rule, sizeof(row->rule));
+		for (int i = 0; i < OFFER_STATE_COUNT; i++)
+			row->n[i] = db_column_int64(st, 1 + i);
+	}
+	db_reset(st);
+	if (r < 0) {
+		free(rows);
+		return r;
+	}
+	*ret_rows = n ? rows : NULL;
+	if (!n)
+		free(rows);
+	*ret_n = n;
+	return 0;
+}
+
+/* qsort/bsearch order of offer rows by id. */
+static int row_id_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct offer_row *const *)a)->id,
+		      (*(const struct offer_row *const *)b)->id);
+}
+
+/* Fills the stage times of rows[0..n) from their events. Returns 0 or an error class. */
+static int list_stage_times(struct offer_log *l, const char *vin, struct offer_row *rows, size_t n)
+{
+	struct db_stmt *st = l->st[ST_LIST_EVENTS];
+	struct offer_row **by_id = malloc(n * sizeof(*by_id));
+	int r;
+
+	if (!by_id)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		by_id[i] = &rows[i];
+		rows[i].stage_ms[OFFER_STATE_SENT] = rows[i].created_ms;
+		if (rows[i].state == OFFER_STATE_REDEEMED || rows[i].state == OFFER_STATE_EXPIRED)
+			rows[i].stage_ms[rows[i].state] = rows[i].state_ms;
+	}
+	qsort(by_id, n, sizeof(*by_id), row_id_cmp);
+	db_bind_text(st, 1, vin);
+	while ((r = db_step(st)) == 1) {
+		struct offer_row key, *kp = &key, **hit;
+		enum offer_state s = state_parse(db_column_text(st, 1));
+
+		db_column_copy(st, 0, key.id, sizeof(key.id));
+		hit = bsearch(&kp, by_id, n, sizeof(*by_id), row_id_cmp);
+		if (hit && s != OFFER_STATE_SENT)
+			(*hit)->stage_ms[s] = db_column_int64(st, 2);
+	}
+	db_reset(st);
+	free(by_id);
+	return r;
 }
 
 int offer_log_list(struct offer_log *l, const char *vin, struct offer_row **ret_rows, size_t *ret_n,
@@ -244,8 +597,12 @@ int offer_log_list(struct offer_log *l, const char *vin, struct offer_row **ret_
 		row->valid_until_ms = db_column_int64(st, 5);
 		row->created_ms = db_column_int64(st, 6);
 		row->state = state_parse(db_column_text(st, 7));
+		db_column_copy(st, 8, row->rule, sizeof(row->rule));
+		row->state_ms = db_column_int64(st, 9);
 	}
 	db_reset(st);
+	if (r == 0 && n)
+		r = list_stage_times(l, vin, rows, n);
 	if (r < 0) {
 		free(rows);
 		return r;

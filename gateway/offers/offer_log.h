@@ -4,11 +4,23 @@
  * offer_episodes (gateway/offers/schema/; episodes belong to rules.c). No
  * other module touches them.
  *
- * An offer's state only advances: sent -> shown -> accepted, dismissed,
- * rejected or (a scheduled job, once its validity ended) expired. The order is a rank column compared inside the UPDATE, so a
- * late or redelivered event never undoes a newer one, on either backend
- * and with several gateway instances. Functions return 0 (or a count) or a
- * negative error class from db.h; db logged the failure.
+ * An offer's state only advances (docs/offers.md): sent (recorded in the
+ * transaction that issued it; the outbox publishes it after the commit) ->
+ * delivered (the car verified and stored it) -> shown -> accepted,
+ * dismissed or rejected (the car's last word) -> redeemed (a partner's
+ * till, from any state but expired) or expired (the scheduled job, once its
+ * validity ended while sent, delivered or shown). The order is a rank
+ * column compared inside the UPDATE, so a late or redelivered event never
+ * undoes a newer one, on either backend and with several gateway instances.
+ *
+ * Statistics: every offer that reaches a stage counts once for it (a bit
+ * per stage in offers.stages, set by a conditional UPDATE) in offer_stats,
+ * per rule and UTC day of the offer's creation, in the same transaction as
+ * the change; the expiry job deletes old offers but never those counts.
+ *
+ * Functions return 0 (or a count) or a negative error class from db.h; db
+ * logged the failure. Each write joins the caller's transaction (ingest's,
+ * a job's, the API's).
  */
 #ifndef PITSTOP_OFFER_LOG_H
 #define PITSTOP_OFFER_LOG_H
@@ -22,21 +34,31 @@
 /* Offers one listing returns at most. */
 #define OFFER_LOG_LIST_MAX 10000
 
-/* Offer states, in the order they may advance. */
+/* Rules listed by offer_log_stats() at most; a rule name's size. */
+#define OFFER_LOG_STATS_MAX 1000
+#define OFFER_LOG_RULE_MAX 64
+
+/* How long ended offers are kept by default (offer_keep_days). */
+#define OFFER_LOG_KEEP_DAYS_DEFAULT 90
+
+/* Offer states (and the stages statistics count), in the order they may advance. */
 enum offer_state {
 	OFFER_STATE_SENT,
+	OFFER_STATE_DELIVERED, /* verified and stored in the car */
 	OFFER_STATE_SHOWN,
 	OFFER_STATE_ACCEPTED,
 	OFFER_STATE_DISMISSED,
 	OFFER_STATE_REJECTED,
-	OFFER_STATE_EXPIRED, /* its validity ended while it was sent or shown */
+	OFFER_STATE_REDEEMED,
+	OFFER_STATE_EXPIRED, /* its validity ended while it was sent, delivered or shown */
+	OFFER_STATE_COUNT,
 };
 
 /* The scheduled job that expires offers (jobs.h), and how often it runs. */
 #define OFFER_LOG_EXPIRE_JOB "offers_expire"
 #define OFFER_LOG_EXPIRE_PERIOD_MS 60000
 
-/* "sent", "shown", ...; never NULL ("?" when out of range). */
+/* "sent", "delivered", ...; never NULL ("?" when out of range). */
 const char *offer_state_name(enum offer_state st);
 
 /* An issued offer as listed. */
@@ -49,6 +71,26 @@ struct offer_row {
 	int64_t valid_until_ms;
 	int64_t created_ms;
 	enum offer_state state;
+	char rule[OFFER_LOG_RULE_MAX]; /* "" none */
+	int64_t state_ms;	       /* when it entered state */
+	/* When it first reached each stage (the car's clock for its events), 0: not */
+	int64_t stage_ms[OFFER_STATE_COUNT];
+};
+
+/* One rule's figures: how many of its offers reached each stage. */
+struct offer_stats_row {
+	char rule[OFFER_LOG_RULE_MAX]; /* "" none */
+	int64_t n[OFFER_STATE_COUNT];
+};
+
+/* What offer_log_redeem() found: the offer redeemed, or why not. */
+struct offer_redeemed {
+	char id[CODEC_MAX_ID];
+	char vin[18];
+	char rule[OFFER_LOG_RULE_MAX];
+	enum offer_state state; /* OFFER_STATE_REDEEMED, or the state that refused it */
+	int64_t state_ms;	/* redeemed (or entered that state) at */
+	int64_t valid_until_ms;
 };
 
 struct offer_log;
@@ -90,8 +132,43 @@ int offer_log_count_since(struct offer_log *l, const char *vin, int64_t since_ms
  */
 int offer_log_expire(struct offer_log *l, int64_t now_ms);
 
-/* offer_log_expire() as a jobs_fn; arg is the struct offer_log. */
+/*
+ * Deletes the offers (and their events) that ended: final (accepted,
+ * dismissed, rejected, redeemed or expired) with a validity that ended more
+ * than keep_ms before now_ms. Their counts stay in offer_stats. Returns how
+ * many offers, or an error class.
+ */
+int offer_log_purge(struct offer_log *l, int64_t now_ms, int64_t keep_ms);
+
+/* How long the expiry job keeps ended offers (default OFFER_LOG_KEEP_DAYS_DEFAULT days). */
+void offer_log_set_keep_ms(struct offer_log *l, int64_t keep_ms);
+
+/*
+ * The expiry job (a jobs_fn; arg is the struct offer_log): offer_log_expire()
+ * then offer_log_purge() with the keep time set.
+ */
 int offer_log_expire_job(struct db *db, int64_t now_ms, void *arg);
+
+/*
+ * Redeems the offer with promo code code at now_ms, inside the caller's
+ * transaction: one conditional UPDATE, so of two tills (or instances)
+ * redeeming the same code exactly one wins. Returns 0 with *ret the offer
+ * redeemed, or with *ret describing the offer that refused it: -EALREADY
+ * (already redeemed, at ret->state_ms), -ETIME (expired, or its validity
+ * ended at ret->valid_until_ms); -ENOENT (no offer has that code, *ret
+ * untouched), -EINVAL (empty code), or an error class.
+ */
+int offer_log_redeem(struct offer_log *l, const char *code, int64_t now_ms,
+		     struct offer_redeemed *ret);
+
+/*
+ * Per rule (sorted by name), how many of the offers created on UTC days
+ * since_day..until_day (days since 1970-01-01, inclusive) reached each
+ * stage, at most OFFER_LOG_STATS_MAX rules (*ret_more 1 when there were
+ * more). *ret_rows is malloc'ed (NULL when *ret_n is 0).
+ */
+int offer_log_stats(struct offer_log *l, int64_t since_day, int64_t until_day,
+		    struct offer_stats_row **ret_rows, size_t *ret_n, int *ret_more);
 
 /*
  * Offers issued to vin, oldest first, at most OFFER_LOG_LIST_MAX (*ret_more

@@ -2,7 +2,10 @@
  * Unit tests of the offer log (gateway/offers/offer_log.c) on whichever
  * backend db_test_util.h selects: an offer id is issued once, its state only
  * advances, a redelivered event is stored once, and an event for an offer
- * of another car or one never issued stores nothing.
+ * of another car or one never issued stores nothing; each stage counts once
+ * per offer in the per-rule statistics, whatever order events arrive in; a
+ * code is redeemed once (then 409-like -EALREADY, -ETIME once expired); the
+ * expiry job's deletions keep the counts.
  */
 #include "db_test_util.h"
 
@@ -238,7 +241,203 @@ static void test_state_names(void **state)
 	assert_string_equal(offer_state_name(OFFER_STATE_ACCEPTED), "accepted");
 	assert_string_equal(offer_state_name(OFFER_STATE_DISMISSED), "dismissed");
 	assert_string_equal(offer_state_name(OFFER_STATE_REJECTED), "rejected");
+	assert_string_equal(offer_state_name(OFFER_STATE_DELIVERED), "delivered");
+	assert_string_equal(offer_state_name(OFFER_STATE_REDEEMED), "redeemed");
+	assert_string_equal(offer_state_name(OFFER_STATE_EXPIRED), "expired");
 	assert_string_equal(offer_state_name((enum offer_state)42), "?");
+}
+
+/* Puts offer id of vin from rule with promo code code, valid until until_ms. */
+static void put(struct fixture *f, const char *id, const char *vin, const char *rule,
+		const char *code, int64_t created_ms, int64_t until_ms)
+{
+	struct offer o = make_offer(id, vin);
+
+	snprintf(o.promo_code, sizeof(o.promo_code), "%s", code);
+	o.valid_until_ms = until_ms;
+	assert_int_equal(offer_log_put_rule(f->log, &o, rule, created_ms), 0);
+}
+
+/* The statistics of rule over every day (a zero row when it has none). */
+static struct offer_stats_row stats_of(struct fixture *f, const char *rule, int64_t since_day,
+				       int64_t until_day)
+{
+	struct offer_stats_row *rows = NULL, out;
+	size_t n = 0;
+	int more = -1;
+
+	memset(&out, 0, sizeof(out));
+	assert_int_equal(offer_log_stats(f->log, since_day, until_day, &rows, &n, &more), 0);
+	assert_int_equal(more, 0);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			assert_true(strcmp(rows[i - 1].rule, rows[i].rule) < 0);
+		if (strcmp(rows[i].rule, rule) == 0)
+			out = rows[i];
+	}
+	free(rows);
+	return out;
+}
+
+#define ALL_DAYS -100000, 100000
+
+static void test_stages_counted_once(void **state)
+{
+	struct fixture *f = *state;
+	struct offer_stats_row s;
+
+	put(f, "b1", VIN1, "low_fuel", "C1", 1000, 3600000);
+	put(f, "b2", VIN1, "low_fuel", "C2", 2000, 3600000);
+	put(f, "b3", VIN2, "", "C3", 3000, 3600000);
+	/* b1: delivered, shown (twice: a redelivery), accepted */
+	assert_int_equal(event(f, VIN1, "b1", OFFER_ACTION_DELIVERED, 5000, NULL), 0);
+	assert_int_equal(offer_state(f, VIN1, "b1"), OFFER_STATE_DELIVERED);
+	assert_int_equal(event(f, VIN1, "b1", OFFER_ACTION_SHOWN, 5001, NULL), 0);
+	assert_int_equal(event(f, VIN1, "b1", OFFER_ACTION_SHOWN, 5001, NULL), 0);
+	assert_int_equal(event(f, VIN1, "b1", OFFER_ACTION_ACCEPTED, 6000, NULL), 0);
+	/* b2: shown arrives before delivered (counted, the state does not go back) */
+	assert_int_equal(event(f, VIN1, "b2", OFFER_ACTION_SHOWN, 5002, NULL), 0);
+	assert_int_equal(event(f, VIN1, "b2", OFFER_ACTION_DELIVERED, 5000, NULL), 0);
+	assert_int_equal(offer_state(f, VIN1, "b2"), OFFER_STATE_SHOWN);
+	/* b2: a shown with another time is a second event, not a second count */
+	assert_int_equal(event(f, VIN1, "b2", OFFER_ACTION_SHOWN, 9000, NULL), 0);
+	assert_int_equal(event(f, VIN1, "b2", OFFER_ACTION_DISMISSED, 9100, NULL), 0);
+
+	s = stats_of(f, "low_fuel", ALL_DAYS);
+	assert_int_equal(s.n[OFFER_STATE_SENT], 2);
+	assert_int_equal(s.n[OFFER_STATE_DELIVERED], 2);
+	assert_int_equal(s.n[OFFER_STATE_SHOWN], 2);
+	assert_int_equal(s.n[OFFER_STATE_ACCEPTED], 1);
+	assert_int_equal(s.n[OFFER_STATE_DISMISSED], 1);
+	assert_int_equal(s.n[OFFER_STATE_REDEEMED], 0);
+	s = stats_of(f, "", ALL_DAYS);
+	assert_int_equal(s.n[OFFER_STATE_SENT], 1);
+	assert_int_equal(s.n[OFFER_STATE_SHOWN], 0);
+	/* created on day 0: a window from day 1 has none of them */
+	s = stats_of(f, "low_fuel", 1, 100000);
+	assert_int_equal(s.n[OFFER_STATE_SENT], 0);
+	/* too long a rule name is refused, nothing recorded */
+	{
+		char rule[OFFER_LOG_RULE_MAX + 1];
+		struct offer o = make_offer("b4", VIN1);
+
+		memset(rule, 'r', OFFER_LOG_RULE_MAX);
+		rule[OFFER_LOG_RULE_MAX] = '\0';
+		assert_int_equal(offer_log_put_rule(f->log, &o, rule, 1000), -EINVAL);
+		assert_int_equal(offer_state(f, VIN1, "b4"), -1);
+	}
+}
+
+static void test_list_stage_times(void **state)
+{
+	struct fixture *f = *state;
+	struct offer_row *rows = NULL;
+	struct offer_redeemed red;
+	size_t n = 0;
+	int more = -1;
+
+	put(f, "t1", VIN1, "wash", "T1", 1000, 3600000);
+	assert_int_equal(event(f, VIN1, "t1", OFFER_ACTION_DELIVERED, 2000, NULL), 0);
+	assert_int_equal(event(f, VIN1, "t1", OFFER_ACTION_SHOWN, 3000, NULL), 0);
+	assert_int_equal(event(f, VIN1, "t1", OFFER_ACTION_SHOWN, 2500, NULL), 0); /* earlier */
+	assert_int_equal(offer_log_redeem(f->log, "T1", 7000, &red), 0);
+	assert_int_equal(offer_log_list(f->log, VIN1, &rows, &n, &more), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].rule, "wash");
+	assert_int_equal(rows[0].state, OFFER_STATE_REDEEMED);
+	assert_int_equal(rows[0].state_ms, 7000);
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_SENT], 1000);
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_DELIVERED], 2000);
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_SHOWN], 2500); /* the first */
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_ACCEPTED], 0);
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_REDEEMED], 7000);
+	free(rows);
+}
+
+static void test_redeem_once(void **state)
+{
+	struct fixture *f = *state;
+	struct offer_redeemed red;
+	struct offer_stats_row s;
+
+	put(f, "r1", VIN1, "low_fuel", "FUEL-R1", 1000, 100000);
+	put(f, "r2", VIN1, "low_fuel", "FUEL-R2", 1000, 100000);
+	put(f, "r3", VIN2, "low_fuel", "FUEL-R3", 1000, 50000);
+	assert_int_equal(event(f, VIN1, "r1", OFFER_ACTION_ACCEPTED, 2000, NULL), 0);
+
+	/* after accepted */
+	memset(&red, 0, sizeof(red));
+	assert_int_equal(offer_log_redeem(f->log, "FUEL-R1", 10000, &red), 0);
+	assert_string_equal(red.id, "r1");
+	assert_string_equal(red.vin, VIN1);
+	assert_string_equal(red.rule, "low_fuel");
+	assert_int_equal(red.state, OFFER_STATE_REDEEMED);
+	assert_int_equal(red.state_ms, 10000);
+	assert_int_equal(offer_state(f, VIN1, "r1"), OFFER_STATE_REDEEMED);
+	/* twice: refused, saying when */
+	memset(&red, 0, sizeof(red));
+	assert_int_equal(offer_log_redeem(f->log, "FUEL-R1", 11000, &red), -EALREADY);
+	assert_string_equal(red.id, "r1");
+	assert_int_equal(red.state_ms, 10000);
+	/* a late event of the car does not undo it */
+	assert_int_equal(event(f, VIN1, "r1", OFFER_ACTION_DISMISSED, 12000, NULL), 0);
+	assert_int_equal(offer_state(f, VIN1, "r1"), OFFER_STATE_REDEEMED);
+	/* straight from sent: a code shown on paper */
+	assert_int_equal(offer_log_redeem(f->log, "FUEL-R2", 12000, &red), 0);
+	assert_string_equal(red.id, "r2");
+	/* unknown, empty */
+	assert_int_equal(offer_log_redeem(f->log, "NOPE", 12000, &red), -ENOENT);
+	assert_int_equal(offer_log_redeem(f->log, "", 12000, &red), -EINVAL);
+	/* past its validity (the job has not run yet), then expired by the job */
+	memset(&red, 0, sizeof(red));
+	assert_int_equal(offer_log_redeem(f->log, "FUEL-R3", 60000, &red), -ETIME);
+	assert_int_equal(red.valid_until_ms, 50000);
+	assert_int_equal(offer_log_expire(f->log, 60000), 1);
+	assert_int_equal(offer_log_redeem(f->log, "FUEL-R3", 61000, &red), -ETIME);
+	assert_int_equal(red.state, OFFER_STATE_EXPIRED);
+	assert_int_equal(offer_state(f, VIN2, "r3"), OFFER_STATE_EXPIRED);
+
+	s = stats_of(f, "low_fuel", ALL_DAYS);
+	assert_int_equal(s.n[OFFER_STATE_SENT], 3);
+	assert_int_equal(s.n[OFFER_STATE_ACCEPTED], 1);
+	assert_int_equal(s.n[OFFER_STATE_DISMISSED], 1);
+	assert_int_equal(s.n[OFFER_STATE_REDEEMED], 2);
+	assert_int_equal(s.n[OFFER_STATE_EXPIRED], 1);
+}
+
+static void test_purge_keeps_counts(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t day = 86400000;
+	struct offer_stats_row s;
+
+	put(f, "p1", VIN1, "wash", "P1", 1000, 10 * day);  /* open, expires */
+	put(f, "p2", VIN1, "wash", "P2", 1000, 10 * day);  /* accepted: final */
+	put(f, "p3", VIN1, "wash", "P3", 1000, 100 * day); /* still valid */
+	put(f, "p4", VIN2, "other", "P4", 1000, 30 * day); /* ended too recently */
+	assert_int_equal(event(f, VIN1, "p2", OFFER_ACTION_ACCEPTED, 2000, NULL), 0);
+	assert_int_equal(offer_log_expire(f->log, 11 * day), 1);
+	assert_int_equal(offer_log_expire(f->log, 31 * day), 1); /* p4 */
+	/* kept 15 days: p1 and p2 (ended on day 10) go at day 26, p4 stays */
+	assert_int_equal(offer_log_purge(f->log, 25 * day, 15 * day), 0);
+	assert_int_equal(offer_log_purge(f->log, 40 * day, 15 * day), 2);
+	assert_int_equal(offer_state(f, VIN1, "p1"), -1);
+	assert_int_equal(offer_state(f, VIN1, "p2"), -1);
+	assert_int_equal(offer_state(f, VIN1, "p3"), OFFER_STATE_SENT);
+	assert_int_equal(offer_state(f, VIN2, "p4"), OFFER_STATE_EXPIRED);
+	assert_int_equal(events_of(f, "p2"), 0);
+	/* the counts stay */
+	s = stats_of(f, "wash", ALL_DAYS);
+	assert_int_equal(s.n[OFFER_STATE_SENT], 3);
+	assert_int_equal(s.n[OFFER_STATE_ACCEPTED], 1);
+	assert_int_equal(s.n[OFFER_STATE_EXPIRED], 1);
+	/* the job: expires and purges with the keep time set */
+	offer_log_set_keep_ms(f->log, 15 * day);
+	assert_int_equal(offer_log_expire_job(f->db, 200 * day, f->log), 2);
+	assert_int_equal(offer_state(f, VIN1, "p3"), -1);
+	s = stats_of(f, "wash", ALL_DAYS);
+	assert_int_equal(s.n[OFFER_STATE_SENT], 3);
+	assert_int_equal(s.n[OFFER_STATE_EXPIRED], 2);
 }
 
 int main(void)
@@ -248,6 +447,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_events_advance_only_forward, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_for_unknown_offer, setup, teardown),
 		cmocka_unit_test(test_state_names),
+		cmocka_unit_test_setup_teardown(test_stages_counted_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list_stage_times, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_redeem_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge_keeps_counts, setup, teardown),
 	};
 
 	fprintf(stderr, "offer log tests on %s\n", db_test_backend());
