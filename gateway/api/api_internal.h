@@ -153,7 +153,6 @@ struct api_shared {
 	struct offer_log *offers;
 	struct accounts *accounts;
 	struct rules *const *rules; /* borrowed: the gateway's current engine; NULL: none */
-	struct rules *const *rules; /* borrowed: the gateway's current engine; NULL: none */
 	int64_t session_ttl_ms;
 	int secure_cookie;		     /* HTTPS: the cookie gets Secure */
 	const struct latency *offer_latency; /* borrowed, may be NULL */
