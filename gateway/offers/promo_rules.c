@@ -622,21 +622,17 @@ static int k_poi_category(struct pctx *c, const char *v)
 
 static int names(struct pctx *c, const char *v, struct promo_names *out)
 {
-	char buf[PROMO_AUDIENCE_MAX * (PROMO_AUDIENCE_NAME_MAX + 2) + 1], *save = NULL, *t;
+	const char *p = v;
 
-	if (strlen(v) >= sizeof(buf))
-		return snprintf(c->why, sizeof(c->why), "too long"), -EINVAL;
-	snprintf(buf, sizeof(buf), "%s", v);
 	out->n = 0;
-	for (t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		char *end;
+	for (;;) {
+		const char *comma = strchr(p, ','), *end = comma ? comma : p + strlen(p);
 
-		while (isspace((unsigned char)*t))
-			t++;
-		end = t + strlen(t);
-		while (end > t && isspace((unsigned char)end[-1]))
-			*--end = '\0';
-		if (!*t || strlen(t) > PROMO_AUDIENCE_NAME_MAX)
+		while (p < end && isspace((unsigned char)*p))
+			p++;
+		while (end > p && isspace((unsigned char)end[-1]))
+			end--;
+		if (end == p || (size_t)(end - p) > PROMO_AUDIENCE_NAME_MAX)
 			return snprintf(c->why, sizeof(c->why),
 					"expected a comma list of names of 1..%d bytes",
 					PROMO_AUDIENCE_NAME_MAX),
@@ -645,11 +641,11 @@ static int names(struct pctx *c, const char *v, struct promo_names *out)
 			return snprintf(c->why, sizeof(c->why), "more than %d names",
 					PROMO_AUDIENCE_MAX),
 			       -EINVAL;
-		snprintf(out->name[out->n++], sizeof(out->name[0]), "%s", t);
+		snprintf(out->name[out->n++], sizeof(out->name[0]), "%.*s", (int)(end - p), p);
+		if (!comma)
+			return 0;
+		p = comma + 1;
 	}
-	if (!out->n)
-		return snprintf(c->why, sizeof(c->why), "expected at least one name"), -EINVAL;
-	return 0;
 }
 
 static int k_fleet(struct pctx *c, const char *v)

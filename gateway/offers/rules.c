@@ -1175,8 +1175,8 @@ int rules_suppressed_list(struct db *db, const char *vin, size_t max,
 	int ret;
 
 	*ret_rows = NULL;
-	if (max > RULES_SUPPRESSED_LIST_MAX)
-		max = RULES_SUPPRESSED_LIST_MAX;
+	if (max > RULES_SUPPRESSED_LIST_MAX + 1)
+		max = RULES_SUPPRESSED_LIST_MAX + 1; /* one more: "truncated" */
 	if (!max)
 		return 0;
 	rows = calloc(max, sizeof(*rows));
