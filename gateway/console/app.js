@@ -4,6 +4,7 @@
  *   #/fleet?filters     fleet overview (fleet.js)
  *   #/vehicle/<VIN>     one vehicle (vehicle.js)
  *   #/service?within=N  service items due (service.js)
+ *   #/campaigns?days=N  each promotion rule's funnel (campaigns.js)
  * The session is checked once with GET /api/v1/me (the token of this tab);
  * a page asked for before logging in is shown after it.
  * On every page change the previous page's cleanup runs (its map, charts
@@ -39,6 +40,8 @@
 			return {page: 'fleet', query: query};
 		if (parts[0] === 'service' && parts.length === 1)
 			return {page: 'service', query: query};
+		if (parts[0] === 'campaigns' && parts.length === 1)
+			return {page: 'campaigns', query: query};
 		if (!parts.length)
 			return {page: 'fleet', query: query};
 		return {page: 'unknown', arg: path, query: query};
@@ -59,6 +62,8 @@
 		}
 		var live = document.getElementById('live');
 		live.hidden = !logged || user.role === 'service_advisor';
+		/* the statistics are the operator's (GET /offers/stats) */
+		document.getElementById('nav-campaigns').hidden = !logged || user.role !== 'operator';
 	}
 
 	function route() {
@@ -82,7 +87,7 @@
 			return;
 		}
 		document.title = 'Pitstop console';
-		['fleet', 'service'].forEach(function (p) {
+		['fleet', 'service', 'campaigns'].forEach(function (p) {
 			var nav = document.getElementById('nav-' + p);
 			if (r.page === p)
 				nav.setAttribute('aria-current', 'page');

@@ -17,6 +17,8 @@ Checks, each as the user sees it:
     found" and none of its data; the API answers 404 for it (by cookie and by
     Bearer token, on every vehicle endpoint) and the live stream carries
     none of its events;
+  - the campaigns page shows one card per rule with the funnel the API
+    counts (a redeemed code among it); a fleet manager has no such page;
   - the service advisor gets the empty state and no vehicle data from the API;
   - logging out ends the session (the cookie no longer works);
   - every page ran without a script error or a Content-Security-Policy
@@ -232,6 +234,28 @@ def operator(b, base, api, shots):
     assert sorted(rows) == sorted("%s %s" % (x["vin"], x["item"]) for x in due), (rows, due)
     assert p.eval("document.getElementById('nav-service').getAttribute('aria-current')") == "page"
     shots.take(p, "operator-service-due", full=True)
+    # Campaigns: one card per rule, its funnel as the API counts it, after
+    # the refuel offer's code was redeemed at a till (here the operator).
+    code = api.get("/api/v1/vehicles/%s/offers" % VIN_A)["items"][-1]["promo_code"]
+    st, red, _ = api.call("POST", "/api/v1/offers/redeem", {"code": code})
+    assert st == 200, (st, red)
+    p.click("#nav-campaigns")
+    p.wait("!!(document.getElementById('campaign-cards') || "
+           "document.querySelector('#campaigns-status .notice'))", 15, "the campaign cards")
+    stats = api.get("/api/v1/offers/stats")
+    cards = p.eval("Array.from(document.querySelectorAll('#campaign-cards .campaign-card'))"
+                   ".map(function (c) { var o = {rule: c.dataset.rule}; "
+                   "c.querySelectorAll('.fact').forEach(function (f) { "
+                   "o[f.dataset.stage] = f.querySelector('dd').textContent; }); return o; })")
+    assert [c["rule"] for c in cards] == [x["rule"] for x in stats["items"]], (cards, stats)
+    for c, x in zip(cards, stats["items"]):
+        for k in ("sent", "delivered", "shown", "accepted", "redeemed", "dismissed", "expired"):
+            assert c[k].replace(",", "") == str(x[k]), (k, c, x)
+        assert c["conversion_rate"] == "%.1f %%" % (x["conversion_rate"] * 100), (c, x)
+    assert sum(x["redeemed"] for x in stats["items"]) >= 1, stats
+    assert p.eval("document.querySelectorAll('#campaign-cards canvas').length") == len(cards)
+    assert p.eval("document.getElementById('nav-campaigns').getAttribute('aria-current')") == "page"
+    shots.take(p, "operator-campaigns", full=True)
     assert_clean(p, base, "operator")
 
     # Logging out ends the session: back to the login form, the cookie is dead.
@@ -291,6 +315,12 @@ def fleet_manager(b, base, api, shots, name, own, other, size):
            "two live events of %s" % own)
     seen = p.eval("window.__es.close(), window.__seen")
     assert other not in seen, "%s got live events of %s: %r" % (name, other, seen)
+
+    # The campaign figures are the operator's: no nav entry, a notice, 403.
+    assert p.eval("document.getElementById('nav-campaigns').hidden") is True
+    p.eval("location.hash = '#/campaigns'")
+    p.wait_selector("#campaigns-forbidden")
+    assert p.fetch("/api/v1/offers/stats")[0] == 403
 
     p.goto(base + "/#/vehicle/" + own)
     p.wait_selector("#vehicle-facts")
