@@ -32,6 +32,8 @@ endif()
 if(PITSTOP_GATEWAY)
   list(APPEND pkg_components gateway broker)
   install(FILES ${pkg_src}/gateway.conf DESTINATION /etc/pitstop COMPONENT gateway)
+  # The example promotion rules (promo_rules_file; a conffile too).
+  install(FILES ${pkg_src}/promotions.rules DESTINATION /etc/pitstop COMPONENT gateway)
   # The web console's static files (console_dir).
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/gateway/console/ DESTINATION
     ${CMAKE_INSTALL_DATADIR}/pitstop/console COMPONENT gateway
@@ -112,6 +114,9 @@ foreach(entry "agent;pitstop-agent;/var/lib/pitstop-agent;0700;/etc/pitstop/agen
   set(dir ${pkg_bin}/${comp})
   string(TOUPPER ${comp} COMP)
   file(WRITE ${dir}/conffiles "${CONF}\n")
+  if(comp STREQUAL "gateway")
+    file(APPEND ${dir}/conffiles "/etc/pitstop/promotions.rules\n")
+  endif()
   if(comp STREQUAL "broker")
     configure_file(${pkg_src}/debian/broker-postinst.in ${dir}/postinst @ONLY)
     set(scripts ${dir}/postinst)

@@ -80,6 +80,7 @@ def main(tmp):
             "/usr/sbin/pitstop-gateway": "-rwxr-xr-x",
             "/usr/bin/pitstopctl": "-rwxr-xr-x",
             "/etc/pitstop/gateway.conf": "-rw-r--r--",
+            "/etc/pitstop/promotions.rules": "-rw-r--r--",
             "/lib/systemd/system/pitstop-gateway.service": "-rw-r--r--",
             "/usr/share/man/man8/pitstop-gateway.8.gz": "-rw-r--r--",
             "/usr/share/man/man5/gateway.conf.5.gz": "-rw-r--r--",
@@ -101,7 +102,7 @@ def main(tmp):
     }
     conffiles = {
         "pitstop-agent": ["/etc/pitstop/agent.conf"],
-        "pitstop-gateway": ["/etc/pitstop/gateway.conf"],
+        "pitstop-gateway": ["/etc/pitstop/gateway.conf", "/etc/pitstop/promotions.rules"],
         "pitstop-broker-config": ["/etc/mosquitto/conf.d/pitstop.conf"],
         "pitstop-screen": [],
     }
