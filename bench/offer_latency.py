@@ -89,7 +89,10 @@ def main():
         status, counters = s.api_local("GET", "/api/v1/counters")
         assert status == 200, (status, counters)
         n = counters.get("offer_latency_count", 0)
-        assert n > 0, "the gateway timed no offer: %s" % counters
+        low = int(c["publish_low_batches"])
+        # Every low batch earns one offer, and each reached its car.
+        assert low > 0 and n == low, "%d low batches, %d offers timed" % (low, n)
+        assert int(c["offers_received"]) == low and c["offers_missed"] == "0", c
         print("db=%s" % args.db)
         print("cars=%d" % args.cars)
         print("broker_budget=%s" % ("lifted" if budget else "shipped"))
