@@ -4,8 +4,9 @@
  *
  * Schema (user_version 2):
  *   meta(key, value)      next_seq, dropped, thinned_samples and
- *                         thinned_batches, the persistent counters, and
- *                         epoch, the queue's identity (see queue_create)
+ *                         thinned_batches, the persistent counters, epoch,
+ *                         the queue's identity (see queue_create), and
+ *                         journal_gen, the sample journal's live generation
  *   samples(id, ...)      open samples, one row each, id = insertion order
  *   batches(seq, ...)     sealed, encoded TelemetryBatch messages; thinned = 1
  *                         once thinning kept every Nth of its samples
@@ -14,10 +15,16 @@
  * (next_seq, dropped, thinned_*, the batch count and bytes) are cached and
  * updated only after the transaction that changes them has committed.
  *
- * Open samples newer than the last flush live in memory (struct queue's
- * pend, oldest first, always newer than every samples row): queue_seal
- * takes the stored ones first, then the pending ones, so a sample that is
- * sealed before its flush is never written as a row at all.
+ * Open samples that are not rows live in memory (struct queue's pend,
+ * oldest first, always newer than every samples row); the first ndurable of
+ * them are also in the sample journal (journal.h), as records 0..ndurable-1
+ * of generation meta.journal_gen. A flush appends the others to the journal.
+ * queue_seal takes the stored rows first, then the pending ones, so a
+ * sample that is sealed before its flush is never written as a row at all;
+ * the seal's transaction also stores the journal's samples it did not seal
+ * as rows and moves meta.journal_gen on (journal_retire), so after its
+ * commit no journal record is valid and after a crash before it all are.
+ * fold_rows() does the same without a batch (journal full, or unusable).
  *
  * The byte cap (make_room, inside the seal's transaction): thin the oldest
  * unsent, not yet thinned batch (decode, keep samples 0, N, 2N, ..., encode
@@ -36,11 +43,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include "fileperm.h"
+#include "journal.h"
 #include "log.h"
 #include "loop.h"
 #include "sqlerr.h"
@@ -134,9 +143,12 @@ struct queue {
 	sqlite3_stmt *st[ST_COUNT];	       /* owned, prepared at open */
 	unsigned max_batches;		       /* bound on stored batches, >= 1 */
 	struct queue_limits lim;	       /* max_loss_ms, max_bytes, thin_every */
-	struct sample pend[QUEUE_MAX_PENDING]; /* open samples not yet written */
+	struct sample pend[QUEUE_MAX_PENDING]; /* open samples not in samples rows */
 	unsigned npend;			       /* entries used in pend */
-	uint64_t pend_first_ms;		       /* monotonic time pend[0] was added */
+	unsigned ndurable;		       /* pend[0..ndurable) are in the journal */
+	struct journal *jr;		       /* owned; NULL: flushes go to rows */
+	uint64_t jgen;			       /* cached meta.journal_gen */
+	uint64_t pend_first_ms;		       /* monotonic time pend[ndurable] was added */
 	uint64_t last_add_ms;		       /* monotonic time of the last add */
 	uint64_t add_gap_ms;		       /* time between the last two adds */
 	int64_t bytes;			       /* cached sum of the batches' sizes */
@@ -232,7 +244,8 @@ static int queue_load(struct queue *q)
 		" (SELECT value FROM meta WHERE key = 'epoch'),"
 		" (SELECT coalesce(sum(length(data)), 0) FROM batches),"
 		" (SELECT coalesce(max(value), 0) FROM meta WHERE key = 'thinned_samples'),"
-		" (SELECT coalesce(max(value), 0) FROM meta WHERE key = 'thinned_batches')";
+		" (SELECT coalesce(max(value), 0) FROM meta WHERE key = 'thinned_batches'),"
+		" (SELECT coalesce(max(value), 0) FROM meta WHERE key = 'journal_gen')";
 	sqlite3_stmt *s = NULL;
 	int rc, r = 0;
 
@@ -256,6 +269,7 @@ static int queue_load(struct queue *q)
 	q->bytes = sqlite3_column_int64(s, 5);
 	q->thinned_samples = (uint64_t)sqlite3_column_int64(s, 6);
 	q->thinned_batches = (uint64_t)sqlite3_column_int64(s, 7);
+	q->jgen = (uint64_t)sqlite3_column_int64(s, 8); /* queue_create wrote it */
 	if (q->dropped || q->thinned_batches)
 		log_info("queue: %" PRId64 " batches (%" PRId64 " bytes); so far %" PRIu64
 			 " samples thinned out of %" PRIu64 " batches, %" PRIu64 " batches dropped",
@@ -348,8 +362,10 @@ static int queue_create(struct queue *q)
 				      " VALUES ('next_seq', 1), ('dropped', 0), ('epoch', ?1)";
 	static const char sql_legacy[] = "INSERT OR IGNORE INTO meta(key, value)"
 					 " VALUES ('epoch', 0)";
+	static const char sql_jgen[] = "INSERT OR IGNORE INTO meta(key, value)"
+				       " VALUES ('journal_gen', ?1)";
 	sqlite3_stmt *s = NULL;
-	uint64_t epoch = 0;
+	uint64_t epoch = 0, jgen = 0;
 	int rc, r = 0, is_new;
 
 	rc = sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -381,6 +397,26 @@ static int queue_create(struct queue *q)
 		sqlite3_bind_int64(s, 1, (sqlite3_int64)epoch);
 	rc = sqlite3_step(s);
 	sqlite3_finalize(s);
+	s = NULL;
+	if (rc != SQLITE_DONE)
+		goto fail;
+	/*
+	 * The journal's first generation, random: a journal file left by a
+	 * queue.db deleted by hand is never replayed into a new one. 62 bits,
+	 * so it stays a positive SQLite integer however often it is bumped.
+	 */
+	r = draw_epoch(&jgen);
+	if (r < 0) {
+		log_error("queue: cannot draw a journal generation: %s", strerror(-r));
+		goto rollback;
+	}
+	jgen &= (UINT64_C(1) << 62) - 1;
+	rc = sqlite3_prepare_v2(q->db, sql_jgen, -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)(jgen ? jgen : 1));
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
 		goto fail;
 	rc = sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
@@ -395,6 +431,46 @@ rollback:
 	if (!sqlite3_get_autocommit(q->db))
 		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
+}
+
+static int sample_valid(const struct sample *s);
+
+/*
+ * Opens the journal next to the database (<db_path>-samples) and takes back
+ * the samples a crash left in it (those of generation meta.journal_gen) as
+ * pending samples already durable. Without a journal (it cannot be opened
+ * or read) flushes write samples rows, as before it existed: logged, not
+ * fatal.
+ */
+static void journal_start(struct queue *q, const char *db_path)
+{
+	char jpath[4096];
+	int n, r, damaged = 0;
+
+	n = snprintf(jpath, sizeof(jpath), "%s-samples", db_path);
+	if (n < 0 || (size_t)n >= sizeof(jpath)) {
+		log_warn("queue: %s: path too long for its sample journal; flushes write rows",
+			 db_path);
+		return;
+	}
+	r = journal_open(jpath, QUEUE_MAX_PENDING, &q->jr);
+	if (r == 0)
+		r = journal_replay(q->jr, q->jgen, q->pend, QUEUE_MAX_PENDING, &damaged);
+	if (r < 0) {
+		log_warn("queue: sample journal %s: %s; flushes write rows of %s instead", jpath,
+			 strerror(-r), db_path);
+		journal_close(q->jr);
+		q->jr = NULL;
+		return;
+	}
+	n = 0;
+	while (n < r && sample_valid(&q->pend[n]))
+		n++;
+	q->npend = q->ndurable = (unsigned)n;
+	if (n > 0 || damaged || n < r)
+		log_info("queue: %d open samples recovered from %s%s", n, jpath,
+			 damaged || n < r ? "; a damaged record after them (a torn write) dropped"
+					  : "");
 }
 
 int queue_open(const char *path, unsigned max_batches, struct queue **ret_q)
@@ -454,6 +530,7 @@ int queue_open(const char *path, unsigned max_batches, struct queue **ret_q)
 	r = queue_load(q);
 	if (r < 0)
 		goto fail;
+	journal_start(q, path);
 	*ret_q = q;
 	return 0;
 fail:
@@ -469,6 +546,7 @@ void queue_close(struct queue *q)
 		sqlite3_finalize(q->st[i]);
 	if (q->db)
 		sqlite3_close(q->db);
+	journal_close(q->jr);
 	free(q);
 }
 
@@ -520,36 +598,83 @@ static void rollback(struct queue *q, const char *op)
 		queue_fail(q, op, rc);
 }
 
-int queue_flush_now(struct queue *q)
+/*
+ * Moves the journal to its next generation inside the caller's transaction
+ * (its records are then never replayed again: the transaction holds their
+ * samples). Returns 0 or -errno.
+ */
+static int journal_retire(struct queue *q)
 {
-	unsigned n = q->npend;
+	return q->ndurable ? set_meta(q, "journal_gen", q->jgen + 1) : 0;
+}
+
+/* After the commit of a journal_retire(): the new generation is empty. */
+static void journal_retired(struct queue *q)
+{
+	if (q->ndurable)
+		q->jgen++;
+	q->ndurable = 0;
+}
+
+/*
+ * Writes every pending sample (in the journal or not) as samples rows, in
+ * one transaction that also retires the journal's generation. Returns how
+ * many were not durable before, or -errno (nothing changed).
+ */
+static int fold_rows(struct queue *q)
+{
+	unsigned n = q->npend, fresh = q->npend - q->ndurable;
 	int r;
 
-	if (n == 0)
-		return 0;
 	r = run(q, ST_BEGIN, "flush samples: begin");
 	if (r < 0)
 		return r;
 	for (unsigned i = 0; i < n && r == 0; i++)
 		r = insert_sample(q, &q->pend[i]);
 	if (r == 0)
+		r = journal_retire(q);
+	if (r == 0)
 		r = run(q, ST_COMMIT, "flush samples: commit");
 	if (r < 0) {
 		rollback(q, "flush samples: rollback");
 		return r;
 	}
+	journal_retired(q);
 	q->npend = 0;
-	return (int)n;
+	return (int)fresh;
+}
+
+int queue_flush_now(struct queue *q)
+{
+	unsigned fresh = q->npend - q->ndurable;
+	int r;
+
+	if (fresh == 0)
+		return 0;
+	/* max_loss_s 0 means samples rows (readable by tools), as before. */
+	if (q->jr && q->lim.max_loss_ms > 0) {
+		r = journal_append(q->jr, q->jgen, q->ndurable, &q->pend[q->ndurable], fresh);
+		if (r == 0) {
+			q->ndurable = q->npend;
+			log_debug("queue: %u samples journaled, the last of %" PRId64, fresh,
+				  q->pend[q->npend - 1].time_ms);
+			return (int)fresh;
+		}
+		log_error("queue: cannot write the sample journal: %s; writing rows instead",
+			  strerror(-r));
+	}
+	return fold_rows(q);
 }
 
 /*
- * Whether the pending samples must be written now: the oldest would be older
- * than max_loss_ms by the time of the next add (expected one add_gap_ms from
- * now; without slack: it is already that old), or pend is full.
+ * Whether the pending samples not yet durable must be written now: the
+ * oldest would be older than max_loss_ms by the time of the next add
+ * (expected one add_gap_ms from now; without slack: it is already that
+ * old), or pend is full.
  */
 static int flush_due(const struct queue *q, uint64_t now, int slack)
 {
-	if (q->npend == 0)
+	if (q->npend == q->ndurable)
 		return 0;
 	if (q->npend >= QUEUE_MAX_PENDING)
 		return 1;
@@ -573,14 +698,17 @@ int queue_add_sample(struct queue *q, const struct sample *s)
 	if (q->lim.max_loss_ms == 0 && q->npend == 0)
 		return insert_sample(q, s);
 	if (q->npend >= QUEUE_MAX_PENDING) {
-		/* Flushes failed until pend filled up: this one is lost. */
-		r = queue_flush_now(q);
+		/*
+		 * Full: the journal is (no seal for QUEUE_MAX_PENDING samples),
+		 * or flushes failed until pend filled up (then this one is lost).
+		 */
+		r = fold_rows(q);
 		if (r < 0)
 			return r;
 	}
 	q->add_gap_ms = q->npend || q->last_add_ms ? now - q->last_add_ms : 0;
 	q->last_add_ms = now;
-	if (q->npend == 0)
+	if (q->npend == q->ndurable)
 		q->pend_first_ms = now;
 	q->pend[q->npend++] = *s;
 	/* Normally queue_flush_due() after the caller's seal writes them. */
@@ -887,7 +1015,17 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq)
 		if (r < 0)
 			goto out;
 	}
-	r = set_meta(q, "next_seq", seq + 1);
+	/*
+	 * The journal's samples are in this transaction now: the sealed ones
+	 * in the batch, the durable ones left over (a seal of fewer than are
+	 * open) as rows. Its generation is retired with the commit.
+	 */
+	for (size_t i = npend; i < q->ndurable && r == 0; i++)
+		r = insert_sample(q, &q->pend[i]);
+	if (r == 0)
+		r = journal_retire(q);
+	if (r == 0)
+		r = set_meta(q, "next_seq", seq + 1);
 	if (r == 0 && room.ndropped)
 		r = set_meta(q, "dropped", q->dropped + room.ndropped);
 	if (r == 0 && room.thinned_batches)
@@ -906,13 +1044,16 @@ int queue_seal(struct queue *q, size_t max_samples, uint64_t *ret_seq)
 	q->dropped += room.ndropped;
 	q->thinned_batches += room.thinned_batches;
 	q->thinned_samples += room.thinned_samples;
+	r = n + (int)npend; /* sealed */
+	if (npend < q->ndurable)
+		npend = q->ndurable; /* the rest of the journal's are rows now */
 	q->npend -= (unsigned)npend;
 	memmove(q->pend, &q->pend[npend], q->npend * sizeof(q->pend[0]));
+	journal_retired(q);
 	if (room.ndropped)
 		pub_forget_upto(q, room.last_dropped);
 	log_room(q, &room);
 	*ret_seq = seq;
-	r = n + (int)npend;
 out:
 	if (in_tx)
 		rollback(q, "seal batch: rollback");

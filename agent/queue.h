@@ -48,12 +48,18 @@
  *
  * Durability: WAL journal with synchronous=FULL, so every commit has reached
  * the storage when it returns. With max_loss_ms 0 (the default after
- * queue_open) every queue_add_sample is one transaction and one fsync; with
- * max_loss_ms > 0 samples wait in memory and are written in one transaction
- * before the oldest of them is max_loss_ms old (queue_flush_due(), judged
- * from the time between adds), at a seal (sealed samples are never written
- * as rows), or at queue_flush_now(). A power cut then loses at most the samples of the
- * last max_loss_ms. See docs/agent.md and docs/performance.md for the cost.
+ * queue_open) every queue_add_sample is one transaction and one fsync, a
+ * row of the samples table; with max_loss_ms > 0 samples wait in memory and
+ * are made durable before the oldest of them is max_loss_ms old
+ * (queue_flush_due(), judged from the time between adds), or at
+ * queue_flush_now(), by appending them to the sample journal
+ * (<path>-samples, journal.h: one pwrite and one fdatasync, no SQLite
+ * commit); a seal folds the journal's samples into its batch in its own
+ * transaction (sealed samples are never written as rows), and queue_open
+ * takes back what a crash left in the journal. Without a usable journal, or
+ * when it is full, flushes write rows instead. A power cut then loses at
+ * most the samples of the last max_loss_ms. See docs/agent.md and
+ * docs/performance.md for the cost.
  *
  * SQLite errors are translated to -errno here and logged once with the
  * operation that failed (repeats of the same failure are summarised).

@@ -48,7 +48,10 @@ def test():
         s.start_broker()
         s.start_gpsfake(nmea=OUTAGE)
         signals = s.write_signals("signals.csv", [(0, "1000.000", "50.0", "0")])
-        s.start_agent(VIN_A, signals, batch_max_samples="3600", batch_max_age_ms="86400000")
+        # max_loss_s 0: each sample a row of queue.db (else open samples
+        # wait in the sample journal, queue.db-samples, until a seal)
+        s.start_agent(VIN_A, signals, batch_max_samples="3600", batch_max_age_ms="86400000",
+                      max_loss_s="0")
         db = s.path("agent-state", "queue.db")
 
         def outage_seen():

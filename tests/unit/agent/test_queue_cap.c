@@ -1,9 +1,13 @@
 /*
  * Unit tests of agent/queue.c's flash budget and byte cap, on a real SQLite
  * database in a temporary directory: with max_loss_ms samples wait in memory
- * (no row written), queue_flush_now() writes them in one go, a seal takes
- * the stored samples first and then the ones in memory (oldest first,
- * without writing those as rows), a full memory buffer is written at once;
+ * (no row written), queue_flush_now() writes them in one go to the sample
+ * journal (still no row; they survive a reopen), a seal takes the stored
+ * samples first and then the ones in memory (oldest first, without writing
+ * those as rows), a full memory buffer goes to the journal and, full too,
+ * to rows; journaled samples survive a reopen (a kill) and are sealed once,
+ * in order, a seal retires them, a partial seal keeps the rest as rows, and
+ * a journal left by a deleted queue.db is not replayed into a new one;
  * the byte cap thins the oldest unsent batch first (every Nth sample kept,
  * same epoch and seq, marked thinned, never thinned twice, published
  * batches skipped), drops the oldest batch only when nothing is left to
@@ -17,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -139,7 +144,7 @@ static void test_samples_wait_in_memory(void **state)
 	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), 0);
 	assert_int_equal(queue_flush_now(f->q), 3);
 	assert_int_equal(queue_flush_now(f->q), 0);
-	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), 3);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), 0); /* in the journal */
 	add(f, 3, 2);
 	reopen(f); /* a power cut: the 2 in memory are gone, the flushed 3 stay */
 	assert_int_equal(queue_open_samples(f->q), 3);
@@ -161,14 +166,18 @@ static void test_seal_takes_stored_then_memory(void **state)
 {
 	struct fixture *f = *state;
 	struct queue_limits lim = { .max_loss_ms = 60000 };
+	struct queue_limits zero = { .max_loss_ms = 0 };
 	struct sample *got;
 	uint64_t seq = 0;
 	size_t n = 0;
 
+	assert_int_equal(queue_set_limits(f->q, &zero), 0);
+	add(f, 0, 2); /* stored as rows */
+	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), 2);
 	assert_int_equal(queue_set_limits(f->q, &lim), 0);
-	add(f, 0, 2);
-	assert_int_equal(queue_flush_now(f->q), 2);
-	add(f, 2, 5);
+	add(f, 2, 2);
+	assert_int_equal(queue_flush_now(f->q), 2); /* in the journal */
+	add(f, 4, 3);
 	assert_int_equal(queue_seal(f->q, 4, &seq), 4);
 	assert_int_equal(queue_open_samples(f->q), 3);
 	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), 0);
@@ -186,7 +195,11 @@ static void test_seal_takes_stored_then_memory(void **state)
 	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), 0);
 }
 
-/* A full memory buffer is written at once, whatever max_loss_ms says. */
+/*
+ * A full memory buffer is written at once, whatever max_loss_ms says: to
+ * the journal, and when that is full too (no seal for QUEUE_MAX_PENDING
+ * samples), to rows, all of them.
+ */
 static void test_full_memory_flushes(void **state)
 {
 	struct fixture *f = *state;
@@ -194,7 +207,14 @@ static void test_full_memory_flushes(void **state)
 
 	assert_int_equal(queue_set_limits(f->q, &lim), 0);
 	add(f, 0, QUEUE_MAX_PENDING);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), 0);
+	reopen(f); /* all in the journal */
+	assert_int_equal(queue_set_limits(f->q, &lim), 0);
+	assert_int_equal(queue_open_samples(f->q), QUEUE_MAX_PENDING);
+	add(f, QUEUE_MAX_PENDING, 1);
 	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), QUEUE_MAX_PENDING);
+	assert_int_equal(queue_open_samples(f->q), QUEUE_MAX_PENDING + 1);
+	reopen(f); /* the last one was in memory only */
 	assert_int_equal(queue_open_samples(f->q), QUEUE_MAX_PENDING);
 }
 
@@ -320,6 +340,93 @@ static void test_new_queue_settings(void **state)
 	assert_int_equal(db_int(f, "PRAGMA user_version"), 2);
 }
 
+/* Batch seq holds samples first..first+n-1, in order. */
+static void check_run(struct fixture *f, uint64_t seq, int first, size_t n)
+{
+	size_t got_n = 0;
+	struct sample *got = batch_samples(f, seq, &got_n);
+
+	assert_int_equal(got_n, n);
+	for (size_t i = 0; i < n; i++)
+		assert_true(got[i].time_ms == make_sample(first + (int)i).time_ms);
+	free(got);
+}
+
+/* reopen() with samples kept in memory up to 5 s (the default). */
+static void reopen_lossy(struct fixture *f)
+{
+	struct queue_limits lim = { .max_loss_ms = 5000 };
+
+	reopen(f);
+	assert_int_equal(queue_set_limits(f->q, &lim), 0);
+}
+
+/* Journaled samples survive a kill (a reopen), are sealed once, in order. */
+static void test_journal_replay_after_kill(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t seq = 0;
+
+	reopen_lossy(f);
+	add(f, 0, 4);
+	assert_int_equal(queue_flush_now(f->q), 4);
+	add(f, 4, 3);
+	assert_int_equal(queue_flush_now(f->q), 3);
+	add(f, 7, 2); /* in memory only: lost with the kill */
+	reopen_lossy(f);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), 0);
+	assert_int_equal(queue_open_samples(f->q), 7);
+	assert_int_equal(queue_flush_now(f->q), 0); /* already durable */
+	assert_int_equal(queue_seal(f->q, 100, &seq), 7);
+	check_run(f, seq, 0, 7);
+
+	reopen_lossy(f); /* the seal retired them: not replayed again */
+	assert_int_equal(queue_open_samples(f->q), 0);
+	add(f, 20, 2);
+	assert_int_equal(queue_flush_now(f->q), 2);
+	reopen_lossy(f);
+	assert_int_equal(queue_open_samples(f->q), 2);
+}
+
+/* A seal of fewer than are journaled: the rest become rows, none twice. */
+static void test_journal_partial_seal(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t seq = 0;
+
+	reopen_lossy(f);
+	add(f, 0, 5);
+	assert_int_equal(queue_flush_now(f->q), 5);
+	add(f, 5, 1);
+	assert_int_equal(queue_seal(f->q, 2, &seq), 2);
+	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), 3);
+	reopen_lossy(f); /* sample 5 was in memory only */
+	assert_int_equal(queue_open_samples(f->q), 3);
+	assert_int_equal(queue_seal(f->q, 100, &seq), 3);
+	check_run(f, seq, 2, 3);
+	assert_int_equal(queue_open_samples(f->q), 0);
+}
+
+/* A journal left by a queue.db deleted by hand is not replayed. */
+static void test_journal_of_deleted_db_ignored(void **state)
+{
+	struct fixture *f = *state;
+	char side[340];
+
+	reopen_lossy(f);
+	add(f, 0, 3);
+	assert_int_equal(queue_flush_now(f->q), 3);
+	queue_close(f->q);
+	f->q = NULL;
+	for (int i = 0; i < 3; i++) {
+		snprintf(side, sizeof(side), "%s%s", f->db,
+			 (const char *[]){ "", "-wal", "-shm" }[i]);
+		unlink(side);
+	}
+	reopen_lossy(f);
+	assert_int_equal(queue_open_samples(f->q), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -332,6 +439,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_delete_frees_bytes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_queue_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_replay_after_kill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_partial_seal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_of_deleted_db_ignored, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
