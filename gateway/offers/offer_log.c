@@ -488,44 +488,65 @@ int offer_log_redeem(struct offer_log *l, const char *code, int64_t now_ms,
 	return out.state == OFFER_STATE_REDEEMED ? -EALREADY : -ETIME;
 }
 
-int offer_log_stats(struct offer_log *l, int64_t since_day, int64_t until_day,
-		    struct offer_stats_row **ret_rows, size_t *ret_n, int *ret_more)
+/* Fills one offer_stats_row from a ST_STATS row. */
+static void stats_fill(struct db_stmt *st, void *p)
 {
-	struct db_stmt *st = l->st[ST_STATS];
-	struct offer_stats_row *rows = NULL;
+	struct offer_stats_row *row = p;
+
+	db_column_copy(st, 0, row->rule, sizeof(row->rule));
+	for (int i = 0; i < OFFER_STATE_COUNT; i++)
+		row->n[i] = db_column_int64(st, 1 + i);
+}
+
+/*
+ * Steps st (bound) and collects its rows, at most max of size bytes each,
+ * filled by fill into zeroed memory; *ret_more 1 when there were more.
+ * *ret_rows is malloc'ed (NULL when *ret_n is 0). Returns 0 or an error
+ * class; st is reset.
+ */
+static int collect_rows(struct db_stmt *st, size_t max, size_t size,
+			void (*fill)(struct db_stmt *st, void *row), void **ret_rows, size_t *ret_n,
+			int *ret_more)
+{
+	char *rows = NULL;
 	size_t n = 0, cap = 0;
 	int r;
 
 	*ret_more = 0;
-	db_bind_int64(st, 1, since_day);
-	db_bind_int64(st, 2, until_day);
-	db_bind_int64(st, 3, OFFER_LOG_STATS_MAX + 1);
 	while ((r = db_step(st)) == 1) {
-		struct offer_stats_row *row;
-
-		if (n == OFFER_LOG_STATS_MAX) {
+		if (n == max) {
 			*ret_more = 1;
 			break;
 		}
-		r = grow_for((void **)&rows, &cap, n, sizeof(*rows), 8, OFFER_LOG_STATS_MAX);
+		r = grow_for((void **)&rows, &cap, n, size, 16, max);
 		if (r < 0)
 			break;
-		row = &rows[n++];
-		memset(row, 0, sizeof(*row));
-		db_column_copy(st, 0, row->rule, sizeof(row->rule));
-		for (int i = 0; i < OFFER_STATE_COUNT; i++)
-			row->n[i] = db_column_int64(st, 1 + i);
+		memset(rows + n * size, 0, size);
+		fill(st, rows + n * size);
+		n++;
 	}
 	db_reset(st);
-	if (r < 0) {
+	if (r < 0 || !n) {
 		free(rows);
-		return r;
+		rows = NULL;
 	}
-	*ret_rows = n ? rows : NULL;
-	if (!n)
-		free(rows);
+	if (r < 0)
+		return r;
+	*ret_rows = rows;
 	*ret_n = n;
 	return 0;
+}
+
+int offer_log_stats(struct offer_log *l, int64_t since_day, int64_t until_day,
+		    struct offer_stats_row **ret_rows, size_t *ret_n, int *ret_more)
+{
+	struct db_stmt *st = l->st[ST_STATS];
+
+	db_bind_int64(st, 1, since_day);
+	db_bind_int64(st, 2, until_day);
+	db_bind_int64(st, 3, OFFER_LOG_STATS_MAX + 1);
+	return collect_rows(st, OFFER_LOG_STATS_MAX, sizeof(**ret_rows), stats_fill,
+			    (void **)ret_rows, ret_n, ret_more);
 }
 
 /* qsort/bsearch order of offer rows by id. */
@@ -566,50 +587,42 @@ static int list_stage_times(struct offer_log *l, const char *vin, struct offer_r
 	return r;
 }
 
+/* Fills one offer_row from a ST_LIST row (the stage times come later). */
+static void list_fill(struct db_stmt *st, void *p)
+{
+	struct offer_row *row = p;
+
+	db_column_copy(st, 0, row->id, sizeof(row->id));
+	row->kind = (enum offer_kind)db_column_int64(st, 1);
+	db_column_copy(st, 2, row->title, sizeof(row->title));
+	db_column_copy(st, 3, row->promo_code, sizeof(row->promo_code));
+	row->valid_from_ms = db_column_int64(st, 4);
+	row->valid_until_ms = db_column_int64(st, 5);
+	row->created_ms = db_column_int64(st, 6);
+	row->state = state_parse(db_column_text(st, 7));
+	db_column_copy(st, 8, row->rule, sizeof(row->rule));
+	row->state_ms = db_column_int64(st, 9);
+}
+
 int offer_log_list(struct offer_log *l, const char *vin, struct offer_row **ret_rows, size_t *ret_n,
 		   int *ret_more)
 {
 	struct db_stmt *st = l->st[ST_LIST];
 	struct offer_row *rows = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0;
 	int r;
 
-	*ret_more = 0;
 	db_bind_text(st, 1, vin);
 	db_bind_int64(st, 2, OFFER_LOG_LIST_MAX + 1);
-	while ((r = db_step(st)) == 1) {
-		struct offer_row *row;
-
-		if (n == OFFER_LOG_LIST_MAX) {
-			*ret_more = 1;
-			break;
-		}
-		r = grow_for((void **)&rows, &cap, n, sizeof(*rows), 16, OFFER_LOG_LIST_MAX);
-		if (r < 0)
-			break;
-		row = &rows[n++];
-		memset(row, 0, sizeof(*row));
-		db_column_copy(st, 0, row->id, sizeof(row->id));
-		row->kind = (enum offer_kind)db_column_int64(st, 1);
-		db_column_copy(st, 2, row->title, sizeof(row->title));
-		db_column_copy(st, 3, row->promo_code, sizeof(row->promo_code));
-		row->valid_from_ms = db_column_int64(st, 4);
-		row->valid_until_ms = db_column_int64(st, 5);
-		row->created_ms = db_column_int64(st, 6);
-		row->state = state_parse(db_column_text(st, 7));
-		db_column_copy(st, 8, row->rule, sizeof(row->rule));
-		row->state_ms = db_column_int64(st, 9);
-	}
-	db_reset(st);
+	r = collect_rows(st, OFFER_LOG_LIST_MAX, sizeof(*rows), list_fill, (void **)&rows, &n,
+			 ret_more);
 	if (r == 0 && n)
 		r = list_stage_times(l, vin, rows, n);
 	if (r < 0) {
 		free(rows);
 		return r;
 	}
-	*ret_rows = n ? rows : NULL;
-	if (!n)
-		free(rows);
+	*ret_rows = rows;
 	*ret_n = n;
 	return 0;
 }
