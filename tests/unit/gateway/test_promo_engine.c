@@ -573,6 +573,38 @@ static void test_service_due_near_dealer(void **state)
 	assert_int_equal(run(f, &v, t + 3000), 0); /* away: the visit ends */
 }
 
+/*
+ * Two gateway instances on one database share the caps and the cooldown:
+ * each claim is in the database, not in an instance's memory.
+ */
+static void test_two_instances_share_caps(void **state)
+{
+	struct fixture *f = *state;
+	struct rules_config rc = { 0 };
+	struct rules *b = NULL;
+	struct db *db2 = NULL;
+	struct telemetry_vehicle in = car(VIN1, 5000, 0, 5, 100);
+	char url[512], err[512];
+
+	use_rules(f, "[limits]\nper_day = 1\nper_week = 0\n"
+		     "[rule wash]\ntrigger = poi_enter car_wash 200\ntitle = w\nbody = {code}\n"
+		     "[rule fuel]\ntrigger = fuel_below 15\ntitle = f\nbody = {code}\n");
+	assert_int_equal(db_test_url(f->name, url, sizeof(url)), 0);
+	assert_int_equal(db_open(url, DB_READ_WRITE, &db2, err, sizeof(err)), 0);
+	rc.set = f->set;
+	rc.poi = f->poi; /* POIs are read through the first handle: the same rows */
+	assert_int_equal(rules_new(&rc, db2, f->log, record, f, &b), 0);
+	/* instance A: the wash offer; instance B: the fuel rule fires, capped */
+	assert_int_equal(rules_after_batch(f->r, &in, DAY0_MS + 12 * HOUR_MS), 1);
+	assert_int_equal(rules_after_batch(b, &in, DAY0_MS + 12 * HOUR_MS + 1), 0);
+	assert_int_equal(suppressed(f, VIN1, "cap_day"), 1);
+	/* and neither instance opens the wash episode again */
+	assert_int_equal(rules_after_batch(b, &in, DAY0_MS + 12 * HOUR_MS + 2), 0);
+	assert_int_equal(f->n, 1);
+	rules_free(b);
+	db_close(db2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -589,6 +621,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_driven_since_visit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_service_due_near_dealer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_instances_share_caps, setup, teardown),
 	};
 
 	fprintf(stderr, "promo engine tests on %s\n", db_test_backend());
