@@ -61,6 +61,21 @@ int ctl_fail(int code, const char *fmt, ...)
 	return code;
 }
 
+int ctl_vin_arg(int argc, char **argv, const char *what, const char **ret_vin)
+{
+	*ret_vin = NULL;
+	for (int k = 2; k < argc; k++) {
+		if (strcmp(argv[k], "--vin") == 0 && k + 1 < argc)
+			*ret_vin = argv[++k];
+		else
+			return ctl_fail(2, "%s: unexpected '%s'; try pitstopctl --help", what,
+					argv[k]);
+	}
+	if (!*ret_vin)
+		return ctl_fail(2, "%s: --vin VIN is required", what);
+	return 0;
+}
+
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
 	struct buf *b = arg;

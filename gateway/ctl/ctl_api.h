@@ -78,6 +78,12 @@ int ctl_offer_command(struct ctl_client *c, const struct ctl_api_opts *o, int ar
 int ctl_promo_command(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv);
 extern const char ctl_poi_usage[], ctl_offer_usage[], ctl_promo_usage[];
 
+/*
+ * The one option "--vin VIN" of command what (argv[2..argc)): 0 and *ret_vin
+ * (borrowed from argv), or exit code 2 with the reason on stderr.
+ */
+int ctl_vin_arg(int argc, char **argv, const char *what, const char **ret_vin);
+
 /* Prints "pitstopctl: <message>" on stderr and returns code (an exit code). */
 int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -52,17 +52,9 @@ static int offer_list(struct ctl_client *c, const struct ctl_api_opts *o, int ar
 	size_t i;
 	int r;
 
-	for (int k = 2; k < argc; k++) {
-		if (strcmp(argv[k], "--vin") == 0 && k + 1 < argc)
-			vin = argv[++k];
-		else
-			return ctl_fail(EXIT_USAGE,
-					"offer list: unexpected '%s'; try pitstopctl --help",
-					argv[k]);
-	}
-	if (!vin)
-		return ctl_fail(EXIT_USAGE, "offer list: --vin VIN is required");
-	r = add_arg(c, path, sizeof(path), "vin", vin);
+	r = ctl_vin_arg(argc, argv, "offer list", &vin);
+	if (r == 0)
+		r = add_arg(c, path, sizeof(path), "vin", vin);
 	if (r == 0)
 		r = ctl_run(c, o, "offer list", "GET", path, NULL, 200, &reply);
 	if (r == 0 && !o->json) {

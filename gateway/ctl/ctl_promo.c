@@ -125,16 +125,9 @@ static int promo_suppressed(struct ctl_client *c, const struct ctl_api_opts *o, 
 	size_t i;
 	int r;
 
-	for (int k = 2; k < argc; k++) {
-		if (strcmp(argv[k], "--vin") == 0 && k + 1 < argc)
-			vin = argv[++k];
-		else
-			return ctl_fail(EXIT_USAGE,
-					"promo suppressed: unexpected '%s'; try pitstopctl --help",
-					argv[k]);
-	}
-	if (!vin)
-		return ctl_fail(EXIT_USAGE, "promo suppressed: --vin VIN is required");
+	r = ctl_vin_arg(argc, argv, "promo suppressed", &vin);
+	if (r)
+		return r;
 	if (snprintf(path, sizeof(path), "/api/v1/vehicles/%s/suppressed-offers?limit=1000", vin) >=
 	    (int)sizeof(path))
 		return ctl_fail(EXIT_USAGE, "promo suppressed: not a VIN: %s", vin);
