@@ -88,6 +88,23 @@ static void shift_samples(struct bench *b, uint64_t seq)
 	}
 }
 
+/*
+ * conf for one client of ours (strings borrowed): a clean start, 64 QoS 1
+ * publishes in flight at most.
+ */
+static void client_config(struct bus_config *conf, const char *uri, const char *ca,
+			  const char *cert, const char *key, const char *client_id)
+{
+	memset(conf, 0, sizeof(*conf));
+	conf->uri = uri;
+	conf->ca_file = ca;
+	conf->cert_file = cert;
+	conf->key_file = key;
+	conf->client_id = client_id;
+	conf->clean_start = 1;
+	conf->max_inflight = 64;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -500,7 +517,7 @@ static int fleet_main(int argc, char **argv)
 		goto out;
 	for (size_t i = 0; i < f.ncars; i++) {
 		struct car *c = &f.cars[i];
-		struct bus_config conf = { 0 };
+		struct bus_config conf;
 
 		c->f = &f;
 		c->offset = (unsigned)(i * f.period / f.ncars);
@@ -510,13 +527,7 @@ static int fleet_main(int argc, char **argv)
 		snprintf(cert, sizeof(cert), "%s/vehicles/%s.crt", argv[3], c->vin);
 		snprintf(key, sizeof(key), "%s/vehicles/%s.key", argv[3], c->vin);
 		snprintf(offers, sizeof(offers), "pitstop/v1/vehicles/%s/offers", c->vin);
-		conf.uri = argv[1];
-		conf.client_id = c->vin;
-		conf.ca_file = argv[2];
-		conf.cert_file = cert;
-		conf.key_file = key;
-		conf.clean_start = 1;
-		conf.max_inflight = 64;
+		client_config(&conf, argv[1], argv[2], cert, key, c->vin);
 		r = bus_new(f.loop, &conf, fleet_on_bus, c, &c->bus);
 		if (r == 0)
 			r = bus_subscribe(c->bus, offers, 1);
@@ -611,12 +622,7 @@ static int watch_main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (loop_new(&loop) < 0)
 		return 1;
-	conf.uri = argv[1];
-	conf.ca_file = argv[2];
-	conf.cert_file = argv[3];
-	conf.key_file = argv[4];
-	conf.client_id = argv[5];
-	conf.clean_start = 1;
+	client_config(&conf, argv[1], argv[2], argv[3], argv[4], argv[5]);
 	if (bus_new(loop, &conf, watch_on_bus, NULL, &bus) < 0 ||
 	    bus_subscribe(bus, argv[6], 1) < 0 ||
 	    loop_watch_signal(loop, SIGTERM, watch_on_signal, loop) < 0 ||
@@ -685,13 +691,7 @@ int main(int argc, char **argv)
 	r = loop_new(&b.loop);
 	if (r < 0)
 		return 1;
-	conf.uri = argv[1];
-	conf.client_id = argv[5];
-	conf.ca_file = argv[2];
-	conf.cert_file = argv[3];
-	conf.key_file = argv[4];
-	conf.clean_start = 1;
-	conf.max_inflight = 64;
+	client_config(&conf, argv[1], argv[2], argv[3], argv[4], argv[5]);
 	r = bus_new(b.loop, &conf, on_bus, &b, &b.bus);
 	if (r < 0) {
 		fprintf(stderr, "bus: %s\n", strerror(-r));

@@ -40,26 +40,20 @@ import argparse
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 
-here = os.path.dirname(os.path.abspath(__file__))
+import bench_env
+
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-ap.add_argument("build", nargs="?", default=os.path.join(here, "..", "build", "release"))
+ap.add_argument("build", nargs="?", default=bench_env.DEFAULT_BUILD)
 ap.add_argument("--offers", type=int, default=120, help="offers to measure (>= 100 for p99)")
 ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
 args = ap.parse_args()
-
-build = os.path.abspath(args.build)
-os.environ["PITSTOP_BUILD_DIR"] = build
-os.environ["PITSTOP_TEST_DB"] = args.db
-os.environ["PG_TEST_DURABLE"] = "1"
-sys.path.insert(0, os.path.join(here, "..", "tests", "integration"))
+build = bench_env.use(args.build, args.db)
 from harness import VIN_A, System, wait_for  # noqa: E402
 
-FUEL_HIGH, FUEL_LOW = 600, 80  # permille; the replay's 60.0 and 8.0 %
+FUEL_LOW = 80  # permille: the replay's 8.0 % (its other level is 60.0)
 HALF_PERIOD_S = 0.2
 # The car publishes 10 batches a second plus two events per offer: more
 # than the shipped per-car budget (5/s, bursts of 300) allows for long.
@@ -154,7 +148,7 @@ def main():
                         low_fuel_rearm_hold_s="0", offers_per_day_max="0")
         crt, key = s.gateway_cert("pitstop-gateway-bench")
         watch = s.start("watch", [
-            os.path.join(build, "bench", "bench_publish"), "watch",
+            bench_env.bench_publish(build), "watch",
             "ssl://127.0.0.1:%d" % s.broker_port, s.path("pki", "ca.crt"), crt, key,
             "pitstop-gateway-bench", "$share/bench-e2e/pitstop/v1/vehicles/+/telemetry"])
         wait_for(lambda: " as pitstop-gateway-bench " in s.broker_log(), 10, "the watcher connected")

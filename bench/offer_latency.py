@@ -27,13 +27,12 @@ usage: bench/offer_latency.py [BUILD_DIR] [--cars N] [--rate R] [--seconds S]
 """
 import argparse
 import math
-import os
 import subprocess
-import sys
 
-here = os.path.dirname(os.path.abspath(__file__))
+import bench_env
+
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-ap.add_argument("build", nargs="?", default=os.path.join(here, "..", "build", "release"))
+ap.add_argument("build", nargs="?", default=bench_env.DEFAULT_BUILD)
 ap.add_argument("--cars", type=int, default=200)
 ap.add_argument("--rate", type=float, default=1000.0, help="batches per second, all cars")
 ap.add_argument("--seconds", type=int, default=25)
@@ -41,12 +40,7 @@ ap.add_argument("--offer-pct", type=float, default=2.0, help="share of batches w
 ap.add_argument("--samples", type=int, default=5, help="samples per batch")
 ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
 args = ap.parse_args()
-
-build = os.path.abspath(args.build)
-os.environ["PITSTOP_BUILD_DIR"] = build
-os.environ["PITSTOP_TEST_DB"] = args.db
-os.environ["PG_TEST_DURABLE"] = "1"  # durable commits, as in production
-sys.path.insert(0, os.path.join(here, "..", "tests", "integration"))
+build = bench_env.use(args.build, args.db)
 from harness import System  # noqa: E402
 
 # The broker's shipped per-car budget: 5 publishes/s sustained, bursts of 300.
@@ -56,10 +50,6 @@ SHIPPED_MSGS_PER_S = 5
 def vins(n):
     """n distinct valid VINs (no I, O, Q)."""
     return ["WDB1234561B%06d" % i for i in range(1, n + 1)]
-
-
-def kv(out):
-    return dict(l.split("=", 1) for l in out.splitlines() if "=" in l)
 
 
 def main():
@@ -79,13 +69,13 @@ def main():
         with open(vin_file, "w") as f:
             f.write("\n".join(cars) + "\n")
         pub = subprocess.run(
-            [os.path.join(build, "bench", "bench_publish"), "fleet",
+            [bench_env.bench_publish(build), "fleet",
              "ssl://127.0.0.1:%d" % s.broker_port, s.path("pki", "ca.crt"), s.path("pki"),
              vin_file, "%g" % args.rate, str(args.seconds), "%g" % args.offer_pct,
              str(args.samples)],
             stdout=subprocess.PIPE, text=True, timeout=args.seconds + 120)
         assert pub.returncode == 0, "bench_publish failed (%d)" % pub.returncode
-        c = kv(pub.stdout)
+        c = bench_env.kv(pub.stdout)
         status, counters = s.api_local("GET", "/api/v1/counters")
         assert status == 200, (status, counters)
         n = counters.get("offer_latency_count", 0)
