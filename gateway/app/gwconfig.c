@@ -40,6 +40,9 @@ const struct config_option gw_config_table[] = {
 	OPT(offer_valid_s, CONFIG_INT, 1, 30 * 86400, "3600", "how long an offer is valid (s)"),
 	OPT(offers_per_day_max, CONFIG_INT, 0, 1000, "3",
 	    "at most this many offers per car in 24 h (0: no cap)"),
+	OPT(offer_keep_days, CONFIG_INT, 1, 3650, "90",
+	    "the expiry job deletes offers whose validity ended this many days ago (their"
+	    " counts stay in the statistics)"),
 	OPT(promo_rules_file, CONFIG_STRING, 0, 0, NULL,
 	    "promotion rules (docs/promotions.md; re-read on SIGHUP); none: one low-fuel rule"
 	    " from low_fuel_*, offer_valid_s and offers_per_day_max"),

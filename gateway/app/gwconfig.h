@@ -25,6 +25,7 @@ struct gw_config {
 	int low_fuel_rearm_hold_s;
 	int offer_valid_s;
 	int offers_per_day_max;
+	int offer_keep_days;	/* ended offers are deleted after this long */
 	char *promo_rules_file; /* NULL: the built-in low-fuel rule (rules.h) */
 	int max_clock_ahead_s;
 	int max_backlog_mb;

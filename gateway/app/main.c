@@ -577,6 +577,8 @@ static int gateway_start(struct gateway *gw)
 		r = offer_log_new(gw->db, &gw->offers);
 	}
 	if (r == 0)
+		offer_log_set_keep_ms(gw->offers, gw->conf.offer_keep_days * 86400000LL);
+	if (r == 0)
 		r = poi_db_new(gw->db, &gw->poi);
 	if (r < 0) {
 		log_error("cannot prepare the database statements: %s", strerror(-r));
