@@ -1421,8 +1421,8 @@ static void add_next_service(struct api_req *req, json_t *o, const char *vin)
 
 static const struct route routes[] = {
 	{ "POST", "/api/v1/login", R_PUBLIC, h_login },
-	{ "POST", "/api/v1/logout", 0, h_logout },
-	{ "GET", "/api/v1/me", 0, h_me },
+	{ "POST", "/api/v1/logout", R_PARTNER, h_logout },
+	{ "GET", "/api/v1/me", R_PARTNER, h_me },
 	{ "GET", "/api/v1/vehicles", 0, h_vehicles },
 	{ "GET", "/api/v1/vehicles/{vin}", 0, h_vehicle },
 	{ "GET", "/api/v1/vehicles/{vin}/history", 0, h_history },

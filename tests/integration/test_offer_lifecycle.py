@@ -76,10 +76,14 @@ def test():
         assert status == 404, (status, unknown)
         # ... and nothing else
         for method, path in (("GET", "/api/v1/vehicles"), ("GET", "/api/v1/offers/stats"),
-                             ("GET", "/api/v1/offers?vin=" + VIN_A), ("GET", "/api/v1/me")):
+                             ("GET", "/api/v1/offers?vin=" + VIN_A),
+                             ("GET", "/api/v1/users")):
             status, denied, _ = s.api(method, path, token=token)
             assert status == 403 and "partner" in denied["error"]["message"], \
                 (path, status, denied)
+        # but it may say who it is (and log out)
+        status, me, _ = s.api("GET", "/api/v1/me", token=token)
+        assert status == 200 and me["role"] == "partner", (status, me)
         audit = s.ctl("audit", "--action", "offer.redeem")["items"]
         assert [a["actor"] for a in audit] == ["till-1"], audit
 
