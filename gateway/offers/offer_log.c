@@ -25,6 +25,7 @@ enum stmt_id {
 	ST_LIST_EVENTS,
 	ST_EXPIRE,
 	ST_PURGE_EVENTS,
+	ST_PURGE_CODES,
 	ST_PURGE,
 	ST_REDEEM,
 	ST_REDEEM_WHY,
@@ -92,6 +93,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PURGE_EVENTS] =
 		"DELETE FROM offer_events WHERE (vin, offer_id) IN"
 		" (SELECT vin, id FROM offers WHERE state_rank >= 3 AND valid_until_ms < $1)",
+	/*
+	 * Their single-use codes (rules.c's promo_codes, in this domain): a
+	 * code dies with its offer, whether it was redeemed or not, so a
+	 * pool never grows with the offers of years.
+	 */
+	[ST_PURGE_CODES] =
+		"DELETE FROM promo_codes WHERE code IN"
+		" (SELECT promo_code FROM offers WHERE state_rank >= 3 AND valid_until_ms < $1)",
 	[ST_PURGE] = "DELETE FROM offers WHERE state_rank >= 3 AND valid_until_ms < $1 RETURNING id",
 	/*
 	 * The oldest redeemable offer with the code; the outer condition is
@@ -409,10 +418,12 @@ int offer_log_purge(struct offer_log *l, int64_t now_ms, int64_t keep_ms)
 	int64_t cutoff = now_ms - keep_ms;
 	int r;
 
-	db_bind_int64(l->st[ST_PURGE_EVENTS], 1, cutoff);
-	r = db_run(l->st[ST_PURGE_EVENTS]);
-	if (r < 0)
-		return r;
+	for (int k = ST_PURGE_EVENTS; k <= ST_PURGE_CODES; k++) {
+		db_bind_int64(l->st[k], 1, cutoff);
+		r = db_run(l->st[k]);
+		if (r < 0)
+			return r;
+	}
 	return count_rows(l->st[ST_PURGE], cutoff);
 }
 
@@ -425,10 +436,6 @@ int offer_log_expire_job(struct db *db, int64_t now_ms, void *arg)
 	r = offer_log_expire(l, now_ms);
 	if (r < 0)
 		return r;
-	/*
-	 * TODO(promo): release the unused promo codes of the offers that
-	 * expired, once the promotions engine has a function for it.
-	 */
 	return offer_log_purge(l, now_ms, l->keep_ms);
 }
 

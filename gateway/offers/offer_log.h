@@ -133,9 +133,11 @@ int offer_log_count_since(struct offer_log *l, const char *vin, int64_t since_ms
 int offer_log_expire(struct offer_log *l, int64_t now_ms);
 
 /*
- * Deletes the offers (and their events) that ended: final (accepted,
- * dismissed, rejected, redeemed or expired) with a validity that ended more
- * than keep_ms before now_ms. Their counts stay in offer_stats. Returns how
+ * Deletes the offers (their events and their promo codes) that ended:
+ * final (accepted, dismissed, rejected, redeemed or expired) with a
+ * validity that ended more than keep_ms before now_ms. Their counts stay in
+ * offer_stats. Until then an expired offer's code is kept, so redeeming it
+ * answers "validity ended" rather than "unknown code". Returns how
  * many offers, or an error class.
  */
 int offer_log_purge(struct offer_log *l, int64_t now_ms, int64_t keep_ms);

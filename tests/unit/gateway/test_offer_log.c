@@ -405,6 +405,19 @@ static void test_redeem_once(void **state)
 	assert_int_equal(s.n[OFFER_STATE_EXPIRED], 1);
 }
 
+/* How many rows promo_codes holds. */
+static int codes_left(struct fixture *f)
+{
+	struct db_stmt *st;
+	int n;
+
+	assert_int_equal(db_prepare(f->db, "SELECT COUNT(*) FROM promo_codes", &st), 0);
+	assert_int_equal(db_step(st), 1);
+	n = (int)db_column_int64(st, 0);
+	db_finalize(st);
+	return n;
+}
+
 static void test_purge_keeps_counts(void **state)
 {
 	struct fixture *f = *state;
@@ -415,6 +428,12 @@ static void test_purge_keeps_counts(void **state)
 	put(f, "p2", VIN1, "wash", "P2", 1000, 10 * day);  /* accepted: final */
 	put(f, "p3", VIN1, "wash", "P3", 1000, 100 * day); /* still valid */
 	put(f, "p4", VIN2, "other", "P4", 1000, 30 * day); /* ended too recently */
+	/* their codes, as the engine's pool holds them */
+	assert_int_equal(db_exec(f->db, "INSERT INTO promo_codes(code, rule, state) VALUES"
+					" ('P1', 'wash', 'used'), ('P2', 'wash', 'used'),"
+					" ('P3', 'wash', 'used'), ('P4', 'other', 'used'),"
+					" ('FREE', 'wash', 'free')"),
+			 0);
 	assert_int_equal(event(f, VIN1, "p2", OFFER_ACTION_ACCEPTED, 2000, NULL), 0);
 	assert_int_equal(offer_log_expire(f->log, 11 * day), 1);
 	assert_int_equal(offer_log_expire(f->log, 31 * day), 1); /* p4 */
@@ -426,6 +445,8 @@ static void test_purge_keeps_counts(void **state)
 	assert_int_equal(offer_state(f, VIN1, "p3"), OFFER_STATE_SENT);
 	assert_int_equal(offer_state(f, VIN2, "p4"), OFFER_STATE_EXPIRED);
 	assert_int_equal(events_of(f, "p2"), 0);
+	/* the codes of p1 and p2 went with them; the others and the free one stay */
+	assert_int_equal(codes_left(f), 3);
 	/* the counts stay */
 	s = stats_of(f, "wash", ALL_DAYS);
 	assert_int_equal(s.n[OFFER_STATE_SENT], 3);
