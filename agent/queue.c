@@ -434,13 +434,35 @@ rollback:
 }
 
 static int sample_valid(const struct sample *s);
+static int fold_rows(struct queue *q);
+static void rollback(struct queue *q, const char *op);
+
+/* Moves meta.journal_gen on in a transaction of its own. Returns 0 or -errno. */
+static int journal_renew(struct queue *q)
+{
+	int r = run(q, ST_BEGIN, "renew the sample journal: begin");
+
+	if (r < 0)
+		return r;
+	r = set_meta(q, "journal_gen", q->jgen + 1);
+	if (r == 0)
+		r = run(q, ST_COMMIT, "renew the sample journal: commit");
+	if (r < 0) {
+		rollback(q, "renew the sample journal: rollback");
+		return r;
+	}
+	q->jgen++;
+	return 0;
+}
 
 /*
  * Opens the journal next to the database (<db_path>-samples) and takes back
  * the samples a crash left in it (those of generation meta.journal_gen) as
- * pending samples already durable. Without a journal (it cannot be opened
- * or read) flushes write samples rows, as before it existed: logged, not
- * fatal.
+ * samples rows, in the transaction that starts this run's generation: a
+ * torn write may have left later records of the old generation past the
+ * first damaged one, which must never become readable. Without a journal
+ * (it cannot be opened, read or renewed) flushes write samples rows, as
+ * before it existed: logged, not fatal.
  */
 static void journal_start(struct queue *q, const char *db_path)
 {
@@ -471,6 +493,14 @@ static void journal_start(struct queue *q, const char *db_path)
 		log_info("queue: %d open samples recovered from %s%s", n, jpath,
 			 damaged || n < r ? "; a damaged record after them (a torn write) dropped"
 					  : "");
+	r = n ? fold_rows(q) : journal_renew(q);
+	if (r < 0) {
+		log_warn("queue: cannot start a new generation of the sample journal %s: %s;"
+			 " flushes write rows of %s instead",
+			 jpath, strerror(-r), db_path);
+		journal_close(q->jr);
+		q->jr = NULL;
+	}
 }
 
 int queue_open(const char *path, unsigned max_batches, struct queue **ret_q)

@@ -103,8 +103,9 @@ struct queue;
 
 /*
  * Opens (creating if needed, with a new epoch) the queue database at path,
- * keeping at most max_batches batches (>= 1). Returns 0 and *ret_q, or
- * -errno.
+ * keeping at most max_batches batches (>= 1), and its sample journal
+ * <path>-samples: the samples a crash left there become open samples rows
+ * (queue_open_samples() counts them). Returns 0 and *ret_q, or -errno.
  */
 int queue_open(const char *path, unsigned max_batches, struct queue **ret_q);
 

@@ -14,6 +14,7 @@
  * thin, and counts both persistently.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -373,8 +374,9 @@ static void test_journal_replay_after_kill(void **state)
 	add(f, 4, 3);
 	assert_int_equal(queue_flush_now(f->q), 3);
 	add(f, 7, 2); /* in memory only: lost with the kill */
-	reopen_lossy(f);
 	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), 0);
+	reopen_lossy(f); /* replayed, and made rows under a new generation */
+	assert_int_equal(db_int(f, "SELECT count(*) FROM samples"), 7);
 	assert_int_equal(queue_open_samples(f->q), 7);
 	assert_int_equal(queue_flush_now(f->q), 0); /* already durable */
 	assert_int_equal(queue_seal(f->q, 100, &seq), 7);
@@ -405,6 +407,36 @@ static void test_journal_partial_seal(void **state)
 	assert_int_equal(queue_seal(f->q, 100, &seq), 3);
 	check_run(f, seq, 2, 3);
 	assert_int_equal(queue_open_samples(f->q), 0);
+}
+
+/*
+ * A torn write in the middle (record 3 damaged, 4..9 intact): replay stops
+ * at 3, and the records after it never come back once new ones are
+ * written over the damaged one (a new generation at every open).
+ */
+static void test_journal_torn_middle_never_resurfaces(void **state)
+{
+	struct fixture *f = *state;
+	char side[340];
+	uint8_t junk = 0x55;
+	int fd;
+
+	reopen_lossy(f);
+	add(f, 0, 10);
+	assert_int_equal(queue_flush_now(f->q), 10);
+	queue_close(f->q);
+	f->q = NULL;
+	snprintf(side, sizeof(side), "%s-samples", f->db);
+	fd = open(side, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, &junk, 1, 3 * 64 + 20), 1);
+	close(fd);
+	reopen_lossy(f);
+	assert_int_equal(queue_open_samples(f->q), 3);
+	add(f, 10, 1);
+	assert_int_equal(queue_flush_now(f->q), 1);
+	reopen_lossy(f);
+	assert_int_equal(queue_open_samples(f->q), 4);
 }
 
 /* A journal left by a queue.db deleted by hand is not replayed. */
@@ -442,6 +474,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_journal_replay_after_kill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_partial_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_of_deleted_db_ignored, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_journal_torn_middle_never_resurfaces, setup,
 						teardown),
 	};
 
