@@ -40,6 +40,7 @@ struct accounts;
 struct telemetry_vehicle;
 struct latency;
 struct rules;
+struct poi_db;
 
 struct api_params {
 	struct loop *loop;
@@ -47,6 +48,7 @@ struct api_params {
 	struct telemetry *telemetry;
 	struct offer_log *offers;
 	struct accounts *accounts;
+	struct poi_db *poi; /* points of interest (poi.h) */
 	const char *instance_id;
 	const char *listen;	 /* "host:port" (port 0: any free one), NULL or "": none */
 	const char *socket_path; /* unix socket, NULL or "": none */

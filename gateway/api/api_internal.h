@@ -152,6 +152,7 @@ struct api_shared {
 	struct telemetry *telemetry;
 	struct offer_log *offers;
 	struct accounts *accounts;
+	struct poi_db *poi;	    /* borrowed */
 	struct rules *const *rules; /* borrowed: the gateway's current engine; NULL: none */
 	int64_t session_ttl_ms;
 	int secure_cookie;		     /* HTTPS: the cookie gets Secure */
@@ -205,6 +206,9 @@ int api_arg_int(struct api_req *req, struct api_reply *rep, const char *name, lo
 
 /* A boolean argument: -1 absent, 0/1, or -2 with a 400 filled. */
 int api_arg_bool(struct api_req *req, struct api_reply *rep, const char *name);
+
+/* The {id} of an import path (args[0], an integer > 0): 0, or -1 with a 404 filled. */
+int api_import_id(struct api_req *req, struct api_reply *rep, int64_t *ret);
 
 /* A string member of the JSON body, or NULL. */
 const char *api_body_str(struct api_req *req, const char *key);

@@ -1019,6 +1019,7 @@ int api_new(const struct api_params *p, struct api **ret)
 	api->sh.telemetry = p->telemetry;
 	api->sh.offers = p->offers;
 	api->sh.accounts = p->accounts;
+	api->sh.poi = p->poi;
 	api->sh.session_ttl_ms = p->session_ttl_ms;
 	api->sh.offer_latency = p->offer_latency;
 	api->sh.rules = p->rules;

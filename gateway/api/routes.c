@@ -1316,8 +1316,7 @@ static int h_import_begin(struct api_req *req, struct api_reply *rep)
 				json_integer_value(rows), "chunk_max", SERVICE_IMPORT_CHUNK));
 }
 
-/* The {id} of an import path: 0, or -1 with a 404 filled. */
-static int import_id(struct api_req *req, struct api_reply *rep, int64_t *ret)
+int api_import_id(struct api_req *req, struct api_reply *rep, int64_t *ret)
 {
 	char *end;
 	long long v = strtoll(req->args[0], &end, 10);
@@ -1340,7 +1339,7 @@ static int h_import_rows(struct api_req *req, struct api_reply *rep)
 	char why[400];
 	int r;
 
-	if (import_id(req, rep, &id) < 0)
+	if (api_import_id(req, rep, &id) < 0)
 		return 0;
 	if (!json_is_array(rows) || json_array_size(rows) > SERVICE_IMPORT_CHUNK)
 		return api_error(rep, 400, "bad_request", "rows: expected 0..%d rows",
@@ -1390,7 +1389,7 @@ static int h_import_commit(struct api_req *req, struct api_reply *rep)
 	int64_t id;
 	int r;
 
-	if (import_id(req, rep, &id) < 0)
+	if (api_import_id(req, rep, &id) < 0)
 		return 0;
 	r = service_import_commit(sh(req)->db, sh(req)->accounts, api_actor(req), id,
 				  loop_wall_ms());

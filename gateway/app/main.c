@@ -519,6 +519,7 @@ static int api_start(struct gateway *gw)
 	ap.telemetry = gw->telemetry;
 	ap.offers = gw->offers;
 	ap.accounts = gw->accounts;
+	ap.poi = gw->poi;
 	ap.instance_id = gw->conf.client_id;
 	ap.listen = gw->conf.api_listen;
 	ap.socket_path = gw->conf.api_socket;

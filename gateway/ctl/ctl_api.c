@@ -511,6 +511,86 @@ static json_t *import_row_json(enum service_import_kind kind, const struct servi
 	return json_pack("[s,s,s,s]", row->vin, when, km, items);
 }
 
+/* The rows of a service import, for ctl_import_send(). */
+struct service_rows {
+	enum service_import_kind kind;
+	const struct service_import_row *rows;
+};
+
+static json_t *service_row_json(size_t i, void *arg)
+{
+	const struct service_rows *s = arg;
+
+	return import_row_json(s->kind, &s->rows[i]);
+}
+
+/* Draws "FILE [#####     ] done/n rows" on stderr (a tty), or one line per chunk. */
+static void sent_progress(const char *file, size_t done, size_t n, int tty)
+{
+	char bar[41];
+	size_t fill = n ? done * 40 / n : 40;
+
+	if (!tty) {
+		fprintf(stderr, "%s: %zu/%zu rows sent\n", file, done, n);
+		return;
+	}
+	memset(bar, '#', fill);
+	memset(bar + fill, ' ', 40 - fill);
+	bar[40] = '\0';
+	fprintf(stderr, "\r%s [%s] %zu/%zu rows", file, bar, done, n);
+	if (done == n)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+int ctl_import_send(struct ctl_client *c, const struct ctl_api_opts *o, const char *file,
+		    const char *base, json_t *begin, size_t n, size_t chunk_max,
+		    json_t *(*row)(size_t i, void *arg), void *arg, long long *ret_id)
+{
+	json_t *reply = NULL;
+	char url[256];
+	long long id;
+	int r, tty = isatty(STDERR_FILENO);
+
+	r = ctl_run(c, o, "import", "POST", base, begin, 201, &reply);
+	if (r)
+		return r;
+	id = json_integer_value(json_object_get(reply, "id"));
+	json_decref(reply);
+	snprintf(url, sizeof(url), "%s/%lld/rows", base, id);
+	for (size_t done = 0; done < n;) {
+		json_t *chunk = json_array();
+		size_t bytes = 0, k = 0;
+
+		/* Up to chunk_max rows, and well inside the API's body limit. */
+		while (done + k < n && k < chunk_max && bytes < CHUNK_BYTES) {
+			json_t *one = row(done + k++, arg);
+			char *text = json_dumps(one, JSON_COMPACT);
+
+			bytes += text ? strlen(text) + 1 : 0;
+			free(text);
+			json_array_append_new(chunk, one);
+		}
+		r = ctl_run(c, &(struct ctl_api_opts){ 0 }, "import", "POST", url,
+			    json_pack("{s:o}", "rows", chunk), 200, NULL);
+		if (r) {
+			if (tty)
+				fputc('\n', stderr);
+			return ctl_fail(1,
+					"%s: nothing imported (import %lld stays uncommitted and "
+					"unseen)",
+					file, id);
+		}
+		done += k;
+		if (done < n || k < n)
+			sent_progress(file, done, n, tty);
+	}
+	snprintf(url, sizeof(url), "%s/%lld/commit", base, id);
+	r = ctl_run(c, o, "import", "POST", url, NULL, 200, NULL);
+	*ret_id = id;
+	return r;
+}
+
 /*
  * FILE checked whole (every bad line said as FILE:LINE: what), then sent
  * in chunks of SERVICE_IMPORT_CHUNK rows to one import that is committed
@@ -521,9 +601,8 @@ static int cmd_import(struct ctl_client *c, const struct ctl_api_opts *o,
 		      enum service_import_kind kind, const char *path)
 {
 	struct service_import_row *rows = NULL;
-	json_t *reply = NULL;
-	char url[128];
-	int64_t id;
+	struct service_rows sr;
+	long long id = 0;
 	int n, r;
 
 	n = service_csv_read(path, kind, import_error, import_progress, (void *)path, &rows);
@@ -531,50 +610,15 @@ static int cmd_import(struct ctl_client *c, const struct ctl_api_opts *o,
 		return ctl_fail(1, "%s: nothing imported: fix the lines above", path);
 	if (n < 0)
 		return ctl_fail(1, "%s: nothing imported (%s)", path, strerror(-n));
-	r = ctl_run(c, o, "import", "POST", "/api/v1/service/imports",
-		    json_pack("{s:s,s:s,s:i}", "kind",
-			      kind == SERVICE_IMPORT_SERVICES ? "services" : "odometer", "file",
-			      path, "rows", n),
-		    201, &reply);
-	if (r) {
-		free(rows);
-		return r;
-	}
-	id = json_integer_value(json_object_get(reply, "id"));
-	json_decref(reply);
-	snprintf(url, sizeof(url), "/api/v1/service/imports/%lld/rows", (long long)id);
-	for (int done = 0; done < n;) {
-		json_t *chunk = json_array();
-		size_t bytes = 0;
-		int k = 0;
-
-		/* Up to SERVICE_IMPORT_CHUNK rows, and well inside the API's body limit. */
-		while (done + k < n && k < SERVICE_IMPORT_CHUNK && bytes < CHUNK_BYTES) {
-			json_t *row = import_row_json(kind, &rows[done + k++]);
-			char *text = json_dumps(row, JSON_COMPACT);
-
-			bytes += text ? strlen(text) + 1 : 0;
-			free(text);
-			json_array_append_new(chunk, row);
-		}
-		r = ctl_run(c, &(struct ctl_api_opts){ 0 }, "import", "POST", url,
-			    json_pack("{s:o}", "rows", chunk), 200, NULL);
-		if (r) {
-			free(rows);
-			return ctl_fail(1,
-					"%s: nothing imported (import %lld stays uncommitted and "
-					"unseen)",
-					path, (long long)id);
-		}
-		done += k;
-		if (done < n || k < n)
-			fprintf(stderr, "%s: %d/%d rows sent\n", path, done, n);
-	}
+	sr = (struct service_rows){ kind, rows };
+	r = ctl_import_send(c, o, path, "/api/v1/service/imports",
+			    json_pack("{s:s,s:s,s:i}", "kind",
+				      kind == SERVICE_IMPORT_SERVICES ? "services" : "odometer",
+				      "file", path, "rows", n),
+			    (size_t)n, SERVICE_IMPORT_CHUNK, service_row_json, &sr, &id);
 	free(rows);
-	snprintf(url, sizeof(url), "/api/v1/service/imports/%lld/commit", (long long)id);
-	r = ctl_run(c, o, "import", "POST", url, NULL, 200, NULL);
 	if (r == 0 && !o->json)
-		printf("%s: %d rows imported (import %lld)\n", path, n, (long long)id);
+		printf("%s: %d rows imported (import %lld)\n", path, n, id);
 	return r;
 }
 

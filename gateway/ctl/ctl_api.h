@@ -64,6 +64,20 @@ int ctl_call(struct ctl_client *c, const char *method, const char *path, json_t 
 int ctl_run(struct ctl_client *c, const struct ctl_api_opts *o, const char *what,
 	    const char *method, const char *path, json_t *body, long want, json_t **ret);
 
+/*
+ * An import over the API, as the service and POI imports run it: POST
+ * begin (consumed) to base, which answers 201 with the import's id; then
+ * the n rows (row(i, arg) builds row i's JSON) in chunks of at most
+ * chunk_max rows and well inside the API's body limit to base/ID/rows, with
+ * a progress bar on stderr when it is a terminal (else "FILE: N/M rows
+ * sent" per chunk); then POST base/ID/commit. A failure on the way leaves
+ * the import uncommitted, so nothing is seen. Returns 0 with *ret_id, or
+ * an exit code (said on stderr).
+ */
+int ctl_import_send(struct ctl_client *c, const struct ctl_api_opts *o, const char *file,
+		    const char *base, json_t *begin, size_t n, size_t chunk_max,
+		    json_t *(*row)(size_t i, void *arg), void *arg, long long *ret_id);
+
 /* Prints v as JSON on stdout. Returns 0. */
 int ctl_print_json(json_t *v);
 

@@ -8,10 +8,14 @@
  * near query differs per backend; everything else is SQL both run.
  *
  * A near query: the box(es) of the circle (geo_circle_boxes()) widened by
- * one unit to integers, one index query per box, the exact haversine
- * distance of each candidate, the nearest max kept. The hot path does no
- * allocation: statements are prepared once, text is copied into the
- * caller's hits, and the order is kept in an index array of the handle.
+ * one unit to integers, one index query per box that also filters the
+ * category inside the index (SQLite: the category's code is the R*Tree's
+ * third dimension), the exact haversine distance of each candidate, the
+ * nearest max kept. A category's code (poi_categories) is given at its
+ * first import and never changes, so the handle remembers the codes it
+ * looked up. The hot path does no allocation: statements are prepared
+ * once, text is copied into the caller's hits, and the order is kept in an
+ * index array of the handle.
  *
  * Writes run in the caller's transaction when one is open (the API audits
  * in the same transaction), else in their own.
@@ -28,6 +32,8 @@
 
 #define STALE_IMPORT_MS (24 * 3600 * 1000LL)
 #define ROW_COLS 8 /* import_id, id, name, category, brand, address, lat_e7, lon_e7 */
+#define CAT_CODE_MAX 0x7ffffffe
+#define CAT_CACHE 32 /* category codes a handle remembers */
 
 enum {
 	S_NEAR,
@@ -41,20 +47,28 @@ enum {
 	S_IS_OPEN,
 	S_CLAIM,
 	S_STAGED,
+	S_CATEGORIES,
 	S_UPSERT,
 	S_UNSTAGE,
+	S_CAT_CODE,
 };
 
 #define POI_COLS "lat_e7, lon_e7, category, id, name, brand, address"
 
-/* The near query per backend: $1..$4 the box lat_min, lat_max, lon_min, lon_max (1e-7 deg). */
+/*
+ * The near query per backend: the POIs in the box $1..$4 (lat_min,
+ * lat_max, lon_min, lon_max in 1e-7 degrees) whose category code is in
+ * [$5, $6). SQLite: the R*Tree answers box and category, and only its rows
+ * are looked up in pois (CROSS JOIN keeps that order).
+ */
 static const char *const sql_near[DB_BACKEND_COUNT] = {
 	[DB_SQLITE] = "SELECT p.lat_e7, p.lon_e7, p.category, p.id, p.name, p.brand, p.address "
-		      "FROM pois_rtree r, pois p WHERE r.lat_min >= $1 AND r.lat_max <= $2 AND "
-		      "r.lon_min >= $3 AND r.lon_max <= $4 AND p.rid = r.rid",
+		      "FROM pois_rtree r CROSS JOIN pois p WHERE r.lat_min >= $1 AND r.lat_max <= "
+		      "$2 AND r.lon_min >= $3 AND r.lon_max <= $4 AND r.cat_min >= $5 AND "
+		      "r.cat_max <= $6 AND p.rid = r.rid",
 	[DB_POSTGRESQL] = "SELECT " POI_COLS " FROM pois WHERE point(lon_e7::float8, "
 			  "lat_e7::float8) <@ box(point($3::float8, $1::float8), "
-			  "point($4::float8, $2::float8))",
+			  "point($4::float8, $2::float8)) AND cat_code >= $5 AND cat_code < $6",
 };
 
 static const char *const sql[] = {
@@ -73,13 +87,17 @@ static const char *const sql[] = {
 	[S_CLAIM] = "UPDATE poi_imports SET committed = 1 WHERE id = $1 AND committed = 0 AND "
 		    "received_rows = expected_rows RETURNING id",
 	[S_STAGED] = "SELECT COUNT(*) FROM poi_import_rows WHERE import_id = $1",
-	[S_UPSERT] = "INSERT INTO pois (id, name, category, brand, address, lat_e7, lon_e7) "
-		     "SELECT id, name, category, brand, address, lat_e7, lon_e7 FROM "
-		     "poi_import_rows WHERE import_id = $1 ON CONFLICT (id) DO UPDATE SET "
-		     "name = excluded.name, category = excluded.category, brand = "
+	[S_CATEGORIES] = "INSERT INTO poi_categories (name) SELECT DISTINCT category FROM "
+			 "poi_import_rows WHERE import_id = $1 ON CONFLICT (name) DO NOTHING",
+	[S_UPSERT] = "INSERT INTO pois (id, name, category, brand, address, lat_e7, lon_e7, "
+		     "cat_code) SELECT r.id, r.name, r.category, r.brand, r.address, r.lat_e7, "
+		     "r.lon_e7, c.code FROM poi_import_rows r JOIN poi_categories c ON c.name = "
+		     "r.category WHERE r.import_id = $1 ON CONFLICT (id) DO UPDATE SET name = "
+		     "excluded.name, category = excluded.category, brand = "
 		     "excluded.brand, address = excluded.address, lat_e7 = excluded.lat_e7, "
-		     "lon_e7 = excluded.lon_e7",
+		     "lon_e7 = excluded.lon_e7, cat_code = excluded.cat_code",
 	[S_UNSTAGE] = "DELETE FROM poi_import_rows WHERE import_id = $1",
+	[S_CAT_CODE] = "SELECT code FROM poi_categories WHERE name = $1",
 };
 #define N_STMTS (sizeof(sql) / sizeof(sql[0]))
 
@@ -94,9 +112,41 @@ struct poi_db {
 	struct db_stmt *st[N_STMTS];	      /* owned */
 	struct db_rows stage;		      /* owned statements: staged rows */
 	struct near_slot order[POI_NEAR_MAX]; /* a query's hits, nearest first */
-	uint16_t perm[POI_NEAR_MAX];
-	struct poi tmp;
+	uint16_t perm[POI_NEAR_MAX];	      /* sort_hits()'s scratch */
+	struct poi tmp;			      /* sort_hits()'s scratch */
+	/* Category codes seen (a code never changes once given). */
+	struct {
+		char name[POI_CATEGORY_MAX + 1];
+		int64_t code;
+	} cat[CAT_CACHE];
+	size_t ncat, cat_next; /* entries; the next to reuse when full */
 };
+
+/* The code of category into *ret (0: no POI has it). Returns 0 or an error class. */
+static int cat_code(struct poi_db *p, const char *category, int64_t *ret)
+{
+	struct db_stmt *st = p->st[S_CAT_CODE];
+	int r;
+
+	for (size_t i = 0; i < p->ncat; i++)
+		if (strcmp(p->cat[i].name, category) == 0) {
+			*ret = p->cat[i].code;
+			return 0;
+		}
+	db_bind_text(st, 1, category);
+	r = db_step(st);
+	*ret = r == 1 ? db_column_int64(st, 0) : 0;
+	db_reset(st);
+	if (r < 0)
+		return r;
+	if (r == 1 && strlen(category) <= POI_CATEGORY_MAX) {
+		size_t i = p->ncat < CAT_CACHE ? p->ncat++ : p->cat_next++ % CAT_CACHE;
+
+		snprintf(p->cat[i].name, sizeof(p->cat[i].name), "%s", category);
+		p->cat[i].code = *ret;
+	}
+	return 0;
+}
 
 int poi_db_new(struct db *db, struct poi_db **ret)
 {
@@ -108,7 +158,8 @@ int poi_db_new(struct db *db, struct poi_db **ret)
 		return -ENOMEM;
 	p->db = db;
 	for (size_t i = 0; i < N_STMTS; i++)
-		text[i] = i == S_NEAR ? sql_near[db_backend(db)] : sql[i];
+		text[i] = sql[i];
+	text[S_NEAR] = sql_near[db_backend(db)];
 	r = db_prepare_all(db, text, N_STMTS, p->st);
 	if (r < 0) {
 		free(p);
@@ -153,16 +204,16 @@ static void copy_col(struct db_stmt *st, int col, char *buf, size_t size)
 	buf[n] = '\0';
 }
 
-/* The current row of a POI_COLS statement into *ret. */
-static void read_poi(struct db_stmt *st, struct poi *ret)
+/* The current row's POI_COLS, from column c on, into *ret. */
+static void read_poi(struct db_stmt *st, int c, struct poi *ret)
 {
-	ret->lat = geo_deg_of_e7((int32_t)db_column_int64(st, 0));
-	ret->lon = geo_deg_of_e7((int32_t)db_column_int64(st, 1));
-	copy_col(st, 2, ret->category, sizeof(ret->category));
-	copy_col(st, 3, ret->id, sizeof(ret->id));
-	copy_col(st, 4, ret->name, sizeof(ret->name));
-	copy_col(st, 5, ret->brand, sizeof(ret->brand));
-	copy_col(st, 6, ret->address, sizeof(ret->address));
+	ret->lat = geo_deg_of_e7((int32_t)db_column_int64(st, c));
+	ret->lon = geo_deg_of_e7((int32_t)db_column_int64(st, c + 1));
+	copy_col(st, c + 2, ret->category, sizeof(ret->category));
+	copy_col(st, c + 3, ret->id, sizeof(ret->id));
+	copy_col(st, c + 4, ret->name, sizeof(ret->name));
+	copy_col(st, c + 5, ret->brand, sizeof(ret->brand));
+	copy_col(st, c + 6, ret->address, sizeof(ret->address));
 }
 
 /*
@@ -232,6 +283,7 @@ int poi_near(struct poi_db *p, double lat, double lon, double radius_m, const ch
 {
 	struct db_stmt *st = p->st[S_NEAR];
 	struct geo_box box[2];
+	int64_t code = -1; /* any */
 	size_t n = 0;
 	int nbox, r = 0;
 
@@ -240,8 +292,11 @@ int poi_near(struct poi_db *p, double lat, double lon, double radius_m, const ch
 		return -EINVAL;
 	if (max == 0)
 		return 0;
-	if (category && !*category)
-		category = NULL;
+	if (category && *category) {
+		r = cat_code(p, category, &code);
+		if (r < 0 || code == 0)
+			return r; /* no POI has that category */
+	}
 	nbox = geo_circle_boxes(lat, lon, radius_m, box);
 	for (int b = 0; b < nbox && r >= 0; b++) {
 		/* Outward to whole units, one more for the rounding of the bounds. */
@@ -257,20 +312,18 @@ int poi_near(struct poi_db *p, double lat, double lon, double radius_m, const ch
 		db_bind_int64(
 			st, 4,
 			clamp64((int64_t)ceil(box[b].lon_max * 1e7) + 1, -1800000000, 1800000000));
+		db_bind_int64(st, 5, code < 0 ? 0 : code);
+		db_bind_int64(st, 6, code < 0 ? CAT_CODE_MAX + 1 : code + 1);
 		while ((r = db_step(st)) == 1) {
 			double plat = geo_deg_of_e7((int32_t)db_column_int64(st, 0));
 			double plon = geo_deg_of_e7((int32_t)db_column_int64(st, 1));
-			const char *cat;
 			double d;
 			int slot;
 
-			if (category &&
-			    ((cat = db_column_text(st, 2)) == NULL || strcmp(cat, category) != 0))
-				continue;
 			d = geo_distance_m(lat, lon, plat, plon);
 			if (d > radius_m || (slot = keep_slot(p, &n, max, d)) < 0)
 				continue;
-			read_poi(st, &hits[slot].poi);
+			read_poi(st, 0, &hits[slot].poi);
 		}
 		db_reset(st);
 	}
@@ -288,7 +341,7 @@ int poi_get(struct poi_db *p, const char *id, struct poi *ret)
 	db_bind_text(st, 1, id);
 	r = db_step(st);
 	if (r == 1)
-		read_poi(st, ret);
+		read_poi(st, 0, ret);
 	db_reset(st);
 	return r == 1 ? 0 : r == 0 ? -ENOENT : r;
 }
@@ -560,6 +613,10 @@ int poi_import_commit(struct poi_db *p, int64_t id)
 	if (r == 0) {
 		rows = one_value(p->st[S_STAGED], 1, id);
 		r = rows < 0 ? (int)rows : 0;
+	}
+	if (r == 0) {
+		db_bind_int64(p->st[S_CATEGORIES], 1, id);
+		r = db_run(p->st[S_CATEGORIES]);
 	}
 	if (r == 0) {
 		db_bind_int64(p->st[S_UPSERT], 1, id);

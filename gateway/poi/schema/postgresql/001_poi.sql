@@ -9,13 +9,23 @@ CREATE TABLE pois (
 	brand TEXT NOT NULL DEFAULT '',
 	address TEXT NOT NULL DEFAULT '',
 	lat_e7 INTEGER NOT NULL,
-	lon_e7 INTEGER NOT NULL
+	lon_e7 INTEGER NOT NULL,
+	cat_code INTEGER NOT NULL	-- poi_categories.code of category
 );
 
 -- The spatial index: GiST over the point (x = longitude, y = latitude, in
 -- 1e-7 degrees), which answers `point <@ box` (plain PostgreSQL, no
 -- extension). The near query writes the same expression.
 CREATE INDEX pois_position ON pois USING gist (point(lon_e7::float8, lat_e7::float8));
+
+-- Each category's code, given at the first import that names it and never
+-- changed, so a query filters by category inside the index. Small numbers
+-- on purpose: a third R*Tree dimension much wider than [code, code + 1)
+-- made the tree split by category and lose its spatial order.
+CREATE TABLE poi_categories (
+	code BIGSERIAL PRIMARY KEY,
+	name TEXT NOT NULL UNIQUE
+);
 
 -- Imports: rows wait in poi_import_rows until the import is committed.
 CREATE TABLE poi_imports (
