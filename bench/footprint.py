@@ -19,11 +19,12 @@ broker, nothing else. Prints key=value lines:
                                  second over the window (target <= 1)
   agent_cpu_max_pct              the busiest one-second step
   flash_bytes_per_hour           what the agent wrote to storage (/proc/PID/io
-                                 write_bytes: pages it dirtied, queue.db and
-                                 its WAL, its log file, offers.db) over the
-                                 window, scaled to an hour at 1 Hz; a few
-                                 minutes are needed to include a WAL
-                                 checkpoint
+                                 write_bytes: pages it dirtied, the sample
+                                 journal queue.db-samples, queue.db and its
+                                 WAL, its log file, offers.db) over the
+                                 window, scaled to an hour at 1 Hz; 10
+                                 minutes include two 5-minute seals (and
+                                 their receipts), 3 minutes none
   aarch64_stripped_bytes         the aarch64 pitstop-agent stripped, from
                                  scripts/cross-aarch64's build (or the
                                  aarch64 preset's), else "not built"
