@@ -74,7 +74,7 @@ struct fuzz_display {
 
 /* What the offers module reported through its event callback. */
 struct fuzz_events {
-	unsigned shown, rejected, other;
+	unsigned shown, rejected, delivered, other;
 	struct offer_event last;
 };
 
@@ -133,6 +133,8 @@ static void on_event(const struct offer_event *ev, void *arg)
 		e->shown++;
 	else if (ev->action == OFFER_ACTION_REJECTED)
 		e->rejected++;
+	else if (ev->action == OFFER_ACTION_DELIVERED)
+		e->delivered++;
 	else
 		e->other++;
 	e->last = *ev;
@@ -215,6 +217,7 @@ static void check_message(const uint8_t *msg, size_t len, double speed_kmh)
 	CHECK(ev.other == 0);
 	if (!ok) {
 		CHECK(r == OFFERS_REJECTED && ev.rejected == 1 && ev.shown == 0 && !disp.shown);
+		CHECK(ev.delivered == 0);
 		CHECK(ev.last.reason[0] != '\0' && ev.last.time_ms == FUZZ_NOW);
 		if (strcmp(ev.last.reason, "unknown key") == 0 ||
 		    strcmp(ev.last.reason, "bad signature") == 0)
@@ -222,7 +225,7 @@ static void check_message(const uint8_t *msg, size_t len, double speed_kmh)
 		CHECK(offers_current(o, NULL, 0) == OFFERS_NONE);
 		goto out;
 	}
-	CHECK(ev.rejected == 0);
+	CHECK(ev.rejected == 0 && ev.delivered == 1); /* verified and stored: delivered, once */
 	CHECK(offers_current(o, id, sizeof(id)) ==
 	      (r == OFFERS_SHOWN ? OFFERS_STATE_SHOWN : OFFERS_STATE_WAITING));
 	CHECK(strcmp(id, want.id) == 0);
@@ -234,7 +237,7 @@ static void check_message(const uint8_t *msg, size_t len, double speed_kmh)
 	}
 	/* QoS 1 redelivery: ignored, nothing reported */
 	CHECK(offers_handle(o, msg, len, FUZZ_NOW, speed_kmh) == OFFERS_DUPLICATE);
-	CHECK(ev.rejected == 0 && ev.shown == (r == OFFERS_SHOWN));
+	CHECK(ev.rejected == 0 && ev.delivered == 1 && ev.shown == (r == OFFERS_SHOWN));
 	/* slow down: a waiting card goes up */
 	offers_tick(o, FUZZ_NOW, 0.0);
 	CHECK(disp.shown && offers_current(o, NULL, 0) == OFFERS_STATE_SHOWN);
