@@ -1,6 +1,7 @@
 /*
  * poi_query: how fast the poi domain answers radius queries (issue 11
- * item 5), on SQLite through gateway/poi/poi.c, the code the rules run.
+ * item 5), on SQLite through gateway/poi/poi.c, the code the rules run:
+ * poi_near_ids(), answered by the in-memory index (poi_index.h).
  *
  * Loads POI_COUNT (1,000,000) points, generated from a fixed seed, into a
  * temporary SQLite database through a poi import (so the load time is the
@@ -10,9 +11,11 @@
  * scattered over the inhabited latitudes. Then times QUERIES queries of
  * RADIUS_M (5 km) around points drawn like the POIs (cars are where the
  * POIs are), asking for the nearest 64 as the promotion rules do, and
- * prints key=value lines: poi_count, poi_load_s, poi_query_us_p50,
- * poi_query_us_p99, poi_query_us_max, poi_results_avg, and the same
- * p50/p99 with a category filter (poi_query_cat_us_*).
+ * prints key=value lines: poi_count, poi_load_s, poi_index_build_ms (the
+ * rebuild after the import's commit), poi_index_bytes, poi_query_us_p50,
+ * poi_query_us_p99, poi_query_us_max, poi_results_avg, the same p50/p99
+ * with a category filter (poi_query_cat_us_*), and of the full records
+ * (poi_near(): the index, then each hit's row; poi_query_full_us_*).
  *
  *   poi_query [--count N] [--queries N] [--radius-m R] [--db URL]
  *
@@ -171,11 +174,15 @@ static int load(struct poi_db *p, size_t count)
 	return r < 0 ? r : 0;
 }
 
-/* Times queries; fills p50/p99/max in microseconds and the average hit count. */
-static int run(struct poi_db *p, size_t queries, double radius, const char *cat, double *p50,
-	       double *p99, double *max, double *avg)
+/*
+ * Times queries (full: poi_near(), else poi_near_ids()); fills p50/p99/max
+ * in microseconds and the average hit count.
+ */
+static int run(struct poi_db *p, size_t queries, double radius, const char *cat, int full,
+	       double *p50, double *p99, double *max, double *avg)
 {
 	static struct poi_hit hits[HITS];
+	static struct poi_ref refs[HITS];
 	double *us = calloc(queries, sizeof(*us)), total = 0;
 
 	if (!us)
@@ -186,7 +193,8 @@ static int run(struct poi_db *p, size_t queries, double radius, const char *cat,
 
 		draw(&lat, &lon);
 		t0 = now_s();
-		n = poi_near(p, lat, lon, radius, cat, hits, HITS);
+		n = full ? poi_near(p, lat, lon, radius, cat, hits, HITS)
+			 : poi_near_ids(p, lat, lon, radius, cat, refs, HITS);
 		us[q] = (now_s() - t0) * 1e6;
 		if (n < 0) {
 			free(us);
@@ -247,19 +255,35 @@ int main(int argc, char **argv)
 	if (r == 0) {
 		printf("poi_count=%lld\n", (long long)poi_count(p));
 		printf("poi_load_s=%.1f\n", now_s() - t0);
-		r = run(p, queries, radius, NULL, &p50, &p99, &mx, &avg);
+		r = poi_refresh(p); /* the rebuild the commit asked for, else the first query's */
+	}
+	if (r == 0) {
+		struct poi_index_info info;
+
+		poi_index_info(p, &info);
+		if (!info.in_memory)
+			fprintf(stderr, "poi_query: the index is not in memory: queries in SQL\n");
+		printf("poi_index_build_ms=%.0f\npoi_index_bytes=%zu\npoi_index_in_memory=%d\n",
+		       info.build_ms, info.bytes, info.in_memory);
+		r = run(p, queries, radius, NULL, 0, &p50, &p99, &mx, &avg);
 	}
 	if (r == 0) {
 		printf("poi_query_radius_m=%.0f\npoi_query_hits_max=%d\n", radius, HITS);
 		printf("poi_query_us_p50=%.1f\npoi_query_us_p99=%.1f\npoi_query_us_max=%.1f\n", p50,
 		       p99, mx);
 		printf("poi_results_avg=%.1f\n", avg);
-		r = run(p, queries, radius, "fuel", &p50, &p99, &mx, &avg);
+		r = run(p, queries, radius, "fuel", 0, &p50, &p99, &mx, &avg);
 	}
-	if (r == 0)
+	if (r == 0) {
 		printf("poi_query_cat_us_p50=%.1f\npoi_query_cat_us_p99=%.1f\npoi_results_cat_avg="
 		       "%.1f\n",
 		       p50, p99, avg);
+		r = run(p, queries, radius, NULL, 1, &p50, &p99, &mx, &avg);
+	}
+	if (r == 0)
+		printf("poi_query_full_us_p50=%.1f\npoi_query_full_us_p99=%.1f\n"
+		       "poi_query_full_us_max=%.1f\n",
+		       p50, p99, mx);
 	if (r < 0)
 		fprintf(stderr, "poi_query: %s\n", strerror(-r));
 	poi_db_free(p);

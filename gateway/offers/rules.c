@@ -181,7 +181,7 @@ struct rules {
 	void *arg;
 	struct tz_entry tz[TZ_CACHE];
 	size_t tz_next;
-	struct poi_hit hits[STATION_HITS]; /* scratch */
+	struct poi_ref hits[STATION_HITS]; /* scratch: poi_near_ids() */
 	struct service_prediction pred;	   /* scratch */
 };
 
@@ -684,6 +684,24 @@ static int code_claim(struct rules *r, const char *vin, struct pending *p, int64
 /* ---- station choice ------------------------------------------------------ */
 
 /*
+ * The full record of the hit the rule picked into ret (the one POI a
+ * batch reads text for). Returns 1, 0 when it was deleted since the
+ * index's last check (as if none were near), or an error class.
+ */
+static int take_poi(struct rules *r, const struct poi_ref *h, struct pending *ret)
+{
+	int n = poi_get_rowid(r->conf.poi, h->rid, &ret->poi);
+
+	if (n == -ENOENT)
+		return 0;
+	if (n < 0)
+		return n;
+	ret->distance_m = h->distance_m;
+	ret->has_poi = 1;
+	return 1;
+}
+
+/*
  * The POI of category for vehicle v: within min(search radius, remaining
  * range), the nearest ahead of the car, else the nearest. Returns 1 with
  * *ret, 0 (none), or an error class.
@@ -707,24 +725,16 @@ static int choose_station(struct rules *r, const struct promo_rule *pr,
 		return 0;
 	lat = geo_deg_of_e7(v->lat_e7);
 	lon = geo_deg_of_e7(v->lon_e7);
-	n = poi_near(r->conf.poi, lat, lon, radius, pr->poi_category, r->hits, STATION_HITS);
+	n = poi_near_ids(r->conf.poi, lat, lon, radius, pr->poi_category, r->hits, STATION_HITS);
 	if (n <= 0)
 		return n;
 	moving = (v->present & SAMPLE_HEADING) &&
 		 (!(v->present & SAMPLE_SPEED) || v->speed_cms >= HEADING_MIN_SPEED_CMS);
 	heading = v->heading_cdeg / 100.0;
 	for (int i = 0; moving && i < n; i++)
-		if (geo_is_ahead(lat, lon, heading, r->hits[i].poi.lat, r->hits[i].poi.lon,
-				 pr->ahead_deg)) {
-			ret->poi = r->hits[i].poi;
-			ret->distance_m = r->hits[i].distance_m;
-			ret->has_poi = 1;
-			return 1;
-		}
-	ret->poi = r->hits[0].poi;
-	ret->distance_m = r->hits[0].distance_m;
-	ret->has_poi = 1;
-	return 1;
+		if (geo_is_ahead(lat, lon, heading, r->hits[i].lat, r->hits[i].lon, pr->ahead_deg))
+			return take_poi(r, &r->hits[i], ret);
+	return take_poi(r, &r->hits[0], ret);
 }
 
 /* ---- the offer ----------------------------------------------------------- */
@@ -1005,15 +1015,14 @@ static int eval_poi_enter(struct rules *r, struct rule_state *s, struct vctx *c,
 
 	if (!r->conf.poi || !(v->present & SAMPLE_POSITION))
 		return 0;
-	n = poi_near(r->conf.poi, geo_deg_of_e7(v->lat_e7), geo_deg_of_e7(v->lon_e7),
-		     pr->trigger_radius_m, pr->trigger_category, r->hits, 1);
+	n = poi_near_ids(r->conf.poi, geo_deg_of_e7(v->lat_e7), geo_deg_of_e7(v->lon_e7),
+			 pr->trigger_radius_m, pr->trigger_category, r->hits, 1);
+	if (n > 0)
+		n = take_poi(r, &r->hits[0], &p);
 	if (n < 0)
 		return n;
 	if (n == 0)
 		return add_vin(r, s, 1, v->vin, now_ms);
-	p.has_poi = 1;
-	p.poi = r->hits[0].poi;
-	p.distance_m = r->hits[0].distance_m;
 	return fire(r, s, c, &p, now_ms);
 }
 
@@ -1057,8 +1066,8 @@ static int eval_driven(struct rules *r, struct rule_state *s, struct vctx *c, in
 		return 0;
 	if (r->conf.poi && (v->present & SAMPLE_POSITION) &&
 	    (!(v->present & SAMPLE_SPEED) || v->speed_cms < PROMO_VISIT_SPEED_CMS)) {
-		n = poi_near(r->conf.poi, geo_deg_of_e7(v->lat_e7), geo_deg_of_e7(v->lon_e7),
-			     pr->visit_radius_m, pr->trigger_category, r->hits, 1);
+		n = poi_near_ids(r->conf.poi, geo_deg_of_e7(v->lat_e7), geo_deg_of_e7(v->lon_e7),
+				 pr->visit_radius_m, pr->trigger_category, r->hits, 1);
 		if (n < 0)
 			return n;
 		if (n > 0) { /* a visit: the distance starts over, the episode closes */

@@ -7,15 +7,26 @@
  * triggers; PostgreSQL's GiST index over point(lon_e7, lat_e7). Only the
  * near query differs per backend; everything else is SQL both run.
  *
- * A near query: the box(es) of the circle (geo_circle_boxes()) widened by
- * one unit to integers, one index query per box that also filters the
- * category inside the index (SQLite: the category's code is the R*Tree's
- * third dimension), the exact haversine distance of each candidate, the
- * nearest max kept. A category's code (poi_categories) is given at its
- * first import and never changes, so the handle remembers the codes it
- * looked up. The hot path does no allocation: statements are prepared
- * once, text is copied into the caller's hits, and the order is kept in an
- * index array of the handle.
+ * Queries are answered by the handle's in-memory index (poi_index.h), a
+ * copy of (rid, position, category code) of every row, built from the
+ * table and swapped whole. It follows the table by poi_meta.version,
+ * which every commit and delete bumps in its own transaction: a handle's
+ * own write marks it dirty (the next query outside a transaction checks
+ * the version), anyone else's is found by the check a query makes at most
+ * once a second (CHECK_MS of monotonic time). The build reads the version
+ * first, then the rows in pages by rid (PostgreSQL holds a page's result
+ * in memory, not the table's): rows newer than the version only mean one
+ * rebuild more. When there is no index (too many POIs, a failed build) or
+ * this handle's writes are not committed yet, the same query runs in SQL:
+ * the box(es) of the circle widened by one unit to integers, one index
+ * query per box that also filters the category inside the index (SQLite:
+ * the category's code is the R*Tree's third dimension, and the R*Tree
+ * alone answers it), the exact haversine distance, the nearest max kept.
+ *
+ * poi_near() is poi_near_ids() and one lookup by rid per hit for the text.
+ * A category's code (poi_categories) is given at its first import and
+ * never changes, so the handle remembers the codes it looked up. The hot
+ * path does no allocation.
  *
  * Writes run in the caller's transaction when one is open (the API audits
  * in the same transaction), else in their own.
@@ -27,13 +38,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "geo.h"
+#include "log.h"
+#include "poi_index.h"
 
 #define STALE_IMPORT_MS (24 * 3600 * 1000LL)
 #define ROW_COLS 8 /* import_id, id, name, category, brand, address, lat_e7, lon_e7 */
 #define CAT_CODE_MAX 0x7ffffffe
-#define CAT_CACHE 32 /* category codes a handle remembers */
+#define CAT_CACHE 32  /* category codes a handle remembers */
+#define CHECK_MS 1000 /* a query checks the version at most this often */
 
 enum {
 	S_NEAR,
@@ -51,24 +66,27 @@ enum {
 	S_UPSERT,
 	S_UNSTAGE,
 	S_CAT_CODE,
+	S_GET_RID,
+	S_VERSION,
+	S_BUMP,
+	S_SCAN,
 };
 
 #define POI_COLS "lat_e7, lon_e7, category, id, name, brand, address"
 
 /*
- * The near query per backend: the POIs in the box $1..$4 (lat_min,
- * lat_max, lon_min, lon_max in 1e-7 degrees) whose category code is in
- * [$5, $6). SQLite: the R*Tree answers box and category, and only its rows
- * are looked up in pois (CROSS JOIN keeps that order).
+ * The near query in SQL per backend: rid, lat_e7, lon_e7 and cat_code of
+ * the POIs in the box $1..$4 (lat_min, lat_max, lon_min, lon_max in 1e-7
+ * degrees) whose category code is in [$5, $6). SQLite: the R*Tree alone.
  */
 static const char *const sql_near[DB_BACKEND_COUNT] = {
-	[DB_SQLITE] = "SELECT p.lat_e7, p.lon_e7, p.category, p.id, p.name, p.brand, p.address "
-		      "FROM pois_rtree r CROSS JOIN pois p WHERE r.lat_min >= $1 AND r.lat_max <= "
-		      "$2 AND r.lon_min >= $3 AND r.lon_max <= $4 AND r.cat_min >= $5 AND "
-		      "r.cat_max <= $6 AND p.rid = r.rid",
-	[DB_POSTGRESQL] = "SELECT " POI_COLS " FROM pois WHERE point(lon_e7::float8, "
-			  "lat_e7::float8) <@ box(point($3::float8, $1::float8), "
-			  "point($4::float8, $2::float8)) AND cat_code >= $5 AND cat_code < $6",
+	[DB_SQLITE] = "SELECT rid, lat_min, lon_min, cat_min FROM pois_rtree WHERE lat_min >= $1 "
+		      "AND lat_max <= $2 AND lon_min >= $3 AND lon_max <= $4 AND cat_min >= $5 "
+		      "AND cat_max <= $6",
+	[DB_POSTGRESQL] = "SELECT rid, lat_e7, lon_e7, cat_code FROM pois WHERE "
+			  "point(lon_e7::float8, lat_e7::float8) <@ box(point($3::float8, "
+			  "$1::float8), point($4::float8, $2::float8)) AND cat_code >= $5 AND "
+			  "cat_code < $6",
 };
 
 static const char *const sql[] = {
@@ -103,22 +121,25 @@ static const char *const sql[] = {
 		     "lon_e7 = excluded.lon_e7, cat_code = excluded.cat_code",
 	[S_UNSTAGE] = "DELETE FROM poi_import_rows WHERE import_id = $1",
 	[S_CAT_CODE] = "SELECT code FROM poi_categories WHERE name = $1",
+	[S_GET_RID] = "SELECT " POI_COLS " FROM pois WHERE rid = $1",
+	[S_VERSION] = "SELECT version FROM poi_meta WHERE id = 1",
+	[S_BUMP] = "UPDATE poi_meta SET version = version + 1 WHERE id = 1",
+	[S_SCAN] = "SELECT rid, lat_e7, lon_e7, cat_code FROM pois WHERE rid > $1 ORDER BY rid "
+		   "LIMIT 65536", /* a page of a build */
 };
 #define N_STMTS (sizeof(sql) / sizeof(sql[0]))
 
-/* A kept hit: its distance and its slot in the caller's hits. */
-struct near_slot {
-	double d;
-	uint16_t slot;
-};
-
 struct poi_db {
-	struct db *db;			      /* borrowed */
-	struct db_stmt *st[N_STMTS];	      /* owned */
-	struct db_rows stage;		      /* owned statements: staged rows */
-	struct near_slot order[POI_NEAR_MAX]; /* a query's hits, nearest first */
-	uint16_t perm[POI_NEAR_MAX];	      /* sort_hits()'s scratch */
-	struct poi tmp;			      /* sort_hits()'s scratch */
+	struct db *db;			   /* borrowed */
+	struct db_stmt *st[N_STMTS];	   /* owned */
+	struct db_rows stage;		   /* owned statements: staged rows */
+	struct poi_index *ix;		   /* owned; NULL: queries run in SQL */
+	int64_t ix_version;		   /* the poi_meta version ix was built (or refused) at */
+	int tried;			   /* a build was tried at ix_version */
+	int dirty;			   /* this handle wrote since the last version check */
+	int64_t checked_ms;		   /* monotonic time of the last version check */
+	double build_ms;		   /* how long the last build took */
+	struct poi_ref refs[POI_NEAR_MAX]; /* poi_near()'s scratch */
 	/* Category codes seen (a code never changes once given). */
 	struct {
 		char name[POI_CATEGORY_MAX + 1];
@@ -179,6 +200,9 @@ int poi_db_new(struct db *db, struct poi_db **ret)
 		.first = 1,
 		.ncols = ROW_COLS,
 	};
+	p->dirty = 1; /* the first query builds, unless this does */
+	if (!db_in_tx(db))
+		(void)poi_refresh(p); /* a failure is logged; queries run in SQL meanwhile */
 	*ret = p;
 	return 0;
 }
@@ -189,6 +213,7 @@ void poi_db_free(struct poi_db *p)
 		return;
 	db_finalize_all(p->st, N_STMTS);
 	db_rows_free(&p->stage);
+	poi_index_free(p->ix);
 	free(p);
 }
 
@@ -221,134 +246,12 @@ static void read_poi(struct db_stmt *st, int c, struct poi *ret)
 	copy_col(st, c + 6, ret->address, sizeof(ret->address));
 }
 
-/*
- * Keeps a hit at distance d among the nearest max of *n: returns the slot
- * of hits to write it into, or -1 when it is not among them. p->order
- * stays sorted by distance.
- */
-static int keep_slot(struct poi_db *p, size_t *n, size_t max, double d)
+static int64_t mono_ms(void)
 {
-	size_t lo = 0, hi = *n;
-	uint16_t slot;
+	struct timespec ts;
 
-	if (*n == max) {
-		if (d >= p->order[max - 1].d)
-			return -1;
-		slot = p->order[max - 1].slot; /* the farthest makes room */
-		hi = --*n;
-	} else {
-		slot = (uint16_t)*n;
-	}
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (p->order[mid].d <= d)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	memmove(&p->order[lo + 1], &p->order[lo], (*n - lo) * sizeof(p->order[0]));
-	p->order[lo] = (struct near_slot){ d, slot };
-	++*n;
-	return slot;
-}
-
-/* Puts hits[0..n) into p->order's order, in place (cycles of the permutation). */
-static void sort_hits(struct poi_db *p, struct poi_hit *hits, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p->perm[i] = p->order[i].slot;
-	for (size_t i = 0; i < n; i++) {
-		size_t j = i;
-
-		if (p->perm[i] == i)
-			continue;
-		p->tmp = hits[i].poi;
-		while (p->perm[j] != i) {
-			size_t k = p->perm[j];
-
-			hits[j].poi = hits[k].poi;
-			p->perm[j] = (uint16_t)j;
-			j = k;
-		}
-		hits[j].poi = p->tmp;
-		p->perm[j] = (uint16_t)j;
-	}
-	for (size_t i = 0; i < n; i++)
-		hits[i].distance_m = p->order[i].d;
-}
-
-static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
-{
-	return v < lo ? lo : v > hi ? hi : v;
-}
-
-int poi_near(struct poi_db *p, double lat, double lon, double radius_m, const char *category,
-	     struct poi_hit *hits, size_t max)
-{
-	struct db_stmt *st = p->st[S_NEAR];
-	struct geo_box box[2];
-	int64_t code = -1; /* any */
-	size_t n = 0;
-	int nbox, r = 0;
-
-	if (!isfinite(lat) || !isfinite(lon) || lat < -90 || lat > 90 || lon < -180 || lon > 180 ||
-	    !isfinite(radius_m) || !(radius_m > 0) || max > POI_NEAR_MAX)
-		return -EINVAL;
-	if (max == 0)
-		return 0;
-	if (category && *category) {
-		r = cat_code(p, category, &code);
-		if (r < 0 || code == 0)
-			return r; /* no POI has that category */
-	}
-	nbox = geo_circle_boxes(lat, lon, radius_m, box);
-	for (int b = 0; b < nbox && r >= 0; b++) {
-		/* Outward to whole units, one more for the rounding of the bounds. */
-		db_bind_int64(
-			st, 1,
-			clamp64((int64_t)floor(box[b].lat_min * 1e7) - 1, -900000000, 900000000));
-		db_bind_int64(
-			st, 2,
-			clamp64((int64_t)ceil(box[b].lat_max * 1e7) + 1, -900000000, 900000000));
-		db_bind_int64(
-			st, 3,
-			clamp64((int64_t)floor(box[b].lon_min * 1e7) - 1, -1800000000, 1800000000));
-		db_bind_int64(
-			st, 4,
-			clamp64((int64_t)ceil(box[b].lon_max * 1e7) + 1, -1800000000, 1800000000));
-		db_bind_int64(st, 5, code < 0 ? 0 : code);
-		db_bind_int64(st, 6, code < 0 ? CAT_CODE_MAX + 1 : code + 1);
-		while ((r = db_step(st)) == 1) {
-			double plat = geo_deg_of_e7((int32_t)db_column_int64(st, 0));
-			double plon = geo_deg_of_e7((int32_t)db_column_int64(st, 1));
-			double d;
-			int slot;
-
-			d = geo_distance_m(lat, lon, plat, plon);
-			if (d > radius_m || (slot = keep_slot(p, &n, max, d)) < 0)
-				continue;
-			read_poi(st, 0, &hits[slot].poi);
-		}
-		db_reset(st);
-	}
-	if (r < 0)
-		return r;
-	sort_hits(p, hits, n);
-	return (int)n;
-}
-
-int poi_get(struct poi_db *p, const char *id, struct poi *ret)
-{
-	struct db_stmt *st = p->st[S_GET];
-	int r;
-
-	db_bind_text(st, 1, id);
-	r = db_step(st);
-	if (r == 1)
-		read_poi(st, 0, ret);
-	db_reset(st);
-	return r == 1 ? 0 : r == 0 ? -ENOENT : r;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Runs a one-value query with $1 = v (when has_arg). Returns the value or an error class. */
@@ -363,6 +266,255 @@ static int64_t one_value(struct db_stmt *st, int has_arg, int64_t v)
 	out = r == 1 ? db_column_int64(st, 0) : r == 0 ? -ENOENT : r;
 	db_reset(st);
 	return out;
+}
+
+/* ---- the in-memory index ----------------------------------------------- */
+
+/* Reads every row into *ret (owned by the caller), at most POI_INDEX_MAX (else -E2BIG). */
+static int scan_rows(struct poi_db *p, struct poi_index_entry **ret, size_t *ret_n)
+{
+	struct db_stmt *st = p->st[S_SCAN];
+	struct poi_index_entry *e = NULL;
+	int64_t count = poi_count(p), last = 0;
+	size_t n = 0, cap;
+	int r = 0;
+
+	if (count < 0)
+		return (int)count;
+	if (count > POI_INDEX_MAX)
+		return -E2BIG;
+	cap = (size_t)count + (size_t)count / 16 + 1024; /* rows a concurrent commit adds */
+	e = malloc(cap * sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	for (int more = 1; more && r >= 0;) {
+		more = 0;
+		db_bind_int64(st, 1, last);
+		while (r >= 0 && (r = db_step(st)) == 1) {
+			more = 1;
+			last = db_column_int64(st, 0);
+			if (n == cap) {
+				struct poi_index_entry *g;
+
+				if (cap >= POI_INDEX_MAX) {
+					r = -E2BIG;
+					break;
+				}
+				cap = cap * 2 < POI_INDEX_MAX ? cap * 2 : POI_INDEX_MAX;
+				g = realloc(e, cap * sizeof(*e));
+				if (!g) {
+					r = -ENOMEM;
+					break;
+				}
+				e = g;
+			}
+			r = poi_index_entry_set(&e[n], last, db_column_int64(st, 3),
+						(int32_t)db_column_int64(st, 1),
+						(int32_t)db_column_int64(st, 2));
+			n++;
+		}
+		db_reset(st);
+	}
+	if (r < 0) {
+		free(e);
+		return r;
+	}
+	*ret = e;
+	*ret_n = n;
+	return 0;
+}
+
+/* Replaces the index by one built from the table as it is at version v. */
+static int rebuild(struct poi_db *p, int64_t v)
+{
+	struct poi_index_entry *e = NULL;
+	struct poi_index *ix = NULL;
+	int64_t t0 = mono_ms();
+	size_t n = 0;
+	int r;
+
+	poi_index_free(p->ix); /* stale now: never serve it, nor hold two */
+	p->ix = NULL;
+	r = scan_rows(p, &e, &n);
+	if (r == 0)
+		r = poi_index_new(e, n, &ix);
+	p->build_ms = (double)(mono_ms() - t0);
+	if (r == -E2BIG || r == -ERANGE) {
+		log_warn("poi: not held in memory (%s: more than %d POIs, or a row id or "
+			 "category code too large); radius queries run in SQL",
+			 strerror(-r), POI_INDEX_MAX);
+		p->ix_version = v;
+		p->tried = 1; /* not again before the table changes */
+		return 0;
+	}
+	if (r < 0) {
+		log_warn("poi: building the in-memory index failed (%s); radius queries run in "
+			 "SQL, the next check tries again",
+			 strerror(-r));
+		p->tried = 0;
+		return r;
+	}
+	p->ix = ix;
+	p->ix_version = v;
+	p->tried = 1;
+	log_info("poi: %zu POIs in memory (%zu bytes), built in %.0f ms", n, poi_index_bytes(ix),
+		 p->build_ms);
+	return 0;
+}
+
+/* Checks the version and rebuilds when it moved; now: monotonic ms. */
+static int check_version(struct poi_db *p, int64_t now)
+{
+	int64_t v = one_value(p->st[S_VERSION], 0, 0);
+
+	if (v < 0)
+		return (int)v; /* -ENOENT: poi_meta without its row (a migration not run) */
+	p->checked_ms = now;
+	p->dirty = 0;
+	if (p->tried && v == p->ix_version)
+		return 0;
+	return rebuild(p, v);
+}
+
+int poi_refresh(struct poi_db *p)
+{
+	if (p->dirty && db_in_tx(p->db))
+		return 0; /* its own writes are not committed: not for the index yet */
+	return check_version(p, mono_ms());
+}
+
+void poi_index_info(struct poi_db *p, struct poi_index_info *ret)
+{
+	*ret = (struct poi_index_info){
+		.in_memory = p->ix != NULL,
+		.count = p->ix ? poi_index_count(p->ix) : 0,
+		.bytes = p->ix ? poi_index_bytes(p->ix) : 0,
+		.build_ms = p->build_ms,
+		.version = p->ix_version,
+	};
+}
+
+/*
+ * The index a query may use now, or NULL (SQL then). Checks the version
+ * when this handle wrote, or once per CHECK_MS.
+ */
+static const struct poi_index *fresh_index(struct poi_db *p)
+{
+	int64_t now;
+
+	if (p->dirty && db_in_tx(p->db))
+		return NULL; /* this transaction's own writes: SQL sees them */
+	now = mono_ms();
+	if ((p->dirty || now - p->checked_ms >= CHECK_MS || !p->tried) &&
+	    check_version(p, now) < 0) {
+		p->checked_ms = now; /* no faster than CHECK_MS while it fails */
+		p->dirty = 0;
+		return NULL;
+	}
+	return p->ix;
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+/* The SQL path of poi_near_ids(), with the category's code (< 0: any). */
+static int near_sql(struct poi_db *p, double lat, double lon, double radius_m, int64_t code,
+		    struct poi_ref *hits, size_t max)
+{
+	struct db_stmt *st = p->st[S_NEAR];
+	struct geo_box box[2];
+	size_t n = 0;
+	int nbox, r = 0;
+
+	nbox = geo_circle_boxes(lat, lon, radius_m, box);
+	for (int b = 0; b < nbox && r >= 0; b++) {
+		int32_t e7[4];
+
+		poi_box_e7(&box[b], e7);
+		for (int i = 0; i < 4; i++)
+			db_bind_int64(st, i + 1, e7[i]);
+		db_bind_int64(st, 5, code < 0 ? 0 : code);
+		db_bind_int64(st, 6, code < 0 ? CAT_CODE_MAX + 1 : code + 1);
+		while ((r = db_step(st)) == 1) {
+			struct poi_ref h;
+
+			h.lat = geo_deg_of_e7((int32_t)db_column_int64(st, 1));
+			h.lon = geo_deg_of_e7((int32_t)db_column_int64(st, 2));
+			h.distance_m = geo_distance_m(lat, lon, h.lat, h.lon);
+			if (h.distance_m > radius_m)
+				continue;
+			h.rid = db_column_int64(st, 0);
+			h.cat_code = db_column_int64(st, 3);
+			poi_ref_keep(hits, &n, max, &h);
+		}
+		db_reset(st);
+	}
+	return r < 0 ? r : (int)n;
+}
+
+int poi_near_ids(struct poi_db *p, double lat, double lon, double radius_m, const char *category,
+		 struct poi_ref *hits, size_t max)
+{
+	const struct poi_index *ix;
+	int64_t code = -1; /* any */
+	int r;
+
+	if (!isfinite(lat) || !isfinite(lon) || lat < -90 || lat > 90 || lon < -180 || lon > 180 ||
+	    !isfinite(radius_m) || !(radius_m > 0) || max > POI_NEAR_MAX)
+		return -EINVAL;
+	if (max == 0)
+		return 0;
+	if (category && *category) {
+		r = cat_code(p, category, &code);
+		if (r < 0 || code == 0)
+			return r; /* no POI has that category */
+	}
+	ix = fresh_index(p);
+	if (ix)
+		return poi_index_near(ix, lat, lon, radius_m, code, hits, max);
+	return near_sql(p, lat, lon, radius_m, code, hits, max);
+}
+
+int poi_near(struct poi_db *p, double lat, double lon, double radius_m, const char *category,
+	     struct poi_hit *hits, size_t max)
+{
+	int n = poi_near_ids(p, lat, lon, radius_m, category, p->refs, max), k = 0;
+
+	for (int i = 0; i < n; i++) {
+		int r = poi_get_rowid(p, p->refs[i].rid, &hits[k].poi);
+
+		if (r == -ENOENT)
+			continue; /* deleted through another handle since the last check */
+		if (r < 0)
+			return r;
+		hits[k++].distance_m = p->refs[i].distance_m;
+	}
+	return n < 0 ? n : k;
+}
+
+int poi_get_rowid(struct poi_db *p, int64_t rid, struct poi *ret)
+{
+	struct db_stmt *st = p->st[S_GET_RID];
+	int r;
+
+	db_bind_int64(st, 1, rid);
+	r = db_step(st);
+	if (r == 1)
+		read_poi(st, 0, ret);
+	db_reset(st);
+	return r == 1 ? 0 : r == 0 ? -ENOENT : r;
+}
+
+int poi_get(struct poi_db *p, const char *id, struct poi *ret)
+{
+	struct db_stmt *st = p->st[S_GET];
+	int r;
+
+	db_bind_text(st, 1, id);
+	r = db_step(st);
+	if (r == 1)
+		read_poi(st, 0, ret);
+	db_reset(st);
+	return r == 1 ? 0 : r == 0 ? -ENOENT : r;
 }
 
 int64_t poi_count(struct poi_db *p)
@@ -483,6 +635,17 @@ static int tx_close(struct poi_db *p, int own, int r)
 	return r;
 }
 
+/*
+ * Bumps poi_meta.version in the write's transaction (every handle on the
+ * database sees the change at its next check) and marks this handle's
+ * index for a check at its next query.
+ */
+static int bump(struct poi_db *p)
+{
+	p->dirty = 1;
+	return db_run(p->st[S_BUMP]);
+}
+
 int poi_delete(struct poi_db *p, const char *id)
 {
 	struct db_stmt *st = p->st[S_DELETE];
@@ -494,6 +657,8 @@ int poi_delete(struct poi_db *p, const char *id)
 	r = db_step(st);
 	db_reset(st);
 	r = r == 1 ? 0 : r == 0 ? -ENOENT : r;
+	if (r == 0)
+		r = bump(p);
 	return tx_close(p, own, r);
 }
 
@@ -631,6 +796,8 @@ int poi_import_commit(struct poi_db *p, int64_t id)
 		db_bind_int64(p->st[S_UNSTAGE], 1, id);
 		r = db_run(p->st[S_UNSTAGE]);
 	}
+	if (r == 0)
+		r = bump(p);
 	r = tx_close(p, own, r);
 	return r < 0 ? r : (int)rows;
 }

@@ -9,6 +9,19 @@
  * then keeps what is within the radius by exact haversine distance, and
  * returns the nearest first.
  *
+ * Queries are answered from memory (poi_index.h): a handle holds per POI
+ * its position, category code and row id, 16 bytes a POI (1,000,000 POIs:
+ * 16 MB; twice that while a rebuild runs), built at poi_db_new() from the
+ * table. Above POI_INDEX_MAX (10,000,000) POIs it refuses, logs, and
+ * queries run in SQL. The database stays the source of truth: a handle's
+ * own commit or delete is seen by its next query (a rebuild, outside any
+ * transaction; inside the writing transaction queries run in SQL and see
+ * it too), and a commit or delete through another handle or gateway on the
+ * same database by the version check (the row of poi_meta that each one
+ * bumps), which a query makes at most once a second (poi_refresh(): now).
+ * A rebuild reads the whole table on the caller's thread: docs/poi.md has
+ * its cost.
+ *
  * Imports are all or nothing: rows go to an open import (poi_import_*),
  * which a commit makes visible in one transaction; an import that is never
  * committed is never seen. A row with an id that exists replaces it.
@@ -45,13 +58,37 @@ struct poi_hit {
 	double distance_m;
 };
 
+/*
+ * A query's lightweight result (poi_near_ids()): the row and what the
+ * index holds of it. poi_get_rowid() gives the full record.
+ */
+struct poi_ref {
+	int64_t rid;	  /* the row, for poi_get_rowid() */
+	int64_t cat_code; /* the category's code (poi_categories.code) */
+	double lat, lon;  /* degrees: the stored 1e-7 degree position */
+	double distance_m;
+};
+
+/* What a handle's index holds (poi_index_info()). */
+struct poi_index_info {
+	int in_memory;	 /* 0: queries run in SQL (too many POIs, or a failed build) */
+	size_t count;	 /* POIs in memory */
+	size_t bytes;	 /* bytes the index holds */
+	double build_ms; /* how long its last build took */
+	int64_t version; /* the poi_meta version it was built from */
+};
+
 struct poi_db;
 
 /* The domain's migrations, for db_migrate() (generated from schema/). */
 extern const struct db_migration poi_migrations[];
 extern const size_t poi_migrations_count;
 
-/* Prepares the statements on db (borrowed). Returns 0 and *ret, or -errno. */
+/*
+ * Prepares the statements on db (borrowed) and builds the in-memory index
+ * (logged: how many POIs, how long; a build that fails or is refused is
+ * logged and leaves queries in SQL). Returns 0 and *ret, or -errno.
+ */
 int poi_db_new(struct db *db, struct poi_db **ret);
 
 /* Accepts NULL. */
@@ -64,6 +101,27 @@ void poi_db_free(struct poi_db *p);
  */
 int poi_near(struct poi_db *p, double lat, double lon, double radius_m, const char *category,
 	     struct poi_hit *hits, size_t max);
+
+/*
+ * As poi_near(), with the lightweight hits of the index (no text is read):
+ * what the rules run per sample. Returns the count, -EINVAL, or an error
+ * class.
+ */
+int poi_near_ids(struct poi_db *p, double lat, double lon, double radius_m, const char *category,
+		 struct poi_ref *hits, size_t max);
+
+/* One POI by row id (poi_ref.rid). Returns 0, -ENOENT, or an error class. */
+int poi_get_rowid(struct poi_db *p, int64_t rid, struct poi *ret);
+
+/*
+ * Checks the version now (not waiting for the once-a-second check) and
+ * rebuilds the index when the table changed. Returns 0 (also when the
+ * index is refused: queries then run in SQL) or an error class.
+ */
+int poi_refresh(struct poi_db *p);
+
+/* What the index holds into *ret. */
+void poi_index_info(struct poi_db *p, struct poi_index_info *ret);
 
 /* One POI by id. Returns 0, -ENOENT, or an error class. */
 int poi_get(struct poi_db *p, const char *id, struct poi *ret);

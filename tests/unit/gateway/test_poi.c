@@ -7,6 +7,12 @@
  * is unseen, one rolled back with its caller's transaction); a row with an
  * id that exists replaces it, index included; delete; and the file reader
  * (CSV and GeoJSON, every bad line named FILE:LINE or FILE: feature N).
+ *
+ * The in-memory index (poi_index.h) and the SQL path (which a transaction
+ * with this handle's uncommitted writes uses) both match the brute force;
+ * a handle's own commit and delete are seen by its next query, and those
+ * of a second handle on the same database after poi_refresh() (the check
+ * a query makes once a second, forced).
  */
 #include "db_test_util.h"
 
@@ -30,6 +36,7 @@
 struct fixture {
 	struct db *db;
 	struct poi_db *poi;
+	char name[64]; /* the database's, for a second handle */
 };
 
 static int setup(void **state)
@@ -40,6 +47,7 @@ static int setup(void **state)
 
 	assert_non_null(f);
 	snprintf(name, sizeof(name), "poi_%d", count++);
+	snprintf(f->name, sizeof(f->name), "%s", name);
 	assert_int_equal(db_test_open(name, &f->db), 0);
 	if (schema_migrate(f->db, err, sizeof(err)) < 0)
 		fail_msg("schema_migrate: %s", err);
@@ -111,32 +119,33 @@ static int hit_cmp(const void *a, const void *b)
 	return x->distance_m < y->distance_m ? -1 : x->distance_m > y->distance_m;
 }
 
-static void test_near_matches_brute_force(void **state)
+static const char *const cats[] = { "fuel", "charger", "car_wash" };
+
+/*
+ * nq random queries around the centres (and on the poles and the
+ * antimeridian), each answered by poi_near() and poi_near_ids() and
+ * compared with a brute-force haversine over pois[0..n).
+ */
+static void check_queries(struct fixture *f, const struct poi *pois, int n, int nq)
 {
-	struct fixture *f = *state;
-	static struct poi pois[NPOINTS];
 	static struct poi_hit got[POI_NEAR_MAX], want[NPOINTS];
-	static const char *const cats[] = { "fuel", "charger", "car_wash" };
+	static struct poi_ref ref[POI_NEAR_MAX];
+	static const double edge[][2] = { { 90, 0 },   { -90, 0 },  { 0, 180 },
+					  { 0, -180 }, { 45, 180 }, { -89.99, -179.99 } };
 
-	srand(7);
-	for (int i = 0; i < NPOINTS; i++) {
-		char id[16];
-		double lat, lon;
-
-		scatter(i % (int)NCENTERS, 30, &lat, &lon);
-		snprintf(id, sizeof(id), "p%d", i);
-		mk(&pois[i], id, cats[i % 3], lat, lon);
-	}
-	assert_int_equal(import(f, pois, NPOINTS), NPOINTS);
-	assert_int_equal(poi_count(f->poi), NPOINTS);
-	for (int q = 0; q < 150; q++) {
+	for (int q = 0; q < nq; q++) {
 		double lat, lon, r = urand(500, 25000);
 		const char *cat = q % 4 == 3 ? cats[q % 3] : NULL;
 		size_t nw = 0;
-		int n;
+		int ng, nr;
 
-		scatter(q % (int)NCENTERS, 20, &lat, &lon);
-		for (int i = 0; i < NPOINTS; i++) {
+		if (q % 10 == 9) {
+			lat = edge[(q / 10) % 6][0];
+			lon = edge[(q / 10) % 6][1];
+		} else {
+			scatter(q % (int)NCENTERS, 20, &lat, &lon);
+		}
+		for (int i = 0; i < n; i++) {
 			/* The stored position is the 1e-7 degree one. */
 			double plat = round(pois[i].lat * 1e7) / 1e7,
 			       plon = round(pois[i].lon * 1e7) / 1e7;
@@ -148,19 +157,28 @@ static void test_near_matches_brute_force(void **state)
 			}
 		}
 		qsort(want, nw, sizeof(want[0]), hit_cmp);
-		n = poi_near(f->poi, lat, lon, r, cat, got, POI_NEAR_MAX);
-		assert_true(n >= 0);
-		if ((size_t)n != nw)
-			fail_msg("query %d at (%.5f, %.5f) r %.0f: %d hits, brute force %zu", q,
-				 lat, lon, r, n, nw);
-		for (int i = 0; i < n; i++) {
+		ng = poi_near(f->poi, lat, lon, r, cat, got, POI_NEAR_MAX);
+		nr = poi_near_ids(f->poi, lat, lon, r, cat, ref, POI_NEAR_MAX);
+		if (ng < 0 || (size_t)ng != nw || nr != ng)
+			fail_msg("query %d at (%.5f, %.5f) r %.0f: %d hits, %d refs, brute force "
+				 "%zu",
+				 q, lat, lon, r, ng, nr, nw);
+		for (int i = 0; i < ng; i++) {
+			struct poi one;
+
 			assert_true(fabs(got[i].distance_m - want[i].distance_m) < 1e-6);
+			assert_true(ref[i].distance_m == got[i].distance_m);
 			assert_true(i == 0 || got[i - 1].distance_m <= got[i].distance_m);
 			if (cat)
 				assert_string_equal(got[i].poi.category, cat);
+			/* The ref names the same row the full query read. */
+			assert_int_equal(poi_get_rowid(f->poi, ref[i].rid, &one), 0);
+			assert_true(one.lat == ref[i].lat && one.lon == ref[i].lon);
+			assert_true(fabs(geo_distance_m(lat, lon, one.lat, one.lon) -
+					 ref[i].distance_m) < 1e-9);
 		}
 		/* Same set of ids (order among equal distances aside). */
-		for (int i = 0; i < n; i++) {
+		for (int i = 0; i < ng; i++) {
 			int found = 0;
 
 			for (size_t k = 0; k < nw && !found; k++)
@@ -168,6 +186,52 @@ static void test_near_matches_brute_force(void **state)
 			assert_true(found);
 		}
 	}
+}
+
+static void test_near_matches_brute_force(void **state)
+{
+	struct fixture *f = *state;
+	static struct poi pois[NPOINTS + 8];
+	static const double edge[][2] = { { 90, 0 },	   { -90, 0 },	    { 0, 180 },
+					  { 0, -180 },	   { 45, 180 },	    { 45, -180 },
+					  { 89.999, 100 }, { -89.999, -60 } };
+	struct poi_index_info info;
+	struct poi far;
+	int n = NPOINTS;
+
+	srand(7);
+	for (int i = 0; i < NPOINTS; i++) {
+		char id[16];
+		double lat, lon;
+
+		scatter(i % (int)NCENTERS, 30, &lat, &lon);
+		snprintf(id, sizeof(id), "p%d", i);
+		mk(&pois[i], id, cats[i % 3], lat, lon);
+	}
+	for (int i = 0; i < 8; i++) { /* on the poles and the antimeridian exactly */
+		char id[16];
+
+		snprintf(id, sizeof(id), "e%d", i);
+		mk(&pois[n++], id, cats[i % 3], edge[i][0], edge[i][1]);
+	}
+	assert_int_equal(import(f, pois, (size_t)n), n);
+	assert_int_equal(poi_count(f->poi), n);
+	/* In memory. */
+	check_queries(f, pois, n, 200);
+	poi_index_info(f->poi, &info);
+	assert_true(info.in_memory);
+	assert_int_equal(info.count, n);
+	assert_true(info.bytes >= (size_t)n * 16);
+	/*
+	 * In SQL: a transaction holding this handle's own write (a POI far
+	 * from every query) queries in SQL, which sees it.
+	 */
+	assert_int_equal(db_begin(f->db), 0);
+	mk(&far, "far", "fuel", -60, -100);
+	assert_int_equal(import(f, &far, 1), 1);
+	check_queries(f, pois, n, 200);
+	assert_int_equal(db_rollback(f->db), 0);
+	assert_int_equal(poi_count(f->poi), n);
 }
 
 static void test_near_limit_and_fields(void **state)
@@ -191,6 +255,20 @@ static void test_near_limit_and_fields(void **state)
 		snprintf(id, sizeof(id), "s%02d", 39 - i);
 		assert_string_equal(hits[i].poi.id, id);
 		assert_true(fabs(hits[i].distance_m - (i + 1) * 100.07) < 0.5);
+	}
+	{
+		struct poi_ref ref[5];
+
+		assert_int_equal(poi_near_ids(f->poi, 52, 13, 10000, NULL, ref, 5), 5);
+		for (int i = 0; i < 5; i++) {
+			assert_true(ref[i].distance_m == hits[i].distance_m);
+			assert_int_equal(poi_get_rowid(f->poi, ref[i].rid, &one), 0);
+			assert_string_equal(one.id, hits[i].poi.id);
+		}
+		assert_int_equal(poi_near_ids(f->poi, 52, 13, 10000, "fuel", ref, 0), 0);
+		assert_int_equal(poi_near_ids(f->poi, 52, 13, 10000, "charger", ref, 5), 0);
+		assert_int_equal(poi_near_ids(f->poi, 91, 13, 100, NULL, ref, 5), -EINVAL);
+		assert_int_equal(poi_get_rowid(f->poi, 1LL << 50, &one), -ENOENT);
 	}
 	assert_string_equal(hits[0].poi.name, "Station");
 	assert_string_equal(hits[0].poi.brand, "Brand");
@@ -283,6 +361,92 @@ static void test_replace_and_delete(void **state)
 	assert_int_equal(poi_get(f->poi, "x", &got), -ENOENT);
 	assert_int_equal(poi_near(f->poi, -33.9, 150.0, 100, NULL, hits, 4), 1);
 	assert_string_equal(hits[0].poi.id, "z");
+}
+
+static void test_fresh_same_handle(void **state)
+{
+	struct fixture *f = *state;
+	struct poi p[2];
+	struct poi_hit hits[4];
+	struct poi_ref ref[4];
+
+	mk(&p[0], "a", "fuel", 48.85, 2.35);
+	mk(&p[1], "b", "fuel", 48.851, 2.35);
+	assert_int_equal(poi_near_ids(f->poi, 48.85, 2.35, 1000, NULL, ref, 4), 0);
+	/* A commit and a delete of this handle: seen by the next query. */
+	assert_int_equal(import(f, p, 1), 1);
+	assert_int_equal(poi_near_ids(f->poi, 48.85, 2.35, 1000, NULL, ref, 4), 1);
+	assert_int_equal(import(f, p + 1, 1), 1);
+	assert_int_equal(poi_near(f->poi, 48.85, 2.35, 1000, "fuel", hits, 4), 2);
+	assert_string_equal(hits[0].poi.id, "a");
+	assert_int_equal(poi_delete(f->poi, "a"), 0);
+	assert_int_equal(poi_near(f->poi, 48.85, 2.35, 1000, NULL, hits, 4), 1);
+	assert_string_equal(hits[0].poi.id, "b");
+	/* Inside the writing transaction its writes are seen; rolled back, they never were. */
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(poi_delete(f->poi, "b"), 0);
+	assert_int_equal(poi_near_ids(f->poi, 48.85, 2.35, 1000, NULL, ref, 4), 0);
+	assert_int_equal(import(f, p, 1), 1);
+	assert_int_equal(poi_near(f->poi, 48.85, 2.35, 1000, NULL, hits, 4), 1);
+	assert_string_equal(hits[0].poi.id, "a");
+	assert_int_equal(db_rollback(f->db), 0);
+	assert_int_equal(poi_near(f->poi, 48.85, 2.35, 1000, NULL, hits, 4), 1);
+	assert_string_equal(hits[0].poi.id, "b");
+	/* Committed by the caller: seen once it is. */
+	assert_int_equal(db_begin(f->db), 0);
+	assert_int_equal(poi_delete(f->poi, "b"), 0);
+	assert_int_equal(db_commit(f->db), 0);
+	assert_int_equal(poi_near_ids(f->poi, 48.85, 2.35, 1000, NULL, ref, 4), 0);
+}
+
+static void test_fresh_second_handle(void **state)
+{
+	struct fixture *f = *state;
+	struct db *db2 = NULL;
+	struct poi_db *poi2 = NULL;
+	struct poi_hit hits[4];
+	struct poi_ref ref[4];
+	struct poi_index_info info;
+	struct poi p[2];
+	char url[512], err[512];
+	int64_t id;
+
+	mk(&p[0], "x", "charger", -16.5, 179.999);
+	mk(&p[1], "y", "charger", -16.5, -179.999);
+	assert_int_equal(import(f, p, 1), 1);
+	assert_int_equal(db_test_url(f->name, url, sizeof(url)), 0);
+	assert_int_equal(db_open(url, DB_READ_WRITE, &db2, err, sizeof(err)), 0);
+	assert_int_equal(poi_db_new(db2, &poi2), 0); /* built here: holds x */
+	poi_index_info(poi2, &info);
+	assert_true(info.in_memory);
+	assert_int_equal(info.count, 1);
+	assert_int_equal(poi_near_ids(poi2, -16.5, 180, 1000, "charger", ref, 4), 1);
+	/* An import through the first handle: the second sees it after its check. */
+	assert_int_equal(poi_import_begin(f->poi, "other", 1, NOW_MS, &id), 0);
+	assert_int_equal(poi_import_rows(f->poi, id, p + 1, 1), 0);
+	assert_int_equal(poi_import_commit(f->poi, id), 1);
+	assert_int_equal(poi_refresh(poi2), 0);
+	poi_index_info(poi2, &info);
+	assert_int_equal(info.count, 2);
+	assert_int_equal(poi_near(poi2, -16.5, 180, 1000, "charger", hits, 4), 2);
+	/* A delete through the second: the first sees it after its check. */
+	assert_int_equal(poi_near_ids(f->poi, -16.5, 180, 1000, NULL, ref, 4), 2);
+	assert_int_equal(poi_delete(poi2, "x"), 0);
+	assert_int_equal(poi_refresh(f->poi), 0);
+	assert_int_equal(poi_near(f->poi, -16.5, 180, 1000, NULL, hits, 4), 1);
+	assert_string_equal(hits[0].poi.id, "y");
+	/* Nothing changed: a check does not rebuild (same version). */
+	poi_index_info(f->poi, &info);
+	assert_int_equal(poi_refresh(f->poi), 0);
+	{
+		struct poi_index_info again;
+
+		poi_index_info(f->poi, &again);
+		assert_int_equal(again.version, info.version);
+		assert_int_equal(again.count, 1);
+	}
+	poi_db_free(poi2);
+	db_close(db2);
 }
 
 static void test_check(void **state)
@@ -446,6 +610,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_near_limit_and_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replace_and_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fresh_same_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fresh_second_handle, setup, teardown),
 		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_file_csv),
 		cmocka_unit_test(test_file_geojson),
