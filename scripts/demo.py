@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The demo behind ./scripts/demo: one car driving the shipped route through
-Munich, its telemetry arriving at the gateway, and the low-fuel offer
-reaching the car's screen once it stops at the fuel station; four more
+Munich, its telemetry arriving at the gateway, and the promotion engine's
+offer for the nearest partner fuel station ahead of it (the shipped rules,
+packaging/promotions.rules, over 10,000 generated points of interest around
+Munich) reaching the car's screen once it stops; four more
 cars drive shifted copies of the route, so the web console's map has a
 small fleet on it. Reuses the integration-test harness, so the demo runs
 exactly what the tests test."""
@@ -99,6 +101,21 @@ def ctl(s, *args, password=None):
         raise SystemExit("pitstopctl %s failed: %s" % (" ".join(args), r.stderr.strip()))
 
 
+def demo_rules(path):
+    """The shipped rules file with its quiet hours off, so the demo gives
+    its offer at any time of day."""
+    with open(os.path.join(SOURCE_DIR, "packaging", "promotions.rules")) as f:
+        text = f.read()
+    out = []
+    for row in text.splitlines():
+        if row.split("=")[0].strip() == "quiet_hours":
+            row = "quiet_hours = none   # the demo: offers at any hour"
+        out.append(row)
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+    return path
+
+
 def main():
     once = "--once" in sys.argv
     with System("demo") as s:
@@ -112,8 +129,17 @@ def main():
         # to /usr/share/pitstop/plans.json by the package).
         s.start_gateway(log_level="info", api_listen=console_listen(),
                         service_plans_file=os.path.join(SOURCE_DIR, "gateway", "service",
-                                                        "plans.json"))
-        line("pitstop-gateway up, database %s" % s.path("gateway.db"))
+                                                        "plans.json"),
+                        promo_rules_file=demo_rules(s.path("promotions.rules")))
+        line("pitstop-gateway up, database %s; promotion rules %s (packaging/promotions.rules, "
+             "quiet hours off)" % (s.path("gateway.db"), s.path("promotions.rules")))
+        pois = s.path("pois.csv")
+        subprocess.run([os.path.join(SOURCE_DIR, "scripts", "gen-pois"), "--count", "10000",
+                        "--seed", "1", "--center", "48.137,11.575", "--spread-km", "15",
+                        "--out", pois], check=True)
+        ctl(s, "poi", "import", pois)
+        line("10,000 points of interest around Munich (scripts/gen-pois) imported: "
+             "pitstopctl poi near --lat 48.137 --lon 11.575 --radius-m 2000 --category fuel")
         # The console's users, made through the API as the local operator.
         password = secrets.token_urlsafe(12)
         ctl(s, "fleet", "add", "munich")
@@ -144,9 +170,9 @@ def main():
              % len(OTHER_VINS))
         line("web console: %s  log in as operator (or manager: the fleet manager), "
              "password %s" % (s.api_urls["gateway"], password))
-        line("telemetry arrives in batches of 30 s; the fuel falls through 15 % after ~2.5 min,")
-        line("the car stops at a fuel station after 3.5 min: the offer appears then. %s"
-             % ("The demo ends there." if once else "Ctrl-C stops."))
+        line("telemetry arrives in batches of 30 s; the fuel falls through 15 % after ~2.5 min:")
+        line("the gateway picks the nearest partner station ahead; the car stops after 3.5 min")
+        line("and the offer appears then. %s" % ("The demo ends there." if once else "Ctrl-C stops."))
         last, shown, offer_states = None, None, {}
         try:
             while True:
