@@ -67,6 +67,7 @@ enum {
 	S_UNSTAGE,
 	S_CAT_CODE,
 	S_GET_RID,
+	S_GET_RIDS,
 	S_VERSION,
 	S_BUMP,
 	S_SCAN,
@@ -87,6 +88,16 @@ static const char *const sql_near[DB_BACKEND_COUNT] = {
 			  "point(lon_e7::float8, lat_e7::float8) <@ box(point($3::float8, "
 			  "$1::float8), point($4::float8, $2::float8)) AND cat_code >= $5 AND "
 			  "cat_code < $6",
+};
+
+/*
+ * The rows of a query's hits in one statement, rid first: PostgreSQL, one
+ * round trip for all ($1 an array literal of rids). SQLite runs S_GET_RID
+ * per hit instead (no round trip; one statement with a list was slower).
+ */
+static const char *const sql_get_rids[DB_BACKEND_COUNT] = {
+	[DB_SQLITE] = "SELECT rid, " POI_COLS " FROM pois WHERE rid = $1", /* unused */
+	[DB_POSTGRESQL] = "SELECT rid, " POI_COLS " FROM pois WHERE rid = ANY($1::bigint[])",
 };
 
 static const char *const sql[] = {
@@ -122,6 +133,7 @@ static const char *const sql[] = {
 	[S_UNSTAGE] = "DELETE FROM poi_import_rows WHERE import_id = $1",
 	[S_CAT_CODE] = "SELECT code FROM poi_categories WHERE name = $1",
 	[S_GET_RID] = "SELECT " POI_COLS " FROM pois WHERE rid = $1",
+	[S_GET_RIDS] = NULL, /* sql_get_rids[backend] */
 	[S_VERSION] = "SELECT version FROM poi_meta WHERE id = 1",
 	[S_BUMP] = "UPDATE poi_meta SET version = version + 1 WHERE id = 1",
 	[S_SCAN] = "SELECT rid, lat_e7, lon_e7, cat_code FROM pois WHERE rid > $1 ORDER BY rid "
@@ -140,6 +152,8 @@ struct poi_db {
 	int64_t checked_ms;		   /* monotonic time of the last version check */
 	double build_ms;		   /* how long the last build took */
 	struct poi_ref refs[POI_NEAR_MAX]; /* poi_near()'s scratch */
+	uint8_t found[POI_NEAR_MAX];	   /* poi_near()'s scratch: refs[i]'s row was read */
+	char rids[POI_NEAR_MAX * 21 + 3];  /* poi_near()'s scratch: "{rid,...}" */
 	/* Category codes seen (a code never changes once given). */
 	struct {
 		char name[POI_CATEGORY_MAX + 1];
@@ -186,6 +200,7 @@ int poi_db_new(struct db *db, struct poi_db **ret)
 	for (size_t i = 0; i < N_STMTS; i++)
 		text[i] = sql[i];
 	text[S_NEAR] = sql_near[db_backend(db)];
+	text[S_GET_RIDS] = sql_get_rids[db_backend(db)];
 	r = db_prepare_all(db, text, N_STMTS, p->st);
 	if (r < 0) {
 		free(p);
@@ -474,21 +489,61 @@ int poi_near_ids(struct poi_db *p, double lat, double lon, double radius_m, cons
 	return near_sql(p, lat, lon, radius_m, code, hits, max);
 }
 
+/* Reads the rows of p->refs[0..n) into hits[i].poi, marking p->found[i]. */
+static int read_rows(struct poi_db *p, int n, struct poi_hit *hits)
+{
+	struct db_stmt *st = p->st[S_GET_RIDS];
+	size_t len = 1;
+	int r;
+
+	memset(p->found, 0, (size_t)n);
+	if (db_backend(p->db) != DB_POSTGRESQL) {
+		for (int i = 0; i < n; i++) {
+			r = poi_get_rowid(p, p->refs[i].rid, &hits[i].poi);
+			if (r < 0 && r != -ENOENT)
+				return r;
+			p->found[i] = r == 0;
+		}
+		return 0;
+	}
+	p->rids[0] = '{';
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(p->rids + len, sizeof(p->rids) - len, "%s%lld",
+					i ? "," : "", (long long)p->refs[i].rid);
+	snprintf(p->rids + len, sizeof(p->rids) - len, "}");
+	db_bind_text(st, 1, p->rids);
+	while ((r = db_step(st)) == 1) {
+		int64_t rid = db_column_int64(st, 0);
+
+		for (int i = 0; i < n; i++)
+			if (p->refs[i].rid == rid && !p->found[i]) {
+				read_poi(st, 1, &hits[i].poi);
+				p->found[i] = 1;
+				break;
+			}
+	}
+	db_reset(st);
+	return r;
+}
+
 int poi_near(struct poi_db *p, double lat, double lon, double radius_m, const char *category,
 	     struct poi_hit *hits, size_t max)
 {
-	int n = poi_near_ids(p, lat, lon, radius_m, category, p->refs, max), k = 0;
+	int n = poi_near_ids(p, lat, lon, radius_m, category, p->refs, max), k = 0, r;
 
+	if (n <= 0)
+		return n;
+	r = read_rows(p, n, hits);
+	if (r < 0)
+		return r;
 	for (int i = 0; i < n; i++) {
-		int r = poi_get_rowid(p, p->refs[i].rid, &hits[k].poi);
-
-		if (r == -ENOENT)
+		if (!p->found[i])
 			continue; /* deleted through another handle since the last check */
-		if (r < 0)
-			return r;
+		if (k != i)
+			hits[k].poi = hits[i].poi;
 		hits[k++].distance_m = p->refs[i].distance_m;
 	}
-	return n < 0 ? n : k;
+	return k;
 }
 
 int poi_get_rowid(struct poi_db *p, int64_t rid, struct poi *ret)
