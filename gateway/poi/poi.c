@@ -10,14 +10,20 @@
  * Queries are answered by the handle's in-memory index (poi_index.h), a
  * copy of (rid, position, category code) of every row, built from the
  * table and swapped whole. It follows the table by poi_meta.version,
- * which every commit and delete bumps in its own transaction: a handle's
- * own write marks it dirty (the next query outside a transaction checks
- * the version), anyone else's is found by the check a query makes at most
- * once a second (CHECK_MS of monotonic time). The build reads the version
- * first, then the rows in pages by rid (PostgreSQL holds a page's result
- * in memory, not the table's): rows newer than the version only mean one
- * rebuild more. When there is no index (too many POIs, a failed build) or
- * this handle's writes are not committed yet, the same query runs in SQL:
+ * which every commit and delete sets to a new random value in its own
+ * transaction (random, not a counter: a value a rolled-back write showed
+ * this handle can never come back as someone else's). A handle's own
+ * write marks it dirty: its next query checks the version and rebuilds,
+ * seeing what the connection sees, its uncommitted write included (the
+ * rules query inside the ingest transaction, so the index cannot wait for
+ * the commit). As that transaction may still roll back, an index built
+ * inside it is checked again by the next query outside a transaction, or
+ * within CHECK_MS. Anyone else's write is found by the check a query
+ * makes at most once per CHECK_MS of monotonic time. The build reads the
+ * version first, then the rows in pages by rid (PostgreSQL holds a page's
+ * result in memory, not the table's): rows newer than the version only
+ * mean one rebuild more. When there is no index (too many POIs, a failed
+ * build, poi_set_in_memory() off), the same query runs in SQL:
  * the box(es) of the circle widened by one unit to integers, one index
  * query per box that also filters the category inside the index (SQLite:
  * the category's code is the R*Tree's third dimension, and the R*Tree
@@ -38,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "geo.h"
@@ -135,7 +142,7 @@ static const char *const sql[] = {
 	[S_GET_RID] = "SELECT " POI_COLS " FROM pois WHERE rid = $1",
 	[S_GET_RIDS] = NULL, /* sql_get_rids[backend] */
 	[S_VERSION] = "SELECT version FROM poi_meta WHERE id = 1",
-	[S_BUMP] = "UPDATE poi_meta SET version = version + 1 WHERE id = 1",
+	[S_BUMP] = "UPDATE poi_meta SET version = $1 WHERE id = 1",
 	[S_SCAN] = "SELECT rid, lat_e7, lon_e7, cat_code FROM pois WHERE rid > $1 ORDER BY rid "
 		   "LIMIT 65536", /* a page of a build */
 };
@@ -149,6 +156,8 @@ struct poi_db {
 	int64_t ix_version;		   /* the poi_meta version ix was built (or refused) at */
 	int tried;			   /* a build was tried at ix_version */
 	int dirty;			   /* this handle wrote since the last version check */
+	int unsure;			   /* ix built in a transaction this handle wrote in */
+	int off;			   /* poi_set_in_memory(p, 0): no index, SQL */
 	int64_t checked_ms;		   /* monotonic time of the last version check */
 	double build_ms;		   /* how long the last build took */
 	struct poi_ref refs[POI_NEAR_MAX]; /* poi_near()'s scratch */
@@ -215,9 +224,8 @@ int poi_db_new(struct db *db, struct poi_db **ret)
 		.first = 1,
 		.ncols = ROW_COLS,
 	};
-	p->dirty = 1; /* the first query builds, unless this does */
-	if (!db_in_tx(db))
-		(void)poi_refresh(p); /* a failure is logged; queries run in SQL meanwhile */
+	p->dirty = 1;	      /* the first query builds, unless this does */
+	(void)poi_refresh(p); /* a failure is logged; queries run in SQL meanwhile */
 	*ret = p;
 	return 0;
 }
@@ -377,15 +385,21 @@ static int rebuild(struct poi_db *p, int64_t v)
 	return 0;
 }
 
-/* Checks the version and rebuilds when it moved; now: monotonic ms. */
+/*
+ * Checks the version and rebuilds when it moved; now: monotonic ms. An
+ * index built in a transaction this handle wrote in stays unsure (checked
+ * again outside a transaction): the write may still roll back.
+ */
 static int check_version(struct poi_db *p, int64_t now)
 {
+	int unsure = db_in_tx(p->db) && (p->dirty || p->unsure);
 	int64_t v = one_value(p->st[S_VERSION], 0, 0);
 
 	if (v < 0)
 		return (int)v; /* -ENOENT: poi_meta without its row (a migration not run) */
 	p->checked_ms = now;
 	p->dirty = 0;
+	p->unsure = unsure;
 	if (p->tried && v == p->ix_version)
 		return 0;
 	return rebuild(p, v);
@@ -393,9 +407,16 @@ static int check_version(struct poi_db *p, int64_t now)
 
 int poi_refresh(struct poi_db *p)
 {
-	if (p->dirty && db_in_tx(p->db))
-		return 0; /* its own writes are not committed: not for the index yet */
-	return check_version(p, mono_ms());
+	return p->off ? 0 : check_version(p, mono_ms());
+}
+
+void poi_set_in_memory(struct poi_db *p, int on)
+{
+	p->off = !on;
+	p->dirty = 1; /* on: the next query builds */
+	p->tried = 0;
+	poi_index_free(p->ix);
+	p->ix = NULL;
 }
 
 void poi_index_info(struct poi_db *p, struct poi_index_info *ret)
@@ -411,16 +432,17 @@ void poi_index_info(struct poi_db *p, struct poi_index_info *ret)
 
 /*
  * The index a query may use now, or NULL (SQL then). Checks the version
- * when this handle wrote, or once per CHECK_MS.
+ * when this handle wrote, when unsure and outside a transaction, or once
+ * per CHECK_MS.
  */
 static const struct poi_index *fresh_index(struct poi_db *p)
 {
 	int64_t now;
 
-	if (p->dirty && db_in_tx(p->db))
-		return NULL; /* this transaction's own writes: SQL sees them */
+	if (p->off)
+		return NULL;
 	now = mono_ms();
-	if ((p->dirty || now - p->checked_ms >= CHECK_MS || !p->tried) &&
+	if ((p->dirty || (p->unsure && !db_in_tx(p->db)) || now - p->checked_ms >= CHECK_MS) &&
 	    check_version(p, now) < 0) {
 		p->checked_ms = now; /* no faster than CHECK_MS while it fails */
 		p->dirty = 0;
@@ -691,13 +713,25 @@ static int tx_close(struct poi_db *p, int own, int r)
 }
 
 /*
- * Bumps poi_meta.version in the write's transaction (every handle on the
- * database sees the change at its next check) and marks this handle's
- * index for a check at its next query.
+ * Sets poi_meta.version to a new random value (never 0, the migration's)
+ * in the write's transaction, so every handle on the database sees the
+ * change at its next check, and marks this handle's index for a check at
+ * its next query.
  */
 static int bump(struct poi_db *p)
 {
+	uint64_t v = 0;
+
+	if (getrandom(&v, sizeof(v), 0) != (ssize_t)sizeof(v)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts); /* no entropy yet: time and address */
+		v = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+		    (uint64_t)(uintptr_t)p << 16;
+	}
+	v = (v >> 1) | 1; /* positive in a BIGINT, and never 0 */
 	p->dirty = 1;
+	db_bind_int64(p->st[S_BUMP], 1, (int64_t)v);
 	return db_run(p->st[S_BUMP]);
 }
 

@@ -14,13 +14,13 @@
  * 16 MB; twice that while a rebuild runs), built at poi_db_new() from the
  * table. Above POI_INDEX_MAX (10,000,000) POIs it refuses, logs, and
  * queries run in SQL. The database stays the source of truth: a handle's
- * own commit or delete is seen by its next query (a rebuild, outside any
- * transaction; inside the writing transaction queries run in SQL and see
- * it too), and a commit or delete through another handle or gateway on the
- * same database by the version check (the row of poi_meta that each one
- * bumps), which a query makes at most once a second (poi_refresh(): now).
- * A rebuild reads the whole table on the caller's thread: docs/poi.md has
- * its cost.
+ * own commit or delete is seen by its next query (a rebuild; one that the
+ * caller's transaction then rolls back is forgotten by the next query
+ * outside a transaction, or within a second), and a commit or delete
+ * through another handle or gateway on the same database by the version
+ * check (the row of poi_meta that each one changes), which a query makes
+ * at most once a second (poi_refresh(): now). A rebuild reads the whole
+ * table on the caller's thread: docs/poi.md has its cost.
  *
  * Imports are all or nothing: rows go to an open import (poi_import_*),
  * which a commit makes visible in one transaction; an import that is never
@@ -119,6 +119,12 @@ int poi_get_rowid(struct poi_db *p, int64_t rid, struct poi *ret);
  * index is refused: queries then run in SQL) or an error class.
  */
 int poi_refresh(struct poi_db *p);
+
+/*
+ * on 0: drops the in-memory index, and queries run in SQL (what they do
+ * when it is refused); on 1: the next query builds it again.
+ */
+void poi_set_in_memory(struct poi_db *p, int on);
 
 /* What the index holds into *ret. */
 void poi_index_info(struct poi_db *p, struct poi_index_info *ret);

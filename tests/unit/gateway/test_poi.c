@@ -8,8 +8,9 @@
  * id that exists replaces it, index included; delete; and the file reader
  * (CSV and GeoJSON, every bad line named FILE:LINE or FILE: feature N).
  *
- * The in-memory index (poi_index.h) and the SQL path (which a transaction
- * with this handle's uncommitted writes uses) both match the brute force;
+ * The in-memory index (poi_index.h), also built inside a transaction with
+ * this handle's uncommitted write and after its rollback, and the SQL path
+ * (poi_set_in_memory() off, as when refused) both match the brute force;
  * a handle's own commit and delete are seen by its next query, and those
  * of a second handle on the same database after poi_refresh() (the check
  * a query makes once a second, forced).
@@ -222,15 +223,27 @@ static void test_near_matches_brute_force(void **state)
 	assert_true(info.in_memory);
 	assert_int_equal(info.count, n);
 	assert_true(info.bytes >= (size_t)n * 16);
+	/* In SQL, as when the index is refused. */
+	poi_set_in_memory(f->poi, 0);
+	check_queries(f, pois, n, 200);
+	poi_index_info(f->poi, &info);
+	assert_false(info.in_memory);
+	poi_set_in_memory(f->poi, 1);
 	/*
-	 * In SQL: a transaction holding this handle's own write (a POI far
-	 * from every query) queries in SQL, which sees it.
+	 * Inside a transaction holding this handle's own write (a POI far from
+	 * every query): rebuilt there, with it; rolled back, rebuilt without.
 	 */
 	assert_int_equal(db_begin(f->db), 0);
 	mk(&far, "far", "fuel", -60, -100);
 	assert_int_equal(import(f, &far, 1), 1);
-	check_queries(f, pois, n, 200);
+	check_queries(f, pois, n, 100);
+	poi_index_info(f->poi, &info);
+	assert_true(info.in_memory);
+	assert_int_equal(info.count, n + 1);
 	assert_int_equal(db_rollback(f->db), 0);
+	check_queries(f, pois, n, 100);
+	poi_index_info(f->poi, &info);
+	assert_int_equal(info.count, n);
 	assert_int_equal(poi_count(f->poi), n);
 }
 
