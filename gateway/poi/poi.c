@@ -29,7 +29,8 @@
  * the category's code is the R*Tree's third dimension, and the R*Tree
  * alone answers it), the exact haversine distance, the nearest max kept.
  *
- * poi_near() is poi_near_ids() and one lookup by rid per hit for the text.
+ * poi_near() is poi_near_ids() and its hits' rows (SQLite: a lookup by rid
+ * per hit; PostgreSQL: one statement for all, one round trip).
  * A category's code (poi_categories) is given at its first import and
  * never changes, so the handle remembers the codes it looked up. The hot
  * path does no allocation.

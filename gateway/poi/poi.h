@@ -71,7 +71,7 @@ struct poi_ref {
 
 /* What a handle's index holds (poi_index_info()). */
 struct poi_index_info {
-	int in_memory;	 /* 0: queries run in SQL (too many POIs, or a failed build) */
+	int in_memory;	 /* 0: queries run in SQL (too many POIs, a failed build, off) */
 	size_t count;	 /* POIs in memory */
 	size_t bytes;	 /* bytes the index holds */
 	double build_ms; /* how long its last build took */
