@@ -86,6 +86,13 @@ extern const size_t ingest_migrations_count;
  */
 int counters_save(struct db *db, const char *id, const struct counters *c, int64_t now_ms);
 
+/*
+ * counters_save() with the statement kept in *cache (NULL at first: prepared
+ * then; the caller finalizes it with db_finalize() before closing db).
+ */
+int counters_save_cached(struct db *db, struct db_stmt **cache, const char *id,
+			 const struct counters *c, int64_t now_ms);
+
 /* Loads the counters of instance id (zeroes when unknown). */
 int counters_load(struct db *db, const char *id, struct counters *ret_c);
 

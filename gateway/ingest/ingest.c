@@ -102,9 +102,10 @@ struct ingest {
 	struct counters saved; /* what the database holds: save when c differs */
 	struct reject_log rlog[REJECT_COUNT];
 
-	int in_tx;	    /* a db transaction is open */
-	int commit_timer;   /* loop timer id, 0 = none */
-	int counters_timer; /* loop timer id, 0 = none */
+	int in_tx;		     /* a db transaction is open */
+	int commit_timer;	     /* loop timer id, 0 = none */
+	int counters_timer;	     /* loop timer id, 0 = none */
+	struct db_stmt *counters_st; /* owned: counters_save_cached()'s statement */
 	struct tx_delta tx;
 	struct pending_offer *pending; /* owned, max_pending entries */
 	size_t npending;
@@ -285,7 +286,7 @@ static int commit_tx(struct ingest *in)
 	next.status_ahead += in->tx.status_ahead;
 	for (int i = 0; i < TELEMETRY_IMPL_COUNT; i++)
 		next.implausible[i] += in->tx.implausible[i];
-	r = counters_save(in->db, in->instance_id, &next, now);
+	r = counters_save_cached(in->db, &in->counters_st, in->instance_id, &next, now);
 	if (r == 0)
 		r = db_commit(in->db);
 	if (r < 0) {
@@ -869,7 +870,7 @@ int ingest_save_counters(struct ingest *in)
 	r = db_begin(in->db);
 	if (r < 0)
 		return r;
-	r = counters_save(in->db, in->instance_id, &in->c, loop_wall_ms());
+	r = counters_save_cached(in->db, &in->counters_st, in->instance_id, &in->c, loop_wall_ms());
 	if (r == 0)
 		r = db_commit(in->db);
 	if (r < 0) {
@@ -913,6 +914,7 @@ void ingest_set_rules(struct ingest *in, struct rules *rules)
 /* Frees what ingest_new() allocated (no timers, nothing pending). */
 static void release(struct ingest *in)
 {
+	db_finalize(in->counters_st);
 	outbox_free(in->ack_outbox);
 	outbox_free(in->outbox);
 	free(in->items);
