@@ -5,6 +5,12 @@
  * list of offers waiting for that commit, and the list of telemetry batches
  * (VIN, epoch, seq) the commit will make safe, turned into receipts after it.
  * What each kind of message does is one row of the table `kinds`.
+ *
+ * Offers the broker acknowledged (the offer outbox's on_acked) are marked
+ * sent without a transaction of their own: their ids wait in a bounded
+ * array (SENT_MARKS_MAX) and are applied just before the next ingest commit,
+ * or, while ingest is idle, by the 1 s counters timer in the small
+ * transaction that saves the counters.
  */
 #include "ingest.h"
 
@@ -38,9 +44,19 @@
  * acknowledges it then.
  */
 #define ACK_DROP_AFTER_MS 60000
+/*
+ * Broker-acknowledged offers waiting to be marked sent (64 KiB of ids).
+ * They are applied at the next commit or within a second; past this many
+ * a mark is dropped with a warning: the offer was still published, and the
+ * car's DELIVERED event counts its sent stage (offer_log.h).
+ */
+#define SENT_MARKS_MAX 1024
+
+_Static_assert(OUTBOX_ID_MAX >= CODEC_MAX_ID, "an offer id fits an outbox id");
 
 /* An offer signed during the open transaction, published after its commit. */
 struct pending_offer {
+	char id[CODEC_MAX_ID];
 	char vin[VIN_LEN + 1];
 	uint8_t *buf; /* owned: SignedOffer bytes */
 	size_t len;
@@ -119,6 +135,11 @@ struct ingest {
 	size_t drain_samples;
 	struct telemetry_item *items; /* owned, max_pending entries: scratch of flush_drain() */
 
+	/* Offers the broker acknowledged, to mark sent at the next commit. */
+	char (*sent)[CODEC_MAX_ID]; /* owned, SENT_MARKS_MAX entries */
+	size_t nsent;
+	uint64_t sent_dropped; /* marks dropped (array full) since the last warning */
+
 	struct outbox *outbox;	   /* owned: signed offers */
 	struct outbox *ack_outbox; /* owned: telemetry receipts */
 	/* Batch received -> its offer handed to the bus; filled by the outbox. */
@@ -193,6 +214,45 @@ static void abort_tx(struct ingest *in)
 
 static int flush_drain(struct ingest *in);
 static void pending_publish(struct ingest *in, int64_t now);
+
+/* The offer outbox's on_acked: remembers offer id to mark it sent. */
+static void sent_remember(void *arg, const char *id)
+{
+	struct ingest *in = arg;
+
+	if (in->nsent == SENT_MARKS_MAX) {
+		in->sent_dropped++; /* warned by the counters timer */
+		return;
+	}
+	snprintf(in->sent[in->nsent++], CODEC_MAX_ID, "%s", id);
+}
+
+/*
+ * Marks the remembered offers sent, inside the open transaction and a
+ * savepoint of its own: when that fails, the marks are undone and dropped
+ * with a warning (the cars' events count the stage), and the transaction
+ * goes on. They are forgotten by the caller once it committed. Returns 0,
+ * or an error class when even the savepoint failed (the caller aborts).
+ */
+static int sent_apply(struct ingest *in, int64_t now)
+{
+	int r = 0;
+
+	if (!in->nsent)
+		return 0;
+	r = db_savepoint(in->db);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r >= 0 && i < in->nsent; i++)
+		r = offer_log_sent(in->offers, in->sent[i], now);
+	if (r >= 0)
+		return db_release(in->db);
+	log_warn("ingest: marking %zu offers sent failed (%s); dropped, their cars' events "
+		 "count them",
+		 in->nsent, strerror(-r));
+	in->nsent = 0;
+	return db_rollback_to(in->db);
+}
 
 /* Orders pending acks by VIN, epoch, then seq. */
 static int ack_cmp(const void *a, const void *b)
@@ -286,13 +346,16 @@ static int commit_tx(struct ingest *in)
 	next.status_ahead += in->tx.status_ahead;
 	for (int i = 0; i < TELEMETRY_IMPL_COUNT; i++)
 		next.implausible[i] += in->tx.implausible[i];
-	r = counters_save_cached(in->db, &in->counters_st, in->instance_id, &next, now);
+	r = sent_apply(in, now);
+	if (r == 0)
+		r = counters_save_cached(in->db, &in->counters_st, in->instance_id, &next, now);
 	if (r == 0)
 		r = db_commit(in->db);
 	if (r < 0) {
-		abort_tx(in);
+		abort_tx(in); /* the sent marks stay for the next transaction */
 		return r;
 	}
+	in->nsent = 0;
 	in->in_tx = 0;
 	in->c = next;
 	in->saved = next;
@@ -309,7 +372,7 @@ static void pending_publish(struct ingest *in, int64_t now)
 		struct pending_offer *p = &in->pending[i];
 
 		outbox_add_timed(in->outbox, p->vin, p->buf, p->len, p->valid_until_ms, now,
-				 p->received_us);
+				 p->received_us, p->id);
 	}
 	pending_clear_from(in, 0);
 }
@@ -800,6 +863,7 @@ int ingest_offer_sink(void *arg, const struct offer *o)
 		return r;
 	}
 	p = &in->pending[in->npending++];
+	snprintf(p->id, sizeof(p->id), "%s", o->id);
 	snprintf(p->vin, sizeof(p->vin), "%s", o->vin);
 	p->buf = buf;
 	p->len = len;
@@ -863,25 +927,33 @@ int ingest_flush(struct ingest *in)
 
 int ingest_save_counters(struct ingest *in)
 {
+	int64_t now = loop_wall_ms();
 	int r;
 
 	if (in->in_tx)
-		return commit_tx(in); /* saves them too */
+		return commit_tx(in); /* saves them (and marks offers sent) too */
 	r = db_begin(in->db);
 	if (r < 0)
 		return r;
-	r = counters_save_cached(in->db, &in->counters_st, in->instance_id, &in->c, loop_wall_ms());
+	r = sent_apply(in, now);
+	if (r == 0)
+		r = counters_save_cached(in->db, &in->counters_st, in->instance_id, &in->c, now);
 	if (r == 0)
 		r = db_commit(in->db);
 	if (r < 0) {
-		db_rollback(in->db);
+		db_rollback(in->db); /* the sent marks stay for the next try */
 		return r;
 	}
+	in->nsent = 0;
 	in->saved = in->c;
 	return 0;
 }
 
-/* Every second: retry or expire waiting offers, save changed counters. */
+/*
+ * Every second: retry or expire waiting offers, save changed counters and
+ * mark acknowledged offers sent (one small transaction), warn of dropped
+ * marks.
+ */
 static void counters_timer_fired(void *arg)
 {
 	struct ingest *in = arg;
@@ -890,7 +962,13 @@ static void counters_timer_fired(void *arg)
 	in->counters_timer = 0;
 	outbox_flush(in->outbox, loop_wall_ms());
 	outbox_flush(in->ack_outbox, loop_wall_ms());
-	if (memcmp(&in->c, &in->saved, sizeof(in->c)) != 0)
+	if (in->sent_dropped) {
+		log_warn("ingest: %llu acknowledged offers were not marked sent (more than %d "
+			 "waited for a commit); their cars' events count them",
+			 (unsigned long long)in->sent_dropped, SENT_MARKS_MAX);
+		in->sent_dropped = 0;
+	}
+	if (in->nsent || memcmp(&in->c, &in->saved, sizeof(in->c)) != 0)
 		ingest_save_counters(in); /* db logged any failure */
 	r = loop_add_timer(in->loop, COUNTERS_PERIOD_MS, counters_timer_fired, in);
 	in->counters_timer = r > 0 ? r : 0;
@@ -922,6 +1000,7 @@ static void release(struct ingest *in)
 	free(in->ack_seqs);
 	free(in->acks);
 	free(in->pending);
+	free(in->sent);
 	free(in->instance_id);
 	free(in);
 }
@@ -949,8 +1028,9 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 	in->ack_seqs = calloc(in->max_pending, sizeof(*in->ack_seqs));
 	in->drain = calloc(in->max_pending, sizeof(*in->drain));
 	in->items = calloc(in->max_pending, sizeof(*in->items));
+	in->sent = calloc(SENT_MARKS_MAX, sizeof(*in->sent));
 	if (!in->instance_id || !in->pending || !in->acks || !in->ack_seqs || !in->drain ||
-	    !in->items) {
+	    !in->items || !in->sent) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -959,6 +1039,7 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 	if (r < 0)
 		goto fail;
 	outbox_set_latency(in->outbox, &in->offer_latency);
+	outbox_set_on_acked(in->outbox, sent_remember, in);
 	/* Room for the receipts of two full transactions (one per message at most). */
 	r = outbox_new(OUTBOX_ACKS, 2 * in->max_pending, p->publish, p->publish_arg, &in->c,
 		       &in->ack_outbox);

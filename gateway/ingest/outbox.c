@@ -24,8 +24,9 @@ struct outbox_entry {
 	uint8_t *buf;	/* owned */
 	size_t len;
 	int64_t drop_after_ms;
-	uint64_t cookie;      /* 0 = queued, else in flight */
-	uint64_t received_us; /* outbox_add_timed(); 0 = not timed, or timed already */
+	uint64_t cookie;	/* 0 = queued, else in flight */
+	uint64_t received_us;	/* outbox_add_timed(); 0 = not timed, or timed already */
+	char id[OUTBOX_ID_MAX]; /* outbox_add_timed(); "" none */
 };
 
 struct outbox {
@@ -36,8 +37,10 @@ struct outbox {
 	uint64_t next_cookie;
 	outbox_publish_fn publish;
 	void *arg;
-	struct counters *c;	 /* borrowed */
-	struct latency *latency; /* borrowed, may be NULL */
+	struct counters *c;	  /* borrowed */
+	struct latency *latency;  /* borrowed, may be NULL */
+	outbox_acked_fn on_acked; /* may be NULL */
+	void *on_acked_arg;
 };
 
 /* The last topic level of a kind. */
@@ -113,7 +116,7 @@ static void remove_at(struct outbox *ob, size_t i)
 int outbox_add(struct outbox *ob, const char *vin, const uint8_t *buf, size_t len,
 	       int64_t drop_after_ms, int64_t now_ms)
 {
-	return outbox_add_timed(ob, vin, buf, len, drop_after_ms, now_ms, 0);
+	return outbox_add_timed(ob, vin, buf, len, drop_after_ms, now_ms, 0, NULL);
 }
 
 void outbox_set_latency(struct outbox *ob, struct latency *lat)
@@ -121,11 +124,19 @@ void outbox_set_latency(struct outbox *ob, struct latency *lat)
 	ob->latency = lat;
 }
 
+void outbox_set_on_acked(struct outbox *ob, outbox_acked_fn fn, void *arg)
+{
+	ob->on_acked = fn;
+	ob->on_acked_arg = arg;
+}
+
 int outbox_add_timed(struct outbox *ob, const char *vin, const uint8_t *buf, size_t len,
-		     int64_t drop_after_ms, int64_t now_ms, uint64_t received_us)
+		     int64_t drop_after_ms, int64_t now_ms, uint64_t received_us, const char *id)
 {
 	struct outbox_entry *e;
 
+	if (id && strlen(id) >= OUTBOX_ID_MAX)
+		return -EINVAL;
 	if (ob->n == ob->max) {
 		count(ob, 0);
 		if (!ob->full_logged)
@@ -145,6 +156,7 @@ int outbox_add_timed(struct outbox *ob, const char *vin, const uint8_t *buf, siz
 	e->len = len;
 	e->drop_after_ms = drop_after_ms;
 	e->received_us = received_us;
+	snprintf(e->id, sizeof(e->id), "%s", id ? id : "");
 	snprintf(e->topic, sizeof(e->topic), "pitstop/v1/vehicles/%s/%s", vin,
 		 kind_topic(ob->kind));
 	ob->n++;
@@ -206,6 +218,8 @@ int outbox_result(struct outbox *ob, uint64_t cookie, int ok)
 		if (ob->e[i].cookie != cookie)
 			continue;
 		count(ob, ok);
+		if (ok && ob->e[i].id[0] && ob->on_acked)
+			ob->on_acked(ob->on_acked_arg, ob->e[i].id);
 		remove_at(ob, i);
 		return 1;
 	}

@@ -11,6 +11,8 @@
  *
  * Counting (in the caller's struct counters): offers count offers_sent
  * (broker acknowledged) and offers_failed (refused, expired or dropped);
+ * an acknowledged message added with an id (an offer's) is also told to
+ * the outbox_set_on_acked() callback, which marks the offer sent;
  * receipts count acks_sent (broker acknowledged) and their failures are only
  * logged: a lost receipt costs the car a resend, which is acknowledged as a
  * duplicate, never data.
@@ -63,15 +65,27 @@ void outbox_free(struct outbox *ob);
 int outbox_add(struct outbox *ob, const char *vin, const uint8_t *buf, size_t len,
 	       int64_t drop_after_ms, int64_t now_ms);
 
+/* The size of a message's id (outbox_add_timed()): an offer id's, with its NUL. */
+#define OUTBOX_ID_MAX 64
+
 /*
  * As outbox_add(), for a message caused by one the gateway received at
  * received_us (loop_now_us(); 0: not timed): when the publish callback
  * first takes it (returns 0), the time since received_us goes into the
  * histogram of outbox_set_latency(). A resend after a reconnect is not
- * counted again.
+ * counted again. id (copied; NULL or "": none; -EINVAL when it has
+ * OUTBOX_ID_MAX bytes or more) names the message to the on_acked callback.
  */
 int outbox_add_timed(struct outbox *ob, const char *vin, const uint8_t *buf, size_t len,
-		     int64_t drop_after_ms, int64_t now_ms, uint64_t received_us);
+		     int64_t drop_after_ms, int64_t now_ms, uint64_t received_us, const char *id);
+
+/*
+ * Called with the id of each message the broker acknowledged that was
+ * added with one (borrowed, valid during the call), on the caller's thread
+ * from outbox_result(). NULL: nobody, the default.
+ */
+typedef void (*outbox_acked_fn)(void *arg, const char *id);
+void outbox_set_on_acked(struct outbox *ob, outbox_acked_fn fn, void *arg);
 
 /* Where outbox_add_timed()'s latencies go (borrowed; NULL: nowhere, the default). */
 void outbox_set_latency(struct outbox *ob, struct latency *lat);

@@ -952,7 +952,7 @@ static int fire(struct rules *r, struct rule_state *s, struct vctx *c, struct pe
 			ret = episode(r, ST_CLOSE, vin, pr->name, now_ms);
 		return ret < 0 ? ret : 0;
 	}
-	ret = offer_log_put_rule(r->log, &o, pr->name, now_ms);
+	ret = offer_log_put_rule(r->log, &o, pr->name, p->has_poi ? p->poi.id : "", now_ms);
 	if (ret < 0)
 		return ret;
 	log_debug("rules: %s rule %s: offer %s", vin, pr->name, o.id);

@@ -341,6 +341,21 @@ static void test_batches_stored_once(void **state)
 	assert_int_equal(history_len(f), 5);
 }
 
+/* The state of VIN1's offer id (-1: not listed). */
+static int offer_state_of(struct fixture *f, const char *id)
+{
+	struct offer_row *rows = NULL;
+	size_t n = 0;
+	int more = 0, st = -1;
+
+	assert_int_equal(offer_log_list(f->log, VIN1, &rows, &n, &more), 0);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(rows[i].id, id) == 0)
+			st = (int)rows[i].state;
+	free(rows);
+	return st;
+}
+
 static void test_offer_signed_and_published_after_commit(void **state)
 {
 	struct fixture *f = *state;
@@ -374,12 +389,15 @@ static void test_offer_signed_and_published_after_commit(void **state)
 	assert_int_equal(c->offers_sent, 1);
 	ingest_published(f->in, f->pub[0].cookie, 1); /* unknown now: ignored */
 	assert_int_equal(c->offers_sent, 1);
+	/* the offer is marked sent by the next commit, not a transaction of its own */
+	assert_int_equal(offer_state_of(f, o.id), OFFER_STATE_CREATED);
 
 	/* redelivery and more low batches: no second offer */
 	send_batch(f, 2, 2000, 120, 1);
 	send_batch(f, 3, 3000, 110, 1);
 	assert_int_equal(ingest_flush(f->in), 0);
 	assert_int_equal(f->npub, 1);
+	assert_int_equal(offer_state_of(f, o.id), OFFER_STATE_SENT);
 }
 
 /*

@@ -169,14 +169,14 @@ static void test_offers_expire(void **state)
 	snprintf(ev.offer_id, sizeof(ev.offer_id), "a4");
 	assert_int_equal(offer_log_event(log, VIN1, &ev, 2000), 0);
 
-	/* At 6000: a1 (sent) and a4 (shown) ended; a2 was accepted; a3 runs on. */
+	/* At 6000: a1 (created) and a4 (shown) ended; a2 was accepted; a3 runs on. */
 	assert_int_equal(offer_log_expire(log, 6000), 2);
 	assert_int_equal(offer_log_expire(log, 6000), 0); /* already done */
 	assert_int_equal(offer_log_list(log, VIN1, &rows, &n, &more), 0);
 	assert_int_equal(n, 4);
 	assert_string_equal(offer_state_name(rows[0].state), "expired");
 	assert_string_equal(offer_state_name(rows[1].state), "accepted");
-	assert_string_equal(offer_state_name(rows[2].state), "sent");
+	assert_string_equal(offer_state_name(rows[2].state), "created");
 	assert_string_equal(offer_state_name(rows[3].state), "expired");
 	free(rows);
 

@@ -2,8 +2,10 @@
  * Unit tests of the offer log (gateway/offers/offer_log.c) on whichever
  * backend db_test_util.h selects: an offer id is issued once, its state only
  * advances, a redelivered event is stored once, and an event for an offer
- * of another car or one never issued stores nothing; each stage counts once
- * per offer in the per-rule statistics, whatever order events arrive in; a
+ * of another car or one never issued stores nothing; an offer is created,
+ * then sent by the broker's acknowledgement (or, that mark lost, counted
+ * sent by the car's first event); each stage counts once per offer in the
+ * per-rule and per-station statistics, whatever order events arrive in; a
  * code is redeemed once (then 409-like -EALREADY, -ETIME once expired); the
  * expiry job's deletions keep the counts.
  */
@@ -157,7 +159,10 @@ static void test_put_and_list(void **state)
 	assert_int_equal(rows[0].valid_from_ms, 1000);
 	assert_int_equal(rows[0].valid_until_ms, 3601000);
 	assert_int_equal(rows[0].created_ms, 100);
-	assert_int_equal(rows[0].state, OFFER_STATE_SENT);
+	assert_int_equal(rows[0].state, OFFER_STATE_CREATED);
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_CREATED], 100);
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_SENT], 0);
+	assert_string_equal(rows[0].poi_id, "");
 	assert_string_equal(rows[1].id, "aa02");
 	assert_int_equal(rows[1].kind, OFFER_SERVICE);
 	assert_int_equal(rows[1].created_ms, 200);
@@ -195,7 +200,7 @@ static void test_events_advance_only_forward(void **state)
 	assert_int_equal(event(f, VIN1, "aa01", OFFER_ACTION_DISMISSED, 7000, NULL), 0);
 	assert_int_equal(offer_state(f, VIN1, "aa01"), OFFER_STATE_ACCEPTED);
 
-	/* rejected with a reason, straight from sent */
+	/* rejected with a reason, straight from created */
 	assert_int_equal(event(f, VIN1, "aa02", OFFER_ACTION_REJECTED, 5000, "bad signature"), 0);
 	assert_int_equal(offer_state(f, VIN1, "aa02"), OFFER_STATE_REJECTED);
 	assert_int_equal(query_int(f->db,
@@ -229,13 +234,16 @@ static void test_event_for_unknown_offer(void **state)
 	/* issued, but to another car */
 	assert_int_equal(event(f, VIN2, "aa01", OFFER_ACTION_ACCEPTED, 5000, NULL), -ENOENT);
 	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM offer_events", NULL), 0);
-	assert_int_equal(offer_state(f, VIN1, "aa01"), OFFER_STATE_SENT);
+	assert_int_equal(offer_state(f, VIN1, "aa01"), OFFER_STATE_CREATED);
 	assert_int_equal(offer_state(f, VIN2, "aa01"), -1);
+	/* a broker acknowledgement for an offer that is gone (purged) marks nothing */
+	assert_int_equal(offer_log_sent(f->log, "nope", 5000), 0);
 }
 
 static void test_state_names(void **state)
 {
 	(void)state;
+	assert_string_equal(offer_state_name(OFFER_STATE_CREATED), "created");
 	assert_string_equal(offer_state_name(OFFER_STATE_SENT), "sent");
 	assert_string_equal(offer_state_name(OFFER_STATE_SHOWN), "shown");
 	assert_string_equal(offer_state_name(OFFER_STATE_ACCEPTED), "accepted");
@@ -247,15 +255,25 @@ static void test_state_names(void **state)
 	assert_string_equal(offer_state_name((enum offer_state)42), "?");
 }
 
-/* Puts offer id of vin from rule with promo code code, valid until until_ms. */
-static void put(struct fixture *f, const char *id, const char *vin, const char *rule,
-		const char *code, int64_t created_ms, int64_t until_ms)
+/*
+ * Puts offer id of vin from rule for POI poi ("" none) with promo code
+ * code, valid until until_ms.
+ */
+static void put_at(struct fixture *f, const char *id, const char *vin, const char *rule,
+		   const char *poi, const char *code, int64_t created_ms, int64_t until_ms)
 {
 	struct offer o = make_offer(id, vin);
 
 	snprintf(o.promo_code, sizeof(o.promo_code), "%s", code);
 	o.valid_until_ms = until_ms;
-	assert_int_equal(offer_log_put_rule(f->log, &o, rule, created_ms), 0);
+	assert_int_equal(offer_log_put_rule(f->log, &o, rule, poi, created_ms), 0);
+}
+
+/* put_at() for an offer without a POI. */
+static void put(struct fixture *f, const char *id, const char *vin, const char *rule,
+		const char *code, int64_t created_ms, int64_t until_ms)
+{
+	put_at(f, id, vin, rule, "", code, created_ms, until_ms);
 }
 
 /* The statistics of rule over every day (a zero row when it has none). */
@@ -304,6 +322,8 @@ static void test_stages_counted_once(void **state)
 	assert_int_equal(event(f, VIN1, "b2", OFFER_ACTION_DISMISSED, 9100, NULL), 0);
 
 	s = stats_of(f, "low_fuel", ALL_DAYS);
+	assert_int_equal(s.n[OFFER_STATE_CREATED], 2);
+	/* never acknowledged here: the cars' first events count sent, once */
 	assert_int_equal(s.n[OFFER_STATE_SENT], 2);
 	assert_int_equal(s.n[OFFER_STATE_DELIVERED], 2);
 	assert_int_equal(s.n[OFFER_STATE_SHOWN], 2);
@@ -311,11 +331,12 @@ static void test_stages_counted_once(void **state)
 	assert_int_equal(s.n[OFFER_STATE_DISMISSED], 1);
 	assert_int_equal(s.n[OFFER_STATE_REDEEMED], 0);
 	s = stats_of(f, "", ALL_DAYS);
-	assert_int_equal(s.n[OFFER_STATE_SENT], 1);
+	assert_int_equal(s.n[OFFER_STATE_CREATED], 1);
+	assert_int_equal(s.n[OFFER_STATE_SENT], 0); /* b3: no acknowledgement, no event */
 	assert_int_equal(s.n[OFFER_STATE_SHOWN], 0);
 	/* created on day 0: a window from day 1 has none of them */
 	s = stats_of(f, "low_fuel", 1, 100000);
-	assert_int_equal(s.n[OFFER_STATE_SENT], 0);
+	assert_int_equal(s.n[OFFER_STATE_CREATED], 0);
 	/* too long a rule name is refused, nothing recorded */
 	{
 		char rule[OFFER_LOG_RULE_MAX + 1];
@@ -323,9 +344,142 @@ static void test_stages_counted_once(void **state)
 
 		memset(rule, 'r', OFFER_LOG_RULE_MAX);
 		rule[OFFER_LOG_RULE_MAX] = '\0';
-		assert_int_equal(offer_log_put_rule(f->log, &o, rule, 1000), -EINVAL);
+		assert_int_equal(offer_log_put_rule(f->log, &o, rule, "", 1000), -EINVAL);
+		assert_int_equal(offer_state(f, VIN1, "b4"), -1);
+		/* so is too long a POI id */
+		char poi[OFFER_LOG_POI_ID_MAX + 1];
+
+		memset(poi, 'p', OFFER_LOG_POI_ID_MAX);
+		poi[OFFER_LOG_POI_ID_MAX] = '\0';
+		assert_int_equal(offer_log_put_rule(f->log, &o, "low_fuel", poi, 1000), -EINVAL);
 		assert_int_equal(offer_state(f, VIN1, "b4"), -1);
 	}
+}
+
+static void test_sent_by_the_broker(void **state)
+{
+	struct fixture *f = *state;
+	struct offer_row *rows = NULL;
+	struct offer_stats_row s;
+	size_t n = 0;
+	int more = -1;
+
+	put(f, "s1", VIN1, "low_fuel", "S1", 1000, 3600000);
+	put(f, "s2", VIN1, "low_fuel", "S2", 1001, 3600000);
+	/* the broker's acknowledgement: created -> sent, once */
+	assert_int_equal(offer_log_sent(f->log, "s1", 1500), 1);
+	assert_int_equal(offer_state(f, VIN1, "s1"), OFFER_STATE_SENT);
+	assert_int_equal(offer_log_sent(f->log, "s1", 1600), 0);
+	assert_int_equal(event(f, VIN1, "s1", OFFER_ACTION_DELIVERED, 2000, NULL), 0);
+	assert_int_equal(offer_state(f, VIN1, "s1"), OFFER_STATE_DELIVERED);
+	/* s2: its car's DELIVERED came before the mark (counted sent then); the
+	 * late mark only records the time and does not move the state back */
+	assert_int_equal(event(f, VIN1, "s2", OFFER_ACTION_DELIVERED, 2000, NULL), 0);
+	assert_int_equal(offer_log_list(f->log, VIN1, &rows, &n, &more), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(rows[1].stage_ms[OFFER_STATE_SENT], 0); /* not known yet */
+	free(rows);
+	assert_int_equal(offer_log_sent(f->log, "s2", 2100), 0);
+	assert_int_equal(offer_state(f, VIN1, "s2"), OFFER_STATE_DELIVERED);
+	assert_int_equal(offer_log_list(f->log, VIN1, &rows, &n, &more), 0);
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_CREATED], 1000);
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_SENT], 1500); /* the first mark's */
+	assert_int_equal(rows[1].stage_ms[OFFER_STATE_SENT], 2100);
+	free(rows);
+	s = stats_of(f, "low_fuel", ALL_DAYS);
+	assert_int_equal(s.n[OFFER_STATE_CREATED], 2);
+	assert_int_equal(s.n[OFFER_STATE_SENT], 2);
+	assert_int_equal(s.n[OFFER_STATE_DELIVERED], 2);
+}
+
+/* The per-station figures of (rule, poi) over every day (a zero row when none). */
+static struct offer_stats_poi_row station_of(struct fixture *f, const char *rule, const char *poi,
+					     size_t *ret_n)
+{
+	struct offer_stats_poi_row *rows = NULL, out;
+	size_t n = 0;
+	int more = -1;
+
+	memset(&out, 0, sizeof(out));
+	assert_int_equal(offer_log_stats_poi(f->log, ALL_DAYS, &rows, &n, &more), 0);
+	assert_int_equal(more, 0);
+	for (size_t i = 0; i < n; i++) {
+		assert_true(rows[i].poi_id[0] != '\0'); /* offers without a POI are not listed */
+		if (strcmp(rows[i].rule, rule) == 0 && strcmp(rows[i].poi_id, poi) == 0)
+			out = rows[i];
+	}
+	free(rows);
+	if (ret_n)
+		*ret_n = n;
+	return out;
+}
+
+static void test_per_station(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t day = 86400000;
+	struct offer_stats_poi_row *rows = NULL, a;
+	struct offer_redeemed red;
+	struct offer_stats_row s;
+	size_t n = 0;
+	int more = -1;
+
+	put_at(f, "q1", VIN1, "fuel", "st-a", "Q1", 1000, 10 * day);
+	put_at(f, "q2", VIN2, "fuel", "st-a", "Q2", 1000, 10 * day);
+	put_at(f, "q3", VIN1, "fuel", "st-b", "Q3", 1000, 10 * day);
+	put_at(f, "q4", VIN1, "wash", "st-a", "Q4", 1000, 10 * day);
+	put(f, "q5", VIN1, "fuel", "Q5", 1000, 10 * day); /* no station */
+	assert_int_equal(offer_log_sent(f->log, "q1", 1100), 1);
+	assert_int_equal(offer_log_sent(f->log, "q2", 1100), 1);
+	assert_int_equal(offer_log_sent(f->log, "q5", 1100), 1);
+	assert_int_equal(event(f, VIN1, "q1", OFFER_ACTION_SHOWN, 2000, NULL), 0);
+	assert_int_equal(event(f, VIN1, "q1", OFFER_ACTION_ACCEPTED, 2100, NULL), 0);
+	assert_int_equal(offer_log_redeem(f->log, "Q1", 3000, &red), 0);
+	assert_int_equal(event(f, VIN1, "q3", OFFER_ACTION_SHOWN, 2000, NULL),
+			 0);						 /* implies sent */
+	assert_int_equal(offer_log_redeem(f->log, "Q4", 3000, &red), 0); /* from created */
+
+	a = station_of(f, "fuel", "st-a", &n);
+	assert_int_equal(n, 3); /* fuel at st-a and st-b, wash at st-a */
+	assert_int_equal(a.n[OFFER_STATE_CREATED], 2);
+	assert_int_equal(a.n[OFFER_STATE_SENT], 2);
+	assert_int_equal(a.n[OFFER_STATE_SHOWN], 1);
+	assert_int_equal(a.n[OFFER_STATE_ACCEPTED], 1);
+	assert_int_equal(a.n[OFFER_STATE_REDEEMED], 1);
+	a = station_of(f, "fuel", "st-b", NULL);
+	assert_int_equal(a.n[OFFER_STATE_SENT], 1);
+	assert_int_equal(a.n[OFFER_STATE_SHOWN], 1);
+	assert_int_equal(a.n[OFFER_STATE_REDEEMED], 0);
+	a = station_of(f, "wash", "st-a", NULL);
+	assert_int_equal(a.n[OFFER_STATE_SENT], 1); /* redeemed: the driver had it */
+	assert_int_equal(a.n[OFFER_STATE_REDEEMED], 1);
+	/* sorted by rule, then by sent, most first */
+	assert_int_equal(offer_log_stats_poi(f->log, ALL_DAYS, &rows, &n, &more), 0);
+	assert_string_equal(rows[0].poi_id, "st-a");
+	assert_string_equal(rows[1].poi_id, "st-b");
+	assert_string_equal(rows[2].rule, "wash");
+	free(rows);
+	/* the per-rule figures hold the offer without a station too */
+	s = stats_of(f, "fuel", ALL_DAYS);
+	assert_int_equal(s.n[OFFER_STATE_CREATED], 4);
+	assert_int_equal(s.n[OFFER_STATE_SENT], 4);
+
+	/* expired and purged: the per-station counts stay */
+	assert_int_equal(offer_log_expire(f->log, 11 * day), 3); /* q2, q3, q5 */
+	assert_int_equal(offer_log_purge(f->log, 40 * day, 15 * day), 5);
+	assert_int_equal(offer_state(f, VIN1, "q1"), -1);
+	a = station_of(f, "fuel", "st-a", &n);
+	assert_int_equal(n, 3);
+	assert_int_equal(a.n[OFFER_STATE_CREATED], 2);
+	assert_int_equal(a.n[OFFER_STATE_SENT], 2);
+	assert_int_equal(a.n[OFFER_STATE_REDEEMED], 1);
+	assert_int_equal(a.n[OFFER_STATE_EXPIRED], 1);
+	a = station_of(f, "fuel", "st-b", NULL);
+	assert_int_equal(a.n[OFFER_STATE_EXPIRED], 1);
+	/* a window of days the offers were not created on has none */
+	assert_int_equal(offer_log_stats_poi(f->log, 1, 100000, &rows, &n, &more), 0);
+	assert_int_equal(n, 0);
+	assert_null(rows);
 }
 
 static void test_list_stage_times(void **state)
@@ -346,7 +500,8 @@ static void test_list_stage_times(void **state)
 	assert_string_equal(rows[0].rule, "wash");
 	assert_int_equal(rows[0].state, OFFER_STATE_REDEEMED);
 	assert_int_equal(rows[0].state_ms, 7000);
-	assert_int_equal(rows[0].stage_ms[OFFER_STATE_SENT], 1000);
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_CREATED], 1000);
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_SENT], 0); /* no acknowledgement seen */
 	assert_int_equal(rows[0].stage_ms[OFFER_STATE_DELIVERED], 2000);
 	assert_int_equal(rows[0].stage_ms[OFFER_STATE_SHOWN], 2500); /* the first */
 	assert_int_equal(rows[0].stage_ms[OFFER_STATE_ACCEPTED], 0);
@@ -382,7 +537,7 @@ static void test_redeem_once(void **state)
 	/* a late event of the car does not undo it */
 	assert_int_equal(event(f, VIN1, "r1", OFFER_ACTION_DISMISSED, 12000, NULL), 0);
 	assert_int_equal(offer_state(f, VIN1, "r1"), OFFER_STATE_REDEEMED);
-	/* straight from sent: a code shown on paper */
+	/* straight from created: a code shown on paper */
 	assert_int_equal(offer_log_redeem(f->log, "FUEL-R2", 12000, &red), 0);
 	assert_string_equal(red.id, "r2");
 	/* unknown, empty */
@@ -398,7 +553,9 @@ static void test_redeem_once(void **state)
 	assert_int_equal(offer_state(f, VIN2, "r3"), OFFER_STATE_EXPIRED);
 
 	s = stats_of(f, "low_fuel", ALL_DAYS);
-	assert_int_equal(s.n[OFFER_STATE_SENT], 3);
+	assert_int_equal(s.n[OFFER_STATE_CREATED], 3);
+	/* r1 (its car accepted it) and r2 (redeemed) were evidently sent; r3 expired unsent */
+	assert_int_equal(s.n[OFFER_STATE_SENT], 2);
 	assert_int_equal(s.n[OFFER_STATE_ACCEPTED], 1);
 	assert_int_equal(s.n[OFFER_STATE_DISMISSED], 1);
 	assert_int_equal(s.n[OFFER_STATE_REDEEMED], 2);
@@ -442,14 +599,15 @@ static void test_purge_keeps_counts(void **state)
 	assert_int_equal(offer_log_purge(f->log, 40 * day, 15 * day), 2);
 	assert_int_equal(offer_state(f, VIN1, "p1"), -1);
 	assert_int_equal(offer_state(f, VIN1, "p2"), -1);
-	assert_int_equal(offer_state(f, VIN1, "p3"), OFFER_STATE_SENT);
+	assert_int_equal(offer_state(f, VIN1, "p3"), OFFER_STATE_CREATED);
 	assert_int_equal(offer_state(f, VIN2, "p4"), OFFER_STATE_EXPIRED);
 	assert_int_equal(events_of(f, "p2"), 0);
 	/* the codes of p1 and p2 went with them; the others and the free one stay */
 	assert_int_equal(codes_left(f), 3);
 	/* the counts stay */
 	s = stats_of(f, "wash", ALL_DAYS);
-	assert_int_equal(s.n[OFFER_STATE_SENT], 3);
+	assert_int_equal(s.n[OFFER_STATE_CREATED], 3);
+	assert_int_equal(s.n[OFFER_STATE_SENT], 1); /* p2: accepted by its car */
 	assert_int_equal(s.n[OFFER_STATE_ACCEPTED], 1);
 	assert_int_equal(s.n[OFFER_STATE_EXPIRED], 1);
 	/* the job: expires and purges with the keep time set */
@@ -457,7 +615,7 @@ static void test_purge_keeps_counts(void **state)
 	assert_int_equal(offer_log_expire_job(f->db, 200 * day, f->log), 2);
 	assert_int_equal(offer_state(f, VIN1, "p3"), -1);
 	s = stats_of(f, "wash", ALL_DAYS);
-	assert_int_equal(s.n[OFFER_STATE_SENT], 3);
+	assert_int_equal(s.n[OFFER_STATE_CREATED], 3);
 	assert_int_equal(s.n[OFFER_STATE_EXPIRED], 2);
 }
 
@@ -469,6 +627,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_event_for_unknown_offer, setup, teardown),
 		cmocka_unit_test(test_state_names),
 		cmocka_unit_test_setup_teardown(test_stages_counted_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sent_by_the_broker, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_per_station, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_stage_times, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redeem_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_keeps_counts, setup, teardown),

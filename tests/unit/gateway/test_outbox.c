@@ -3,7 +3,8 @@
  * order, waiting while disconnected, resending what was in flight after a
  * reconnect, expiry, a full outbox, and sent/failed counting; a receipt
  * outbox publishes on .../acks, counts acks_sent only, and its cookies never
- * collide with an offer outbox's.
+ * collide with an offer outbox's; the ids of acknowledged messages (and only
+ * those) reach the on_acked callback.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -172,7 +173,7 @@ static void test_latency_once(void **state)
 	memset(&c, 0, sizeof(c));
 	assert_int_equal(outbox_new(OUTBOX_OFFERS, 0, fake, &p, &c, &ob), 0);
 	outbox_set_latency(ob, &lat);
-	assert_int_equal(outbox_add_timed(ob, VIN1, &a, 1, 5000, 0, t0), 0);
+	assert_int_equal(outbox_add_timed(ob, VIN1, &a, 1, 5000, 0, t0, NULL), 0);
 	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), 0);
 	assert_int_equal(lat.count, 0); /* waiting for a slot */
 	p.result = 0;
@@ -186,6 +187,55 @@ static void test_latency_once(void **state)
 	outbox_free(ob);
 }
 
+/* What on_acked was told. */
+struct acked {
+	int n;
+	char ids[4][OUTBOX_ID_MAX];
+};
+
+static void on_acked(void *arg, const char *id)
+{
+	struct acked *a = arg;
+
+	assert_true(a->n < 4);
+	snprintf(a->ids[a->n++], sizeof(a->ids[0]), "%s", id);
+}
+
+/* Only a broker-acknowledged message with an id is told, once, with its id. */
+static void test_acked_ids(void **state)
+{
+	char long_id[OUTBOX_ID_MAX + 1];
+	struct counters c;
+	struct outbox *ob = NULL;
+	struct pub p = { 0 };
+	struct acked got = { 0 };
+	uint8_t a = 'a';
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(outbox_new(OUTBOX_OFFERS, 0, fake, &p, &c, &ob), 0);
+	outbox_set_on_acked(ob, on_acked, &got);
+	assert_int_equal(outbox_add_timed(ob, VIN1, &a, 1, 5000, 0, 0, "offer-1"), 0);
+	assert_int_equal(outbox_add_timed(ob, VIN1, &a, 1, 5000, 0, 0, "offer-2"), 0);
+	assert_int_equal(outbox_add(ob, VIN1, &a, 1, 5000, 0), 0); /* no id */
+	memset(long_id, 'x', OUTBOX_ID_MAX);
+	long_id[OUTBOX_ID_MAX] = '\0';
+	assert_int_equal(outbox_add_timed(ob, VIN1, &a, 1, 5000, 0, 0, long_id), -EINVAL);
+	assert_int_equal(p.calls, 3);
+	assert_int_equal(outbox_result(ob, p.cookies[1], 0), 1); /* refused: not told */
+	assert_int_equal(got.n, 0);
+	assert_int_equal(outbox_result(ob, p.cookies[2], 1), 1); /* no id: not told */
+	assert_int_equal(got.n, 0);
+	assert_int_equal(outbox_result(ob, p.cookies[0], 1), 1);
+	assert_int_equal(got.n, 1);
+	assert_string_equal(got.ids[0], "offer-1");
+	assert_int_equal(outbox_result(ob, p.cookies[0], 1), 0); /* once */
+	assert_int_equal(got.n, 1);
+	assert_int_equal(c.offers_sent, 2);
+	assert_int_equal(c.offers_failed, 1);
+	outbox_free(ob);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +244,7 @@ int main(void)
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_receipt_kind),
 		cmocka_unit_test(test_latency_once),
+		cmocka_unit_test(test_acked_ids),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -275,7 +275,7 @@ static void test_threshold_crossing(void **state)
 		assert_int_equal(n, 1);
 		assert_string_equal(rows[0].id, o->id);
 		assert_int_equal(rows[0].kind, OFFER_REFUEL);
-		assert_int_equal(rows[0].state, OFFER_STATE_SENT);
+		assert_int_equal(rows[0].state, OFFER_STATE_CREATED);
 		assert_int_equal(rows[0].valid_until_ms, o->valid_until_ms);
 		free(rows);
 	}
