@@ -1,7 +1,8 @@
 /*
  * The API's offers routes (issue 11, docs/offers.md): a car's offers with
- * their lifecycle, the per-rule statistics, and redemption at a partner's
- * point of sale. Handlers call the offers domain (offer_log.h);
+ * their lifecycle, the per-rule (and per rule and station) statistics, and
+ * redemption at a partner's point of sale. Handlers call the offers domain
+ * (offer_log.h) and, for station names, the poi domain (poi_get());
  * api_internal.h has the shared argument and visibility helpers.
  *
  * Who may call what: GET /offers follows the vehicle rules (a fleet manager
@@ -17,8 +18,11 @@
 #include "api_internal.h"
 #include "loop.h"
 #include "offer_log.h"
+#include "poi.h"
 #include "telemetry.h"
 #include "views.h"
+
+_Static_assert(OFFER_LOG_POI_ID_MAX >= POI_ID_MAX + 1, "a POI id fits an offer's poi_id");
 
 static struct api_shared *sh(struct api_req *req)
 {
@@ -81,27 +85,103 @@ static json_t *rate(int64_t a, int64_t b)
 	return b > 0 ? json_real((double)a / (double)b) : json_null();
 }
 
-/* One rule's figures (docs/offers.md: conversion_rate = redeemed / sent). */
-static json_t *stats_json(const struct offer_stats_row *s)
+/*
+ * One rule's figures (docs/offers.md: conversion_rate = redeemed / sent),
+ * counts n[] of its offers per stage.
+ */
+static json_t *stats_json(const char *rule, const int64_t n[OFFER_STATE_COUNT])
 {
 	json_t *o = json_object();
 
-	json_object_set_new(o, "rule", json_string(s->rule[0] ? s->rule : "(none)"));
+	json_object_set_new(o, "rule", json_string(rule[0] ? rule : "(none)"));
 	for (int i = 0; i < OFFER_STATE_COUNT; i++)
-		json_object_set_new(o, offer_state_name((enum offer_state)i),
-				    json_integer(s->n[i]));
+		json_object_set_new(o, offer_state_name((enum offer_state)i), json_integer(n[i]));
 	json_object_set_new(o, "conversion_rate",
-			    rate(s->n[OFFER_STATE_REDEEMED], s->n[OFFER_STATE_SENT]));
+			    rate(n[OFFER_STATE_REDEEMED], n[OFFER_STATE_SENT]));
 	json_object_set_new(o, "acceptance_rate",
-			    rate(s->n[OFFER_STATE_ACCEPTED], s->n[OFFER_STATE_SHOWN]));
+			    rate(n[OFFER_STATE_ACCEPTED], n[OFFER_STATE_SHOWN]));
 	return o;
 }
 
-/* GET /api/v1/offers/stats[?since=&until=]: per rule, the offers created in those days. */
+/* qsort order of station rows (by pointer) by POI id. */
+static int row_poi_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct offer_stats_poi_row *const *)a)->poi_id,
+		      (*(const struct offer_stats_poi_row *const *)b)->poi_id);
+}
+
+/*
+ * The figures per rule and station: rows[0..n) with each POI's name from
+ * the poi domain, looked up once per POI (null when it is gone, or the
+ * gateway has no POI database). Returns the items array, NULL on no memory.
+ */
+static json_t *stations_json(struct api_req *req, struct offer_stats_poi_row *rows, size_t n)
+{
+	const struct offer_stats_poi_row **by_poi = malloc((n ? n : 1) * sizeof(*by_poi));
+	json_t **names = calloc(n ? n : 1, sizeof(*names)), *items = NULL;
+
+	if (!by_poi || !names)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		by_poi[i] = &rows[i];
+	qsort(by_poi, n, sizeof(*by_poi), row_poi_cmp);
+	for (size_t i = 0; i < n; i++) {
+		struct poi p;
+		json_t *name;
+
+		if (i && strcmp(by_poi[i]->poi_id, by_poi[i - 1]->poi_id) == 0) {
+			names[by_poi[i] - rows] = json_incref(names[by_poi[i - 1] - rows]);
+			continue;
+		}
+		name = sh(req)->poi && poi_get(sh(req)->poi, by_poi[i]->poi_id, &p) == 0
+			       ? json_string(p.name)
+			       : json_null();
+		names[by_poi[i] - rows] = name;
+	}
+	items = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = stats_json(rows[i].rule, rows[i].n);
+
+		json_object_set_new(o, "poi_id", json_string(rows[i].poi_id));
+		json_object_set(o, "poi_name", names[i]);
+		json_array_append_new(items, o);
+	}
+out:
+	for (size_t i = 0; names && i < n; i++)
+		json_decref(names[i]);
+	free(names);
+	free(by_poi);
+	return items;
+}
+
+/* GET /api/v1/offers/stats?by=station[&since=&until=]: per rule and station. */
+static int offer_stats_by_station(struct api_req *req, struct api_reply *rep, int64_t since_day,
+				  int64_t until_day)
+{
+	struct offer_stats_poi_row *rows = NULL;
+	size_t n = 0;
+	json_t *items;
+	int r, more = 0;
+
+	r = offer_log_stats_poi(sh(req)->offers, since_day, until_day, &rows, &n, &more);
+	if (r < 0)
+		return api_error_errno(rep, r, "offer statistics per station");
+	items = stations_json(req, rows, n);
+	free(rows);
+	if (!items)
+		return api_error_errno(rep, -ENOMEM, "offer statistics per station");
+	return api_ok(rep, 200, json_pack("{s:o,s:b}", "items", items, "truncated", more));
+}
+
+/*
+ * GET /api/v1/offers/stats[?since=&until=][&by=station]: per rule (or per
+ * rule and station), the offers created in those days.
+ */
 static int h_offer_stats(struct api_req *req, struct api_reply *rep)
 {
 	int64_t since = 0, until = INT64_MAX / 2, since_day, until_day;
 	struct offer_stats_row *rows = NULL, sum;
+	const char *by = api_query(req, "by");
 	size_t n = 0;
 	json_t *items;
 	int r, more = 0;
@@ -111,8 +191,13 @@ static int h_offer_stats(struct api_req *req, struct api_reply *rep)
 		return 0;
 	if (until < since)
 		return api_error(rep, 400, "bad_request", "until is before since");
+	if (by && strcmp(by, "station") != 0 && strcmp(by, "rule") != 0)
+		return api_error(rep, 400, "bad_request",
+				 "by: expected rule (the default) or station, not '%.64s'", by);
 	since_day = telemetry_day_of(since);
 	until_day = telemetry_day_of(until);
+	if (by && strcmp(by, "station") == 0)
+		return offer_stats_by_station(req, rep, since_day, until_day);
 	r = offer_log_stats(sh(req)->offers, since_day, until_day, &rows, &n, &more);
 	if (r < 0)
 		return api_error_errno(rep, r, "offer statistics");
@@ -120,14 +205,14 @@ static int h_offer_stats(struct api_req *req, struct api_reply *rep)
 	snprintf(sum.rule, sizeof(sum.rule), "(all)");
 	items = json_array();
 	for (size_t i = 0; i < n; i++) {
-		json_array_append_new(items, stats_json(&rows[i]));
+		json_array_append_new(items, stats_json(rows[i].rule, rows[i].n));
 		for (int k = 0; k < OFFER_STATE_COUNT; k++)
 			sum.n[k] += rows[i].n[k];
 	}
 	free(rows);
 	return api_ok(rep, 200,
-		      json_pack("{s:o,s:o,s:b}", "items", items, "total", stats_json(&sum),
-				"truncated", more));
+		      json_pack("{s:o,s:o,s:b}", "items", items, "total",
+				stats_json(sum.rule, sum.n), "truncated", more));
 }
 
 /* POST /api/v1/offers/redeem {code}: once per code, atomic across instances. */

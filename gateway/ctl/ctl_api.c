@@ -76,6 +76,39 @@ int ctl_vin_arg(int argc, char **argv, const char *what, const char **ret_vin)
 	return 0;
 }
 
+int ctl_query_opts(struct ctl_client *c, int argc, char **argv, int first, const char *what,
+		   const char *const *names, char *path, size_t size)
+{
+	for (int k = first; k < argc; k++) {
+		const char *const *nm = names;
+		size_t n = strlen(path);
+		char *esc;
+		int w;
+
+		while (*nm && !(strncmp(argv[k], "--", 2) == 0 && strcmp(argv[k] + 2, *nm) == 0))
+			nm++;
+		if (!*nm || k + 1 >= argc)
+			return ctl_fail(EXIT_USAGE, "%s: unexpected '%s'; try pitstopctl --help",
+					what, argv[k]);
+		esc = curl_easy_escape(c->curl, argv[++k], 0);
+		if (!esc)
+			return ctl_fail(1, "out of memory");
+		w = snprintf(path + n, size - n, "%s%s=%s", strchr(path, '?') ? "&" : "?", *nm,
+			     esc);
+		curl_free(esc);
+		if (w < 0 || (size_t)w >= size - n)
+			return ctl_fail(EXIT_USAGE, "%s: arguments too long", what);
+	}
+	return 0;
+}
+
+const char *ctl_str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
 static size_t on_data(char *p, size_t size, size_t n, void *arg)
 {
 	struct buf *b = arg;
@@ -432,31 +465,15 @@ static int cmd_fleet(struct ctl_client *c, const struct ctl_api_opts *o, int arg
 
 static int cmd_audit(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
-	char path[512], *esc;
-	size_t n;
+	static const char *const opts[] = { "limit", "actor", "action", NULL };
+	char path[512] = "/api/v1/audit";
 	json_t *reply = NULL, *row;
 	size_t i;
 	int r;
 
-	n = (size_t)snprintf(path, sizeof(path), "/api/v1/audit?");
-	for (int k = 1; k < argc; k++) {
-		const char *key = NULL;
-
-		if (strcmp(argv[k], "--limit") == 0)
-			key = "limit";
-		else if (strcmp(argv[k], "--actor") == 0)
-			key = "actor";
-		else if (strcmp(argv[k], "--action") == 0)
-			key = "action";
-		if (!key || k + 1 >= argc)
-			return ctl_fail(EXIT_USAGE, "audit: unexpected '%s'; try pitstopctl --help",
-					argv[k]);
-		esc = curl_easy_escape(c->curl, argv[++k], 0);
-		n += (size_t)snprintf(path + n, sizeof(path) - n, "%s=%s&", key, esc ? esc : "");
-		curl_free(esc);
-		if (n >= sizeof(path))
-			return ctl_fail(EXIT_USAGE, "audit: arguments too long");
-	}
+	r = ctl_query_opts(c, argc, argv, 1, "audit", opts, path, sizeof(path));
+	if (r)
+		return r;
 	r = ctl_run(c, o, "audit", "GET", path, NULL, 200, &reply);
 	if (r == 0 && !o->json) {
 		json_array_foreach(json_object_get(reply, "items"), i, row)

@@ -98,6 +98,19 @@ extern const char ctl_poi_usage[], ctl_offer_usage[], ctl_promo_usage[];
  */
 int ctl_vin_arg(int argc, char **argv, const char *what, const char **ret_vin);
 
+/*
+ * The options "--NAME VALUE" of command what (argv[first..argc)), each NAME
+ * one of names (NULL-terminated), appended to path (size bytes) as query
+ * arguments NAME=VALUE (VALUE escaped, "?" or "&" before each). Returns 0,
+ * or exit code 2 (an unknown option, one without a value, too long) with
+ * the reason on stderr, or 1 when out of memory.
+ */
+int ctl_query_opts(struct ctl_client *c, int argc, char **argv, int first, const char *what,
+		   const char *const *names, char *path, size_t size);
+
+/* The text of member key of o, "" when o has none (or not a string). */
+const char *ctl_str(json_t *o, const char *key);
+
 /* Prints "pitstopctl: <message>" on stderr and returns code (an exit code). */
 int ctl_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -1,8 +1,8 @@
 /*
  * pitstopctl's offer commands (issue 11, docs/offers.md), clients of the
  * gateway's API (ctl_api.h): a car's offers with their lifecycle, the
- * per-rule statistics, and redeeming a promo code. "offer sign" stays in
- * ctl.c (it needs no gateway).
+ * per-rule (or per rule and station) statistics, and redeeming a promo
+ * code. "offer sign" stays in ctl.c (it needs no gateway).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,35 +14,11 @@
 
 const char ctl_offer_usage[] =
 	"  offer list --vin VIN         a car's offers, newest first, with their states\n"
-	"  offer stats [--since T] [--until T]\n"
-	"                               per rule: offers sent, delivered, shown, accepted,\n"
-	"                               redeemed, ... and the conversion rate\n"
+	"  offer stats [--since T] [--until T] [--by rule|station]\n"
+	"                               per rule (or per rule and station): offers created,\n"
+	"                               sent, delivered, shown, accepted, redeemed, ... and\n"
+	"                               the conversion rate\n"
 	"  offer redeem CODE            redeem a promo code (once; 409 when already redeemed)\n";
-
-/* The text of member key of o, "" when absent or null. */
-static const char *str(json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : "";
-}
-
-/* Appends "&name=<escaped value>" to path. Returns 0 or an exit code. */
-static int add_arg(struct ctl_client *c, char *path, size_t size, const char *name,
-		   const char *value)
-{
-	char *esc = curl_easy_escape(c->curl, value, 0);
-	size_t n = strlen(path);
-	int w;
-
-	if (!esc)
-		return ctl_fail(1, "out of memory");
-	w = snprintf(path + n, size - n, "%s%s=%s", strchr(path, '?') ? "&" : "?", name, esc);
-	curl_free(esc);
-	if (w < 0 || (size_t)w >= size - n)
-		return ctl_fail(EXIT_USAGE, "%s: value too long", name);
-	return 0;
-}
 
 static int offer_list(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
@@ -54,17 +30,19 @@ static int offer_list(struct ctl_client *c, const struct ctl_api_opts *o, int ar
 
 	r = ctl_vin_arg(argc, argv, "offer list", &vin);
 	if (r == 0)
-		r = add_arg(c, path, sizeof(path), "vin", vin);
+		r = ctl_query_opts(c, argc, argv, 2, "offer list",
+				   (const char *const[]){ "vin", NULL }, path, sizeof(path));
 	if (r == 0)
 		r = ctl_run(c, o, "offer list", "GET", path, NULL, 200, &reply);
 	if (r == 0 && !o->json) {
 		printf("%-26s %-16s %-10s %-10s %-24s %-24s %-12s %s\n", "ID", "RULE", "KIND",
 		       "STATE", "CREATED", "VALID UNTIL", "CODE", "TITLE");
 		json_array_foreach(json_object_get(reply, "items"), i, it) printf(
-			"%-26s %-16s %-10s %-10s %-24s %-24s %-12s %s\n", str(it, "id"),
-			*str(it, "rule") ? str(it, "rule") : "(none)", str(it, "kind"),
-			str(it, "state"), str(it, "created_at"), str(it, "valid_until"),
-			*str(it, "promo_code") ? str(it, "promo_code") : "-", str(it, "title"));
+			"%-26s %-16s %-10s %-10s %-24s %-24s %-12s %s\n", ctl_str(it, "id"),
+			*ctl_str(it, "rule") ? ctl_str(it, "rule") : "(none)", ctl_str(it, "kind"),
+			ctl_str(it, "state"), ctl_str(it, "created_at"), ctl_str(it, "valid_until"),
+			*ctl_str(it, "promo_code") ? ctl_str(it, "promo_code") : "-",
+			ctl_str(it, "title"));
 		if (json_is_true(json_object_get(reply, "truncated")))
 			printf("(truncated: only the newest are listed)\n");
 	}
@@ -81,49 +59,59 @@ static void pct(json_t *v, char *buf, size_t size)
 		snprintf(buf, size, "-");
 }
 
+/* Member key of o as a number (0 when absent). */
+static long long num(json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
 static void stats_line(json_t *it)
 {
 	char conv[16], acc[16];
 
 	pct(json_object_get(it, "conversion_rate"), conv, sizeof(conv));
 	pct(json_object_get(it, "acceptance_rate"), acc, sizeof(acc));
-	printf("%-20s %8lld %9lld %8lld %8lld %9lld %8lld %8lld %10s %10s\n", str(it, "rule"),
-	       (long long)json_integer_value(json_object_get(it, "sent")),
-	       (long long)json_integer_value(json_object_get(it, "delivered")),
-	       (long long)json_integer_value(json_object_get(it, "shown")),
-	       (long long)json_integer_value(json_object_get(it, "accepted")),
-	       (long long)json_integer_value(json_object_get(it, "dismissed")),
-	       (long long)json_integer_value(json_object_get(it, "redeemed")),
-	       (long long)json_integer_value(json_object_get(it, "expired")), conv, acc);
+	printf("%-20s %8lld %8lld %9lld %8lld %8lld %9lld %8lld %8lld %10s %10s\n",
+	       ctl_str(it, "rule"), num(it, "created"), num(it, "sent"), num(it, "delivered"),
+	       num(it, "shown"), num(it, "accepted"), num(it, "dismissed"), num(it, "redeemed"),
+	       num(it, "expired"), conv, acc);
+}
+
+/* One rule at one station: the POI's name (its id when the POI is gone). */
+static void station_line(json_t *it)
+{
+	char conv[16];
+
+	pct(json_object_get(it, "conversion_rate"), conv, sizeof(conv));
+	printf("%-20s %-28s %8lld %8lld %8lld %8lld %10s\n", ctl_str(it, "rule"),
+	       *ctl_str(it, "poi_name") ? ctl_str(it, "poi_name") : ctl_str(it, "poi_id"),
+	       num(it, "sent"), num(it, "shown"), num(it, "accepted"), num(it, "redeemed"), conv);
 }
 
 static int offer_stats(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
+	static const char *const opts[] = { "since", "until", "by", NULL };
 	char path[512] = "/api/v1/offers/stats";
 	json_t *reply = NULL, *it;
 	size_t i;
-	int r = 0;
+	int r;
 
-	for (int k = 2; k < argc && r == 0; k++) {
-		if ((strcmp(argv[k], "--since") == 0 || strcmp(argv[k], "--until") == 0) &&
-		    k + 1 < argc) {
-			r = add_arg(c, path, sizeof(path), argv[k] + 2, argv[k + 1]);
-			k++;
-		} else {
-			return ctl_fail(EXIT_USAGE,
-					"offer stats: unexpected '%s'; try pitstopctl --help",
-					argv[k]);
-		}
-	}
+	r = ctl_query_opts(c, argc, argv, 2, "offer stats", opts, path, sizeof(path));
 	if (r == 0)
 		r = ctl_run(c, o, "offer stats", "GET", path, NULL, 200, &reply);
-	if (r == 0 && !o->json) {
-		printf("%-20s %8s %9s %8s %8s %9s %8s %8s %10s %10s\n", "RULE", "SENT", "DELIVERED",
-		       "SHOWN", "ACCEPTED", "DISMISSED", "REDEEMED", "EXPIRED", "CONVERSION",
-		       "ACCEPTANCE");
+	if (r == 0 && !o->json && !json_object_get(reply, "total")) { /* --by station */
+		printf("%-20s %-28s %8s %8s %8s %8s %10s\n", "RULE", "STATION", "SENT", "SHOWN",
+		       "ACCEPTED", "REDEEMED", "CONVERSION");
+		json_array_foreach(json_object_get(reply, "items"), i, it) station_line(it);
+	} else if (r == 0 && !o->json) {
+		printf("%-20s %8s %8s %9s %8s %8s %9s %8s %8s %10s %10s\n", "RULE", "CREATED",
+		       "SENT", "DELIVERED", "SHOWN", "ACCEPTED", "DISMISSED", "REDEEMED", "EXPIRED",
+		       "CONVERSION", "ACCEPTANCE");
 		json_array_foreach(json_object_get(reply, "items"), i, it) stats_line(it);
 		stats_line(json_object_get(reply, "total"));
 	}
+	if (r == 0 && !o->json && json_is_true(json_object_get(reply, "truncated")))
+		printf("(truncated: only the first are listed)\n");
 	json_decref(reply);
 	return r;
 }
@@ -139,9 +127,10 @@ static int offer_redeem(struct ctl_client *c, const struct ctl_api_opts *o, int 
 	r = ctl_run(c, o, "offer redeem", "POST", "/api/v1/offers/redeem",
 		    json_pack("{s:s}", "code", argv[2]), 200, &reply);
 	if (r == 0 && !o->json)
-		printf("redeemed %s: offer %s (rule %s) at %s\n", argv[2], str(reply, "offer_id"),
-		       *str(reply, "rule") ? str(reply, "rule") : "(none)",
-		       str(reply, "redeemed_at"));
+		printf("redeemed %s: offer %s (rule %s) at %s\n", argv[2],
+		       ctl_str(reply, "offer_id"),
+		       *ctl_str(reply, "rule") ? ctl_str(reply, "rule") : "(none)",
+		       ctl_str(reply, "redeemed_at"));
 	json_decref(reply);
 	return r;
 }

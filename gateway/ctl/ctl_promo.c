@@ -21,13 +21,6 @@ const char ctl_promo_usage[] =
 	"  promo check FILE             validate a rules file (FILE:LINE errors, exit 1)\n"
 	"  promo suppressed --vin VIN   why a car did not get an offer, newest first\n";
 
-static const char *str(json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s ? s : "";
-}
-
 static int vehicle_set(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
 	static const struct {
@@ -81,8 +74,8 @@ static int vehicle_set(struct ctl_client *c, const struct ctl_api_opts *o, int a
 	r = ctl_run(c, o, "vehicle set", "PUT", path, body, 200, &reply);
 	if (r == 0 && !o->json)
 		printf("%s: make '%s', model '%s', time zone '%s', dealer '%s', offers %s\n",
-		       str(reply, "vin"), str(reply, "make"), str(reply, "model"),
-		       str(reply, "time_zone"), str(reply, "dealer_poi_id"),
+		       ctl_str(reply, "vin"), ctl_str(reply, "make"), ctl_str(reply, "model"),
+		       ctl_str(reply, "time_zone"), ctl_str(reply, "dealer_poi_id"),
 		       json_is_true(json_object_get(reply, "offers_opt_out")) ? "off" : "on");
 	json_decref(reply);
 	return r;
@@ -97,19 +90,20 @@ static int promo_rules(struct ctl_client *c, const struct ctl_api_opts *o)
 	if (r == 0 && !o->json) {
 		lim = json_object_get(reply, "limits");
 		printf("rules file: %s\n", json_is_string(json_object_get(reply, "file"))
-						   ? str(reply, "file")
+						   ? ctl_str(reply, "file")
 						   : "(none: the built-in low-fuel rule)");
 		printf("limits: %lld a day, %lld a week per vehicle (0: no cap); quiet hours %s; "
 		       "default time zone %s\n",
 		       (long long)json_integer_value(json_object_get(lim, "per_day")),
 		       (long long)json_integer_value(json_object_get(lim, "per_week")),
-		       *str(lim, "quiet_hours") ? str(lim, "quiet_hours") : "none",
-		       str(lim, "time_zone"));
+		       *ctl_str(lim, "quiet_hours") ? ctl_str(lim, "quiet_hours") : "none",
+		       ctl_str(lim, "time_zone"));
 		printf("%-24s %-20s %-10s %-12s %s\n", "RULE", "TRIGGER", "KIND", "POI", "TITLE");
-		json_array_foreach(json_object_get(reply, "items"), i, it) printf(
-			"%-24s %-20s %-10s %-12s %s\n", str(it, "name"),
-			str(json_object_get(it, "trigger"), "type"), str(it, "kind"),
-			*str(it, "poi_category") ? str(it, "poi_category") : "-", str(it, "title"));
+		json_array_foreach(json_object_get(reply, "items"), i, it)
+			printf("%-24s %-20s %-10s %-12s %s\n", ctl_str(it, "name"),
+			       ctl_str(json_object_get(it, "trigger"), "type"), ctl_str(it, "kind"),
+			       *ctl_str(it, "poi_category") ? ctl_str(it, "poi_category") : "-",
+			       ctl_str(it, "title"));
 	}
 	json_decref(reply);
 	return r;
@@ -138,8 +132,8 @@ static int promo_suppressed(struct ctl_client *c, const struct ctl_api_opts *o, 
 	} else if (r == 0) {
 		printf("%-24s %-24s %-12s %s\n", "TIME", "RULE", "REASON", "DETAIL");
 		json_array_foreach(json_object_get(reply, "items"), i, it)
-			printf("%-24s %-24s %-12s %s\n", str(it, "time"), str(it, "rule"),
-			       str(it, "reason"), str(it, "detail"));
+			printf("%-24s %-24s %-12s %s\n", ctl_str(it, "time"), ctl_str(it, "rule"),
+			       ctl_str(it, "reason"), ctl_str(it, "detail"));
 		if (json_is_true(json_object_get(reply, "truncated")))
 			printf("(truncated: only the newest are listed)\n");
 	}

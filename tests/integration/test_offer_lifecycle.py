@@ -1,14 +1,32 @@
 #!/usr/bin/env python3
-"""The offer lifecycle (docs/offers.md) end to end: the low-fuel rule issues
-an offer (sent); the agent reports it delivered (verified and stored) and
-shown; the driver accepts it on the HMI socket; a partner's till redeems its
-code over the API with a partner token (once: a second redemption is 409,
-an unknown code 404), and the partner may do nothing else (403 on the
-vehicle list); `pitstopctl offer stats --json` counts each stage and the
-redemption, and `offer list --vin --json` shows the states with their times."""
+"""The offer lifecycle (docs/offers.md) end to end: a fuel rule of a rules
+file issues an offer for the one partner station near the route (created),
+the broker acknowledges its publish (sent); the agent reports it delivered
+(verified and stored) and shown; the driver accepts it on the HMI socket; a
+partner's till redeems its code over the API with a partner token (once: a
+second redemption is 409, an unknown code 404), and the partner may do
+nothing else (403 on the vehicle list); `pitstopctl offer stats --json`
+counts each stage and the redemption, `offer stats --by station --json`
+counts it for its station (by the POI's name), and `offer list --vin --json`
+shows the states with their times."""
 import socket
 
 from harness import VIN_A, System, read_card, run, wait_for
+
+# The route (tests/data/route.nmea) runs around 48.13 N 11.58 E.
+RULES = """# test rules: docs/promotions.md
+[rule partner_fuel]
+trigger = fuel_below 15
+poi_category = fuel
+search_radius_m = 20000
+kind = refuel
+title = {station}: 5 ct/l off
+body = Show code {code} at {station}.
+codes = generate FUEL- 8
+valid_for = 2h
+area_radius_m = 0
+"""
+POIS = "id,name,category,lat,lon,brand,address\nst-1,Aral Test,fuel,48.1360,11.5800,Aral,Teststrasse 1\n"
 
 
 def hmi(path, line):
@@ -38,7 +56,14 @@ def test():
         s.make_pki(VIN_A)
         s.start_broker()
         s.start_gpsfake()
-        s.start_gateway(low_fuel_pct="15")
+        rules = s.path("promotions.rules")
+        with open(rules, "w") as f:
+            f.write(RULES)
+        pois = s.path("pois.csv")
+        with open(pois, "w") as f:
+            f.write(POIS)
+        s.start_gateway(promo_rules_file=rules)
+        s.ctl("poi", "import", pois, json_out=False)
         # Parked (so the card may be shown at once), the tank below 15 %.
         rows = [(0, "5000.000", "22.0", "0"), (2, "5000.000", "14.0", "0"),
                 (4, "5000.000", "13.5", "0"), (6, "5000.000", "13.0", "0")]
@@ -52,8 +77,13 @@ def test():
                  "the car's DELIVERED and SHOWN events")
         offer = offer_of(s)
         assert offer["id"] == card["offer_id"] and offer["state"] == "shown", offer
-        rule_name = offer["rule"] or "(none)"  # the statistics' name of its rule
-        assert offer["times"]["sent"] == offer["created_at"], offer
+        rule_name = offer["rule"]
+        assert rule_name == "partner_fuel" and "Aral Test" in offer["title"], offer
+        # created in the issuing transaction, sent when the broker acknowledged it
+        assert offer["times"]["created"] == offer["created_at"], offer
+        wait_for(lambda: "sent" in offer_of(s)["times"], 15, "the offer marked sent")
+        offer = offer_of(s)
+        assert offer["times"]["sent"] >= offer["created_at"], offer
         code = offer["promo_code"]
         assert code, offer
 
@@ -92,17 +122,30 @@ def test():
         rule = [r for r in stats["items"] if r["rule"] == rule_name]
         assert len(rule) == 1, stats
         fig = rule[0]
-        assert (fig["sent"], fig["delivered"], fig["shown"], fig["accepted"],
-                fig["redeemed"]) == (1, 1, 1, 1, 1), fig
+        assert (fig["created"], fig["sent"], fig["delivered"], fig["shown"], fig["accepted"],
+                fig["redeemed"]) == (1, 1, 1, 1, 1, 1), fig
         assert fig["conversion_rate"] == 1.0 and fig["acceptance_rate"] == 1.0, fig
         assert stats["total"]["redeemed"] == 1, stats
+        # ... for its station too, named by the poi domain
+        by_station = s.ctl("offer", "stats", "--by", "station")
+        assert [(x["rule"], x["poi_id"], x["poi_name"]) for x in by_station["items"]] == \
+            [("partner_fuel", "st-1", "Aral Test")], by_station
+        fig = by_station["items"][0]
+        assert (fig["created"], fig["sent"], fig["shown"], fig["accepted"], fig["redeemed"]) == \
+            (1, 1, 1, 1, 1), fig
+        assert fig["conversion_rate"] == 1.0, fig
+        r = s.ctl("offer", "stats", "--by", "station", json_out=False)
+        assert r.returncode == 0 and "Aral Test" in r.stdout, (r.returncode, r.stdout)
+        r = s.ctl("offer", "stats", "--by", "fleet", check=False, json_out=False)
+        assert r.returncode == 1 and "expected rule (the default) or station" in r.stderr, \
+            (r.returncode, r.stderr)
         r = s.ctl("offer", "redeem", code, check=False, json_out=False)
         assert r.returncode == 1 and "already redeemed" in r.stderr, (r.returncode, r.stderr)
 
         offer = offer_of(s)
         assert offer["state"] == "redeemed", offer
-        assert set(offer["times"]) == {"sent", "delivered", "shown", "accepted", "redeemed"}, \
-            offer
+        assert set(offer["times"]) == {"created", "sent", "delivered", "shown", "accepted",
+                                       "redeemed"}, offer
         assert offer["times"]["redeemed"] == offer["state_at"], offer
 
 
