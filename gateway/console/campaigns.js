@@ -1,19 +1,23 @@
 /*
  * campaigns.js: the "Campaigns" page (#/campaigns?days=N): one card per
- * promotion rule with its funnel, sent -> delivered -> shown -> accepted ->
- * redeemed, as a bar chart (Chart.js) and as numbers, with the conversion
- * rate (redeemed / sent) and the acceptance rate (accepted / shown), from GET
- * /api/v1/offers/stats (docs/offers.md: each offer counts once per stage it
- * reached; the period selects the offers created on those UTC days). The
- * figures are the operator's; other roles get a notice.
+ * promotion rule with its funnel, created -> sent -> delivered -> shown ->
+ * accepted -> redeemed, as a bar chart (Chart.js) and as numbers, with the
+ * conversion rate (redeemed / sent) and the acceptance rate (accepted /
+ * shown), from GET /api/v1/offers/stats, and under it the rule's partner
+ * stations (the top STATIONS_MAX by offers sent) from GET
+ * /api/v1/offers/stats?by=station (docs/offers.md: each offer counts once
+ * per stage it reached; the period selects the offers created on those UTC
+ * days). The figures are the operator's; other roles get a notice.
  */
 'use strict';
 (function (P) {
 	var h = P.h;
 	var PERIODS = {'all': 'all time', '7': 'last 7 days', '30': 'last 30 days', '90': 'last 90 days'};
-	var FUNNEL = ['sent', 'delivered', 'shown', 'accepted', 'redeemed'];
+	var FUNNEL = ['created', 'sent', 'delivered', 'shown', 'accepted', 'redeemed'];
 	var OTHER = ['dismissed', 'rejected', 'expired'];
-	var COLORS = ['#0550ae', '#0a7ea4', '#1a7f37', '#bc4c00', '#8250df'];
+	var COLORS = ['#57606a', '#0550ae', '#0a7ea4', '#1a7f37', '#bc4c00', '#8250df'];
+	var STATIONS_MAX = 10;
+	var STATION_COLS = ['sent', 'shown', 'accepted', 'redeemed'];
 
 	function pct(x) {
 		return P.isNum(x) ? P.fmtNum(x * 100, 1) + ' %' : '\u2014';
@@ -36,6 +40,33 @@
 		return [h('dl', {class: 'facts campaign-figures'}, rows),
 			h('p', {class: 'note'}, 'Conversion: redeemed / sent; acceptance: accepted / shown. ' +
 				'Each offer counts once per stage it reached.')];
+	}
+
+	/*
+	 * The table of a rule's stations (rows: the API's, most sent first), at
+	 * most STATIONS_MAX; a note when its offers name no station.
+	 */
+	function stations(i, rows) {
+		var id = cardId(i) + '-stations';
+		if (!rows.length)
+			return h('p', {class: 'note stations-none', id: id}, 'No offer of this rule names a station.');
+		var shown = rows.slice(0, STATIONS_MAX);
+		var body = h('tbody', null, shown.map(function (x) {
+			return h('tr', {'data-poi': x.poi_id},
+				h('th', {scope: 'row', title: x.poi_id}, x.poi_name || x.poi_id),
+				STATION_COLS.map(function (k) {
+					return h('td', {class: 'num', 'data-stage': k}, P.fmtNum(x[k], 0));
+				}),
+				h('td', {class: 'num', 'data-stage': 'conversion_rate'}, pct(x.conversion_rate)));
+		}));
+		var caption = 'Stations' + (rows.length > shown.length ?
+			' (the ' + shown.length + ' with the most offers sent of ' + rows.length + ')' : '');
+		return h('div', {class: 'table-wrap'}, h('table', {class: 'data campaign-stations', id: id},
+			h('caption', null, caption),
+			h('thead', null, h('tr', null, ['Station'].concat(STATION_COLS).map(function (x, k) {
+				return h('th', {scope: 'col', class: k ? 'num' : null}, x);
+			}).concat(h('th', {scope: 'col', class: 'num'},
+				h('abbr', {title: 'conversion: redeemed / sent'}, 'conv.'))))), body));
 	}
 
 	P.pages = P.pages || {};
@@ -68,11 +99,17 @@
 		if (days !== 'all')
 			params.since = P.isoDay(new Date(Date.now() - (Number(days) - 1) * 86400000));
 		status.appendChild(h('p', {class: 'loading'}, 'Loading the figures\u2026'));
-		P.api.get('/offers/stats', params).then(function (r) {
+		var byStation = Object.assign({by: 'station'}, params);
+		Promise.all([P.api.get('/offers/stats', params), P.api.get('/offers/stats', byStation)]).then(function (both) {
 			if (gone)
 				return;
 			P.clear(status);
+			var r = both[0];
 			var items = r.items || [];
+			var perRule = {};
+			(both[1].items || []).forEach(function (x) {
+				(perRule[x.rule] = perRule[x.rule] || []).push(x);
+			});
 			if (!items.length) {
 				var n = P.notice('empty', 'No offers yet',
 					'No rule issued an offer in ' + PERIODS[days] + '.');
@@ -94,7 +131,7 @@
 					'aria-labelledby': cardId(i) + '-title'},
 					h('h2', {id: cardId(i) + '-title'}, s.rule),
 					h('figure', {class: 'chart'}, h('div', {class: 'chart-canvas'}, canvas)),
-					figures(s)));
+					figures(s), stations(i, perRule[s.rule] || [])));
 				charts.push(new Chart(canvas, {
 					type: 'bar',
 					data: {labels: FUNNEL, datasets: [{label: 'offers', backgroundColor: COLORS,
@@ -106,6 +143,8 @@
 			});
 			if (r.truncated)
 				status.appendChild(h('p', {class: 'note'}, 'Only the first 1,000 rules are shown.'));
+			if (both[1].truncated)
+				status.appendChild(h('p', {class: 'note'}, 'Only the first 10,000 rule and station pairs are listed under the cards.'));
 		}, function (e) {
 			if (gone || e.status === 401)
 				return;

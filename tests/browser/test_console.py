@@ -18,7 +18,9 @@ Checks, each as the user sees it:
     Bearer token, on every vehicle endpoint) and the live stream carries
     none of its events;
   - the campaigns page shows one card per rule with the funnel the API
-    counts (a redeemed code among it); a fleet manager has no such page;
+    counts (a redeemed code among it) and, under it, the rule's stations as
+    the API counts them per station (the redeemed one's among them); a
+    fleet manager has no such page;
   - the service advisor gets the empty state and no vehicle data from the API;
   - logging out ends the session (the cookie no longer works);
   - every page ran without a script error or a Content-Security-Policy
@@ -38,6 +40,7 @@ sys.path.insert(0, HERE)
 from harness import (BUILD_DIR, CTL, DATA_DIR, SOURCE_DIR, VIN_A, VIN_B, System, run,  # noqa: E402
                      wait_for)
 from cdp import CHROMIUM, Browser  # noqa: E402
+from test_offer_lifecycle import POIS, RULES  # noqa: E402  (one partner station on the route)
 
 PASSWORD = "correct horse battery staple"
 USERS = {  # name: (role, fleet)
@@ -249,10 +252,29 @@ def operator(b, base, api, shots):
                    "o[f.dataset.stage] = f.querySelector('dd').textContent; }); return o; })")
     assert [c["rule"] for c in cards] == [x["rule"] for x in stats["items"]], (cards, stats)
     for c, x in zip(cards, stats["items"]):
-        for k in ("sent", "delivered", "shown", "accepted", "redeemed", "dismissed", "expired"):
+        for k in ("created", "sent", "delivered", "shown", "accepted", "redeemed", "dismissed",
+                  "expired"):
             assert c[k].replace(",", "") == str(x[k]), (k, c, x)
         assert c["conversion_rate"] == "%.1f %%" % (x["conversion_rate"] * 100), (c, x)
     assert sum(x["redeemed"] for x in stats["items"]) >= 1, stats
+    # Under each card its stations, as the API counts them per station (top 10 by sent).
+    by_station = api.get("/api/v1/offers/stats?by=station")["items"]
+    tables = p.eval("Array.from(document.querySelectorAll('#campaign-cards .campaign-card'))"
+                    ".map(function (c) { return Array.from(c.querySelectorAll("
+                    "'table.campaign-stations tbody tr')).map(function (r) { "
+                    "var o = {poi: r.dataset.poi, name: r.querySelector('th').textContent}; "
+                    "r.querySelectorAll('td').forEach(function (d) { "
+                    "o[d.dataset.stage] = d.textContent; }); return o; }); })")
+    for c, rows in zip(cards, tables):
+        want = [x for x in by_station if x["rule"] == c["rule"]][:10]
+        assert [r["poi"] for r in rows] == [x["poi_id"] for x in want], (c["rule"], rows, want)
+        for r, x in zip(rows, want):
+            assert r["name"] == (x["poi_name"] or x["poi_id"]), (r, x)
+            for k in ("sent", "shown", "accepted", "redeemed"):
+                assert r[k].replace(",", "") == str(x[k]), (k, r, x)
+            assert r["conversion_rate"] == "%.1f %%" % (x["conversion_rate"] * 100), (r, x)
+    assert any(r["name"] == "Aral Test" and r["redeemed"] == "1" for rows in tables
+               for r in rows), tables
     assert p.eval("document.querySelectorAll('#campaign-cards canvas').length") == len(cards)
     assert p.eval("document.getElementById('nav-campaigns').getAttribute('aria-current')") == "page"
     shots.take(p, "operator-campaigns", full=True)
@@ -355,8 +377,17 @@ def test():
         s.start_gpsfake()
         # The harness serves the API on a free loopback port, the console
         # from this tree and the libraries from /usr/share/javascript.
-        s.start_gateway(low_fuel_pct="15", service_plans_file=os.path.join(
+        # A fuel rule for the one partner station near the route (so the
+        # campaigns page has a station to show).
+        rules = s.path("promotions.rules")
+        with open(rules, "w") as f:
+            f.write(RULES)
+        pois = s.path("pois.csv")
+        with open(pois, "w") as f:
+            f.write(POIS)
+        s.start_gateway(promo_rules_file=rules, service_plans_file=os.path.join(
             SOURCE_DIR, "gateway", "service", "plans.json"))
+        s.ctl("poi", "import", pois, json_out=False)
         base = s.api_urls["gateway"].rstrip("/")
         seed(s)
         # VIN_A drives with its fuel falling through 15 % (a refuel offer);
