@@ -618,6 +618,7 @@ static int gateway_start(struct gateway *gw)
 	ip.telemetry = gw->telemetry;
 	ip.offers = gw->offers;
 	ip.signer = gw->signer;
+	ip.sign_thread = 1; /* offers are signed while their transaction commits */
 	ip.instance_id = gw->conf.client_id;
 	ip.publish = publish_outbox;
 	ip.publish_arg = gw;

@@ -26,6 +26,7 @@
 #include "loop.h"
 #include "offer_signing.h"
 #include "rules.h"
+#include "sign_worker.h"
 #include "vin.h"
 
 #define DEFAULT_MAX_PENDING 500
@@ -58,8 +59,9 @@ _Static_assert(OUTBOX_ID_MAX >= CODEC_MAX_ID, "an offer id fits an outbox id");
 struct pending_offer {
 	char id[CODEC_MAX_ID];
 	char vin[VIN_LEN + 1];
-	uint8_t *buf; /* owned: SignedOffer bytes */
+	uint8_t *buf; /* owned: SignedOffer bytes; NULL while the signing thread has it */
 	size_t len;
+	uint64_t tag; /* its job in the signing thread; 0: signed on the loop */
 	int64_t valid_until_ms;
 	uint64_t received_us; /* its batch's arrival (ingest_message_at()); 0 = no batch */
 };
@@ -125,6 +127,15 @@ struct ingest {
 	struct tx_delta tx;
 	struct pending_offer *pending; /* owned, max_pending entries */
 	size_t npending;
+	/*
+	 * Offers whose transaction committed while the signing thread still
+	 * had them: published when their signature comes back. Each is in the
+	 * thread, so SIGN_WORKER_MAX bounds them.
+	 */
+	struct pending_offer awaiting[SIGN_WORKER_MAX];
+	size_t nawaiting;
+	struct sign_worker *signer_thread; /* owned; NULL: sign on the loop */
+	uint64_t next_tag;
 	/* At most one per message, so max_pending bounds them. */
 	struct pending_ack *acks; /* owned, max_pending entries */
 	size_t nacks;
@@ -371,10 +382,59 @@ static void pending_publish(struct ingest *in, int64_t now)
 	for (size_t i = 0; i < in->npending; i++) {
 		struct pending_offer *p = &in->pending[i];
 
-		outbox_add_timed(in->outbox, p->vin, p->buf, p->len, p->valid_until_ms, now,
-				 p->received_us, p->id);
+		if (p->buf) {
+			outbox_add_timed(in->outbox, p->vin, p->buf, p->len, p->valid_until_ms, now,
+					 p->received_us, p->id);
+		} else if (p->tag) {
+			if (in->nawaiting < SIGN_WORKER_MAX) {
+				in->awaiting[in->nawaiting++] =
+					*p; /* offer_signed() publishes it */
+				continue;
+			}
+			in->c.offers_failed++; /* cannot happen: each is in the thread */
+		}
+		free(p->buf);
+		p->buf = NULL;
 	}
-	pending_clear_from(in, 0);
+	in->npending = 0;
+}
+
+/*
+ * The signing thread's answer for tag (a sign_worker_done_fn). The offer is
+ * published at once if its transaction committed, kept if it is still
+ * open, and dropped if it was rolled back (nothing has the tag any more).
+ */
+static void offer_signed(void *arg, uint64_t tag, int result, uint8_t *buf, size_t len)
+{
+	struct ingest *in = arg;
+
+	if (result < 0) {
+		in->c.offers_failed++;
+		log_warn("ingest: signing an offer failed (%s); it stays unsent",
+			 strerror(-result));
+	}
+	for (size_t i = 0; i < in->npending; i++) {
+		struct pending_offer *p = &in->pending[i];
+
+		if (p->tag != tag)
+			continue;
+		p->tag = 0; /* a failure leaves it with no buf: dropped at the commit */
+		p->buf = buf;
+		p->len = len;
+		return;
+	}
+	for (size_t i = 0; i < in->nawaiting; i++) {
+		struct pending_offer *p = &in->awaiting[i];
+
+		if (p->tag != tag)
+			continue;
+		if (buf)
+			outbox_add_timed(in->outbox, p->vin, buf, len, p->valid_until_ms,
+					 loop_wall_ms(), p->received_us, p->id);
+		in->awaiting[i] = in->awaiting[--in->nawaiting];
+		break;
+	}
+	free(buf);
 }
 
 /* Opens a transaction if none is open and arms the commit timer. */
@@ -849,6 +909,7 @@ int ingest_offer_sink(void *arg, const struct offer *o)
 	struct pending_offer *p;
 	uint8_t *buf = NULL;
 	size_t len = 0;
+	uint64_t tag = 0;
 	int r;
 
 	if (!in->signer) {
@@ -857,12 +918,31 @@ int ingest_offer_sink(void *arg, const struct offer *o)
 	}
 	if (in->npending == in->max_pending)
 		return -ENOBUFS; /* cannot happen: one offer per message at most */
-	r = offer_signing_encode(in->signer, o, &buf, &len);
+	if (in->signer_thread) {
+		/*
+		 * Refuse a bad offer now, while the rules can still undo what
+		 * they claimed for it; the thread encodes it again (µs) to sign.
+		 */
+		r = codec_encode_offer(o, &buf, &len);
+		free(buf);
+		buf = NULL;
+		if (r == 0) {
+			tag = ++in->next_tag;
+			r = sign_worker_submit(in->signer_thread, o, tag);
+			if (r == -ENOBUFS) { /* the thread is full: sign here */
+				tag = 0;
+				r = sign_worker_sign(in->signer_thread, o, &buf, &len);
+			}
+		}
+	} else {
+		r = offer_signing_encode(in->signer, o, &buf, &len);
+	}
 	if (r < 0) {
 		in->c.offers_failed++;
 		return r;
 	}
 	p = &in->pending[in->npending++];
+	p->tag = tag;
 	snprintf(p->id, sizeof(p->id), "%s", o->id);
 	snprintf(p->vin, sizeof(p->vin), "%s", o->vin);
 	p->buf = buf;
@@ -992,6 +1072,7 @@ void ingest_set_rules(struct ingest *in, struct rules *rules)
 /* Frees what ingest_new() allocated (no timers, nothing pending). */
 static void release(struct ingest *in)
 {
+	sign_worker_free(in->signer_thread); /* joined: no answer comes after this */
 	db_finalize(in->counters_st);
 	outbox_free(in->ack_outbox);
 	outbox_free(in->outbox);
@@ -1018,6 +1099,11 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 	in->telemetry = p->telemetry;
 	in->offers = p->offers;
 	in->signer = p->signer;
+	if (p->sign_thread && p->signer) {
+		r = sign_worker_new(p->loop, p->signer, offer_signed, in, &in->signer_thread);
+		if (r < 0)
+			goto fail;
+	}
 	in->no_timers = p->no_timers;
 	in->on_vehicles = p->on_vehicles;
 	in->on_vehicles_arg = p->on_vehicles_arg;

@@ -73,6 +73,13 @@ struct ingest_params {
 	size_t max_outbox;  /* offers waiting for the bus; 0 = 1024 */
 	int no_timers;	    /* tests: no 1 s counter timer */
 	/*
+	 * Sign offers on a thread of their own (sign_worker.h) while the loop
+	 * stores and commits; an offer is published once its transaction
+	 * committed and its signature is back. 0: sign on the loop, in the
+	 * sink (tests that want publishing right after ingest_flush()).
+	 */
+	int sign_thread;
+	/*
 	 * Told each vehicle whose latest state a stored batch changed, right
 	 * after storing it in the open transaction (the HTTP API's event
 	 * streams). NULL: nobody. It must not touch the database.
@@ -98,8 +105,9 @@ void ingest_set_rules(struct ingest *in, struct rules *rules);
 
 /*
  * The rules' offer sink (a rules_offer_fn; arg is the struct ingest): signs
- * o and keeps it until the current transaction commits. Returns 0 or -errno
- * (-ENOKEY without a signer).
+ * o (or hands it to the signing thread) and keeps it until the current
+ * transaction commits. Returns 0 or -errno (-ENOKEY without a signer,
+ * -EINVAL for an offer the codec refuses).
  */
 int ingest_offer_sink(void *arg, const struct offer *o);
 

@@ -99,7 +99,7 @@ static int fake_publish(void *arg, const char *topic, const uint8_t *buf, size_t
 	return 0;
 }
 
-static void start_ingest(struct fixture *f, size_t max_pending)
+static void start_ingest_signing(struct fixture *f, size_t max_pending, int sign_thread)
 {
 	struct ingest_params ip = {
 		.loop = f->loop,
@@ -112,6 +112,7 @@ static void start_ingest(struct fixture *f, size_t max_pending)
 		.publish_arg = f,
 		.max_pending = max_pending,
 		.no_timers = 1,
+		.sign_thread = sign_thread,
 	};
 	struct rules_config rc = { .low_fuel_pct = 15,
 				   .low_fuel_rearm_pct = 10,
@@ -120,6 +121,11 @@ static void start_ingest(struct fixture *f, size_t max_pending)
 	assert_int_equal(ingest_new(&ip, &f->in), 0);
 	assert_int_equal(rules_new(&rc, f->db, f->log, ingest_offer_sink, f->in, &f->rules), 0);
 	ingest_set_rules(f->in, f->rules);
+}
+
+static void start_ingest(struct fixture *f, size_t max_pending)
+{
+	start_ingest_signing(f, max_pending, 0);
 }
 
 static int setup(void **state)
@@ -678,6 +684,60 @@ static void test_commit_failure_rolls_back(void **state)
 	assert_int_equal(history_len(f), 3);
 }
 
+/* Every 5 ms: stops the loop once an offer was published (or after 10 s). */
+static void poll_published(void *arg)
+{
+	struct fixture *f = arg;
+	static int polls;
+
+	if (f->npub > 0 || ++polls > 2000) {
+		polls = 0;
+		loop_stop(f->loop);
+		return;
+	}
+	assert_true(loop_add_timer(f->loop, 5, poll_published, f) > 0);
+}
+
+/*
+ * With the signing thread, an offer is published once its transaction
+ * committed and its signature came back (through the loop), not before;
+ * the signature of an offer whose transaction was rolled back is dropped.
+ */
+static void test_offer_signed_on_the_thread(void **state)
+{
+	struct fixture *f = *state;
+	struct crypto_verifier *v = NULL;
+	struct signed_offer so;
+	struct offer o;
+	char pub[600];
+
+	stop_ingest(f);
+	start_ingest_signing(f, 0, 1);
+	db_fault_inject(f->db, DB_FAULT_COMMIT, 0, 1, -ENOSPC);
+	send_batch(f, 1, 1000, 500, 2);
+	send_batch(f, 2, 3000, 100, 1); /* low fuel: an offer, to the thread */
+	assert_int_equal(ingest_flush(f->in), -ENOSPC);
+	assert_int_equal(offers_len(f), 0);
+
+	send_batch(f, 1, 1000, 500, 2); /* the car resends */
+	send_batch(f, 2, 3000, 100, 1);
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(offers_len(f), 1);
+	assert_int_equal(f->npub, 0); /* the signature comes back through the loop */
+	assert_true(loop_add_timer(f->loop, 5, poll_published, f) > 0);
+	assert_int_equal(loop_run(f->loop), 0);
+	/* Answers come back in order: the rolled-back offer's was dropped first. */
+	assert_int_equal(f->npub, 1);
+	snprintf(pub, sizeof(pub), "%s/offer-signing.pub", pki_dir);
+	assert_int_equal(crypto_verifier_load(pub, &v), 0);
+	assert_int_equal(codec_decode_signed_offer(f->pub[0].buf, f->pub[0].len, &so), 0);
+	assert_int_equal(crypto_verify(v, so.offer, so.offer_len, so.sig, so.sig_len), 0);
+	assert_int_equal(codec_decode_offer(so.offer, so.offer_len, &o), 0);
+	assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM offers WHERE id = $1", o.id), 1);
+	codec_signed_offer_free(&so);
+	crypto_verifier_free(v);
+}
+
 static void test_commit_every_max_pending(void **state)
 {
 	struct fixture *f = *state;
@@ -1182,6 +1242,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_savepoint_failure_aborts_transaction, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure_rolls_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_offer_signed_on_the_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_every_max_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_and_status, setup, teardown),
