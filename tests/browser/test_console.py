@@ -40,7 +40,7 @@ sys.path.insert(0, HERE)
 from harness import (BUILD_DIR, CTL, DATA_DIR, SOURCE_DIR, VIN_A, VIN_B, System, run,  # noqa: E402
                      wait_for)
 from cdp import CHROMIUM, Browser  # noqa: E402
-from test_offer_lifecycle import POIS, RULES  # noqa: E402  (one partner station on the route)
+from test_offer_lifecycle import partner_station_files  # noqa: E402  (a station on the route)
 
 PASSWORD = "correct horse battery staple"
 USERS = {  # name: (role, fleet)
@@ -379,12 +379,7 @@ def test():
         # from this tree and the libraries from /usr/share/javascript.
         # A fuel rule for the one partner station near the route (so the
         # campaigns page has a station to show).
-        rules = s.path("promotions.rules")
-        with open(rules, "w") as f:
-            f.write(RULES)
-        pois = s.path("pois.csv")
-        with open(pois, "w") as f:
-            f.write(POIS)
+        rules, pois = partner_station_files(s)
         s.start_gateway(promo_rules_file=rules, service_plans_file=os.path.join(
             SOURCE_DIR, "gateway", "service", "plans.json"))
         s.ctl("poi", "import", pois, json_out=False)

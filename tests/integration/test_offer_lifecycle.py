@@ -29,6 +29,15 @@ area_radius_m = 0
 POIS = "id,name,category,lat,lon,brand,address\nst-1,Aral Test,fuel,48.1360,11.5800,Aral,Teststrasse 1\n"
 
 
+def partner_station_files(s):
+    """Writes RULES and POIS into s's directory: (rules file, POI CSV)."""
+    paths = s.path("promotions.rules"), s.path("pois.csv")
+    for path, text in zip(paths, (RULES, POIS)):
+        with open(path, "w") as f:
+            f.write(text)
+    return paths
+
+
 def hmi(path, line):
     """Sends line on the agent's HMI socket; returns what came back up to
     the OK/ERR answer."""
@@ -56,12 +65,7 @@ def test():
         s.make_pki(VIN_A)
         s.start_broker()
         s.start_gpsfake()
-        rules = s.path("promotions.rules")
-        with open(rules, "w") as f:
-            f.write(RULES)
-        pois = s.path("pois.csv")
-        with open(pois, "w") as f:
-            f.write(POIS)
+        rules, pois = partner_station_files(s)
         s.start_gateway(promo_rules_file=rules)
         s.ctl("poi", "import", pois, json_out=False)
         # Parked (so the card may be shown at once), the tank below 15 %.
