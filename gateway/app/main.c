@@ -82,6 +82,7 @@ struct gateway {
 	struct sdnotify_watchdog *watchdog; /* owned; NULL without WatchdogSec= */
 	struct activity *activity;	    /* owned */
 	int activity_timer;		    /* loop timer id, 0 = none */
+	int poi_timer;			    /* loop timer id, 0 = none */
 	uint64_t stats_interval_ms;
 	int connected;		  /* the bus is connected */
 	int have_rate;		  /* batches_per_min is known (a line was logged) */
@@ -412,6 +413,24 @@ static void on_sighup(int signo, void *arg)
 	gateway_reload(arg);
 }
 
+/*
+ * Timer: lets the POI index follow the table (another instance's import,
+ * this one's) outside ingest's transactions, where the rules' queries
+ * never rebuild it (poi.h).
+ */
+static void poi_fired(void *arg)
+{
+	struct gateway *gw = arg;
+	int r;
+
+	gw->poi_timer = 0;
+	if (ingest_idle(gw->ingest))
+		poi_refresh(gw->poi); /* a failure is logged; queries run in SQL meanwhile */
+	r = loop_add_timer(gw->loop, POI_CHECK_MS, poi_fired, gw);
+	if (r > 0)
+		gw->poi_timer = r;
+}
+
 /* Starts SIGHUP, the watchdog and the activity line. Returns 0 or -errno (logged). */
 static int lifecycle_start(struct gateway *gw)
 {
@@ -426,6 +445,10 @@ static int lifecycle_start(struct gateway *gw)
 	if (r < 0)
 		return r;
 	gw->activity_timer = r;
+	r = loop_add_timer(gw->loop, POI_CHECK_MS, poi_fired, gw);
+	if (r < 0)
+		return r;
+	gw->poi_timer = r;
 	r = loop_watch_signal(gw->loop, SIGHUP, on_sighup, gw);
 	if (r < 0)
 		return r;
@@ -446,6 +469,9 @@ static void lifecycle_stop(struct gateway *gw)
 	if (gw->activity_timer)
 		loop_cancel_timer(gw->loop, gw->activity_timer);
 	gw->activity_timer = 0;
+	if (gw->poi_timer)
+		loop_cancel_timer(gw->loop, gw->poi_timer);
+	gw->poi_timer = 0;
 	activity_free(gw->activity);
 	gw->activity = NULL;
 }

@@ -13,13 +13,16 @@
  * which every commit and delete sets to a new random value in its own
  * transaction (random, not a counter: a value a rolled-back write showed
  * this handle can never come back as someone else's). A handle's own
- * write marks it dirty: its next query checks the version and rebuilds,
- * seeing what the connection sees, its uncommitted write included (the
- * rules query inside the ingest transaction, so the index cannot wait for
- * the commit). As that transaction may still roll back, an index built
- * inside it is checked again by the next query outside a transaction, or
- * within CHECK_MS. Anyone else's write is found by the check a query
- * makes at most once per CHECK_MS of monotonic time. The build reads the
+ * write marks it dirty: its next query outside a transaction checks the
+ * version and rebuilds. Inside a transaction (the rules' query in ingest's)
+ * nothing is rebuilt: reading the whole table there would hold that
+ * transaction, and every car's batch in it, for a quarter of a second per
+ * million POIs. After its own write the handle answers in SQL there (SQL
+ * sees the uncommitted write) until a query or poi_refresh() outside a
+ * transaction rebuilt. Anyone else's write is found by the version check,
+ * at most once per CHECK_MS and outside transactions: the gateway's loop
+ * calls poi_refresh() every POI_CHECK_MS while ingest is idle, so the rules
+ * see another instance's import within a second or two. The build reads the
  * version first, then the rows in pages by rid (PostgreSQL holds a page's
  * result in memory, not the table's): rows newer than the version only
  * mean one rebuild more. When there is no index (too many POIs, a failed
@@ -55,8 +58,8 @@
 #define STALE_IMPORT_MS (24 * 3600 * 1000LL)
 #define ROW_COLS 8 /* import_id, id, name, category, brand, address, lat_e7, lon_e7 */
 #define CAT_CODE_MAX 0x7ffffffe
-#define CAT_CACHE 32  /* category codes a handle remembers */
-#define CHECK_MS 1000 /* a query checks the version at most this often */
+#define CAT_CACHE 32	      /* category codes a handle remembers */
+#define CHECK_MS POI_CHECK_MS /* a query checks the version at most this often */
 
 enum {
 	S_NEAR,
@@ -432,9 +435,15 @@ void poi_index_info(struct poi_db *p, struct poi_index_info *ret)
 }
 
 /*
- * The index a query may use now, or NULL (SQL then). Checks the version
- * when this handle wrote, when unsure and outside a transaction, or once
- * per CHECK_MS.
+ * The index a query may use now, or NULL (SQL then). Outside a transaction
+ * it checks the version when this handle wrote, when unsure, or once per
+ * CHECK_MS, and rebuilds when it moved. Inside one (the rules, in ingest's
+ * transaction) it never rebuilds, which would hold the transaction for the
+ * whole table's read: after a write of this handle's, or on an index it is
+ * unsure of, the query runs in SQL (which sees the transaction's own
+ * writes), and a due check waits for poi_refresh() outside (the gateway
+ * calls it every POI_CHECK_MS while ingest is idle) or the next query
+ * outside a transaction.
  */
 static const struct poi_index *fresh_index(struct poi_db *p)
 {
@@ -442,8 +451,10 @@ static const struct poi_index *fresh_index(struct poi_db *p)
 
 	if (p->off)
 		return NULL;
+	if (db_in_tx(p->db))
+		return p->dirty || p->unsure ? NULL : p->ix;
 	now = mono_ms();
-	if ((p->dirty || (p->unsure && !db_in_tx(p->db)) || now - p->checked_ms >= CHECK_MS) &&
+	if ((p->dirty || p->unsure || now - p->checked_ms >= CHECK_MS) &&
 	    check_version(p, now) < 0) {
 		p->checked_ms = now; /* no faster than CHECK_MS while it fails */
 		p->dirty = 0;

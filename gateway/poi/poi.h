@@ -34,6 +34,9 @@
 
 #include "db.h"
 
+/* How often (ms) the version is checked: by queries outside transactions, and the gateway. */
+#define POI_CHECK_MS 1000
+
 #define POI_ID_MAX 64	    /* bytes of an id, without NUL */
 #define POI_NAME_MAX 128    /* bytes of a name */
 #define POI_CATEGORY_MAX 32 /* bytes of a category: [a-z0-9_]+ */
@@ -116,7 +119,9 @@ int poi_get_rowid(struct poi_db *p, int64_t rid, struct poi *ret);
 /*
  * Checks the version now (not waiting for the once-a-second check) and
  * rebuilds the index when the table changed. Returns 0 (also when the
- * index is refused: queries then run in SQL) or an error class.
+ * index is refused: queries then run in SQL) or an error class. Call it
+ * outside transactions (the gateway does, every POI_CHECK_MS while ingest
+ * is idle): queries inside a transaction never rebuild.
  */
 int poi_refresh(struct poi_db *p);
 
