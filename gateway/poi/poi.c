@@ -580,30 +580,27 @@ int poi_near(struct poi_db *p, double lat, double lon, double radius_m, const ch
 	return k;
 }
 
-int poi_get_rowid(struct poi_db *p, int64_t rid, struct poi *ret)
+/* Reads the one row st (bound) finds into ret. Returns 0, -ENOENT or an error class. */
+static int get_one(struct db_stmt *st, struct poi *ret)
 {
-	struct db_stmt *st = p->st[S_GET_RID];
-	int r;
+	int r = db_step(st);
 
-	db_bind_int64(st, 1, rid);
-	r = db_step(st);
 	if (r == 1)
 		read_poi(st, 0, ret);
 	db_reset(st);
 	return r == 1 ? 0 : r == 0 ? -ENOENT : r;
 }
 
+int poi_get_rowid(struct poi_db *p, int64_t rid, struct poi *ret)
+{
+	db_bind_int64(p->st[S_GET_RID], 1, rid);
+	return get_one(p->st[S_GET_RID], ret);
+}
+
 int poi_get(struct poi_db *p, const char *id, struct poi *ret)
 {
-	struct db_stmt *st = p->st[S_GET];
-	int r;
-
-	db_bind_text(st, 1, id);
-	r = db_step(st);
-	if (r == 1)
-		read_poi(st, 0, ret);
-	db_reset(st);
-	return r == 1 ? 0 : r == 0 ? -ENOENT : r;
+	db_bind_text(p->st[S_GET], 1, id);
+	return get_one(p->st[S_GET], ret);
 }
 
 int64_t poi_count(struct poi_db *p)
