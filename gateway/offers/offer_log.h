@@ -144,8 +144,8 @@ int offer_log_put_rule(struct offer_log *l, const struct offer *o, const char *r
 /*
  * The broker acknowledged the publish of offer id at now_ms: marks it sent
  * (and advances a created offer to sent), counting the stage once. Returns
- * 1 when marked now, 0 when it already was (or the offer is gone), or an
- * error class.
+ * 1 when marked now, 0 when it already was (a car's event counted it first:
+ * only its sent time is recorded) or the offer is gone, or an error class.
  */
 int offer_log_sent(struct offer_log *l, const char *id, int64_t now_ms);
 

@@ -9,9 +9,14 @@ nothing else (403 on the vehicle list); `pitstopctl offer stats --json`
 counts each stage and the redemption, `offer stats --by station --json`
 counts it for its station (by the POI's name), and `offer list --vin --json`
 shows the states with their times."""
+import os
 import socket
+import sys
 
-from harness import VIN_A, System, read_card, run, wait_for
+from harness import SOURCE_DIR, VIN_A, System, read_card, run, wait_for
+
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "api"))
+import openapi_shapes  # noqa: E402
 
 # The route (tests/data/route.nmea) runs around 48.13 N 11.58 E.
 RULES = """# test rules: docs/promotions.md
@@ -122,7 +127,8 @@ def test():
         assert [a["actor"] for a in audit] == ["till-1"], audit
 
         # the statistics count it; pitstopctl redeems too (and is refused the same)
-        stats = s.ctl("offer", "stats")
+        spec = openapi_shapes.load(SOURCE_DIR)  # pitstopctl --json prints the API's answer
+        stats = spec.check("GET", "/api/v1/offers/stats", 200, s.ctl("offer", "stats"))
         rule = [r for r in stats["items"] if r["rule"] == rule_name]
         assert len(rule) == 1, stats
         fig = rule[0]
@@ -131,7 +137,9 @@ def test():
         assert fig["conversion_rate"] == 1.0 and fig["acceptance_rate"] == 1.0, fig
         assert stats["total"]["redeemed"] == 1, stats
         # ... for its station too, named by the poi domain
-        by_station = s.ctl("offer", "stats", "--by", "station")
+        by_station = spec.check("GET", "/api/v1/offers/stats", 200,
+                                s.ctl("offer", "stats", "--by", "station"))
+        assert "total" not in by_station, by_station
         assert [(x["rule"], x["poi_id"], x["poi_name"]) for x in by_station["items"]] == \
             [("partner_fuel", "st-1", "Aral Test")], by_station
         fig = by_station["items"][0]
