@@ -619,6 +619,81 @@ static void test_purge_keeps_counts(void **state)
 	assert_int_equal(s.n[OFFER_STATE_EXPIRED], 2);
 }
 
+/*
+ * Migration offers 6 on a database of offers 5: old rows keep their state
+ * and meaning (ranks and stage bits shifted for created; every old offer
+ * was created and sent), and the counts gain created = sent.
+ */
+static void test_migration_keeps_old_offers(void **state)
+{
+	struct db *db = NULL;
+	struct offer_log *log = NULL;
+	struct offer_row *rows = NULL;
+	struct offer_event ev;
+	size_t n = 0;
+	int more = -1;
+	char err[512];
+
+	(void)state;
+	assert_int_equal(db_test_open("offer_log_migration", &db), 0);
+	assert_true(offers_migrations_count >= 6);
+	assert_int_equal(offers_migrations[4].version, 5);
+	if (db_migrate(db, offers_migrations, 5, err, sizeof(err)) < 0)
+		fail_msg("db_migrate to offers 5: %s", err);
+	/* as offers 5 wrote them: sent 0 / shown 2 / expired 4; bits 1 sent, 4 shown, 128 expired */
+	assert_int_equal(db_exec(db,
+				 "INSERT INTO offers(id, vin, kind, title, body, promo_code,"
+				 " valid_from_ms, valid_until_ms, created_ms, state, state_rank,"
+				 " state_ms, rule, stages) VALUES"
+				 " ('m1', 'WDB1234561A000001', 1, 't', 'b', 'M1', 0, 5000, 100,"
+				 " 'sent', 0, 100, 'old', 1),"
+				 " ('m2', 'WDB1234561A000001', 1, 't', 'b', 'M2', 0, 5000, 200,"
+				 " 'shown', 2, 300, 'old', 5),"
+				 " ('m3', 'WDB1234561A000001', 1, 't', 'b', 'M3', 0, 50, 300,"
+				 " 'expired', 4, 400, 'old', 129)"),
+			 0);
+	assert_int_equal(db_exec(db, "INSERT INTO offer_stats(rule, day, sent, delivered, shown,"
+				     " accepted, dismissed, rejected, redeemed, expired)"
+				     " VALUES('old', 0, 3, 0, 1, 0, 0, 0, 0, 1)"),
+			 0);
+	if (schema_migrate(db, err, sizeof(err)) < 0)
+		fail_msg("schema_migrate: %s", err);
+	assert_int_equal(offer_log_new(db, &log), 0);
+
+	assert_int_equal(offer_log_list(log, VIN1, &rows, &n, &more), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(rows[0].state, OFFER_STATE_SENT);
+	assert_int_equal(rows[0].stage_ms[OFFER_STATE_SENT], 100); /* sent when created */
+	assert_int_equal(rows[1].state, OFFER_STATE_SHOWN);
+	assert_int_equal(rows[2].state, OFFER_STATE_EXPIRED);
+	assert_string_equal(rows[0].poi_id, "");
+	free(rows);
+	assert_int_equal(query_int(db, "SELECT stages FROM offers WHERE id = $1", "m2"), 1 | 2 | 8);
+	assert_int_equal(query_int(db, "SELECT state_rank FROM offers WHERE id = $1", "m3"), 5);
+
+	/* new ranks apply to old rows: a late SHOWN moves m1 on, the acknowledgement does not recount */
+	memset(&ev, 0, sizeof(ev));
+	snprintf(ev.offer_id, sizeof(ev.offer_id), "m1");
+	ev.action = OFFER_ACTION_SHOWN;
+	ev.time_ms = 1000;
+	assert_int_equal(offer_log_event(log, VIN1, &ev, 1001), 0);
+	assert_int_equal(offer_log_sent(log, "m1", 1002), 0);
+	assert_int_equal(offer_log_expire(log, 6000), 2); /* m1 (shown) and m2 (shown) */
+	{
+		struct offer_stats_row *st = NULL;
+
+		assert_int_equal(offer_log_stats(log, ALL_DAYS, &st, &n, &more), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(st[0].n[OFFER_STATE_CREATED], 3);
+		assert_int_equal(st[0].n[OFFER_STATE_SENT], 3);
+		assert_int_equal(st[0].n[OFFER_STATE_SHOWN], 2);
+		assert_int_equal(st[0].n[OFFER_STATE_EXPIRED], 3);
+		free(st);
+	}
+	offer_log_free(log);
+	db_close(db);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -632,6 +707,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_stage_times, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_redeem_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_keeps_counts, setup, teardown),
+		cmocka_unit_test(test_migration_keeps_old_offers),
 	};
 
 	fprintf(stderr, "offer log tests on %s\n", db_test_backend());
