@@ -139,29 +139,6 @@ static int valid_category(const char *s)
 	return valid_word(s, PROMO_CATEGORY_MAX, 0, NULL);
 }
 
-int promo_tz_valid(const char *name)
-{
-	char path[PROMO_PATH_MAX], magic[4];
-	struct stat st;
-	int fd, ok;
-
-	if (!name || !*name || strlen(name) > PROMO_TZ_MAX || name[0] == '/' ||
-	    strstr(name, "..") || !valid_word(name, PROMO_TZ_MAX, 1, "/+-"))
-		return 0;
-	if (strcmp(name, "UTC") == 0)
-		return 1;
-	snprintf(path, sizeof(path), "%s/%s", PROMO_ZONEINFO, name);
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
-		return 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ok = read(fd, magic, sizeof(magic)) == (ssize_t)sizeof(magic) &&
-	     memcmp(magic, "TZif", 4) == 0;
-	close(fd);
-	return ok;
-}
-
 const char *promo_trigger_name(enum promo_trigger t)
 {
 	switch (t) {
@@ -495,9 +472,9 @@ static int k_quiet_hours(struct pctx *c, const char *v)
 
 static int k_time_zone(struct pctx *c, const char *v)
 {
-	if (!promo_tz_valid(v))
+	if (!localtz_valid(v))
 		return snprintf(c->why, sizeof(c->why),
-				"unknown time zone %.64s (no such zone in " PROMO_ZONEINFO
+				"unknown time zone %.64s (no such zone in " LOCALTZ_ZONEINFO
 				"; is tzdata installed?)",
 				v),
 		       -EINVAL;

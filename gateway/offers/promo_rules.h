@@ -3,7 +3,7 @@
  * start and on SIGHUP, parsed into an in-memory rule set that the engine
  * (rules.c) evaluates after every batch. Pure: no database, no clock, no
  * logging; the only files read are the rules file, the code files it names
- * and /usr/share/zoneinfo (to check a time zone name exists).
+ * and the tz database (localtz_valid(): to check a time zone name exists).
  *
  * The format is INI-like, as our config files (common/config.h): "key =
  * value" lines, '#' comments (at the start of a line, or after blanks),
@@ -20,22 +20,22 @@
 #include <stdint.h>
 
 #include "codec.h"
+#include "localtz.h"
 
-#define PROMO_RULES_MAX 64	   /* rules in one file */
-#define PROMO_NAME_MAX 32	   /* bytes of a rule name: [a-z0-9_-]+ */
-#define PROMO_CATEGORY_MAX 32	   /* a POI category, as poi.h */
-#define PROMO_AUDIENCE_MAX 16	   /* names in one audience.* list */
-#define PROMO_AUDIENCE_NAME_MAX 64 /* bytes of one of them */
-#define PROMO_TEMPLATE_MAX 1024	   /* bytes of a title or body template */
-#define PROMO_PRICE_MAX 128	   /* bytes of the {price} text */
-#define PROMO_CODE_PREFIX_MAX 16   /* generated codes: prefix bytes */
-#define PROMO_CODES_MAX 1000000	   /* codes in one code file */
-#define PROMO_TZ_MAX 64		   /* bytes of a time zone name */
-#define PROMO_PATH_MAX 512	   /* bytes of a path */
-#define PROMO_ERRORS_MAX 50	   /* errors listed at most (then "... and N more") */
-#define PROMO_DEFAULT_AHEAD_DEG 60 /* half angle of "ahead of the car" */
-#define PROMO_VISIT_SPEED_CMS 300  /* driven_since_visit: slower than this is a visit */
-#define PROMO_ZONEINFO "/usr/share/zoneinfo"
+#define PROMO_RULES_MAX 64	      /* rules in one file */
+#define PROMO_NAME_MAX 32	      /* bytes of a rule name: [a-z0-9_-]+ */
+#define PROMO_CATEGORY_MAX 32	      /* a POI category, as poi.h */
+#define PROMO_AUDIENCE_MAX 16	      /* names in one audience.* list */
+#define PROMO_AUDIENCE_NAME_MAX 64    /* bytes of one of them */
+#define PROMO_TEMPLATE_MAX 1024	      /* bytes of a title or body template */
+#define PROMO_PRICE_MAX 128	      /* bytes of the {price} text */
+#define PROMO_CODE_PREFIX_MAX 16      /* generated codes: prefix bytes */
+#define PROMO_CODES_MAX 1000000	      /* codes in one code file */
+#define PROMO_TZ_MAX LOCALTZ_NAME_MAX /* bytes of a time zone name */
+#define PROMO_PATH_MAX 512	      /* bytes of a path */
+#define PROMO_ERRORS_MAX 50	      /* errors listed at most (then "... and N more") */
+#define PROMO_DEFAULT_AHEAD_DEG 60    /* half angle of "ahead of the car" */
+#define PROMO_VISIT_SPEED_CMS 300     /* driven_since_visit: slower than this is a visit */
 
 enum promo_trigger {
 	PROMO_FUEL_BELOW,	  /* fuel at or below fuel_pct */
@@ -126,13 +126,6 @@ void promo_rules_free(struct promo_rules *s);
 
 /* The rule named name, or NULL. */
 const struct promo_rule *promo_rules_find(const struct promo_rules *s, const char *name);
-
-/*
- * 1 if name is a time zone of the system's tz database (a file under
- * PROMO_ZONEINFO that starts with "TZif", with a sane name: no "..", no
- * leading '/'), else 0. "UTC" always is.
- */
-int promo_tz_valid(const char *name);
 
 /* "fuel_below", "poi_enter", "service_due", "driven_since_visit". */
 const char *promo_trigger_name(enum promo_trigger t);

@@ -6,11 +6,8 @@
  * dealer, POIs are queried only by poi_enter, by a slow car for
  * driven_since_visit, and for the station of an offer about to be sent.
  *
- * Local time: glibc has no per-call time zone, so the offset of a zone is
- * found with setenv("TZ") + tzset() + localtime_r() on the loop thread
- * (the only thread that uses local time: logs are UTC), restored at once,
- * and cached per zone for a quarter of an hour (zones change their offset
- * on quarter hours of UTC).
+ * Local time (quiet hours, caps per local day and week) comes from
+ * common/localtz.h, on the loop thread.
  */
 #include "rules.h"
 
@@ -25,6 +22,7 @@
 
 #include "accounts.h"
 #include "geo.h"
+#include "localtz.h"
 #include "log.h"
 #include "offers.h"
 #include "poi.h"
@@ -35,8 +33,6 @@
 #define STATION_HITS 64		  /* POIs looked at for one station choice */
 #define CODE_CLAIM_TRIES 16	  /* a code taken by another instance meanwhile: next */
 #define HEADING_MIN_SPEED_CMS 200 /* slower than this, the heading says nothing */
-#define TZ_CACHE 32
-#define TZ_BUCKET_MS 900000LL
 #define CAP_KEEP_MS (9 * 86400000LL)
 
 enum reason {
@@ -160,12 +156,6 @@ struct rule_state {
 	size_t nunhold;
 };
 
-struct tz_entry {
-	char zone[PROMO_TZ_MAX + 1];
-	int64_t bucket;
-	long off_s;
-};
-
 struct rules {
 	struct rules_config conf;
 	const struct promo_rules *set; /* borrowed, or own_set */
@@ -179,8 +169,7 @@ struct rules {
 	struct db_rows unhold;	       /* owned statements */
 	rules_offer_fn sink;
 	void *arg;
-	struct tz_entry tz[TZ_CACHE];
-	size_t tz_next;
+	struct localtz_cache tz;	   /* the vehicles' zones' offsets */
 	struct poi_ref hits[STATION_HITS]; /* scratch: poi_near_ids() */
 	struct service_prediction pred;	   /* scratch */
 };
@@ -369,43 +358,6 @@ void rules_free(struct rules *r)
 const struct promo_rules *rules_set(const struct rules *r)
 {
 	return r->set;
-}
-
-/* ---- local time ---------------------------------------------------------- */
-
-/* The UTC offset (s) of zone at now_ms. */
-static long tz_offset(struct rules *r, const char *zone, int64_t now_ms)
-{
-	int64_t bucket = now_ms / TZ_BUCKET_MS;
-	char old[256];
-	const char *cur;
-	struct tm tm;
-	time_t t = (time_t)(now_ms / 1000);
-	struct tz_entry *e;
-	int had;
-
-	if (!*zone || strcmp(zone, "UTC") == 0)
-		return 0;
-	for (size_t i = 0; i < TZ_CACHE; i++)
-		if (r->tz[i].bucket == bucket && strcmp(r->tz[i].zone, zone) == 0)
-			return r->tz[i].off_s;
-	cur = getenv("TZ");
-	had = cur != NULL;
-	snprintf(old, sizeof(old), "%s", cur ? cur : "");
-	setenv("TZ", zone, 1);
-	tzset();
-	memset(&tm, 0, sizeof(tm));
-	localtime_r(&t, &tm);
-	if (had)
-		setenv("TZ", old, 1);
-	else
-		unsetenv("TZ");
-	tzset();
-	e = &r->tz[r->tz_next++ % TZ_CACHE];
-	snprintf(e->zone, sizeof(e->zone), "%s", zone);
-	e->bucket = bucket;
-	e->off_s = tm.tm_gmtoff;
-	return e->off_s;
 }
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -868,7 +820,7 @@ static int fire(struct rules *r, struct rule_state *s, struct vctx *c, struct pe
 		return ret < 0 ? ret : 0;
 	}
 	zone = c->prof.time_zone[0] ? c->prof.time_zone : lim->time_zone;
-	off = tz_offset(r, zone, now_ms);
+	off = localtz_offset(&r->tz, zone, now_ms);
 	local_s = floor_div(now_ms, 1000) + off;
 	day = floor_div(local_s, 86400);
 	m = (int)((local_s - day * 86400) / 60);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "accounts.h"
+#include "localtz.h"
 #include "promo_rules.h"
 
 enum stmt_id {
@@ -111,10 +112,10 @@ int profiles_check(const struct profile *prof, char *err, size_t errlen)
 				 PROFILES_TEXT_MAX);
 			return -EINVAL;
 		}
-	if (prof->time_zone[0] && !promo_tz_valid(prof->time_zone)) {
+	if (prof->time_zone[0] && !localtz_valid(prof->time_zone)) {
 		snprintf(err, errlen,
 			 "time_zone: %.64s is not a time zone of the tz database (e.g. "
-			 "Europe/Berlin; " PROMO_ZONEINFO ")",
+			 "Europe/Berlin; " LOCALTZ_ZONEINFO ")",
 			 prof->time_zone);
 		return -EINVAL;
 	}
