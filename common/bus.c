@@ -953,6 +953,13 @@ static void bus_connect_failed(struct bus *bus, const struct bus_msg *m)
 {
 	char cause[BUS_CAUSE_MAX];
 
+	/*
+	 * A clash never makes a connect fail (the broker is up and takes us):
+	 * the short drops before a failed attempt were a broker going away
+	 * (restarted, say, twice within BUS_STABLE_MS), not another client.
+	 */
+	bus->short_drops = 0;
+
 	if (m->tls_reason) {
 		const char *hint = tls_hint(m->tls_reason);
 
@@ -980,8 +987,10 @@ static void bus_connect_failed(struct bus *bus, const struct bus_msg *m)
  * connections in a row that the broker closed without a reason within
  * BUS_STABLE_MS of accepting them, with no publish refused on them (mosquitto
  * also closes a connection after refusing a publish), are reported as a
- * likely clash. Either way the next attempt waits the longest backoff:
- * taking the id straight back would only kick the other one off again.
+ * likely clash, unless a connect attempt failed in between (the broker was
+ * away: a restart, see bus_connect_failed()). Either way the next attempt
+ * waits the longest backoff: taking the id straight back would only kick
+ * the other one off again.
  */
 static void bus_connection_lost(struct bus *bus, int reason)
 {
