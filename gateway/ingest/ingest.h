@@ -96,7 +96,8 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest);
 
 /*
  * Commits what is pending, saves the counters, and frees. Accepts NULL.
- * Offers and receipts still in the outboxes are lost (see outbox.h).
+ * Offers and receipts still in the outboxes, and offers still being
+ * signed, are lost (see outbox.h): the offers stay recorded as created.
  */
 void ingest_free(struct ingest *in);
 
