@@ -76,8 +76,12 @@ int ctl_vin_arg(int argc, char **argv, const char *what, const char **ret_vin)
 	return 0;
 }
 
-int ctl_query_opts(struct ctl_client *c, int argc, char **argv, int first, const char *what,
-		   const char *const *names, char *path, size_t size)
+/*
+ * ctl_get_opts()'s options appended to path (size bytes), "?" or "&" before
+ * each. Returns 0 or an exit code (said on stderr).
+ */
+static int query_opts(struct ctl_client *c, int argc, char **argv, int first, const char *what,
+		      const char *const *names, char *path, size_t size)
 {
 	for (int k = first; k < argc; k++) {
 		const char *const *nm = names;
@@ -100,6 +104,21 @@ int ctl_query_opts(struct ctl_client *c, int argc, char **argv, int first, const
 			return ctl_fail(EXIT_USAGE, "%s: arguments too long", what);
 	}
 	return 0;
+}
+
+int ctl_get_opts(struct ctl_client *c, const struct ctl_api_opts *o, const char *what,
+		 const char *base, int argc, char **argv, int first, const char *const *names,
+		 json_t **ret)
+{
+	char path[512];
+	int r;
+
+	if (snprintf(path, sizeof(path), "%s", base) >= (int)sizeof(path))
+		return ctl_fail(EXIT_USAGE, "%s: arguments too long", what);
+	r = query_opts(c, argc, argv, first, what, names, path, sizeof(path));
+	if (r)
+		return r;
+	return ctl_run(c, o, what, "GET", path, NULL, 200, ret);
 }
 
 const char *ctl_str(json_t *o, const char *key)
@@ -466,15 +485,10 @@ static int cmd_fleet(struct ctl_client *c, const struct ctl_api_opts *o, int arg
 static int cmd_audit(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
 	static const char *const opts[] = { "limit", "actor", "action", NULL };
-	char path[512] = "/api/v1/audit";
 	json_t *reply = NULL, *row;
 	size_t i;
-	int r;
+	int r = ctl_get_opts(c, o, "audit", "/api/v1/audit", argc, argv, 1, opts, &reply);
 
-	r = ctl_query_opts(c, argc, argv, 1, "audit", opts, path, sizeof(path));
-	if (r)
-		return r;
-	r = ctl_run(c, o, "audit", "GET", path, NULL, 200, &reply);
 	if (r == 0 && !o->json) {
 		json_array_foreach(json_object_get(reply, "items"), i, row)
 		{

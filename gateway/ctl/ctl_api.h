@@ -99,14 +99,16 @@ extern const char ctl_poi_usage[], ctl_offer_usage[], ctl_promo_usage[];
 int ctl_vin_arg(int argc, char **argv, const char *what, const char **ret_vin);
 
 /*
- * The options "--NAME VALUE" of command what (argv[first..argc)), each NAME
- * one of names (NULL-terminated), appended to path (size bytes) as query
- * arguments NAME=VALUE (VALUE escaped, "?" or "&" before each). Returns 0,
- * or exit code 2 (an unknown option, one without a value, too long) with
- * the reason on stderr, or 1 when out of memory.
+ * GET base with the options "--NAME VALUE" of command what
+ * (argv[first..argc)), each NAME one of names (NULL-terminated), as its
+ * query arguments NAME=VALUE (VALUE escaped); it must answer 200 (ctl_run():
+ * printed as JSON with o->json). Returns 0 with *ret, or an exit code with
+ * the reason on stderr: 2 for an unknown option, one without a value, or
+ * arguments too long.
  */
-int ctl_query_opts(struct ctl_client *c, int argc, char **argv, int first, const char *what,
-		   const char *const *names, char *path, size_t size);
+int ctl_get_opts(struct ctl_client *c, const struct ctl_api_opts *o, const char *what,
+		 const char *base, int argc, char **argv, int first, const char *const *names,
+		 json_t **ret);
 
 /* The text of member key of o, "" when o has none (or not a string). */
 const char *ctl_str(json_t *o, const char *key);

@@ -22,18 +22,15 @@ const char ctl_offer_usage[] =
 
 static int offer_list(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
-	char path[256] = "/api/v1/offers";
+	static const char *const opts[] = { "vin", NULL };
 	json_t *reply = NULL, *it;
 	const char *vin = NULL;
 	size_t i;
 	int r;
 
-	r = ctl_vin_arg(argc, argv, "offer list", &vin);
+	r = ctl_vin_arg(argc, argv, "offer list", &vin); /* required, and nothing else */
 	if (r == 0)
-		r = ctl_query_opts(c, argc, argv, 2, "offer list",
-				   (const char *const[]){ "vin", NULL }, path, sizeof(path));
-	if (r == 0)
-		r = ctl_run(c, o, "offer list", "GET", path, NULL, 200, &reply);
+		r = ctl_get_opts(c, o, "offer list", "/api/v1/offers", argc, argv, 2, opts, &reply);
 	if (r == 0 && !o->json) {
 		printf("%-26s %-16s %-10s %-10s %-24s %-24s %-12s %s\n", "ID", "RULE", "KIND",
 		       "STATE", "CREATED", "VALID UNTIL", "CODE", "TITLE");
@@ -91,14 +88,11 @@ static void station_line(json_t *it)
 static int offer_stats(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
 {
 	static const char *const opts[] = { "since", "until", "by", NULL };
-	char path[512] = "/api/v1/offers/stats";
 	json_t *reply = NULL, *it;
 	size_t i;
-	int r;
+	int r = ctl_get_opts(c, o, "offer stats", "/api/v1/offers/stats", argc, argv, 2, opts,
+			     &reply);
 
-	r = ctl_query_opts(c, argc, argv, 2, "offer stats", opts, path, sizeof(path));
-	if (r == 0)
-		r = ctl_run(c, o, "offer stats", "GET", path, NULL, 200, &reply);
 	if (r == 0 && !o->json && !json_object_get(reply, "total")) { /* --by station */
 		printf("%-20s %-28s %8s %8s %8s %8s %10s\n", "RULE", "STATION", "SENT", "SHOWN",
 		       "ACCEPTED", "REDEEMED", "CONVERSION");
