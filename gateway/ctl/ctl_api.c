@@ -509,13 +509,13 @@ static int cmd_audit(struct ctl_client *c, const struct ctl_api_opts *o, int arg
 
 /* ---- service and telemetry imports (issue 10) -------------------------- */
 
-static void import_error(const char *msg, void *arg)
+void ctl_file_error(const char *msg, void *arg)
 {
 	(void)arg;
 	fprintf(stderr, "%s\n", msg);
 }
 
-static void import_progress(size_t rows, void *arg)
+void ctl_file_progress(size_t rows, void *arg)
 {
 	fprintf(stderr, "%s: %zu rows checked\n", (const char *)arg, rows);
 }
@@ -636,7 +636,7 @@ static int cmd_import(struct ctl_client *c, const struct ctl_api_opts *o,
 	long long id = 0;
 	int n, r;
 
-	n = service_csv_read(path, kind, import_error, import_progress, (void *)path, &rows);
+	n = service_csv_read(path, kind, ctl_file_error, ctl_file_progress, (void *)path, &rows);
 	if (n == -EINVAL)
 		return ctl_fail(1, "%s: nothing imported: fix the lines above", path);
 	if (n < 0)

@@ -65,6 +65,14 @@ int ctl_run(struct ctl_client *c, const struct ctl_api_opts *o, const char *what
 	    const char *method, const char *path, json_t *body, long want, json_t **ret);
 
 /*
+ * The error and progress callbacks of a file reader (service_csv_read(),
+ * poi_file_read()) for pitstopctl: each error line on stderr, and
+ * "FILE: N rows checked" (arg is the file's name).
+ */
+void ctl_file_error(const char *msg, void *arg);
+void ctl_file_progress(size_t rows, void *arg);
+
+/*
  * An import over the API, as the service and POI imports run it: POST
  * begin (consumed) to base, which answers 201 with the import's id; then
  * the n rows (row(i, arg) builds row i's JSON) in chunks of at most

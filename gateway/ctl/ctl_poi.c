@@ -23,17 +23,6 @@ const char ctl_poi_usage[] =
 	"  poi show ID                  one POI\n"
 	"  poi delete ID                delete one POI\n";
 
-static void file_error(const char *msg, void *arg)
-{
-	(void)arg;
-	fprintf(stderr, "%s\n", msg);
-}
-
-static void file_progress(size_t rows, void *arg)
-{
-	fprintf(stderr, "%s: %zu rows checked\n", (const char *)arg, rows);
-}
-
 /* Row i of the file as the API takes it. */
 static json_t *poi_row_json(size_t i, void *arg)
 {
@@ -50,7 +39,8 @@ static int poi_import(struct ctl_client *c, const struct ctl_api_opts *o, const 
 	long long id = 0;
 	int n, r;
 
-	n = poi_file_read(path, POI_FILE_AUTO, file_error, file_progress, (void *)path, &rows);
+	n = poi_file_read(path, POI_FILE_AUTO, ctl_file_error, ctl_file_progress, (void *)path,
+			  &rows);
 	if (n == -EINVAL)
 		return ctl_fail(1, "%s: nothing imported: fix the lines above", path);
 	if (n < 0)
@@ -62,14 +52,6 @@ static int poi_import(struct ctl_client *c, const struct ctl_api_opts *o, const 
 	if (r == 0 && !o->json)
 		printf("%s: %d POIs imported (import %lld)\n", path, n, id);
 	return r;
-}
-
-/* The text of member key of v, "" when absent. */
-static const char *str(json_t *v, const char *key)
-{
-	const char *s = json_string_value(json_object_get(v, key));
-
-	return s ? s : "";
 }
 
 static int poi_near_cmd(struct ctl_client *c, const struct ctl_api_opts *o, int argc, char **argv)
@@ -110,11 +92,12 @@ static int poi_near_cmd(struct ctl_client *c, const struct ctl_api_opts *o, int 
 	if (r == 0 && !o->json) {
 		printf("%-20s %-10s %10s %11s %12s  %s\n", "ID", "CATEGORY", "DISTANCE_M", "LAT",
 		       "LON", "NAME");
-		json_array_foreach(json_object_get(reply, "items"), i, it) printf(
-			"%-20s %-10s %10.1f %11.7f %12.7f  %s\n", str(it, "id"),
-			str(it, "category"), json_number_value(json_object_get(it, "distance_m")),
-			json_number_value(json_object_get(it, "lat")),
-			json_number_value(json_object_get(it, "lon")), str(it, "name"));
+		json_array_foreach(json_object_get(reply, "items"), i, it)
+			printf("%-20s %-10s %10.1f %11.7f %12.7f  %s\n", ctl_str(it, "id"),
+			       ctl_str(it, "category"),
+			       json_number_value(json_object_get(it, "distance_m")),
+			       json_number_value(json_object_get(it, "lat")),
+			       json_number_value(json_object_get(it, "lon")), ctl_str(it, "name"));
 		if (json_is_true(json_object_get(reply, "truncated")))
 			printf("(the limit was reached: there may be more; see --limit)\n");
 	}
@@ -139,8 +122,8 @@ static int poi_one(struct ctl_client *c, const struct ctl_api_opts *o, const cha
 	if (r == 0 && !o->json && strcmp(method, "GET") == 0)
 		printf("id:       %s\nname:     %s\ncategory: %s\nbrand:    %s\naddress:  %s\n"
 		       "position: %.7f, %.7f\n",
-		       str(reply, "id"), str(reply, "name"), str(reply, "category"),
-		       str(reply, "brand"), str(reply, "address"),
+		       ctl_str(reply, "id"), ctl_str(reply, "name"), ctl_str(reply, "category"),
+		       ctl_str(reply, "brand"), ctl_str(reply, "address"),
 		       json_number_value(json_object_get(reply, "lat")),
 		       json_number_value(json_object_get(reply, "lon")));
 	else if (r == 0 && !o->json)

@@ -204,27 +204,32 @@ static int64_t day_of(int64_t ms)
 }
 
 /*
+ * Runs a counting statement: $1 rule, $2 the day of created_ms, $3... the
+ * counts n[], and after them poi_id unless it is NULL.
+ */
+static int stats_run(struct db_stmt *st, const char *rule, const char *poi_id, int64_t created_ms,
+		     const int64_t n[OFFER_STATE_COUNT])
+{
+	db_bind_text(st, 1, rule);
+	db_bind_int64(st, 2, day_of(created_ms));
+	for (int i = 0; i < OFFER_STATE_COUNT; i++)
+		db_bind_int64(st, 3 + i, n[i]);
+	if (poi_id)
+		db_bind_text(st, 3 + OFFER_STATE_COUNT, poi_id);
+	return db_run(st);
+}
+
+/*
  * Adds counts n[] to offer_stats(rule, day of created_ms) and, for an
  * offer issued for a POI (poi_id not ""), to offer_stats_poi.
  */
 static int stats_add(struct offer_log *l, const char *rule, const char *poi_id, int64_t created_ms,
 		     const int64_t n[OFFER_STATE_COUNT])
 {
-	int r = 0;
+	int r = stats_run(l->st[ST_STATS_ADD], rule, NULL, created_ms, n);
 
-	for (int k = ST_STATS_ADD; r >= 0 && k <= ST_STATS_POI_ADD; k++) {
-		struct db_stmt *st = l->st[k];
-
-		if (k == ST_STATS_POI_ADD && !*poi_id)
-			break;
-		db_bind_text(st, 1, rule);
-		db_bind_int64(st, 2, day_of(created_ms));
-		for (int i = 0; i < OFFER_STATE_COUNT; i++)
-			db_bind_int64(st, 3 + i, n[i]);
-		if (k == ST_STATS_POI_ADD)
-			db_bind_text(st, 3 + OFFER_STATE_COUNT, poi_id);
-		r = db_run(st);
-	}
+	if (r == 0 && *poi_id)
+		r = stats_run(l->st[ST_STATS_POI_ADD], rule, poi_id, created_ms, n);
 	return r;
 }
 
@@ -245,6 +250,14 @@ struct offer_key {
 	int64_t created_ms;
 };
 
+/* Reads an offer_key from the current row's columns 0 (rule), 1 (poi_id), 2 (created_ms). */
+static void key_read(struct db_stmt *st, struct offer_key *k)
+{
+	db_column_copy(st, 0, k->rule, sizeof(k->rule));
+	db_column_copy(st, 1, k->poi_id, sizeof(k->poi_id));
+	k->created_ms = db_column_int64(st, 2);
+}
+
 /*
  * Steps st (bound; it returns rule, poi_id, created_ms of one row at most)
  * and, when it returned its row, counts that offer as reaching stage.
@@ -256,9 +269,7 @@ static int mark_and_count(struct offer_log *l, struct db_stmt *st, enum offer_st
 	int r, hit = 0;
 
 	while ((r = db_step(st)) == 1) { /* id is the key: one row at most */
-		db_column_copy(st, 0, k.rule, sizeof(k.rule));
-		db_column_copy(st, 1, k.poi_id, sizeof(k.poi_id));
-		k.created_ms = db_column_int64(st, 2);
+		key_read(st, &k);
 		hit = 1;
 	}
 	db_reset(st);
@@ -502,9 +513,7 @@ int offer_log_expire(struct offer_log *l, int64_t now_ms)
 		struct offer_key k;
 
 		n++;
-		db_column_copy(st, 0, k.rule, sizeof(k.rule));
-		db_column_copy(st, 1, k.poi_id, sizeof(k.poi_id));
-		k.created_ms = db_column_int64(st, 2);
+		key_read(st, &k);
 		if (!err)
 			err = group_add(&g, &ng, &cap, &k);
 	}

@@ -48,13 +48,13 @@ struct sign_worker {
 	int stop;
 };
 
-/* The oldest queued slot, or NULL. Under mu. */
-static struct slot *next_queued(struct sign_worker *w)
+/* The oldest slot in state st, or NULL. Under mu. */
+static struct slot *oldest(struct sign_worker *w, enum slot_state st)
 {
 	struct slot *best = NULL;
 
 	for (size_t i = 0; i < SIGN_WORKER_MAX; i++)
-		if (w->slot[i].state == SLOT_QUEUED && (!best || w->slot[i].seq < best->seq))
+		if (w->slot[i].state == st && (!best || w->slot[i].seq < best->seq))
 			best = &w->slot[i];
 	return best;
 }
@@ -81,7 +81,7 @@ static void *worker_main(void *arg)
 		size_t len = 0;
 		int r;
 
-		while (!w->stop && !(s = next_queued(w)))
+		while (!w->stop && !(s = oldest(w, SLOT_QUEUED)))
 			pthread_cond_wait(&w->cv, &w->mu);
 		if (w->stop)
 			break;
@@ -114,14 +114,7 @@ static void on_signed(void *arg)
 	size_t n = 0;
 
 	pthread_mutex_lock(&w->mu);
-	for (;;) {
-		struct slot *best = NULL;
-
-		for (size_t i = 0; i < SIGN_WORKER_MAX; i++)
-			if (w->slot[i].state == SLOT_DONE && (!best || w->slot[i].seq < best->seq))
-				best = &w->slot[i];
-		if (!best)
-			break;
+	for (struct slot *best; (best = oldest(w, SLOT_DONE));) {
 		done[n].tag = best->tag;
 		done[n].result = best->result;
 		done[n].buf = best->buf;

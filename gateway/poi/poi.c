@@ -53,6 +53,7 @@
 
 #include "geo.h"
 #include "log.h"
+#include "loop.h"
 #include "poi_index.h"
 
 #define STALE_IMPORT_MS (24 * 3600 * 1000LL)
@@ -273,14 +274,6 @@ static void read_poi(struct db_stmt *st, int c, struct poi *ret)
 	copy_col(st, c + 6, ret->address, sizeof(ret->address));
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Runs a one-value query with $1 = v (when has_arg). Returns the value or an error class. */
 static int64_t one_value(struct db_stmt *st, int has_arg, int64_t v)
 {
@@ -356,7 +349,7 @@ static int rebuild(struct poi_db *p, int64_t v)
 {
 	struct poi_index_entry *e = NULL;
 	struct poi_index *ix = NULL;
-	int64_t t0 = mono_ms();
+	int64_t t0 = (int64_t)loop_now_ms();
 	size_t n = 0;
 	int r;
 
@@ -365,7 +358,7 @@ static int rebuild(struct poi_db *p, int64_t v)
 	r = scan_rows(p, &e, &n);
 	if (r == 0)
 		r = poi_index_new(e, n, &ix);
-	p->build_ms = (double)(mono_ms() - t0);
+	p->build_ms = (double)((int64_t)loop_now_ms() - t0);
 	if (r == -E2BIG || r == -ERANGE) {
 		log_warn("poi: not held in memory (%s: more than %d POIs, or a row id or "
 			 "category code too large); radius queries run in SQL",
@@ -411,7 +404,7 @@ static int check_version(struct poi_db *p, int64_t now)
 
 int poi_refresh(struct poi_db *p)
 {
-	return p->off ? 0 : check_version(p, mono_ms());
+	return p->off ? 0 : check_version(p, (int64_t)loop_now_ms());
 }
 
 void poi_set_in_memory(struct poi_db *p, int on)
@@ -453,7 +446,7 @@ static const struct poi_index *fresh_index(struct poi_db *p)
 		return NULL;
 	if (db_in_tx(p->db))
 		return p->dirty || p->unsure ? NULL : p->ix;
-	now = mono_ms();
+	now = (int64_t)loop_now_ms();
 	if ((p->dirty || p->unsure || now - p->checked_ms >= CHECK_MS) &&
 	    check_version(p, now) < 0) {
 		p->checked_ms = now; /* no faster than CHECK_MS while it fails */
