@@ -410,7 +410,7 @@ class System:
         log = self.path(name + ".log")
         seen = os.path.getsize(log) if os.path.exists(log) else 0  # a restart appends
         p = self.start(name, [GATEWAY, "--config", self.gateway_conf])
-        wait_for(lambda: "ready" in p.text()[seen:] or not p.alive(), 20, name + " ready")
+        wait_for(lambda: "info: ready" in p.text()[seen:] or not p.alive(), 20, name + " ready")
         assert p.alive(), name + " exited:\n" + p.text()
         m = re.search(r"api: console and API at (\S+) ", p.text()[seen:])
         if m:
@@ -501,7 +501,7 @@ class System:
         conf = {k: v for k, v in conf.items() if v is not None}
         path = self.write_conf(name + ".conf", conf)
         p = self.start(name, [AGENT, "--config", path])
-        wait_for(lambda: "ready" in p.text() or not p.alive(), 20, name + " ready")
+        wait_for(lambda: "info: ready" in p.text() or not p.alive(), 20, name + " ready")
         assert p.alive(), name + " exited:\n" + p.text()
         return p
 

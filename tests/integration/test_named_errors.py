@@ -94,7 +94,7 @@ def test():
         assert "cannot reach 127.0.0.1:%d: connection refused" % s.broker_port in down.text(), \
             down.text()
         s.start_broker(s.broker_port)
-        wait_for(lambda: "ready" in down.text(), 40, "the gateway to connect once the broker is up")
+        wait_for(lambda: "info: ready" in down.text(), 40, "the gateway to connect once the broker is up")
 
         # The broker restarted twice within seconds of accepting the gateway
         # (a crash loop, an operator's two restarts): connections closed

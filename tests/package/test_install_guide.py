@@ -143,7 +143,7 @@ class Machine:
         ready = (lambda: os.path.exists(self.root + "/var/log/mosquitto/mosquitto.log") and
                  "listen socket on port %d" % self.port in
                  open(self.root + "/var/log/mosquitto/mosquitto.log").read()) \
-            if unit == "mosquitto" else (lambda: "ready" in open(log).read())
+            if unit == "mosquitto" else (lambda: "info: ready" in open(log).read())
         deadline = time.time() + 30
         while not ready():
             if p.poll() is not None or time.time() > deadline:
