@@ -920,20 +920,26 @@ int ingest_offer_sink(void *arg, const struct offer *o)
 		return -ENOBUFS; /* cannot happen: one offer per message at most */
 	if (in->signer_thread) {
 		/*
-		 * Refuse a bad offer now, while the rules can still undo what
-		 * they claimed for it; the thread encodes it again (µs) to sign.
+		 * Encode here, so a bad offer is refused now, while the rules
+		 * can still undo what they claimed for it; the thread signs
+		 * these very bytes.
 		 */
-		r = codec_encode_offer(o, &buf, &len);
-		free(buf);
-		buf = NULL;
+		uint8_t *enc = NULL;
+		size_t enc_len = 0;
+
+		r = codec_encode_offer(o, &enc, &enc_len);
 		if (r == 0) {
 			tag = ++in->next_tag;
-			r = sign_worker_submit(in->signer_thread, o, tag);
-			if (r == -ENOBUFS) { /* the thread is full: sign here */
+			r = sign_worker_submit(in->signer_thread, enc, enc_len, tag);
+			if (r == 0) {
+				enc = NULL; /* the thread's now */
+			} else if (r == -ENOBUFS) {
+				/* The thread is full: sign here. */
 				tag = 0;
-				r = sign_worker_sign(in->signer_thread, o, &buf, &len);
+				r = sign_worker_sign(in->signer_thread, enc, enc_len, &buf, &len);
 			}
 		}
+		free(enc);
 	} else {
 		r = offer_signing_encode(in->signer, o, &buf, &len);
 	}

@@ -21,4 +21,12 @@
 int offer_signing_encode(struct crypto_signer *signer, const struct offer *o, uint8_t **ret_buf,
 			 size_t *ret_len);
 
+/*
+ * The same for an Offer already encoded (codec_encode_offer()): signs
+ * exactly those len bytes and wraps them. Errors as above (-EMSGSIZE when
+ * the SignedOffer would exceed CODEC_MAX_OFFER_BYTES).
+ */
+int offer_signing_wrap(struct crypto_signer *signer, const uint8_t *offer, size_t len,
+		       uint8_t **ret_buf, size_t *ret_len);
+
 #endif

@@ -27,7 +27,8 @@ struct slot {
 	enum slot_state state;
 	uint64_t seq; /* order of submission */
 	uint64_t tag;
-	struct offer offer;
+	uint8_t *offer; /* owned while SLOT_QUEUED or SLOT_SIGNING: the encoded Offer */
+	size_t offer_len;
 	int result;
 	uint8_t *buf; /* owned while SLOT_DONE */
 	size_t len;
@@ -59,13 +60,13 @@ static struct slot *oldest(struct sign_worker *w, enum slot_state st)
 	return best;
 }
 
-int sign_worker_sign(struct sign_worker *w, const struct offer *o, uint8_t **ret_buf,
+int sign_worker_sign(struct sign_worker *w, const uint8_t *offer, size_t len, uint8_t **ret_buf,
 		     size_t *ret_len)
 {
 	int r;
 
 	pthread_mutex_lock(&w->sign_mu);
-	r = offer_signing_encode(w->signer, o, ret_buf, ret_len);
+	r = offer_signing_wrap(w->signer, offer, len, ret_buf, ret_len);
 	pthread_mutex_unlock(&w->sign_mu);
 	return r;
 }
@@ -87,8 +88,10 @@ static void *worker_main(void *arg)
 			break;
 		s->state = SLOT_SIGNING; /* s->offer is the thread's until SLOT_DONE */
 		pthread_mutex_unlock(&w->mu);
-		r = sign_worker_sign(w, &s->offer, &buf, &len);
+		r = sign_worker_sign(w, s->offer, s->offer_len, &buf, &len);
+		free(s->offer);
 		pthread_mutex_lock(&w->mu);
+		s->offer = NULL;
 		s->result = r;
 		s->buf = buf;
 		s->len = len;
@@ -128,7 +131,7 @@ static void on_signed(void *arg)
 		w->done(w->arg, done[i].tag, done[i].result, done[i].buf, done[i].len);
 }
 
-int sign_worker_submit(struct sign_worker *w, const struct offer *o, uint64_t tag)
+int sign_worker_submit(struct sign_worker *w, uint8_t *offer, size_t len, uint64_t tag)
 {
 	struct slot *s = NULL;
 
@@ -143,7 +146,8 @@ int sign_worker_submit(struct sign_worker *w, const struct offer *o, uint64_t ta
 	s->state = SLOT_QUEUED;
 	s->seq = w->seq++;
 	s->tag = tag;
-	s->offer = *o;
+	s->offer = offer;
+	s->offer_len = len;
 	s->buf = NULL;
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
@@ -189,8 +193,10 @@ void sign_worker_free(struct sign_worker *w)
 		pthread_mutex_unlock(&w->mu);
 		pthread_join(w->thread, NULL);
 	}
-	for (size_t i = 0; i < SIGN_WORKER_MAX; i++)
+	for (size_t i = 0; i < SIGN_WORKER_MAX; i++) {
+		free(w->slot[i].offer);
 		free(w->slot[i].buf);
+	}
 	loop_waker_free(w->waker);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->sign_mu);

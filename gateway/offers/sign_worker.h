@@ -8,8 +8,9 @@
  * its transaction committed and its signature is back, whichever comes
  * last.
  *
- * The loop submits an offer with a tag of its choosing; the thread encodes,
- * signs and wraps it exactly as offer_signing_encode() does, and the result
+ * The loop submits an encoded offer (codec_encode_offer(), which has already
+ * told it whether the offer is valid) with a tag of its choosing; the
+ * thread signs and wraps those bytes (offer_signing_wrap()), and the result
  * comes back on the loop thread, through a waker, to the done callback.
  * At most SIGN_WORKER_MAX offers are in the worker at a time (queued, being
  * signed, or signed and not yet handed back); past that sign_worker_submit()
@@ -35,7 +36,7 @@
 /*
  * A signed offer back on the loop thread: result 0 and buf (malloc'ed
  * SignedOffer bytes, now the callee's) and len, or a negative errno from
- * offer_signing_encode() and buf NULL.
+ * offer_signing_wrap() and buf NULL.
  */
 typedef void (*sign_worker_done_fn)(void *arg, uint64_t tag, int result, uint8_t *buf, size_t len);
 
@@ -51,11 +52,15 @@ int sign_worker_new(struct loop *loop, struct crypto_signer *signer, sign_worker
  */
 void sign_worker_free(struct sign_worker *w);
 
-/* Hands o (copied) to the thread. Returns 0, or -ENOBUFS when SIGN_WORKER_MAX are inside. */
-int sign_worker_submit(struct sign_worker *w, const struct offer *o, uint64_t tag);
+/*
+ * Hands the encoded offer (len bytes, malloc'ed) to the thread, which owns
+ * and frees it from then on. Returns 0, or -ENOBUFS when SIGN_WORKER_MAX are
+ * inside (offer stays the caller's).
+ */
+int sign_worker_submit(struct sign_worker *w, uint8_t *offer, size_t len, uint64_t tag);
 
-/* offer_signing_encode() on the calling thread, under the worker's lock. */
-int sign_worker_sign(struct sign_worker *w, const struct offer *o, uint8_t **ret_buf,
+/* offer_signing_wrap() on the calling thread, under the worker's lock. */
+int sign_worker_sign(struct sign_worker *w, const uint8_t *offer, size_t len, uint8_t **ret_buf,
 		     size_t *ret_len);
 
 #endif
