@@ -252,26 +252,16 @@ static int64_t e7_of(double deg)
 	return (int64_t)llround(deg * 1e7);
 }
 
-/* Copies text column col into buf (size bytes), cut to size - 1. */
-static void copy_col(struct db_stmt *st, int col, char *buf, size_t size)
-{
-	const char *t = db_column_text(st, col);
-	size_t n = t ? strnlen(t, size - 1) : 0;
-
-	memcpy(buf, t ? t : "", n);
-	buf[n] = '\0';
-}
-
 /* The current row's POI_COLS, from column c on, into *ret. */
 static void read_poi(struct db_stmt *st, int c, struct poi *ret)
 {
 	ret->lat = geo_deg_of_e7((int32_t)db_column_int64(st, c));
 	ret->lon = geo_deg_of_e7((int32_t)db_column_int64(st, c + 1));
-	copy_col(st, c + 2, ret->category, sizeof(ret->category));
-	copy_col(st, c + 3, ret->id, sizeof(ret->id));
-	copy_col(st, c + 4, ret->name, sizeof(ret->name));
-	copy_col(st, c + 5, ret->brand, sizeof(ret->brand));
-	copy_col(st, c + 6, ret->address, sizeof(ret->address));
+	db_column_copy(st, c + 2, ret->category, sizeof(ret->category));
+	db_column_copy(st, c + 3, ret->id, sizeof(ret->id));
+	db_column_copy(st, c + 4, ret->name, sizeof(ret->name));
+	db_column_copy(st, c + 5, ret->brand, sizeof(ret->brand));
+	db_column_copy(st, c + 6, ret->address, sizeof(ret->address));
 }
 
 /* Runs a one-value query with $1 = v (when has_arg). Returns the value or an error class. */
