@@ -65,11 +65,13 @@ def test():
         base = rss_kib(gw.p.pid)
 
         # Two flooding cars, so that even instrumented (ASan) publishers
-        # outrun a stalled gateway by a wide margin.
+        # outrun a stalled gateway by a wide margin: batches of 8 samples,
+        # so that the 1 MiB bound is reached after ~4,000 of them (with 2
+        # samples an ASan run once queued 16,277 and stayed under it).
         pubs = [subprocess.Popen([
             os.path.join(BUILD_DIR, "bench", "bench_publish"), "ssl://127.0.0.1:%d" % s.broker_port,
             s.path("pki", "ca.crt"), s.path("pki", "vehicles", vin + ".crt"),
-            s.path("pki", "vehicles", vin + ".key"), vin, "60000", "2"],
+            s.path("pki", "vehicles", vin + ".key"), vin, "30000", "8"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for vin in FLOODERS]
         peak = [base]
         done = threading.Event()
