@@ -20,7 +20,7 @@
  * million POIs. After its own write the handle answers in SQL there (SQL
  * sees the uncommitted write) until a query or poi_refresh() outside a
  * transaction rebuilt. Anyone else's write is found by the version check,
- * at most once per CHECK_MS and outside transactions: the gateway's loop
+ * at most once per POI_CHECK_MS and outside transactions: the gateway's loop
  * calls poi_refresh() every POI_CHECK_MS while ingest is idle, so the rules
  * see another instance's import within a second or two. The build reads the
  * version first, then the rows in pages by rid (PostgreSQL holds a page's
@@ -59,8 +59,7 @@
 #define STALE_IMPORT_MS (24 * 3600 * 1000LL)
 #define ROW_COLS 8 /* import_id, id, name, category, brand, address, lat_e7, lon_e7 */
 #define CAT_CODE_MAX 0x7ffffffe
-#define CAT_CACHE 32	      /* category codes a handle remembers */
-#define CHECK_MS POI_CHECK_MS /* a query checks the version at most this often */
+#define CAT_CACHE 32 /* category codes a handle remembers */
 
 enum {
 	S_NEAR,
@@ -420,7 +419,7 @@ void poi_index_info(struct poi_db *p, struct poi_index_info *ret)
 /*
  * The index a query may use now, or NULL (SQL then). Outside a transaction
  * it checks the version when this handle wrote, when unsure, or once per
- * CHECK_MS, and rebuilds when it moved. Inside one (the rules, in ingest's
+ * POI_CHECK_MS, and rebuilds when it moved. Inside one (the rules, in ingest's
  * transaction) it never rebuilds, which would hold the transaction for the
  * whole table's read: after a write of this handle's, or on an index it is
  * unsure of, the query runs in SQL (which sees the transaction's own
@@ -437,9 +436,9 @@ static const struct poi_index *fresh_index(struct poi_db *p)
 	if (db_in_tx(p->db))
 		return p->dirty || p->unsure ? NULL : p->ix;
 	now = (int64_t)loop_now_ms();
-	if ((p->dirty || p->unsure || now - p->checked_ms >= CHECK_MS) &&
+	if ((p->dirty || p->unsure || now - p->checked_ms >= POI_CHECK_MS) &&
 	    check_version(p, now) < 0) {
-		p->checked_ms = now; /* no faster than CHECK_MS while it fails */
+		p->checked_ms = now; /* no faster than POI_CHECK_MS while it fails */
 		p->dirty = 0;
 		return NULL;
 	}
