@@ -8,10 +8,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -391,4 +394,33 @@ void loop_waker_free(struct loop_waker *w)
 	loop_del_fd(w->loop, w->efd);
 	close(w->efd);
 	free(w);
+}
+
+/* sched_setattr(2)'s argument (glibc 2.36 has neither it nor a wrapper). */
+struct loop_sched_attr {
+	uint32_t size;
+	uint32_t sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime; /* SCHED_OTHER: the requested slice, ns */
+	uint64_t sched_deadline;
+	uint64_t sched_period;
+};
+
+int loop_prefer_latency(void)
+{
+	struct loop_sched_attr a;
+
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.sched_policy = SCHED_OTHER;
+	errno = 0;
+	a.sched_nice = getpriority(PRIO_PROCESS, 0); /* the thread's own; keep it */
+	if (errno)
+		return -errno;
+	a.sched_runtime = LOOP_LATENCY_SLICE_NS;
+	if (syscall(SYS_sched_setattr, 0, &a, 0) < 0)
+		return -errno;
+	return 0;
 }

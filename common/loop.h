@@ -72,4 +72,20 @@ int loop_waker_new(struct loop *loop, loop_timer_fn fn, void *arg, struct loop_w
 void loop_waker_signal(struct loop_waker *waker);
 void loop_waker_free(struct loop_waker *waker);
 
+/* The time slice loop_prefer_latency() asks for (the kernel's least). */
+#define LOOP_LATENCY_SLICE_NS 100000ULL
+
+/*
+ * Asks the scheduler to run the calling thread promptly when it wakes, for
+ * the threads a car's answer waits on (the gateway's loop and its signing
+ * thread; docs/performance.md, "Offer latency"): SCHED_OTHER at its nice
+ * value, with a time slice of LOOP_LATENCY_SLICE_NS instead of the default
+ * (0.7-1.4 ms). Linux's EEVDF scheduler (6.12 and later) lets a thread with
+ * a shorter slice preempt one with a longer slice when it wakes; older
+ * kernels accept the request and ignore the slice. No privilege is needed
+ * and the share of CPU time does not change. Threads the caller creates
+ * afterwards inherit it. Returns 0 or -errno.
+ */
+int loop_prefer_latency(void);
+
 #endif

@@ -817,6 +817,11 @@ int main(int argc, char **argv)
 	warn_identity(&gw.conf);
 	r = gateway_start(&gw);
 	if (r == 0) {
+		/* After gateway_start(): Paho's and the API's threads keep the default. */
+		r = loop_prefer_latency();
+		if (r < 0)
+			log_debug("loop: the scheduler refused a short time slice (%s)",
+				  strerror(-r));
 		r = loop_run(gw.loop);
 		if (r < 0)
 			log_error("event loop failed: %s", strerror(-r));

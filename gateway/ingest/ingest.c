@@ -52,6 +52,17 @@
  * car's DELIVERED event counts its sent stage (offer_log.h).
  */
 #define SENT_MARKS_MAX 1024
+/*
+ * How long the next commit may wait for the signature of an offer whose own
+ * transaction has committed (docs/performance.md, "Offer latency"). A commit
+ * blocks the loop for its fsync; a signature that comes back meanwhile
+ * waits for it before its offer can be published, and that wait was the
+ * offers' largest tail. While the signature is this close, the loop keeps
+ * draining the bus into the open transaction instead, and commits as soon
+ * as the signature is back, or after this long at the latest: receipts of
+ * the held transaction wait at most this much more.
+ */
+#define SIGN_HOLD_MS 2U
 
 _Static_assert(OUTBOX_ID_MAX >= CODEC_MAX_ID, "an offer id fits an outbox id");
 
@@ -120,8 +131,10 @@ struct ingest {
 	struct counters saved; /* what the database holds: save when c differs */
 	struct reject_log rlog[REJECT_COUNT];
 
-	int in_tx;		     /* a db transaction is open */
-	int commit_timer;	     /* loop timer id, 0 = none */
+	int in_tx;	  /* a db transaction is open */
+	int commit_timer; /* loop timer id, 0 = none */
+	int holding;	  /* commit_timer is sign_hold_ms: waiting for a signature */
+	unsigned sign_hold_ms;
 	int counters_timer;	     /* loop timer id, 0 = none */
 	struct db_stmt *counters_st; /* owned: counters_save_cached()'s statement */
 	struct tx_delta tx;
@@ -158,6 +171,7 @@ struct ingest {
 };
 
 static void commit_timer_fired(void *arg);
+static void commit_soon(struct ingest *in);
 static void counters_timer_fired(void *arg);
 
 /* Counts a rejected message and logs it at most once a minute per reason. */
@@ -209,6 +223,7 @@ static void abort_tx(struct ingest *in)
 {
 	db_rollback(in->db);
 	in->in_tx = 0;
+	in->holding = 0;
 	if (in->commit_timer) {
 		loop_cancel_timer(in->loop, in->commit_timer);
 		in->commit_timer = 0;
@@ -340,6 +355,7 @@ static int commit_tx(struct ingest *in)
 		loop_cancel_timer(in->loop, in->commit_timer);
 		in->commit_timer = 0;
 	}
+	in->holding = 0;
 	r = flush_drain(in);
 	if (r < 0)
 		return r; /* the transaction is gone (abort_tx) */
@@ -432,6 +448,8 @@ static void offer_signed(void *arg, uint64_t tag, int result, uint8_t *buf, size
 			outbox_add_timed(in->outbox, p->vin, buf, len, p->valid_until_ms,
 					 loop_wall_ms(), p->received_us, p->id);
 		in->awaiting[i] = in->awaiting[--in->nawaiting];
+		if (in->holding && in->nawaiting == 0)
+			commit_soon(in); /* the commit waited for this one */
 		break;
 	}
 	free(buf);
@@ -453,13 +471,42 @@ static int ensure_tx(struct ingest *in)
 	return 0;
 }
 
-/* The 0 ms timer: the bus drain is over, commit what it brought. */
+/*
+ * The 0 ms timer: the bus drain is over, commit what it brought; unless an
+ * offer already committed waits for its signature, which is then let out
+ * first (SIGN_HOLD_MS), with the drain stored and its rules run meanwhile.
+ */
 static void commit_timer_fired(void *arg)
 {
 	struct ingest *in = arg;
+	int r;
 
 	in->commit_timer = 0;
+	if (in->nawaiting && !in->holding) {
+		/* Store the drain now, so that its own offers are signing meanwhile. */
+		if (flush_drain(in) < 0)
+			return; /* the transaction is gone (abort_tx) */
+		r = loop_add_timer(in->loop, in->sign_hold_ms, commit_timer_fired, in);
+		if (r > 0) {
+			in->commit_timer = r;
+			in->holding = 1;
+			return;
+		}
+	}
 	commit_tx(in);
+}
+
+/* Ends a hold: commits after what the bus has brought meanwhile. */
+static void commit_soon(struct ingest *in)
+{
+	int r;
+
+	if (in->commit_timer)
+		loop_cancel_timer(in->loop, in->commit_timer);
+	r = loop_add_timer(in->loop, 0, commit_timer_fired, in);
+	in->commit_timer = r > 0 ? r : 0;
+	if (r <= 0)
+		commit_tx(in);
 }
 
 /* One decoded message, whichever its kind. */
@@ -1070,6 +1117,11 @@ const struct latency *ingest_offer_latency(const struct ingest *in)
 	return &in->offer_latency;
 }
 
+struct sign_worker *ingest_sign_worker(struct ingest *in)
+{
+	return in->signer_thread;
+}
+
 void ingest_set_rules(struct ingest *in, struct rules *rules)
 {
 	in->rules = rules;
@@ -1111,6 +1163,7 @@ int ingest_new(const struct ingest_params *p, struct ingest **ret_ingest)
 			goto fail;
 	}
 	in->no_timers = p->no_timers;
+	in->sign_hold_ms = p->sign_hold_ms ? p->sign_hold_ms : SIGN_HOLD_MS;
 	in->on_vehicles = p->on_vehicles;
 	in->on_vehicles_arg = p->on_vehicles_arg;
 	in->max_pending = p->max_pending ? p->max_pending : DEFAULT_MAX_PENDING;

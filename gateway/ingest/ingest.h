@@ -80,6 +80,12 @@ struct ingest_params {
 	 */
 	int sign_thread;
 	/*
+	 * With the thread: how long a commit may wait for the signature of an
+	 * offer whose transaction committed before (ingest.c, SIGN_HOLD_MS).
+	 * 0 = SIGN_HOLD_MS (2 ms); tests set others.
+	 */
+	unsigned sign_hold_ms;
+	/*
 	 * Told each vehicle whose latest state a stored batch changed, right
 	 * after storing it in the open transaction (the HTTP API's event
 	 * streams). NULL: nobody. It must not touch the database.
@@ -167,5 +173,8 @@ const struct counters *ingest_counters(const struct ingest *in);
  * (not saved, not summed over instances). Borrowed, lives as long as in.
  */
 const struct latency *ingest_offer_latency(const struct ingest *in);
+
+/* Tests: the signing thread (sign_thread set), or NULL. */
+struct sign_worker *ingest_sign_worker(struct ingest *in);
 
 #endif

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "offer_signing.h"
 
 enum slot_state {
@@ -47,6 +48,7 @@ struct sign_worker {
 	struct slot slot[SIGN_WORKER_MAX];
 	uint64_t seq;
 	int stop;
+	int paused; /* sign_worker_pause() */
 };
 
 /* The oldest slot in state st, or NULL. Under mu. */
@@ -74,15 +76,19 @@ int sign_worker_sign(struct sign_worker *w, const uint8_t *offer, size_t len, ui
 static void *worker_main(void *arg)
 {
 	struct sign_worker *w = arg;
+	int hint = loop_prefer_latency(); /* an offer waits for this thread */
 
+	if (hint < 0)
+		log_debug("signing thread: the scheduler refused a short time slice (%s)",
+			  strerror(-hint));
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		struct slot *s;
+		struct slot *s = NULL;
 		uint8_t *buf = NULL;
 		size_t len = 0;
 		int r;
 
-		while (!w->stop && !(s = oldest(w, SLOT_QUEUED)))
+		while (!w->stop && (w->paused || !(s = oldest(w, SLOT_QUEUED))))
 			pthread_cond_wait(&w->cv, &w->mu);
 		if (w->stop)
 			break;
@@ -152,6 +158,14 @@ int sign_worker_submit(struct sign_worker *w, uint8_t *offer, size_t len, uint64
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	return 0;
+}
+
+void sign_worker_pause(struct sign_worker *w, int paused)
+{
+	pthread_mutex_lock(&w->mu);
+	w->paused = paused;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
 }
 
 int sign_worker_new(struct loop *loop, struct crypto_signer *signer, sign_worker_done_fn done,

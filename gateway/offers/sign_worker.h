@@ -59,6 +59,12 @@ void sign_worker_free(struct sign_worker *w);
  */
 int sign_worker_submit(struct sign_worker *w, uint8_t *offer, size_t len, uint64_t tag);
 
+/*
+ * Tests: while paused, the thread starts no signature (one under way ends),
+ * so a test can keep offers inside for as long as it needs.
+ */
+void sign_worker_pause(struct sign_worker *w, int paused);
+
 /* offer_signing_wrap() on the calling thread, under the worker's lock. */
 int sign_worker_sign(struct sign_worker *w, const uint8_t *offer, size_t len, uint8_t **ret_buf,
 		     size_t *ret_len);

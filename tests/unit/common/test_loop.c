@@ -17,9 +17,12 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -399,6 +402,65 @@ static void test_clocks(void **state)
 	assert_true(w > INT64_C(1600000000000));	/* after 2020: a real wall clock */
 }
 
+/* The calling thread's se.slice in ns from /proc (CONFIG_SCHED_DEBUG), or 0. */
+static unsigned long long thread_slice_ns(void)
+{
+	char line[256];
+	unsigned long long v = 0;
+	FILE *f = fopen("/proc/thread-self/sched", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "se.slice", 8) == 0 && sscanf(strchr(line, ':') + 1, "%llu", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+/* Whether the running kernel is at least major.minor. */
+static int kernel_at_least(int major, int minor)
+{
+	struct utsname u;
+	int a = 0, b = 0;
+
+	assert_int_equal(uname(&u), 0);
+	assert_true(sscanf(u.release, "%d.%d", &a, &b) == 2);
+	return a > major || (a == major && b >= minor);
+}
+
+static void *prefer_latency_thread(void *arg)
+{
+	int *nice_after = arg;
+
+	assert_int_equal(setpriority(PRIO_PROCESS, 0, 5), 0); /* this thread only */
+	assert_int_equal(loop_prefer_latency(), 0);
+	errno = 0;
+	*nice_after = getpriority(PRIO_PROCESS, 0);
+	assert_int_equal(errno, 0);
+	if (kernel_at_least(6, 12) && thread_slice_ns())
+		assert_true(thread_slice_ns() == LOOP_LATENCY_SLICE_NS);
+	else
+		print_message("kernel without custom slices, or no /proc sched file: "
+			      "the slice is not checked\n");
+	return NULL;
+}
+
+/*
+ * loop_prefer_latency() asks for the short slice (where the kernel shows
+ * and honours it) without touching the thread's nice value.
+ */
+static void test_prefer_latency(void **state)
+{
+	pthread_t t;
+	int nice_after = 0;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, prefer_latency_thread, &nice_after), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(nice_after, 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -411,6 +473,7 @@ int main(void)
 		cmocka_unit_test(test_signal_delivery),
 		cmocka_unit_test(test_stop_ends_the_pass),
 		cmocka_unit_test(test_clocks),
+		cmocka_unit_test(test_prefer_latency),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

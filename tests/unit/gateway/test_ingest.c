@@ -33,7 +33,9 @@
 #include "pki.h"
 #include "rules.h"
 #include "schema.h"
+#include "sign_worker.h"
 #include "telemetry.h"
+#include "vin.h"
 
 static const char VIN1[] = "WDB1234561A000001";
 static const char VIN2[] = "WDB1234561A000002";
@@ -57,6 +59,7 @@ struct published {
 	uint8_t *buf; /* owned */
 	size_t len;
 	uint64_t cookie;
+	unsigned order; /* 1 for the fixture's first publish, offer or receipt */
 };
 
 struct fixture {
@@ -73,6 +76,7 @@ struct fixture {
 	struct published ack[MAX_ACKS]; /* receipts (topic .../acks) */
 	int nack;
 	int publish_result; /* what the fake publisher returns */
+	unsigned published; /* publishes so far, offers and receipts */
 };
 
 static int fake_publish(void *arg, const char *topic, const uint8_t *buf, size_t len,
@@ -96,10 +100,12 @@ static int fake_publish(void *arg, const char *topic, const uint8_t *buf, size_t
 	memcpy(p->buf, buf, len);
 	p->len = len;
 	p->cookie = cookie;
+	p->order = ++f->published;
 	return 0;
 }
 
-static void start_ingest_signing(struct fixture *f, size_t max_pending, int sign_thread)
+static void start_ingest_holding(struct fixture *f, size_t max_pending, int sign_thread,
+				 unsigned sign_hold_ms)
 {
 	struct ingest_params ip = {
 		.loop = f->loop,
@@ -113,6 +119,7 @@ static void start_ingest_signing(struct fixture *f, size_t max_pending, int sign
 		.max_pending = max_pending,
 		.no_timers = 1,
 		.sign_thread = sign_thread,
+		.sign_hold_ms = sign_hold_ms,
 	};
 	struct rules_config rc = { .low_fuel_pct = 15,
 				   .low_fuel_rearm_pct = 10,
@@ -121,6 +128,11 @@ static void start_ingest_signing(struct fixture *f, size_t max_pending, int sign
 	assert_int_equal(ingest_new(&ip, &f->in), 0);
 	assert_int_equal(rules_new(&rc, f->db, f->log, ingest_offer_sink, f->in, &f->rules), 0);
 	ingest_set_rules(f->in, f->rules);
+}
+
+static void start_ingest_signing(struct fixture *f, size_t max_pending, int sign_thread)
+{
+	start_ingest_holding(f, max_pending, sign_thread, 0);
 }
 
 static void start_ingest(struct fixture *f, size_t max_pending)
@@ -738,6 +750,101 @@ static void test_offer_signed_on_the_thread(void **state)
 	crypto_verifier_free(v);
 }
 
+/* The order of the first receipt published to vin's acks topic, or 0. */
+static unsigned receipt_order(const struct fixture *f, const char *vin)
+{
+	char topic[128];
+
+	snprintf(topic, sizeof(topic), "pitstop/v1/vehicles/%s/acks", vin);
+	for (int i = 0; i < f->nack; i++)
+		if (strcmp(f->ack[i].topic, topic) == 0)
+			return f->ack[i].order;
+	return 0;
+}
+
+/* What poll_until() waits for: npub offers and a receipt for vin. */
+struct wait_for {
+	struct fixture *f;
+	int npub;
+	const char *vin;
+	int polls;
+};
+
+/* Every millisecond: stops the loop once w is met (or after 20 s). */
+static void poll_until(void *arg)
+{
+	struct wait_for *w = arg;
+
+	if ((w->f->npub >= w->npub && receipt_order(w->f, w->vin)) || ++w->polls > 20000) {
+		loop_stop(w->f->loop);
+		return;
+	}
+	assert_true(loop_add_timer(w->f->loop, 1, poll_until, w) > 0);
+}
+
+/*
+ * An offer whose transaction committed waits only for its signature; the
+ * next transaction's commit (an fsync that blocks the loop) waits for that
+ * signature instead of holding it up, so the offer goes out first. (A hold
+ * of 10 s here, so that a slow machine cannot end it first.)
+ */
+static void test_commit_waits_for_a_signature(void **state)
+{
+	struct fixture *f = *state;
+	struct wait_for w = { .f = f, .npub = 1, .vin = VIN2 };
+
+	stop_ingest(f);
+	start_ingest_holding(f, 0, 1, 10000);
+	send_batch(f, 1, 1000, 500, 2);
+	send_batch(f, 2, 3000, 100, 1); /* low fuel: an offer, to the thread */
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->npub, 0); /* committed; its signature comes through the loop */
+	send_batch_of(f, VIN2, EPOCH, 1, 1000, 500, 1); /* opens the next transaction */
+	assert_int_equal(receipt_order(f, VIN2), 0);
+	assert_true(loop_add_timer(f->loop, 1, poll_until, &w) > 0);
+	assert_int_equal(loop_run(f->loop), 0);
+	assert_int_equal(f->npub, 1);
+	assert_true(receipt_order(f, VIN2) > 0);
+	assert_true(f->pub[0].order < receipt_order(f, VIN2));
+}
+
+/* Every millisecond: lets the signing thread go once vin's receipt is out. */
+static void resume_after_receipt(void *arg)
+{
+	struct wait_for *w = arg;
+
+	if (receipt_order(w->f, w->vin) || w->polls > 20000) {
+		sign_worker_pause(ingest_sign_worker(w->f->in), 0);
+		return;
+	}
+	assert_true(loop_add_timer(w->f->loop, 1, resume_after_receipt, w) > 0);
+}
+
+/*
+ * ... but not for long: with the signing thread stopped (a test hook), the
+ * next transaction still commits, after SIGN_HOLD_MS, and its receipt goes
+ * out before the offer; then the offer follows.
+ */
+static void test_commit_waits_for_a_signature_briefly(void **state)
+{
+	struct fixture *f = *state;
+	struct wait_for w = { .f = f, .npub = 1, .vin = VIN2 };
+
+	stop_ingest(f);
+	start_ingest_signing(f, 0, 1);
+	send_batch(f, 1, 1000, 500, 2);
+	sign_worker_pause(ingest_sign_worker(f->in), 1);
+	send_batch(f, 2, 3000, 100, 1); /* low fuel: an offer, kept in the thread */
+	assert_int_equal(ingest_flush(f->in), 0);
+	send_batch_of(f, VIN2, EPOCH, 1, 1000, 500, 1);
+	assert_true(loop_add_timer(f->loop, 1, resume_after_receipt, &w) > 0);
+	assert_true(loop_add_timer(f->loop, 1, poll_until, &w) > 0);
+	assert_int_equal(loop_run(f->loop), 0);
+	assert_int_equal(f->npub, 1); /* it went out, once */
+	assert_true(receipt_order(f, VIN2) > 0);
+	assert_true(receipt_order(f, VIN2) < f->pub[0].order);
+}
+
 static void test_commit_every_max_pending(void **state)
 {
 	struct fixture *f = *state;
@@ -1243,6 +1350,9 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offer_signed_on_the_thread, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_waits_for_a_signature, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_waits_for_a_signature_briefly, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_commit_every_max_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_timer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_and_status, setup, teardown),
