@@ -782,32 +782,6 @@ static void poll_until(void *arg)
 	assert_true(loop_add_timer(w->f->loop, 1, poll_until, w) > 0);
 }
 
-/*
- * An offer whose transaction committed waits only for its signature; the
- * next transaction's commit (an fsync that blocks the loop) waits for that
- * signature instead of holding it up, so the offer goes out first. (A hold
- * of 10 s here, so that a slow machine cannot end it first.)
- */
-static void test_commit_waits_for_a_signature(void **state)
-{
-	struct fixture *f = *state;
-	struct wait_for w = { .f = f, .npub = 1, .vin = VIN2 };
-
-	stop_ingest(f);
-	start_ingest_holding(f, 0, 1, 10000);
-	send_batch(f, 1, 1000, 500, 2);
-	send_batch(f, 2, 3000, 100, 1); /* low fuel: an offer, to the thread */
-	assert_int_equal(ingest_flush(f->in), 0);
-	assert_int_equal(f->npub, 0); /* committed; its signature comes through the loop */
-	send_batch_of(f, VIN2, EPOCH, 1, 1000, 500, 1); /* opens the next transaction */
-	assert_int_equal(receipt_order(f, VIN2), 0);
-	assert_true(loop_add_timer(f->loop, 1, poll_until, &w) > 0);
-	assert_int_equal(loop_run(f->loop), 0);
-	assert_int_equal(f->npub, 1);
-	assert_true(receipt_order(f, VIN2) > 0);
-	assert_true(f->pub[0].order < receipt_order(f, VIN2));
-}
-
 /* Every millisecond: lets the signing thread go once vin's receipt is out. */
 static void resume_after_receipt(void *arg)
 {
@@ -821,6 +795,47 @@ static void resume_after_receipt(void *arg)
 }
 
 /*
+ * With the signing thread and a hold of sign_hold_ms (0: SIGN_HOLD_MS):
+ * VIN1's low batch is committed with its offer still in the thread (held
+ * there until VIN2's receipt is out when paused), then VIN2's batch opens
+ * the next transaction; runs the loop until both are published.
+ */
+static void offer_then_next_transaction(struct fixture *f, unsigned sign_hold_ms, int paused)
+{
+	struct wait_for w = { .f = f, .npub = 1, .vin = VIN2 };
+
+	stop_ingest(f);
+	start_ingest_holding(f, 0, 1, sign_hold_ms);
+	send_batch(f, 1, 1000, 500, 2);
+	sign_worker_pause(ingest_sign_worker(f->in), paused);
+	send_batch(f, 2, 3000, 100, 1); /* low fuel: an offer, to the thread */
+	assert_int_equal(ingest_flush(f->in), 0);
+	assert_int_equal(f->npub, 0); /* committed; its signature comes through the loop */
+	send_batch_of(f, VIN2, EPOCH, 1, 1000, 500, 1); /* opens the next transaction */
+	assert_int_equal(receipt_order(f, VIN2), 0);
+	if (paused)
+		assert_true(loop_add_timer(f->loop, 1, resume_after_receipt, &w) > 0);
+	assert_true(loop_add_timer(f->loop, 1, poll_until, &w) > 0);
+	assert_int_equal(loop_run(f->loop), 0);
+	assert_int_equal(f->npub, 1); /* the offer went out, once */
+	assert_true(receipt_order(f, VIN2) > 0);
+}
+
+/*
+ * An offer whose transaction committed waits only for its signature; the
+ * next transaction's commit (an fsync that blocks the loop) waits for that
+ * signature instead of holding it up, so the offer goes out first. (A hold
+ * of 10 s here, so that a slow machine cannot end it first.)
+ */
+static void test_commit_waits_for_a_signature(void **state)
+{
+	struct fixture *f = *state;
+
+	offer_then_next_transaction(f, 10000, 0);
+	assert_true(f->pub[0].order < receipt_order(f, VIN2));
+}
+
+/*
  * ... but not for long: with the signing thread stopped (a test hook), the
  * next transaction still commits, after SIGN_HOLD_MS, and its receipt goes
  * out before the offer; then the offer follows.
@@ -828,20 +843,8 @@ static void resume_after_receipt(void *arg)
 static void test_commit_waits_for_a_signature_briefly(void **state)
 {
 	struct fixture *f = *state;
-	struct wait_for w = { .f = f, .npub = 1, .vin = VIN2 };
 
-	stop_ingest(f);
-	start_ingest_signing(f, 0, 1);
-	send_batch(f, 1, 1000, 500, 2);
-	sign_worker_pause(ingest_sign_worker(f->in), 1);
-	send_batch(f, 2, 3000, 100, 1); /* low fuel: an offer, kept in the thread */
-	assert_int_equal(ingest_flush(f->in), 0);
-	send_batch_of(f, VIN2, EPOCH, 1, 1000, 500, 1);
-	assert_true(loop_add_timer(f->loop, 1, resume_after_receipt, &w) > 0);
-	assert_true(loop_add_timer(f->loop, 1, poll_until, &w) > 0);
-	assert_int_equal(loop_run(f->loop), 0);
-	assert_int_equal(f->npub, 1); /* it went out, once */
-	assert_true(receipt_order(f, VIN2) > 0);
+	offer_then_next_transaction(f, 0, 1);
 	assert_true(receipt_order(f, VIN2) < f->pub[0].order);
 }
 
