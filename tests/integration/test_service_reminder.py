@@ -55,22 +55,27 @@ def test():
         finally:
             del os.environ["PITSTOP_REMINDERS_PERIOD_MS"]
 
+        # Drive a little, then park: offers are shown at standstill. The car
+        # connects first: the job runs every second from the service history
+        # alone, and an offer published before a car's first connection has
+        # no session at the broker to wait in.
+        rows = [(t, "%.3f" % (5000 + 0.01 * min(t, 6)), "60.0", "40" if t < 6 else "0")
+                for t in range(0, 40, 2)]
+        agent = s.start_agent(VIN_A, s.write_signals("signals.csv", rows),
+                              batch_max_samples="1", batch_max_age_ms="1000")
+        screen = s.path("agent-state", "screen.txt")
+        wait_for(lambda: "connected to the broker" in agent.text(), 20, "the car connected")
+
         # Everything serviced 24 months before 20 days from now; only the oil
-        # service has a 24-month interval here, the rest are years away.
-        done = months_ago(24, 20)
-        s.ctl("service", "record", VIN_A, "--date", done, "--odometer-km", "4000",
-              "--items", "oil_service;inspection;brake_fluid;timing_belt", json_out=False)
+        # service has a 24-month interval here, the rest are years away (the
+        # intervals first, so that no run sees the history with the defaults).
         s.ctl("service", "override", VIN_A, "oil_service", "--every-months", "24",
               json_out=False)
         for item in ("inspection", "brake_fluid"):
             s.ctl("service", "override", VIN_A, item, "--every-months", "48", json_out=False)
-
-        # Drive a little, then park: offers are shown at standstill.
-        rows = [(t, "%.3f" % (5000 + 0.01 * min(t, 6)), "60.0", "40" if t < 6 else "0")
-                for t in range(0, 40, 2)]
-        s.start_agent(VIN_A, s.write_signals("signals.csv", rows), batch_max_samples="1",
-                      batch_max_age_ms="1000")
-        screen = s.path("agent-state", "screen.txt")
+        done = months_ago(24, 20)
+        s.ctl("service", "record", VIN_A, "--date", done, "--odometer-km", "4000",
+              "--items", "oil_service;inspection;brake_fluid;timing_belt", json_out=False)
 
         card = wait_for(lambda: (lambda c: c if c and c.get("kind") == "service" else None)(
             read_card(screen)), 30, "the service reminder on the car's screen")
